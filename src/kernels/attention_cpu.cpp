@@ -1,0 +1,135 @@
+#include "kernels/attention_cpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace gfwa::cpu {
+namespace {
+
+inline size_t tok(const AttnShape& s, int b, int t, int h) { return ((size_t(b) * s.T + t) * s.H + h); }
+
+inline double dot(const double* a, const double* b, int n) {
+  double acc = 0.0;
+  for (int d = 0; d < n; ++d) acc += a[d] * b[d];
+  return acc;
+}
+
+// Gathers one head's rows into contiguous double buffers so the inner loops stay simple and exact.
+template <class F>
+void gather_head(const AttnShape& s, const F* x, int b, int h, std::vector<double>& out) {
+  out.resize(size_t(s.T) * s.D);
+  for (int t = 0; t < s.T; ++t) {
+    const F* src = x + tok(s, b, t, h) * s.D;
+    for (int d = 0; d < s.D; ++d) out[size_t(t) * s.D + d] = double(src[d]);
+  }
+}
+
+template <class F>
+void gather_lam(const AttnShape& s, AttnMode mode, const F* lam, int b, int h, std::vector<double>& out) {
+  out.assign(s.T, 0.0);
+  if (mode != AttnMode::gatedfwa) return;
+  for (int t = 0; t < s.T; ++t) out[t] = double(lam[tok(s, b, t, h)]);
+}
+
+// Logits of row i over its window [j0, i] (written to sc[j - j0]).
+void row_logits(const AttnShape& s, const std::vector<double>& Q, const std::vector<double>& K,
+                const std::vector<double>& L, int i, int j0, double scale, std::vector<double>& sc) {
+  sc.resize(i - j0 + 1);
+  for (int j = j0; j <= i; ++j)
+    sc[j - j0] = dot(&Q[size_t(i) * s.D], &K[size_t(j) * s.D], s.D) * scale + (L[i] - L[j]);
+}
+
+}  // namespace
+
+template <class F>
+void attention_forward(const AttnShape& s, AttnMode mode, const F* q, const F* k, const F* v, const F* lam,
+                       F* o, F* lse) {
+  const int W = effective_window(mode, s.window, s.T);
+  const double scale = 1.0 / std::sqrt(double(s.D));
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < s.B; ++b)
+    for (int h = 0; h < s.H; ++h) {
+      std::vector<double> Q, K, V, L, sc, acc(s.D);
+      gather_head(s, q, b, h, Q);
+      gather_head(s, k, b, h, K);
+      gather_head(s, v, b, h, V);
+      gather_lam(s, mode, lam, b, h, L);
+      for (int i = 0; i < s.T; ++i) {
+        const int j0 = std::max(0, i - W + 1);
+        row_logits(s, Q, K, L, i, j0, scale, sc);
+        const double m = *std::max_element(sc.begin(), sc.end());
+        double sum = 0.0;
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int j = j0; j <= i; ++j) {
+          const double p = std::exp(sc[j - j0] - m);
+          sum += p;
+          for (int d = 0; d < s.D; ++d) acc[d] += p * V[size_t(j) * s.D + d];
+        }
+        F* orow = o + tok(s, b, i, h) * s.D;
+        for (int d = 0; d < s.D; ++d) orow[d] = F(acc[d] / sum);
+        lse[(size_t(b) * s.H + h) * s.T + i] = F(m + std::log(sum));
+      }
+    }
+}
+
+template <class F>
+void attention_backward(const AttnShape& s, AttnMode mode, const F* q, const F* k, const F* v, const F* lam,
+                        const F* o, const F* lse, const F* dout, F* dq, F* dk, F* dv, F* dlam) {
+  const int W = effective_window(mode, s.window, s.T);
+  const double scale = 1.0 / std::sqrt(double(s.D));
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < s.B; ++b)
+    for (int h = 0; h < s.H; ++h) {
+      std::vector<double> Q, K, V, O, dO, L, sc;
+      gather_head(s, q, b, h, Q);
+      gather_head(s, k, b, h, K);
+      gather_head(s, v, b, h, V);
+      gather_head(s, o, b, h, O);
+      gather_head(s, dout, b, h, dO);
+      gather_lam(s, mode, lam, b, h, L);
+      std::vector<double> dQ(size_t(s.T) * s.D, 0.0), dK(dQ.size(), 0.0), dV(dQ.size(), 0.0), dL(s.T, 0.0);
+      for (int i = 0; i < s.T; ++i) {
+        const int j0 = std::max(0, i - W + 1);
+        row_logits(s, Q, K, L, i, j0, scale, sc);
+        const double row_lse = double(lse[(size_t(b) * s.H + h) * s.T + i]);
+        const double* dOi = &dO[size_t(i) * s.D];
+        const double delta = dot(dOi, &O[size_t(i) * s.D], s.D);
+        for (int j = j0; j <= i; ++j) {
+          const double p = std::exp(sc[j - j0] - row_lse);
+          const double dp = dot(dOi, &V[size_t(j) * s.D], s.D);
+          const double ds = p * (dp - delta);
+          for (int d = 0; d < s.D; ++d) {
+            dV[size_t(j) * s.D + d] += p * dOi[d];
+            dQ[size_t(i) * s.D + d] += ds * K[size_t(j) * s.D + d] * scale;
+            dK[size_t(j) * s.D + d] += ds * Q[size_t(i) * s.D + d] * scale;
+          }
+          dL[i] += ds;  // sums to ~0 over j: softmax ignores a per-row shift
+          dL[j] -= ds;
+        }
+      }
+      for (int t = 0; t < s.T; ++t) {
+        const size_t base = tok(s, b, t, h) * s.D;
+        for (int d = 0; d < s.D; ++d) {
+          dq[base + d] = F(dQ[size_t(t) * s.D + d]);
+          dk[base + d] = F(dK[size_t(t) * s.D + d]);
+          dv[base + d] = F(dV[size_t(t) * s.D + d]);
+        }
+        if (mode == AttnMode::gatedfwa && dlam) dlam[tok(s, b, t, h)] = F(dL[t]);
+      }
+    }
+}
+
+template void attention_forward<float>(const AttnShape&, AttnMode, const float*, const float*, const float*,
+                                       const float*, float*, float*);
+template void attention_forward<double>(const AttnShape&, AttnMode, const double*, const double*, const double*,
+                                        const double*, double*, double*);
+template void attention_backward<float>(const AttnShape&, AttnMode, const float*, const float*, const float*,
+                                        const float*, const float*, const float*, const float*, float*, float*,
+                                        float*, float*);
+template void attention_backward<double>(const AttnShape&, AttnMode, const double*, const double*, const double*,
+                                         const double*, const double*, const double*, const double*, double*,
+                                         double*, double*, double*);
+
+}  // namespace gfwa::cpu

@@ -1,0 +1,29 @@
+// The three attention variants the project trains and compares (gatedfwa.md sections 2-3).
+#pragma once
+#include <string>
+
+namespace gfwa {
+
+enum class AttnMode { full, swa, gatedfwa };
+
+inline const char* attn_mode_name(AttnMode m) {
+  switch (m) {
+    case AttnMode::full: return "full";
+    case AttnMode::swa: return "swa";
+    case AttnMode::gatedfwa: return "gatedfwa";
+  }
+  return "?";
+}
+
+// Returns false when `s` names no mode.
+inline bool parse_attn_mode(const std::string& s, AttnMode* out) {
+  if (s == "full") { *out = AttnMode::full; return true; }
+  if (s == "swa") { *out = AttnMode::swa; return true; }
+  if (s == "gatedfwa") { *out = AttnMode::gatedfwa; return true; }
+  return false;
+}
+
+// Keys visible to query i: [i - W + 1, i]. Full causal attention is W = T.
+inline int effective_window(AttnMode m, int window, int T) { return m == AttnMode::full ? T : window; }
+
+}  // namespace gfwa

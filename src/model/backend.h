@@ -1,0 +1,52 @@
+// What the trainer needs from a model backend (cpu: fp32 reference; cuda: bf16 + fp32 master).
+// Parameters, gradients and AdamW moments follow ParamLayout; host copies are fp32.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/model_config.h"
+#include "model/param_layout.h"
+
+namespace gfwa {
+
+struct AdamWStep {
+  float lr;
+  float beta1, beta2, eps, weight_decay;
+  float grad_scale;   // multiplies every gradient before the update (clipping: min(1, clip / norm))
+  int64_t t;          // 1-based step count for bias correction
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual const ModelConfig& config() const = 0;
+  virtual const ParamLayout& layout() const = 0;
+
+  // Documented initialisation (docs/config.md), deterministic in the seed.
+  virtual void init_params(uint64_t seed) = 0;
+
+  // One micro-batch: inputs/targets are [B, T] token ids. Gradients accumulate (+=) scaled by
+  // grad_scale (1 / micro-batches per step). Returns the mean cross-entropy over the B*T targets.
+  virtual float forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T,
+                                 float grad_scale) = 0;
+  // Loss only (evaluation): mean cross-entropy over B*T targets.
+  virtual float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) = 0;
+  // Logits [vocab] of the last position of a single sequence of length T (sampling).
+  virtual void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) = 0;
+
+  virtual void zero_grad() = 0;
+  virtual double grad_norm() = 0;   // global L2 norm of the accumulated gradients
+  virtual void adamw_update(const AdamWStep& step) = 0;
+
+  // fp32 host copies, for checkpoints and tests.
+  virtual void get_params(std::vector<float>& out) = 0;
+  virtual void set_params(const std::vector<float>& in) = 0;
+  virtual void get_grads(std::vector<float>& out) = 0;
+  virtual void get_adam_state(std::vector<float>& m, std::vector<float>& v) = 0;
+  virtual void set_adam_state(const std::vector<float>& m, const std::vector<float>& v) = 0;
+};
+
+}  // namespace gfwa

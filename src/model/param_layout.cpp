@@ -1,0 +1,54 @@
+#include "model/param_layout.h"
+
+#include <stdexcept>
+
+namespace gfwa {
+
+ParamLayout::ParamLayout(const ModelConfig& cfg) {
+  const int d = cfg.d_model, H = cfg.n_heads, F = cfg.hidden();
+  add("embed", {cfg.vocab_size, d});  // tied: also the classifier
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    const std::string p = "layers." + std::to_string(l) + ".";
+    add(p + "attn_norm", {d});
+    add(p + "attn.wq", {d, d});
+    add(p + "attn.wk", {d, d});
+    add(p + "attn.wv", {d, d});
+    add(p + "attn.q_norm", {d});
+    add(p + "attn.k_norm", {d});
+    if (cfg.attention.token_shift) {
+      add(p + "attn.shift_k", {H, d});
+      add(p + "attn.shift_v", {H, d});
+    }
+    if (cfg.attention.mode == AttnMode::gatedfwa) {
+      add(p + "attn.gate_w", {H, d});
+      add(p + "attn.gate_b", {H});
+      add(p + "attn.gate_sharp", {H, d});
+    }
+    add(p + "attn.wo", {d, d});
+    add(p + "mlp_norm", {d});
+    add(p + "mlp.w1", {F, d});
+    add(p + "mlp.w3", {F, d});
+    add(p + "mlp.w2", {d, F});
+  }
+  add("final_norm", {d});
+}
+
+void ParamLayout::add(const std::string& name, std::vector<int> shape) {
+  ParamTensor t;
+  t.name = name;
+  t.numel = 1;
+  for (int s : shape) t.numel *= size_t(s);
+  t.decay = shape.size() == 2;
+  t.shape = std::move(shape);
+  t.offset = total_;
+  total_ += t.numel;
+  tensors_.push_back(std::move(t));
+}
+
+const ParamTensor& ParamLayout::get(const std::string& name) const {
+  for (const auto& t : tensors_)
+    if (t.name == name) return t;
+  throw std::out_of_range("no parameter tensor named '" + name + "'");
+}
+
+}  // namespace gfwa

@@ -1,0 +1,13 @@
+// Subcommands of the `gfwa` executable. Each lives in its own cmd_*.cpp and returns an exit status;
+// errors are thrown (ConfigError, std::runtime_error) and printed as one line by main.
+#pragma once
+
+namespace gfwa {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int argc, char** argv);  // argv[0] is the subcommand name
+};
+
+}  // namespace gfwa
