@@ -1,0 +1,36 @@
+#include "train/schedule.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace gfwa {
+
+int64_t total_steps(const TrainConfig& train, int64_t tokens_per_step) {
+  if (train.token_budget > 0) return (train.token_budget + tokens_per_step - 1) / tokens_per_step;
+  return train.max_steps;
+}
+
+double lr_at(const ScheduleConfig& s, double peak, int64_t step, int64_t total) {
+  const int64_t warmup = s.warmup_steps;
+  if (step < warmup) return peak * double(step + 1) / double(warmup);
+  if (s.type == "constant") return peak;
+
+  // The decay runs over steps [start, total): the first decaying step is already below the peak and
+  // the last one lands on the final value.
+  int64_t start = warmup;
+  if (s.type == "wsd") {
+    // Rounded, not ceil'ed: 0.3f * 10 is 3.0000001 in float and must mean 3 steps.
+    const int64_t decay_steps = std::max<int64_t>(1, std::llround(double(s.decay_fraction) * double(total)));
+    start = std::max(warmup, total - decay_steps);
+  } else if (s.type != "cosine" && s.type != "linear") {
+    throw std::invalid_argument("schedule.type: unknown schedule '" + s.type + "'");
+  }
+  if (step < start) return peak;
+  const double floor_lr = peak * s.final_lr_fraction;
+  const double p = std::min(1.0, double(step + 1 - start) / double(std::max<int64_t>(1, total - start)));
+  if (s.type == "cosine") return floor_lr + (peak - floor_lr) * 0.5 * (1.0 + std::cos(M_PI * p));
+  return peak - (peak - floor_lr) * p;  // linear, and the decay phase of wsd
+}
+
+}  // namespace gfwa

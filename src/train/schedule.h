@@ -1,0 +1,18 @@
+// Learning-rate schedules: linear warmup, then cosine | linear | constant | wsd (warmup-stable-decay).
+// Steps are 0-based; the update of step s uses lr_at(s). Warmup reaches the peak at step warmup-1;
+// the decaying schedules reach final_lr_fraction * peak exactly at the last step (total - 1).
+#pragma once
+#include <cstdint>
+
+#include "train/config.h"
+
+namespace gfwa {
+
+// Number of optimizer steps of a run: ceil(token_budget / tokens_per_step) when a token budget is
+// set, else train.max_steps. tokens_per_step is the resolved value (never 0).
+int64_t total_steps(const TrainConfig& train, int64_t tokens_per_step);
+
+// The learning rate of 0-based step `step` in a run of `total` steps with peak `peak`.
+double lr_at(const ScheduleConfig& s, double peak, int64_t step, int64_t total);
+
+}  // namespace gfwa
