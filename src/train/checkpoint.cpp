@@ -1,0 +1,311 @@
+#include "train/checkpoint.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "data/sha256.h"
+
+namespace gfwa {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kFormat = 1;
+constexpr const char* kTempPrefix = ".tmp-";
+constexpr const char* kOldPrefix = ".old-";
+
+std::atomic<int64_t> g_fault_budget{-1};
+std::atomic<WriteFault> g_fault_kind{WriteFault::fail};
+
+[[noreturn]] void fail_errno(const std::string& what, const std::string& path, int err) {
+  throw CheckpointError("checkpoint: cannot " + what + " " + path + ": " + std::strerror(err));
+}
+
+struct Span {
+  const void* data;
+  size_t bytes;
+};
+
+// Writes the spans, in order, to a new file (O_EXCL), retrying short writes, then fsyncs it.
+// Consumes the injected fault budget.
+void write_file_durably(const std::string& path, std::initializer_list<Span> spans) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) fail_errno("create", path, errno);
+  int err = 0;
+  for (const Span& s : spans) {
+    const auto* p = static_cast<const char*>(s.data);
+    size_t done = 0;
+    while (done < s.bytes && !err) {
+      size_t chunk = std::min<size_t>(s.bytes - done, size_t(1) << 26);
+      const int64_t budget = g_fault_budget.load();
+      const bool inject = budget >= 0 && int64_t(chunk) > budget;
+      if (inject) chunk = size_t(budget);
+      const ssize_t w = chunk ? ::write(fd, p + done, chunk) : 0;
+      if (w < 0) {
+        if (errno != EINTR) err = errno;
+        continue;
+      }
+      done += size_t(w);
+      if (budget >= 0) g_fault_budget.store(budget - w);
+      if (inject) {
+        if (g_fault_kind.load() == WriteFault::stall) {
+          for (;;) ::pause();
+        }
+        err = ENOSPC;
+      }
+    }
+  }
+  if (!err && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && !err) err = errno;
+  if (err) fail_errno("write", path, err);
+}
+
+void write_file_durably(const std::string& path, const std::string& text) {
+  write_file_durably(path, {{text.data(), text.size()}});
+}
+
+void fsync_dir(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fail_errno("open directory", path, errno);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) fail_errno("fsync directory", path, err);
+}
+
+nlohmann::json file_entry(size_t bytes, const std::string& sha) { return {{"bytes", bytes}, {"sha256", sha}}; }
+
+// Parses a step_* directory name; -1 for anything else (temporary and foreign entries).
+int64_t step_of(const std::string& name) {
+  if (name.rfind("step_", 0) != 0 || name.size() < 6) return -1;
+  int64_t step = 0;
+  for (size_t i = 5; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return -1;
+    step = step * 10 + (name[i] - '0');
+  }
+  return step;
+}
+
+// step_* directories under root, oldest first.
+std::vector<std::pair<int64_t, std::string>> list_steps(const std::string& root) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const int64_t s = step_of(e.path().filename().string());
+    if (s >= 0 && e.is_directory(ec)) out.emplace_back(s, e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Temporary directories left by writers that no longer run (killed mid-save).
+void remove_stale_temporaries(const std::string& root) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(kTempPrefix, 0) != 0 && name.rfind(kOldPrefix, 0) != 0) continue;
+    const long pid = std::strtol(name.substr(name.rfind('-') + 1).c_str(), nullptr, 10);
+    if (pid > 0 && pid != long(::getpid()) && ::kill(pid_t(pid), 0) == 0) continue;  // still writing
+    fs::remove_all(e.path(), ec);
+  }
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw CheckpointError("missing or unreadable file " + path);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  if (f.bad()) throw CheckpointError("cannot read " + path);
+  return ss.str();
+}
+
+// Parses state.json and checks its own checksum; throws CheckpointError describing the problem.
+nlohmann::json read_state(const std::string& dir) {
+  const std::string path = dir + "/state.json";
+  nlohmann::json state;
+  try {
+    state = nlohmann::json::parse(read_all(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError("state.json is not valid JSON (" + std::string(e.what()) + ")");
+  }
+  if (!state.is_object() || !state.contains("self_sha256") || !state.contains("files"))
+    throw CheckpointError("state.json lacks its checksums");
+  const std::string want = state.at("self_sha256").get<std::string>();
+  state.erase("self_sha256");
+  if (sha256_hex(state.dump()) != want) throw CheckpointError("state.json fails its checksum");
+  if (state.value("format", 0) != kFormat)
+    throw CheckpointError("state.json has format " + state.value("format", nlohmann::json()).dump() +
+                          ", expected " + std::to_string(kFormat));
+  return state;
+}
+
+void check_entry(const nlohmann::json& files, const std::string& name, size_t bytes, const std::string& sha) {
+  if (!files.contains(name)) throw CheckpointError("state.json does not list " + name);
+  const auto& e = files.at(name);
+  if (e.at("bytes").get<size_t>() != bytes)
+    throw CheckpointError(name + " has " + std::to_string(bytes) + " bytes, expected " + e.at("bytes").dump());
+  if (e.at("sha256").get<std::string>() != sha) throw CheckpointError(name + " fails its SHA-256 checksum");
+}
+
+// Reads a whole file of fp32 values into `parts` (filled in order; their sizes follow the file size
+// split evenly), returning its SHA-256 and byte count.
+std::pair<std::string, size_t> read_floats(const std::string& path, std::initializer_list<std::vector<float>*> parts) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) throw CheckpointError("missing or unreadable file " + path);
+  const auto bytes = size_t(f.tellg());
+  const size_t part_bytes = bytes / parts.size();
+  if (part_bytes * parts.size() != bytes || part_bytes % sizeof(float) != 0)
+    throw CheckpointError(path + " has " + std::to_string(bytes) + " bytes, not a whole number of fp32 tensors");
+  f.seekg(0);
+  Sha256 sha;
+  for (auto* v : parts) {
+    v->assign(part_bytes / sizeof(float), 0.0f);
+    f.read(reinterpret_cast<char*>(v->data()), std::streamsize(part_bytes));
+    if (size_t(f.gcount()) != part_bytes) throw CheckpointError("cannot read " + path);
+    sha.update(v->data(), part_bytes);
+  }
+  return {sha.hex_digest(), bytes};
+}
+
+}  // namespace
+
+void inject_checkpoint_write_fault(int64_t after_bytes, WriteFault kind) {
+  g_fault_kind.store(kind);
+  g_fault_budget.store(after_bytes);
+}
+
+std::string checkpoint_dir_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step_%08" PRId64, step);
+  return buf;
+}
+
+std::string save_checkpoint(const std::string& root, int64_t step, const CheckpointData& data) {
+  if (data.adam_m.size() != data.params.size() || data.adam_v.size() != data.params.size())
+    throw CheckpointError("checkpoint: optimizer state and parameters differ in size");
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  if (ec) throw CheckpointError("checkpoint: cannot create directory " + root + ": " + ec.message());
+  remove_stale_temporaries(root);
+
+  const std::string name = checkpoint_dir_name(step);
+  const std::string final_dir = root + "/" + name;
+  const std::string pid = std::to_string(::getpid());
+  const std::string tmp = root + "/" + kTempPrefix + name + "-" + pid;
+  fs::remove_all(tmp, ec);
+  if (::mkdir(tmp.c_str(), 0755) != 0) fail_errno("create directory", tmp, errno);
+  try {
+    const size_t n = data.params.size() * sizeof(float);
+    write_file_durably(tmp + "/model.bin", {{data.params.data(), n}});
+    write_file_durably(tmp + "/optimizer.bin", {{data.adam_m.data(), n}, {data.adam_v.data(), n}});
+    Sha256 model_sha, opt_sha;
+    model_sha.update(data.params.data(), n);
+    opt_sha.update(data.adam_m.data(), n);
+    opt_sha.update(data.adam_v.data(), n);
+    const std::string config_text = data.config.dump(2) + "\n";
+    write_file_durably(tmp + "/config.json", config_text);
+
+    nlohmann::json state = data.state;
+    state["format"] = kFormat;
+    state["files"] = {{"model.bin", file_entry(n, model_sha.hex_digest())},
+                      {"optimizer.bin", file_entry(2 * n, opt_sha.hex_digest())},
+                      {"config.json", file_entry(config_text.size(), sha256_hex(config_text))}};
+    state["self_sha256"] = sha256_hex(state.dump());
+    write_file_durably(tmp + "/state.json", state.dump(2) + "\n");
+    fsync_dir(tmp);
+
+    // Same step saved again (e.g. a signal right after resuming): move the old one aside first.
+    const std::string old = root + "/" + kOldPrefix + name + "-" + pid;
+    const bool replacing = fs::exists(final_dir);
+    if (replacing && ::rename(final_dir.c_str(), old.c_str()) != 0) fail_errno("move aside", final_dir, errno);
+    if (::rename(tmp.c_str(), final_dir.c_str()) != 0) fail_errno("rename " + tmp + " to", final_dir, errno);
+    fsync_dir(root);
+    if (replacing) fs::remove_all(old, ec);
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  return final_dir;
+}
+
+CheckpointData load_checkpoint(const std::string& dir) {
+  try {
+    CheckpointData d;
+    d.state = read_state(dir);
+    const auto& files = d.state.at("files");
+    const std::string config_text = read_all(dir + "/config.json");
+    check_entry(files, "config.json", config_text.size(), sha256_hex(config_text));
+    d.config = nlohmann::json::parse(config_text);
+
+    const auto [model_sha, model_bytes] = read_floats(dir + "/model.bin", {&d.params});
+    check_entry(files, "model.bin", model_bytes, model_sha);
+    const auto [opt_sha, opt_bytes] = read_floats(dir + "/optimizer.bin", {&d.adam_m, &d.adam_v});
+    check_entry(files, "optimizer.bin", opt_bytes, opt_sha);
+    if (d.adam_m.size() != d.params.size()) throw CheckpointError("model.bin and optimizer.bin sizes do not match");
+    d.state.erase("files");
+    return d;
+  } catch (const std::exception& e) {
+    throw CheckpointError("checkpoint " + dir + ": " + e.what());
+  }
+}
+
+std::string checkpoint_problem(const std::string& dir) {
+  try {
+    const nlohmann::json state = read_state(dir);
+    const auto& files = state.at("files");
+    for (const char* name : {"config.json", "model.bin", "optimizer.bin"}) {
+      const std::string path = dir + "/" + name;
+      std::ifstream f(path, std::ios::binary);
+      if (!f) return std::string("missing or unreadable file ") + name;
+      Sha256 sha;
+      size_t bytes = 0;
+      std::vector<char> buf(size_t(1) << 20);
+      while (f) {
+        f.read(buf.data(), std::streamsize(buf.size()));
+        sha.update(buf.data(), size_t(f.gcount()));
+        bytes += size_t(f.gcount());
+      }
+      if (f.bad()) return "cannot read " + path;
+      check_entry(files, name, bytes, sha.hex_digest());
+    }
+    return "";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+std::optional<std::string> find_latest_valid(const std::string& root) {
+  auto steps = list_steps(root);
+  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+    const std::string problem = checkpoint_problem(it->second);
+    if (problem.empty()) return it->second;
+    spdlog::warn("skipping checkpoint {}: {}", it->second, problem);
+  }
+  return std::nullopt;
+}
+
+void prune_checkpoints(const std::string& root, int keep_last, int keep_every) {
+  const auto steps = list_steps(root);
+  const size_t keep = size_t(std::max(1, keep_last));
+  for (size_t i = 0; i + keep < steps.size(); ++i) {
+    if (keep_every > 0 && steps[i].first % keep_every == 0) continue;
+    std::error_code ec;
+    fs::remove_all(steps[i].second, ec);
+    if (ec) spdlog::warn("cannot remove old checkpoint {}: {}", steps[i].second, ec.message());
+  }
+}
+
+}  // namespace gfwa

@@ -1,0 +1,61 @@
+// Checkpoints: one directory per step, root/step_00001234/, holding
+//   config.json     the resolved run configuration plus the tokenizer id
+//   model.bin       fp32 parameters in ParamLayout order (raw little-endian floats)
+//   optimizer.bin   AdamW first moments m, then second moments v (fp32, same order)
+//   state.json      step, counters, RNG and data-loader states, the byte size and SHA-256 of every
+//                   other file, and a SHA-256 of its own content ("self_sha256")
+// A checkpoint is written under a temporary name, every file and the directory fsync'ed, then
+// renamed into place, so a crash or a full disk never leaves a half-written step_* directory and
+// never touches the checkpoints already there.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace gfwa {
+
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct CheckpointData {
+  nlohmann::json config;   // written to config.json
+  nlohmann::json state;    // written to state.json (the "files" and "self_sha256" keys are added)
+  std::vector<float> params;
+  std::vector<float> adam_m, adam_v;  // same size as params
+};
+
+// "step_00001234" (at least 8 digits).
+std::string checkpoint_dir_name(int64_t step);
+
+// Writes root/step_<step> atomically and returns its path; an existing directory of the same step is
+// replaced. Throws CheckpointError naming the path and the reason; on failure nothing new is left.
+std::string save_checkpoint(const std::string& root, int64_t step, const CheckpointData& data);
+
+// Reads and verifies (sizes, checksums) one checkpoint directory; throws CheckpointError naming the
+// directory and the problem.
+CheckpointData load_checkpoint(const std::string& dir);
+
+// Verifies a checkpoint directory without keeping its contents; returns the problem, or "" if valid.
+std::string checkpoint_problem(const std::string& dir);
+
+// The newest valid step_* directory under root, skipping (with a warning that names the directory and
+// the problem) incomplete or corrupted ones; nullopt when there is none.
+std::optional<std::string> find_latest_valid(const std::string& root);
+
+// Deletes step_* directories under root except the newest keep_last (at least 1) and those whose
+// step is a multiple of keep_every (when > 0).
+void prune_checkpoints(const std::string& root, int keep_last, int keep_every);
+
+// Test-only fault injection: once save_checkpoint has written `after_bytes` more bytes, the next
+// write fails with ENOSPC (Fault::fail) or blocks forever (Fault::stall, to be killed). Negative
+// after_bytes disables the fault.
+enum class WriteFault { fail, stall };
+void inject_checkpoint_write_fault(int64_t after_bytes, WriteFault kind = WriteFault::fail);
+
+}  // namespace gfwa
