@@ -1,0 +1,79 @@
+#include "train/metrics.h"
+
+#include <fstream>
+#include <stdexcept>
+#include <vector>
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#ifdef GFWA_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
+namespace gfwa {
+
+void setup_logging(const std::string& log_file, const std::string& level) {
+  const auto lvl = spdlog::level::from_str(level);
+  if (lvl == spdlog::level::off && level != "off")
+    throw std::invalid_argument("logging.level: unknown level '" + level + "'");
+  std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stdout_color_sink_mt>()};
+  if (!log_file.empty()) sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file));
+  auto logger = std::make_shared<spdlog::logger>("gfwa", sinks.begin(), sinks.end());
+  logger->set_level(lvl);
+  logger->set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] %v");
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+MetricsWriter::MetricsWriter(const std::string& path, int64_t resume_step) : path_(path) {
+  if (resume_step >= 0) {
+    std::vector<std::string> kept;
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) {
+      const auto rec = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (rec.is_object() && rec.value("step", int64_t(0)) <= resume_step) kept.push_back(line);
+    }
+    in.close();
+    std::ofstream rewrite(path, std::ios::trunc);
+    for (const auto& line : kept) rewrite << line << '\n';
+  }
+  out_.open(path, std::ios::app);
+  if (!out_) throw std::runtime_error("cannot open metrics file " + path);
+}
+
+void MetricsWriter::write(const nlohmann::json& record) {
+  out_ << record.dump() << '\n';
+  out_.flush();
+  if (!out_) throw std::runtime_error("cannot write metrics file " + path_);
+}
+
+double mean_attended_keys(const ModelConfig& model, int T) {
+  const double W = effective_window(model.attention.mode, model.attention.window, T);
+  const double pairs = W < T ? T * W - W * (W - 1) / 2 : double(T) * (T + 1) / 2;
+  return pairs / T;
+}
+
+double flops_per_token(const ModelConfig& model, int64_t n_params, int T) {
+  return 6.0 * double(n_params) + 12.0 * model.n_layers * model.d_model * mean_attended_keys(model, T);
+}
+
+double peak_flops_per_device(const std::string& backend) { return backend == "cuda" ? 989e12 : 0.0; }
+
+int64_t memory_in_use_bytes(const std::string& backend) {
+#ifdef GFWA_WITH_CUDA
+  if (backend == "cuda") {
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) return int64_t(total_b - free_b);
+  }
+#else
+  (void)backend;
+#endif
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmRSS:  1234 kB"
+  return 0;
+}
+
+}  // namespace gfwa

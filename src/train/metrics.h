@@ -1,0 +1,44 @@
+// What a run reports: the spdlog console + file logger, the JSONL metrics file, and the numbers
+// behind MFU and memory.
+#pragma once
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "model/model_config.h"
+
+namespace gfwa {
+
+// Makes the default spdlog logger write to the console and, when log_file is not empty, append to
+// that file. level: trace | debug | info | warn | error (anything else throws naming the value).
+void setup_logging(const std::string& log_file, const std::string& level);
+
+// One JSON object per line, flushed at once so a killed run keeps every line it printed.
+class MetricsWriter {
+ public:
+  // Opens path for appending. When resuming from step `resume_step`, records of later steps (from a
+  // run that went past its last checkpoint) are dropped first, so the file reads as one run.
+  MetricsWriter(const std::string& path, int64_t resume_step);
+  void write(const nlohmann::json& record);
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+};
+
+// Mean number of keys a query attends to over a sequence of length T (gatedfwa.md section 5).
+double mean_attended_keys(const ModelConfig& model, int T);
+
+// Model FLOPs per trained token (forward + backward): 6 * N + 12 * L * d_model * ctx.
+double flops_per_token(const ModelConfig& model, int64_t n_params, int T);
+
+// Peak dense FLOP/s of one device of this backend for MFU: 989e12 (H200 bf16) for cuda; 0 for
+// cpu, whose peak depends on the host, so MFU is not reported there.
+double peak_flops_per_device(const std::string& backend);
+
+// Bytes in use: the device memory of the current GPU for cuda, the resident set size otherwise.
+int64_t memory_in_use_bytes(const std::string& backend);
+
+}  // namespace gfwa

@@ -1,0 +1,64 @@
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "train/metrics.h"
+
+namespace gfwa {
+namespace {
+
+ModelConfig model(AttnMode mode, int window) {
+  ModelConfig m;
+  m.n_layers = 2;
+  m.d_model = 16;
+  m.attention.mode = mode;
+  m.attention.window = window;
+  return m;
+}
+
+TEST(TrainMetrics, MeanAttendedKeys) {
+  EXPECT_DOUBLE_EQ(mean_attended_keys(model(AttnMode::full, 3), 8), 4.5);          // 36 pairs / 8
+  EXPECT_DOUBLE_EQ(mean_attended_keys(model(AttnMode::swa, 3), 8), 2.625);         // (24 - 3) / 8
+  EXPECT_DOUBLE_EQ(mean_attended_keys(model(AttnMode::gatedfwa, 5), 7), 25.0 / 7); // 35 - 10
+  EXPECT_DOUBLE_EQ(mean_attended_keys(model(AttnMode::gatedfwa, 9), 7), 4.0);      // window >= T
+}
+
+TEST(TrainMetrics, FlopsPerTokenIsWindowAware) {
+  EXPECT_DOUBLE_EQ(flops_per_token(model(AttnMode::full, 3), 1000, 8), 6000 + 12 * 2 * 16 * 4.5);
+  EXPECT_DOUBLE_EQ(flops_per_token(model(AttnMode::swa, 3), 1000, 8), 6000 + 12 * 2 * 16 * 2.625);
+}
+
+TEST(TrainMetrics, PeakIsOnlyKnownForCuda) {
+  EXPECT_DOUBLE_EQ(peak_flops_per_device("cuda"), 989e12);
+  EXPECT_DOUBLE_EQ(peak_flops_per_device("cpu"), 0.0);
+  EXPECT_GT(memory_in_use_bytes("cpu"), 1 << 20);
+}
+
+TEST(TrainMetrics, ResumingDropsRecordsPastTheCheckpoint) {
+  const std::string path = std::filesystem::temp_directory_path() / ("gfwa_metrics_" + std::to_string(::getpid()) + ".jsonl");
+  std::filesystem::remove(path);
+  {
+    MetricsWriter w(path, -1);
+    for (int s = 1; s <= 6; ++s) w.write({{"step", s}, {"loss", 1.0 / s}});
+  }
+  {
+    std::ofstream(path, std::ios::app) << "{\"step\": 7, \"loss\":";  // cut short by a kill
+    MetricsWriter w(path, 4);
+    w.write({{"step", 5}, {"loss", 0.5}});
+  }
+  std::ifstream in(path);
+  std::vector<int> steps;
+  for (std::string line; std::getline(in, line);) steps.push_back(nlohmann::json::parse(line).at("step"));
+  EXPECT_EQ(steps, (std::vector<int>{1, 2, 3, 4, 5}));
+  std::filesystem::remove(path);
+}
+
+TEST(TrainMetrics, UnknownLogLevelIsRejected) {
+  EXPECT_THROW(setup_logging("", "chatty"), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace gfwa

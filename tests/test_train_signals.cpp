@@ -1,0 +1,42 @@
+#include <csignal>
+
+#include <gtest/gtest.h>
+
+#include "train/signals.h"
+
+namespace gfwa {
+namespace {
+
+TEST(TrainSignals, FirstSignalOnlyRequestsAStop) {
+  for (int sig : {SIGUSR1, SIGTERM, SIGINT}) {
+    StopSignals stop;
+    EXPECT_FALSE(StopSignals::requested());
+    std::raise(sig);
+    EXPECT_TRUE(StopSignals::requested());
+    EXPECT_EQ(StopSignals::signal_number(), sig);
+  }
+}
+
+TEST(TrainSignals, SecondSignalExitsAtOnce) {
+  EXPECT_EXIT(
+      {
+        StopSignals stop;
+        std::raise(SIGTERM);
+        std::raise(SIGUSR1);
+        std::_Exit(0);
+      },
+      testing::ExitedWithCode(kExitInterrupted), "");
+}
+
+TEST(TrainSignals, HandlersAreRestoredAfterwards) {
+  EXPECT_EXIT(
+      {
+        { StopSignals stop; }
+        std::raise(SIGUSR1);
+        std::_Exit(0);
+      },
+      testing::KilledBySignal(SIGUSR1), "");
+}
+
+}  // namespace
+}  // namespace gfwa
