@@ -10,4 +10,7 @@ struct Command {
   int (*run)(int argc, char** argv);  // argv[0] is the subcommand name
 };
 
+int cmd_train(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
+
 }  // namespace gfwa

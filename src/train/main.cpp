@@ -7,6 +7,8 @@
 namespace {
 
 const gfwa::Command kCommands[] = {
+    {"train", "train a model from a JSON config (resumable; docs/training.md)", gfwa::cmd_train},
+    {"eval", "validation loss, perplexity and bits per byte of a checkpoint", gfwa::cmd_eval},
 };
 
 void usage(FILE* f) {

@@ -1,0 +1,338 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <random>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "data/loader.h"
+#include "data/tokenizer.h"
+#include "model/backend_factory.h"
+#include "train/checkpoint.h"
+#include "train/config_io.h"
+#include "train/evaluate.h"
+#include "train/metrics.h"
+#include "train/schedule.h"
+#include "train/signals.h"
+
+namespace gfwa {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kSampleTopK = 40;
+constexpr uint64_t kSampleSeedSalt = 0x5a3c9e1f2b7d4c68ull;  // keeps the sampling stream apart from init
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::string rng_to_string(const std::mt19937_64& rng) {
+  std::ostringstream s;
+  s << rng;
+  return s.str();
+}
+
+void rng_from_string(std::mt19937_64& rng, const std::string& text) {
+  std::istringstream s(text);
+  s >> rng;
+  if (!s) throw std::runtime_error("checkpoint state: unreadable sample_rng");
+}
+
+std::string human_duration(double s) {
+  const auto t = int64_t(s + 0.5);
+  char buf[32];
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(t / 3600), (long long)(t / 60 % 60));
+  else std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(t / 60), (long long)(t % 60));
+  return buf;
+}
+
+void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, nlohmann::json>& out) {
+  if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) flatten(v, prefix.empty() ? k : prefix + "." + k, out);
+  } else {
+    out[prefix] = j;
+  }
+}
+
+bool resume_must_match(const std::string& key) {
+  for (const char* p : {"model.", "data."})
+    if (key.rfind(p, 0) == 0) return true;
+  for (const char* k : {"train.seq_len", "train.batch_size", "train.tokens_per_step", "train.seed"})
+    if (key == k) return true;
+  return false;
+}
+
+// The checkpoint a --resume value designates; nullopt for a fresh start.
+std::optional<std::string> resume_dir(const TrainOptions& opt, const std::string& ckpt_root) {
+  if (opt.resume.empty()) return std::nullopt;
+  if (opt.resume == "auto") {
+    auto found = find_latest_valid(ckpt_root);
+    if (!found) spdlog::info("resume auto: no valid checkpoint under {}, starting fresh", ckpt_root);
+    return found;
+  }
+  if (fs::exists(opt.resume + "/state.json")) return opt.resume;
+  auto found = find_latest_valid(opt.resume);
+  if (!found) throw std::runtime_error("--resume " + opt.resume + ": no valid checkpoint there");
+  return found;
+}
+
+class Run {
+ public:
+  Run(const RunConfig& cfg, const TrainOptions& opt)
+      : cfg_(cfg), opt_(opt), ckpt_root_(opt.out_dir + "/checkpoints") {}
+
+  int run();
+
+ private:
+  void start_or_resume();
+  void train_step();
+  void log_step(double loss, double norm, double lr);
+  void run_eval();
+  void run_sample();
+  void save();
+
+  const RunConfig& cfg_;
+  const TrainOptions& opt_;
+  const std::string ckpt_root_;
+  const int world_ = 1;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<TrainLoader> loader_;
+  std::unique_ptr<ValLoader> val_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<MetricsWriter> metrics_;
+  std::mt19937_64 sample_rng_;
+  int64_t accum_ = 1, tokens_per_step_ = 0, total_ = 0;
+  double flops_per_token_ = 0, peak_ = 0;
+
+  // Checkpointed progress.
+  int64_t step_ = 0, tokens_ = 0, updates_ = 0;
+  int bad_streak_ = 0;
+
+  std::string last_saved_dir_;
+  std::vector<int32_t> in_, tgt_;
+  // Logging window.
+  double window_time_ = 0;
+  int64_t window_steps_ = 0;
+};
+
+void Run::start_or_resume() {
+  backend_ = make_backend(cfg_, world_);
+  accum_ = accumulation_steps(cfg_, world_, "train.tokens_per_step");
+  tokens_per_step_ = accum_ * cfg_.train.batch_size * cfg_.train.seq_len * world_;
+  total_ = total_steps(cfg_.train, tokens_per_step_);
+  const int64_t n_params = int64_t(backend_->layout().total());
+  flops_per_token_ = flops_per_token(cfg_.model, n_params, cfg_.train.seq_len);
+  peak_ = peak_flops_per_device(backend_->name()) * world_;
+
+  LoaderOptions lo;
+  lo.B = cfg_.train.batch_size;
+  lo.T = cfg_.train.seq_len;
+  lo.shuffle = cfg_.data.shuffle;
+  lo.seed = cfg_.train.seed;
+  lo.vocab_size = cfg_.model.vocab_size;
+  lo.pattern = cfg_.data.train;
+  loader_ = std::make_unique<TrainLoader>(lo);
+  lo.pattern = cfg_.data.val;
+  lo.shuffle = false;
+  val_ = std::make_unique<ValLoader>(lo);
+  if (cfg_.eval.sample_every > 0) tokenizer_ = std::make_unique<Tokenizer>(cfg_.data.tokenizer);
+
+  const auto from = resume_dir(opt_, ckpt_root_);
+  if (from) {
+    CheckpointData ck = load_checkpoint(*from);
+    const auto bad = incompatible_keys(ck.config, config_to_json(cfg_));
+    if (!bad.empty()) {
+      std::string msg = "cannot resume from " + *from + ": the config differs in keys a resume cannot change:";
+      for (const auto& b : bad) msg += " " + b + ";";
+      msg.pop_back();
+      throw std::runtime_error(msg);
+    }
+    const auto& st = ck.state;
+    if (st.at("world").get<int>() != world_)
+      throw std::runtime_error("cannot resume from " + *from + ": it was written by " + st.at("world").dump() +
+                               " processes, this run has " + std::to_string(world_));
+    if (ck.params.size() != backend_->layout().total())
+      throw std::runtime_error("cannot resume from " + *from + ": model.bin holds " + std::to_string(ck.params.size()) +
+                               " parameters, the model has " + std::to_string(backend_->layout().total()));
+    backend_->set_params(ck.params);
+    backend_->set_adam_state(ck.adam_m, ck.adam_v);
+    step_ = st.at("step");
+    tokens_ = st.at("tokens");
+    updates_ = st.at("updates");
+    bad_streak_ = st.at("bad_streak");
+    rng_from_string(sample_rng_, st.at("sample_rng"));
+    loader_->restore(st.at("loader"));
+    last_saved_dir_ = *from;
+    spdlog::info("resuming from {} (step {}, {} tokens seen)", *from, step_, tokens_);
+  } else {
+    backend_->init_params(cfg_.train.seed);
+    sample_rng_.seed(cfg_.train.seed ^ kSampleSeedSalt);
+  }
+  metrics_ = std::make_unique<MetricsWriter>(opt_.out_dir + "/metrics.jsonl", from ? step_ : -1);
+
+  spdlog::info("backend {} | {:.2f}M parameters | {} tokens/step ({} x {} x {} accumulated {}x) | {} steps",
+               backend_->name(), double(n_params) / 1e6, tokens_per_step_, cfg_.train.batch_size,
+               cfg_.train.seq_len, world_, accum_, total_);
+}
+
+void Run::train_step() {
+  const auto t0 = Clock::now();
+  backend_->zero_grad();
+  double loss_sum = 0;
+  const float scale = 1.0f / float(accum_);
+  for (int64_t m = 0; m < accum_; ++m) {
+    loader_->next(in_, tgt_);
+    loss_sum += backend_->forward_backward(in_.data(), tgt_.data(), cfg_.train.batch_size, cfg_.train.seq_len, scale);
+  }
+  const double loss = loss_sum / double(accum_);
+  const double norm = backend_->grad_norm();
+  const double lr = lr_at(cfg_.schedule, cfg_.optimizer.lr, step_, total_);
+  const bool finite = std::isfinite(loss) && std::isfinite(norm);
+  if (finite) {
+    const auto& o = cfg_.optimizer;
+    AdamWStep s;
+    s.lr = float(lr);
+    s.beta1 = o.beta1;
+    s.beta2 = o.beta2;
+    s.eps = o.eps;
+    s.weight_decay = o.weight_decay;
+    s.grad_scale = o.grad_clip > 0 && norm > o.grad_clip ? float(o.grad_clip / norm) : 1.0f;
+    s.t = ++updates_;
+    backend_->adamw_update(s);
+    bad_streak_ = 0;
+  } else {
+    ++bad_streak_;
+    spdlog::warn("step {}: non-finite loss {} or grad norm {}; update skipped ({} in a row, limit {})", step_ + 1,
+                 loss, norm, bad_streak_, cfg_.train.max_bad_steps);
+  }
+  ++step_;
+  tokens_ += tokens_per_step_;
+  window_time_ += seconds_since(t0);
+  ++window_steps_;
+  if (bad_streak_ >= cfg_.train.max_bad_steps)
+    throw std::runtime_error("stopping at step " + std::to_string(step_) + " after " + std::to_string(bad_streak_) +
+                             " non-finite steps in a row (train.max_bad_steps); the last good checkpoint is " +
+                             (last_saved_dir_.empty() ? std::string("none") : last_saved_dir_));
+  if (step_ % cfg_.logging.every == 0 || step_ == total_) log_step(loss, norm, lr);
+}
+
+void Run::log_step(double loss, double norm, double lr) {
+  const double step_time = window_time_ / double(window_steps_);
+  const double tok_s = double(tokens_per_step_) / step_time;
+  const int64_t mem = memory_in_use_bytes(backend_->name());
+  nlohmann::json rec = {{"type", "train"}, {"step", step_},   {"loss", loss},         {"lr", lr},
+                        {"grad_norm", norm}, {"tokens", tokens_}, {"tokens_per_s", tok_s}, {"memory_bytes", mem}};
+  std::string mfu_text;
+  if (peak_ > 0) {
+    const double mfu = flops_per_token_ * tok_s / peak_;
+    rec["mfu"] = mfu;
+    mfu_text = fmt::format(" | MFU {:.1f}%", 100 * mfu);
+  }
+  metrics_->write(rec);
+  spdlog::info("step {}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} tok/s{} | mem {:.2f} GB | ETA {}", step_,
+               total_, loss, lr, norm, tok_s, mfu_text, double(mem) / 1e9,
+               human_duration(step_time * double(total_ - step_)));
+  window_time_ = 0;
+  window_steps_ = 0;
+}
+
+void Run::run_eval() {
+  const auto t0 = Clock::now();
+  const EvalResult r = evaluate(*backend_, *val_, cfg_.train.batch_size, cfg_.train.seq_len, cfg_.eval.batches);
+  metrics_->write({{"type", "eval"}, {"step", step_}, {"val_loss", r.loss}, {"val_ppl", r.perplexity},
+                   {"val_bpb", r.bits_per_byte}, {"val_tokens", r.tokens}});
+  spdlog::info("eval step {} | val loss {:.4f} | perplexity {:.2f} | bits/byte {:.4f} | {} tokens in {:.1f}s", step_,
+               r.loss, r.perplexity, r.bits_per_byte, r.tokens, seconds_since(t0));
+}
+
+void Run::run_sample() {
+  std::vector<int32_t> prompt = tokenizer_->encode(cfg_.eval.sample_prompt);
+  if (prompt.empty()) prompt.push_back(Tokenizer::kEndOfText);
+  const auto ids = sample_tokens(*backend_, prompt, cfg_.eval.sample_tokens, cfg_.train.seq_len,
+                                 tokenizer_->vocab_size(), kSampleTopK, sample_rng_);
+  const std::string text = tokenizer_->decode(prompt) + tokenizer_->decode(ids);
+  metrics_->write({{"type", "sample"}, {"step", step_}, {"text", text}});
+  spdlog::info("sample step {}:\n{}", step_, text);
+}
+
+void Run::save() {
+  CheckpointData ck;
+  ck.config = config_to_json(cfg_);
+  backend_->get_params(ck.params);
+  backend_->get_adam_state(ck.adam_m, ck.adam_v);
+  ck.state = {{"step", step_},
+              {"tokens", tokens_},
+              {"updates", updates_},
+              {"bad_streak", bad_streak_},
+              {"world", world_},
+              {"total_steps", total_},
+              {"lr", lr_at(cfg_.schedule, cfg_.optimizer.lr, std::max<int64_t>(0, step_ - 1), total_)},
+              {"sample_rng", rng_to_string(sample_rng_)},
+              {"loader", loader_->state()},
+              {"tokenizer", {{"vocab", Tokenizer::kVocabFile}, {"sha256", Tokenizer::kVocabSha256}}}};
+  const auto t0 = Clock::now();
+  last_saved_dir_ = save_checkpoint(ckpt_root_, step_, ck);
+  prune_checkpoints(ckpt_root_, cfg_.checkpoint.keep_last, cfg_.checkpoint.keep_every);
+  spdlog::info("checkpoint {} written in {:.1f}s", last_saved_dir_, seconds_since(t0));
+}
+
+int Run::run() {
+  fs::create_directories(opt_.out_dir);
+  setup_logging(opt_.out_dir + "/train.log", cfg_.logging.level);
+  const std::string resolved = config_to_json(cfg_).dump(2);
+  spdlog::info("resolved config (saved to {}/config.json):\n{}", opt_.out_dir, resolved);
+  {
+    std::ofstream f(opt_.out_dir + "/config.json");
+    f << resolved << '\n';
+    if (!f) throw std::runtime_error("cannot write " + opt_.out_dir + "/config.json");
+  }
+  start_or_resume();
+  if (step_ >= total_) {
+    spdlog::info("nothing to do: the run is at step {} of {}", step_, total_);
+    return 0;
+  }
+  StopSignals stop;
+  while (step_ < total_) {
+    train_step();
+    const bool last = step_ == total_;
+    if (last || (cfg_.eval.every > 0 && step_ % cfg_.eval.every == 0)) run_eval();
+    if (tokenizer_ && (last || step_ % cfg_.eval.sample_every == 0)) run_sample();
+    if (last || StopSignals::requested() || (cfg_.checkpoint.every > 0 && step_ % cfg_.checkpoint.every == 0)) save();
+    if (StopSignals::requested() && !last) {
+      spdlog::warn("stopped by signal {} at step {}; resume with --resume auto (exit status {})",
+                   StopSignals::signal_number(), step_, kExitPreempted);
+      return kExitPreempted;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::vector<std::string> incompatible_keys(const nlohmann::json& saved, const nlohmann::json& now) {
+  std::map<std::string, nlohmann::json> a, b;
+  flatten(saved, "", a);
+  flatten(now, "", b);
+  std::vector<std::string> out;
+  for (const auto& [k, v] : b) {
+    if (!resume_must_match(k)) continue;
+    const auto it = a.find(k);
+    const std::string old = it == a.end() ? std::string("absent") : it->second.dump();
+    if (it == a.end() || it->second != v) out.push_back(k + " (checkpoint " + old + ", now " + v.dump() + ")");
+  }
+  return out;
+}
+
+int train(const RunConfig& cfg, const TrainOptions& opt) {
+  Run run(cfg, opt);
+  return run.run();
+}
+
+}  // namespace gfwa
