@@ -1,0 +1,180 @@
+#include <omp.h>
+
+#include <gtest/gtest.h>
+
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+#include "test_train_util.h"
+
+namespace gfwa {
+namespace {
+using namespace testing_train;
+
+std::string ckpt(const std::string& out, int step) { return out + "/checkpoints/" + checkpoint_dir_name(step); }
+
+std::vector<double> losses_from(const std::string& out, int first_step) {
+  std::vector<double> l;
+  for (const auto& r : records(out, "train"))
+    if (r.at("step").get<int>() >= first_step) l.push_back(r.at("loss").get<double>());
+  return l;
+}
+
+void expect_same_model(const std::string& a, const std::string& b) {
+  for (const char* f : {"/model.bin", "/optimizer.bin"}) {
+    const std::string x = file_bytes(a + f), y = file_bytes(b + f);
+    ASSERT_FALSE(x.empty()) << a << f;
+    EXPECT_TRUE(x == y) << a << f << " and " << b << f << " differ";
+  }
+  EXPECT_EQ(load_checkpoint(a).state, load_checkpoint(b).state);
+}
+
+class TrainResume : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // One thread: a tiny model gains nothing from more, and spinning OpenMP workers on a loaded CI
+    // machine cost seconds. The threaded path is covered by the process tests.
+    omp_set_num_threads(1);
+    root_ = fresh_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    data_ = root_ + "/data";
+    fs::create_directories(data_);
+    write_shards(data_, 99);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  std::string root_, data_;
+};
+
+// 9 steps with 2 micro-batches each, shuffled data that wraps into a second epoch: a run resumed at
+// step 3 reproduces the losses, parameters, AdamW moments and loader state of the straight run.
+TEST_F(TrainResume, ResumedRunIsBitIdentical) {
+  const RunConfig cfg = cfg_of(tiny_config(data_));
+  const std::string a = root_ + "/a", b = root_ + "/b";
+  ASSERT_EQ(train(cfg, {a, ""}), 0);
+  const auto straight = losses_from(a, 1);
+  ASSERT_EQ(straight.size(), 9u);
+  EXPECT_LT(straight.back(), straight.front());
+  for (int s : {3, 6, 9}) EXPECT_TRUE(checkpoint_problem(ckpt(a, s)).empty()) << s;
+  EXPECT_EQ(load_checkpoint(ckpt(a, 9)).state.at("loader").at("epoch"), 1);
+
+  ASSERT_EQ(train(cfg, {b, ckpt(a, 3)}), 0);
+  const auto resumed = losses_from(b, 1);
+  ASSERT_EQ(resumed.size(), 6u);
+  for (size_t i = 0; i < resumed.size(); ++i) EXPECT_EQ(resumed[i], straight[i + 3]) << "step " << i + 4;
+  expect_same_model(ckpt(a, 9), ckpt(b, 9));
+  const auto ea = records(a, "eval"), eb = records(b, "eval");
+  ASSERT_EQ(ea.size(), 3u);  // steps 4, 8 and 9
+  EXPECT_EQ(eb, ea);
+}
+
+// A different seed or no shuffling changes the trajectory: the comparison above can fail.
+TEST_F(TrainResume, SeedAndShuffleChangeTheRun) {
+  auto j = tiny_config(data_);
+  j["train"]["max_steps"] = 3;
+  ASSERT_EQ(train(cfg_of(j), {root_ + "/base", ""}), 0);
+  j["train"]["seed"] = 4243;
+  ASSERT_EQ(train(cfg_of(j), {root_ + "/seed", ""}), 0);
+  j["train"]["seed"] = 4242;
+  j["data"]["shuffle"] = false;
+  ASSERT_EQ(train(cfg_of(j), {root_ + "/noshuffle", ""}), 0);
+  EXPECT_NE(losses_from(root_ + "/base", 1), losses_from(root_ + "/seed", 1));
+  EXPECT_NE(losses_from(root_ + "/base", 1), losses_from(root_ + "/noshuffle", 1));
+}
+
+// --resume auto takes the newest valid checkpoint, skipping a corrupted one, and the rerun steps
+// land on the same state as before; the metrics file keeps one record per step.
+TEST_F(TrainResume, AutoResumeSkipsACorruptedCheckpoint) {
+  const RunConfig cfg = cfg_of(tiny_config(data_));
+  const std::string a = root_ + "/a";
+  ASSERT_EQ(train(cfg, {a, ""}), 0);
+  const std::string model9 = file_bytes(ckpt(a, 9) + "/model.bin");
+  const auto straight = losses_from(a, 1);
+  {
+    std::fstream f(ckpt(a, 9) + "/model.bin", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(101);
+    f.put('\x7f');
+  }
+  EXPECT_EQ(find_latest_valid(a + "/checkpoints"), ckpt(a, 6));
+  ASSERT_EQ(train(cfg, {a, "auto"}), 0);
+  EXPECT_EQ(file_bytes(ckpt(a, 9) + "/model.bin"), model9);
+  EXPECT_EQ(losses_from(a, 1), straight);
+  // Finished runs resume to nothing.
+  ASSERT_EQ(train(cfg, {a, "auto"}), 0);
+  EXPECT_EQ(losses_from(a, 1), straight);
+}
+
+TEST_F(TrainResume, IncompatibleConfigIsRefusedNamingTheKeys) {
+  auto j = tiny_config(data_);
+  j["train"]["max_steps"] = 3;
+  const std::string a = root_ + "/a";
+  ASSERT_EQ(train(cfg_of(j), {a, ""}), 0);
+
+  auto changed = j;
+  changed["model"]["d_model"] = 24;
+  changed["train"]["seed"] = 7;
+  changed["data"]["shuffle"] = false;
+  changed["eval"]["every"] = 2;  // allowed
+  try {
+    train(cfg_of(changed), {root_ + "/b", ckpt(a, 3)});
+    ADD_FAILURE() << "an incompatible resume was accepted";
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(ckpt(a, 3)), std::string::npos) << msg;
+    EXPECT_NE(msg.find("model.d_model (checkpoint 16, now 24)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("train.seed (checkpoint 4242, now 7)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("data.shuffle (checkpoint true, now false)"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("eval.every"), std::string::npos) << msg;
+  }
+
+  // The schedule length, eval, logging and checkpoint settings may change.
+  auto longer = j;
+  longer["train"]["max_steps"] = 5;
+  longer["eval"]["every"] = 1;
+  longer["logging"]["every"] = 2;
+  longer["checkpoint"]["every"] = 0;
+  ASSERT_EQ(train(cfg_of(longer), {a, "auto"}), 0);
+  EXPECT_TRUE(checkpoint_problem(ckpt(a, 5)).empty());
+  EXPECT_EQ(records(a, "eval").back().at("step"), 5);
+}
+
+TEST(TrainResumeKeys, OnlyShapeDataAndBatchKeysMustMatch) {
+  const nlohmann::json saved = {{"model", {{"d_model", 16}, {"attention", {{"window", 5}}}}},
+                                {"train", {{"seq_len", 11}, {"max_steps", 9}, {"batch_size", 3}}},
+                                {"optimizer", {{"lr", 0.1}}}};
+  nlohmann::json now = saved;
+  EXPECT_TRUE(incompatible_keys(saved, now).empty());
+  now["train"]["max_steps"] = 90;
+  now["optimizer"]["lr"] = 0.2;
+  EXPECT_TRUE(incompatible_keys(saved, now).empty());
+  now["model"]["attention"]["window"] = 6;
+  now["train"]["batch_size"] = 4;
+  now["data"]["val"] = "x";
+  EXPECT_EQ(incompatible_keys(saved, now),
+            (std::vector<std::string>{"data.val (checkpoint absent, now \"x\")",
+                                      "model.attention.window (checkpoint 5, now 6)",
+                                      "train.batch_size (checkpoint 3, now 4)"}));
+}
+
+TEST_F(TrainResume, NonFiniteStepsAreSkippedThenStopTheRun) {
+  auto j = tiny_config(data_);
+  j["optimizer"]["lr"] = 1e30;  // the first update overflows the activations
+  j["train"]["max_bad_steps"] = 2;
+  j["checkpoint"]["every"] = 1;
+  const std::string a = root_ + "/a";
+  try {
+    train(cfg_of(j), {a, ""});
+    ADD_FAILURE() << "the run did not stop";
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("stopping at step 3 after 2 non-finite steps in a row"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(ckpt(a, 2)), std::string::npos) << msg;
+  }
+  const auto steps = records(a, "train");
+  ASSERT_EQ(steps.size(), 2u);  // the stopping step throws before it is logged
+  EXPECT_TRUE(std::isfinite(steps[0].at("loss").get<double>()));
+  EXPECT_TRUE(steps[1].at("loss").is_null());  // NaN is written as null
+  // Skipped updates leave the parameters and moments as they were.
+  EXPECT_EQ(file_bytes(ckpt(a, 1) + "/model.bin"), file_bytes(ckpt(a, 2) + "/model.bin"));
+  EXPECT_EQ(file_bytes(ckpt(a, 1) + "/optimizer.bin"), file_bytes(ckpt(a, 2) + "/optimizer.bin"));
+}
+
+}  // namespace
+}  // namespace gfwa
