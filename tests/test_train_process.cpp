@@ -1,0 +1,126 @@
+// The gfwa binary under signals: SIGTERM mid-run gives a resumable checkpoint and exit status 75,
+// and the resumed run matches one that never stopped. Also `gfwa eval` on a checkpoint.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "train/checkpoint.h"
+#include "train/signals.h"
+#include "test_train_util.h"
+
+namespace gfwa {
+namespace {
+using namespace testing_train;
+
+const std::string kGfwa = std::string(GFWA_BINARY_DIR) + "/gfwa";
+
+// Starts gfwa with args; stdout and stderr go to log. Two OpenMP threads, waiting passively, so
+// the threaded code is what resumes bit-identically, without spinning on a loaded machine.
+pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::setenv("OMP_NUM_THREADS", "2", 1);
+    ::setenv("OMP_WAIT_POLICY", "passive", 1);
+    std::vector<char*> argv{const_cast<char*>(kGfwa.c_str())};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(kGfwa.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int exit_status(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
+}
+
+int run_gfwa(const std::vector<std::string>& args, const std::string& log) { return exit_status(spawn(args, log)); }
+
+class TrainProcess : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fresh_dir(std::string("proc_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    write_shards(root_, 7);
+    // Constant lr, so the schedule does not depend on max_steps; checkpoints only at the end and on
+    // signals; long enough that SIGTERM always lands mid-run.
+    auto j = tiny_config(root_);
+    j["schedule"] = {{"type", "constant"}, {"warmup_steps", 0}};
+    j["train"]["max_steps"] = 1000000;
+    j["checkpoint"]["every"] = 0;
+    j["eval"]["every"] = 0;
+    config_ = root_ + "/tiny.json";
+    std::ofstream(config_) << j.dump(2);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  std::string root_, config_;
+};
+
+TEST_F(TrainProcess, SigtermWritesAResumableCheckpointAndExits75) {
+  const std::string out = root_ + "/run", log = root_ + "/run.log";
+  const pid_t pid = spawn({"train", "--config", config_, "--out", out}, log);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (records(out, "train").size() < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ::kill(pid, SIGTERM);
+  ASSERT_EQ(exit_status(pid), kExitPreempted) << file_bytes(log);
+  EXPECT_NE(file_bytes(log).find("stopped by signal 15"), std::string::npos) << file_bytes(log);
+
+  const auto latest = find_latest_valid(out + "/checkpoints");
+  ASSERT_TRUE(latest.has_value()) << file_bytes(log);
+  const int64_t stopped = load_checkpoint(*latest).state.at("step");
+  ASSERT_GE(stopped, 3);
+  const std::string end = std::to_string(stopped + 4);
+
+  ASSERT_EQ(run_gfwa({"train", "--config", config_, "--out", out, "--resume", "auto", "--set",
+                      "train.max_steps=" + end, "--set", "logging.level=info"}, log), 0) << file_bytes(log);
+  EXPECT_NE(file_bytes(log).find("resuming from " + *latest), std::string::npos) << file_bytes(log);
+  const std::string ref = root_ + "/ref";
+  ASSERT_EQ(run_gfwa({"train", "--config", config_, "--out", ref, "--set", "train.max_steps=" + end}, root_ + "/ref.log"), 0)
+      << file_bytes(root_ + "/ref.log");
+
+  const std::string step_dir = "/checkpoints/" + checkpoint_dir_name(stopped + 4);
+  for (const char* f : {"/model.bin", "/optimizer.bin"})
+    EXPECT_TRUE(file_bytes(out + step_dir + f) == file_bytes(ref + step_dir + f)) << f << " differs";
+  const auto a = records(out, "train"), b = records(ref, "train");
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].at("loss"), b[i].at("loss")) << "step " << i + 1;
+  EXPECT_EQ(records(out, "eval").back().at("val_loss"), records(ref, "eval").back().at("val_loss"));
+}
+
+TEST_F(TrainProcess, EvalCommandReportsTheSavedModel) {
+  const std::string out = root_ + "/run", log = root_ + "/run.log";
+  ASSERT_EQ(run_gfwa({"train", "--config", config_, "--out", out, "--set", "train.max_steps=2"}, log), 0)
+      << file_bytes(log);
+  const auto final_eval = records(out, "eval").back();
+  ASSERT_EQ(run_gfwa({"eval", "--checkpoint", out + "/checkpoints/step_00000002"}, log), 0) << file_bytes(log);
+  const std::string text = file_bytes(log);
+  char want[64];
+  std::snprintf(want, sizeof want, "val loss %.4f", final_eval.at("val_loss").get<double>());
+  EXPECT_NE(text.find(want), std::string::npos) << text;
+  EXPECT_NE(text.find("99 tokens in 3 batches"), std::string::npos) << text;
+  // The whole split: 611 tokens hold 55 windows of 11, 18 batches of 3.
+  ASSERT_EQ(run_gfwa({"eval", "--checkpoint", out + "/checkpoints/step_00000002", "--batches", "0"}, log), 0);
+  EXPECT_NE(file_bytes(log).find("594 tokens in 18 batches"), std::string::npos) << file_bytes(log);
+}
+
+TEST_F(TrainProcess, ErrorsAreOneLineWithStatus2) {
+  const std::string log = root_ + "/err.log";
+  EXPECT_EQ(run_gfwa({"train", "--config", config_, "--out", root_ + "/x", "--resume", root_ + "/nowhere"}, log), 2);
+  EXPECT_NE(file_bytes(log).find("no valid checkpoint"), std::string::npos) << file_bytes(log);
+  EXPECT_EQ(run_gfwa({"train", "--config", config_, "--set", "train.backend=tpu"}, log), 2);
+  EXPECT_NE(file_bytes(log).find("train.backend"), std::string::npos) << file_bytes(log);
+}
+
+}  // namespace
+}  // namespace gfwa
