@@ -230,7 +230,8 @@ json json_value(const T& x) { return json(x); }
 // The double nearest to the shortest decimal of `f`: prints short and still converts back to `f`.
 json json_value(float f) {
   const double d = std::strtod(float_text(f).c_str(), nullptr);
-  return static_cast<float>(d) == f ? d : static_cast<double>(f);
+  const bool exact = static_cast<float>(d) == f && std::fabs(d) <= double(FLT_MAX);  // e.g. not for FLT_MAX
+  return exact ? d : static_cast<double>(f);
 }
 
 json json_value(AttnMode m) { return attn_mode_name(m); }
