@@ -258,6 +258,8 @@ TEST_F(ConfigTest, BadOverridesNameTheOverride) {
   expect_contains(msg, "--set model.window: expected key.path=value");
   msg = config_error([] { load_config("", {"=3"}); });
   expect_contains(msg, "expected key.path=value");
+  msg = config_error([] { load_config("", {"data.train=bad\xff.bin"}); });
+  expect_contains(msg, "data.train: value is not valid UTF-8");
   msg = config_error([] { load_config("", {"model.d_model.x=3"}); });
   expect_contains(msg, "model.d_model.x: unknown key");
   // A rule between keys blames the override that broke it, even when the other key came from the file.

@@ -29,7 +29,7 @@ using namespace config_schema;
 
 // A JSON value as it would be written, cut short so that messages stay one readable line.
 std::string brief(const json& v) {
-  std::string s = v.dump();
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
   return s.size() > 40 ? s.substr(0, 37) + "..." : s;
 }
 
@@ -390,7 +390,13 @@ void apply_override(json& j, const std::string& text, Sources& src) {
   }
   const KeyInfo* info = t.leaf(key);
   if (!info) fail(source, key, "unknown key" + did_you_mean(key));
-  j[pointer(key)] = override_value(text.substr(eq + 1), info->takes_string);
+  json value = override_value(text.substr(eq + 1), info->takes_string);
+  try {
+    (void)value.dump();  // the parser guarantees UTF-8 for files; raw command-line text may not be
+  } catch (const json::type_error&) {
+    fail(source, key, "value is not valid UTF-8");
+  }
+  j[pointer(key)] = std::move(value);
   src.set(key, source);
 }
 

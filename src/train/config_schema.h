@@ -28,7 +28,9 @@ inline std::string show(unsigned long x) { return std::to_string(x); }
 inline std::string show(unsigned long long x) { return std::to_string(x); }
 inline std::string show(float x) { return float_text(x); }
 inline std::string show(bool x) { return x ? "true" : "false"; }
-inline std::string show(const std::string& x) { return nlohmann::json(x).dump(); }
+inline std::string show(const std::string& x) {
+  return nlohmann::json(x).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 inline std::string show(AttnMode m) { return show(std::string(attn_mode_name(m))); }
 
 // A rule returns the problem ("must be >= 1"), or "" when the value is acceptable.
