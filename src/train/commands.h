@@ -10,6 +10,7 @@ struct Command {
   int (*run)(int argc, char** argv);  // argv[0] is the subcommand name
 };
 
+int cmd_config(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 

@@ -7,6 +7,7 @@
 namespace {
 
 const gfwa::Command kCommands[] = {
+    {"config", "print the resolved configuration as JSON", gfwa::cmd_config},
     {"train", "train a model from a JSON config (resumable; docs/training.md)", gfwa::cmd_train},
     {"eval", "validation loss, perplexity and bits per byte of a checkpoint", gfwa::cmd_eval},
 };
