@@ -45,6 +45,11 @@ void rng_from_string(std::mt19937_64& rng, const std::string& text) {
   if (!s) throw std::runtime_error("checkpoint state: unreadable sample_rng");
 }
 
+std::string human_bytes(int64_t b) {
+  return b >= (int64_t(1) << 30) ? fmt::format("{:.2f} GiB", double(b) / double(1 << 30))
+                                 : fmt::format("{:.0f} MiB", double(b) / double(1 << 20));
+}
+
 std::string human_duration(double s) {
   const auto t = int64_t(s + 0.5);
   char buf[32];
@@ -177,9 +182,10 @@ void Run::start_or_resume() {
   }
   metrics_ = std::make_unique<MetricsWriter>(opt_.out_dir + "/metrics.jsonl", from ? step_ : -1);
 
-  spdlog::info("backend {} | {:.2f}M parameters | {} tokens/step ({} x {} x {} accumulated {}x) | {} steps",
-               backend_->name(), double(n_params) / 1e6, tokens_per_step_, cfg_.train.batch_size,
-               cfg_.train.seq_len, world_, accum_, total_);
+  spdlog::info("backend {} | {:.2f}M parameters | {} tokens/step = {} x {} tokens x {} micro-batches x {} processes | "
+               "{} steps",
+               backend_->name(), double(n_params) / 1e6, tokens_per_step_, cfg_.train.batch_size, cfg_.train.seq_len,
+               accum_, world_, total_);
 }
 
 void Run::train_step() {
@@ -236,8 +242,8 @@ void Run::log_step(double loss, double norm, double lr) {
     mfu_text = fmt::format(" | MFU {:.1f}%", 100 * mfu);
   }
   metrics_->write(rec);
-  spdlog::info("step {}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} tok/s{} | mem {:.2f} GB | ETA {}", step_,
-               total_, loss, lr, norm, tok_s, mfu_text, double(mem) / 1e9,
+  spdlog::info("step {}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} tok/s{} | mem {} | ETA {}", step_,
+               total_, loss, lr, norm, tok_s, mfu_text, human_bytes(mem),
                human_duration(step_time * double(total_ - step_)));
   window_time_ = 0;
   window_steps_ = 0;
