@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -91,9 +92,11 @@ std::optional<IdFile> decode(const std::vector<uint8_t>& b) {
   return f;
 }
 
+// Pauses one poll interval, cut short at the deadline; false once the deadline has passed.
 bool sleep_before(Clock::time_point deadline) {
-  if (Clock::now() + kPoll >= deadline) return false;
-  std::this_thread::sleep_for(kPoll);
+  const auto now = Clock::now();
+  if (now >= deadline) return false;
+  std::this_thread::sleep_for(std::min<Clock::duration>(kPoll, deadline - now));
   return true;
 }
 

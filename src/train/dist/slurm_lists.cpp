@@ -86,6 +86,7 @@ std::vector<std::string> expand_slurm_nodelist(const std::string& list) {
     if (out.size() > kMaxHosts) throw std::invalid_argument("'" + list + "' names too many hosts");
     start = i + 1;
   }
+  if (depth != 0) throw std::invalid_argument("unclosed '[' in '" + list + "'");
   return out;
 }
 

@@ -103,8 +103,9 @@ std::vector<uint8_t> tcp_fetch_id(const std::string& host, int port, int rank, i
       }
       why = "connection closed before the id arrived";
     }
-    if (Clock::now() + kRetryPause >= deadline) break;
-    std::this_thread::sleep_for(kRetryPause);
+    const auto now = Clock::now();
+    if (now >= deadline) break;
+    std::this_thread::sleep_for(std::min<Clock::duration>(kRetryPause, deadline - now));
   }
   throw DistError("rank " + std::to_string(rank) + ": no answer from rank 0 at " + where + " within " +
                   seconds_text(timeout) + " (" + why + ")");
