@@ -256,3 +256,21 @@ TEST(SlurmLists, TasksPerNode) {
   for (const char* bad : {"", "x", "4(x)", "4(2)", "4(x2", "4,,2", "4(x0)"})
     EXPECT_THROW(expand_slurm_tasks_per_node(bad), std::invalid_argument) << bad;
 }
+
+TEST(DistEnv, CudaDevicePerRank) {
+  DistEnv e;
+  e.rank = 6;
+  e.world = 8;
+  e.local_rank = 2;
+  e.local_world = 4;
+  EXPECT_EQ(cuda_device_for(e, 4), 2);
+  EXPECT_EQ(cuda_device_for(e, 8), 2);
+  EXPECT_EQ(cuda_device_for(e, 1), 0);  // the launcher isolated one GPU per process
+  try {
+    cuda_device_for(e, 2);
+    FAIL() << "local rank 2 placed on 2 GPUs";
+  } catch (const DistError& err) {
+    EXPECT_STREQ(err.what(), "rank 6: local rank 2 but only 2 GPUs visible (more processes per node than GPUs?)");
+  }
+  EXPECT_THROW(cuda_device_for(e, 0), DistError);
+}

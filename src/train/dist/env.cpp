@@ -179,4 +179,13 @@ DistEnv read_dist_env(const DistributedConfig& cfg, const EnvLookup& env) {
   return e;
 }
 
+int cuda_device_for(const DistEnv& env, int visible) {
+  if (visible < 1) throw DistError("rank " + std::to_string(env.rank) + ": no CUDA device visible");
+  if (visible == 1) return 0;
+  if (env.local_rank >= visible)
+    throw DistError("rank " + std::to_string(env.rank) + ": local rank " + std::to_string(env.local_rank) + " but only " +
+                    std::to_string(visible) + " GPUs visible (more processes per node than GPUs?)");
+  return env.local_rank;
+}
+
 }  // namespace gfwa::dist

@@ -32,4 +32,9 @@ DistEnv read_dist_env(const DistributedConfig& cfg, const EnvLookup& env = proce
 
 constexpr int kDefaultMasterPort = 29500;
 
+// The CUDA device of this rank among `visible` devices: its local rank, or 0 when the launcher
+// gave each process a single GPU (srun --gpus-per-task=1, CUDA_VISIBLE_DEVICES per rank).
+// Throws DistError when the node shows fewer GPUs than its local ranks need.
+int cuda_device_for(const DistEnv& env, int visible);
+
 }  // namespace gfwa::dist

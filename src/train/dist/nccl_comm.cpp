@@ -59,8 +59,9 @@ NcclComm::NcclComm(const DistEnv& env, const std::vector<uint8_t>& id, std::chro
     throw DistError("rank " + std::to_string(rank_) + ": NCCL init failed: " + msg);
   }
   check(r, "communicator init");
-  spdlog::info("rank {}/{}: NCCL {} communicator ready on GPU {} ({})", rank_, world_, api_.version, env.local_rank,
-               api_.path);
+  int device = -1;
+  cudaGetDevice(&device);
+  spdlog::info("rank {}/{}: NCCL {} communicator ready on GPU {} ({})", rank_, world_, api_.version, device, api_.path);
 }
 
 NcclComm::~NcclComm() {
@@ -163,7 +164,10 @@ std::unique_ptr<NcclComm> init_nccl(const DistEnv& env, const DistributedConfig&
   if (cfg.timeout_s <= 0)
     throw DistError("distributed.timeout_s = " + std::to_string(cfg.timeout_s) + ": must be positive");
   nccl();  // a missing library fails here, before any rank waits for another
-  check_cuda(cudaSetDevice(env.local_rank), env.rank, ("cudaSetDevice(" + std::to_string(env.local_rank) + ")").c_str());
+  int visible = 0;
+  check_cuda(cudaGetDeviceCount(&visible), env.rank, "cudaGetDeviceCount");
+  const int device = cuda_device_for(env, visible);
+  check_cuda(cudaSetDevice(device), env.rank, ("cudaSetDevice(" + std::to_string(device) + ")").c_str());
   const std::vector<uint8_t> id = env.rank == 0 ? NcclComm::new_unique_id() : std::vector<uint8_t>();
   const auto shared = exchange_id(env, cfg, id);
   return std::make_unique<NcclComm>(env, shared, std::chrono::seconds(cfg.timeout_s));

@@ -27,7 +27,7 @@ class NcclComm {
   // A fresh NCCL unique id (128 bytes), made on rank 0 and shared with exchange_id().
   static std::vector<uint8_t> new_unique_id();
 
-  // Joins the communicator on the current CUDA device: call cudaSetDevice(env.local_rank) first.
+  // Joins the communicator on the current CUDA device: select it first (cuda_device_for).
   NcclComm(const DistEnv& env, const std::vector<uint8_t>& id, std::chrono::milliseconds timeout);
   ~NcclComm();
   NcclComm(const NcclComm&) = delete;
@@ -65,8 +65,8 @@ class NcclComm {
   int scratch_n_ = 0;
 };
 
-// Whole bootstrap of one rank: rank 0 makes the id, exchange_id() shares it, every rank joins.
-// Selects the GPU env.local_rank first.
+// Whole bootstrap of one rank: selects the GPU (cuda_device_for), rank 0 makes the id,
+// exchange_id() shares it, every rank joins.
 std::unique_ptr<NcclComm> init_nccl(const DistEnv& env, const DistributedConfig& cfg);
 
 }  // namespace gfwa::dist
