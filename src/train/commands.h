@@ -10,4 +10,6 @@ struct Command {
   int (*run)(int argc, char** argv);  // argv[0] is the subcommand name
 };
 
+int cmd_tokenize(int argc, char** argv);  // src/data/cmd_tokenize.cpp
+
 }  // namespace gfwa

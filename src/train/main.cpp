@@ -7,6 +7,7 @@
 namespace {
 
 const gfwa::Command kCommands[] = {
+    {"tokenize", "text files -> GPT-2 token shards (train/val)", gfwa::cmd_tokenize},
 };
 
 void usage(FILE* f) {
