@@ -28,7 +28,6 @@ if [ -f "$OUT/SHA256SUMS" ] && (cd "$OUT" && sha256sum --quiet -c SHA256SUMS >/d
   say "$OUT is complete (SHA256SUMS verifies); nothing to do"
   exit 0
 fi
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 rm -f "$OUT/SHA256SUMS"
 
 bash "$ROOT/scripts/data/fetch_tokenizer.sh"
@@ -40,23 +39,9 @@ fi
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 chmod 755 "$TMP"
-if ! apt-cache show "$PKG" >/dev/null 2>&1; then
-  say "apt-get update (package lists do not know $PKG)"
-  $SUDO apt-get update -qq
-fi
-mkdir "$TMP/deb"
-[ "$(id -u)" -ne 0 ] || ! id _apt >/dev/null 2>&1 || chown _apt "$TMP/deb"  # apt downloads as _apt
-(cd "$TMP/deb" && apt-get download -qq "$PKG")
+bash "$ROOT/scripts/data/apt_download.sh" "$TMP/deb" "$PKG"
 DEB="$(ls "$TMP"/deb/*.deb)"
 VERSION="$(dpkg-deb -f "$DEB" Version)"
-WANT="$(apt-cache show "$PKG=$VERSION" | awk '/^SHA256:/ && !seen {print $2; seen = 1}')"
-GOT="$(sha256sum "$DEB" | cut -d' ' -f1)"
-if [ -z "$WANT" ] || [ "$WANT" != "$GOT" ]; then
-  echo "prepare_austen: $(basename "$DEB") has sha256 $GOT, apt's index says '$WANT'" >&2
-  exit 1
-fi
-say "downloaded $(basename "$DEB") ($(stat -c %s "$DEB") bytes), sha256 matches apt's index"
-
 dpkg-deb -x "$DEB" "$TMP/root"
 mkdir -p "$OUT/text"
 python3 "$ROOT/scripts/data/extract_austen.py" "$TMP/root/usr/lib/R/site-library/janeaustenr/data/Rdata" "$OUT/text"
