@@ -199,7 +199,7 @@ void encode_parallel(const Tokenizer& tok, const std::vector<std::string_view>& 
     if (e) std::rethrow_exception(e);
 }
 
-// Removes the staging folder unless released.
+// Removes the staging folder on every exit; after a commit it is already empty.
 struct StagingGuard {
   fs::path dir;
   ~StagingGuard() {
