@@ -8,6 +8,7 @@ namespace {
 
 const gfwa::Command kCommands[] = {
     {"config", "print the resolved configuration as JSON", gfwa::cmd_config},
+    {"tokenize", "text files -> GPT-2 token shards (train/val)", gfwa::cmd_tokenize},
 };
 
 void usage(FILE* f) {
