@@ -10,10 +10,7 @@ struct Command {
   int (*run)(int argc, char** argv);  // argv[0] is the subcommand name
 };
 
-<<<<<<< HEAD
 int cmd_config(int argc, char** argv);
-=======
 int cmd_tokenize(int argc, char** argv);  // src/data/cmd_tokenize.cpp
->>>>>>> data
 
 }  // namespace gfwa
