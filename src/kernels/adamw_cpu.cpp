@@ -1,4 +1,5 @@
 #include "kernels/adamw_cpu.h"
+#include "kernels/cpu_parallel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +11,7 @@ template <class F>
 void adamw_update(F* p, const F* grad, F* m, F* v, size_t n, const AdamWHyper& h, bool decay) {
   const double bc1 = 1.0 - std::pow(h.beta1, double(h.t)), bc2 = 1.0 - std::pow(h.beta2, double(h.t));
   const double wd = decay ? h.weight_decay : 0.0;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(n) * 8 >= kOmpMinWork)
   for (size_t i = 0; i < n; ++i) {
     const double g = double(grad[i]) * h.grad_scale;
     const double mi = h.beta1 * double(m[i]) + (1.0 - h.beta1) * g;
@@ -27,7 +28,7 @@ double sum_squares(const F* x, size_t n) {
   constexpr size_t kChunk = 4096;
   const size_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> part(chunks);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(n) >= kOmpMinWork)
   for (size_t c = 0; c < chunks; ++c) {
     double s = 0.0;
     for (size_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) s += double(x[i]) * double(x[i]);

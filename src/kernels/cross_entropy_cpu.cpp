@@ -1,4 +1,5 @@
 #include "kernels/cross_entropy_cpu.h"
+#include "kernels/cpu_parallel.h"
 
 #include <cmath>
 #include <vector>
@@ -18,7 +19,7 @@ F row_max(const F* x, int V) {
 template <class F>
 double cross_entropy_forward(const F* logits, const int32_t* targets, int N, int V) {
   std::vector<double> loss(N);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(N) * V * 4 >= kOmpMinWork)
   for (int n = 0; n < N; ++n) {
     const F* x = logits + long(n) * V;
     const F m = row_max(x, V);
@@ -34,7 +35,7 @@ double cross_entropy_forward(const F* logits, const int32_t* targets, int N, int
 template <class F>
 double cross_entropy_forward_backward(F* logits, const int32_t* targets, int N, int V, double dloss) {
   std::vector<double> loss(N);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(N) * V * 4 >= kOmpMinWork)
   for (int n = 0; n < N; ++n) {
     F* x = logits + long(n) * V;
     const F m = row_max(x, V);

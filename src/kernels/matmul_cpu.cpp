@@ -1,4 +1,5 @@
 #include "kernels/matmul_cpu.h"
+#include "kernels/cpu_parallel.h"
 
 #include <algorithm>
 #include <vector>
@@ -58,7 +59,7 @@ void gemm_acc(int M, int N, int K, View<F> A, View<F> B, F* C, long ldc) {
   using T = Tiles<F>;
   const int mt = (M + T::MC - 1) / T::MC, nt = (N + T::NC - 1) / T::NC;
   const long tiles = long(mt) * nt;
-#pragma omp parallel
+#pragma omp parallel if (double(M) * N * K >= kOmpMinWork)
   {
     std::vector<F> apack(size_t(T::MC) * T::KC), bpack(size_t(T::KC) * T::NC);
     long packed_b_tile = -1;  // with a single K block, consecutive tiles of one column reuse B
@@ -85,7 +86,7 @@ void gemm_acc(int M, int N, int K, View<F> A, View<F> B, F* C, long ldc) {
 
 template <class F>
 void matmul_forward(F* y, const F* x, const F* W, const F* b, int N, int C, int OC) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(N) * OC >= kOmpMinWork)
   for (int n = 0; n < N; ++n)
     for (int o = 0; o < OC; ++o) y[long(n) * OC + o] = b ? b[o] : F(0);
   gemm_acc<F>(N, OC, C, {x, C, 1}, {W, 1, C}, y, OC);
@@ -98,7 +99,7 @@ void matmul_backward(F* dx, F* dW, F* db, const F* dy, const F* x, const F* W, i
   if (db) {
     // Column sums in row order; threads own disjoint column blocks.
     constexpr int kBlock = 64;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(N) * OC >= kOmpMinWork)
     for (int o0 = 0; o0 < OC; o0 += kBlock) {
       const int o1 = std::min(OC, o0 + kBlock);
       for (int n = 0; n < N; ++n)

@@ -1,4 +1,5 @@
 #include "kernels/rmsnorm_cpu.h"
+#include "kernels/cpu_parallel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +8,7 @@ namespace gfwa::cpu {
 
 template <class F>
 void rmsnorm_forward(F* y, F* rstd, const F* x, const F* w, int N, int C, double eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(N) * C * 2 >= kOmpMinWork)
   for (int n = 0; n < N; ++n) {
     const F* xr = x + long(n) * C;
     double ss = 0.0;  // the mean square is accumulated in double: C can be large
@@ -22,7 +23,7 @@ void rmsnorm_forward(F* y, F* rstd, const F* x, const F* w, int N, int C, double
 // With xh = x * rstd:  dx = rstd * (w*dy - xh * mean(w*dy*xh)),  dw = sum_rows dy * xh.
 template <class F>
 void rmsnorm_backward(F* dx, F* dw, const F* dy, const F* x, const F* w, const F* rstd, int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(N) * C * 4 >= kOmpMinWork)
   for (int n = 0; n < N; ++n) {
     const F* xr = x + long(n) * C;
     const F* dyr = dy + long(n) * C;
@@ -34,7 +35,7 @@ void rmsnorm_backward(F* dx, F* dw, const F* dy, const F* x, const F* w, const F
     for (int c = 0; c < C; ++c) dxr[c] += r * (w[c] * dyr[c] - xr[c] * r * m);
   }
   constexpr int kBlock = 16;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(N) * C * 2 >= kOmpMinWork)
   for (int c0 = 0; c0 < C; c0 += kBlock) {
     const int c1 = std::min(C, c0 + kBlock);
     for (int n = 0; n < N; ++n)

@@ -1,4 +1,5 @@
 #include "kernels/rope_cpu.h"
+#include "kernels/cpu_parallel.h"
 
 #include <cmath>
 #include <vector>
@@ -26,7 +27,7 @@ void rotate(F* y, const F* x, int B, int T, int H, int D, double theta, double s
   std::vector<double> cs, sn;
   rope_tables(T, D, theta, cs, sn);
   const int half = D / 2;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (long(B) * T * H * D * 2 >= kOmpMinWork)
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < T; ++t)
       for (int h = 0; h < H; ++h) {

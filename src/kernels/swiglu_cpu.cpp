@@ -1,4 +1,5 @@
 #include "kernels/swiglu_cpu.h"
+#include "kernels/cpu_parallel.h"
 
 #include <cmath>
 
@@ -6,7 +7,7 @@ namespace gfwa::cpu {
 
 template <class F>
 void swiglu_forward(F* y, const F* a, const F* b, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(n) * 8 >= kOmpMinWork)
   for (size_t i = 0; i < n; ++i) {
     const F s = F(1) / (F(1) + std::exp(-a[i]));
     y[i] = a[i] * s * b[i];
@@ -16,7 +17,7 @@ void swiglu_forward(F* y, const F* a, const F* b, size_t n) {
 // SiLU'(a) = s * (1 + a * (1 - s)), s = sigmoid(a).
 template <class F>
 void swiglu_backward(F* da, F* db, const F* dy, const F* a, const F* b, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(n) * 8 >= kOmpMinWork)
   for (size_t i = 0; i < n; ++i) {
     const F s = F(1) / (F(1) + std::exp(-a[i]));
     da[i] += dy[i] * b[i] * s * (F(1) + a[i] * (F(1) - s));

@@ -1,4 +1,5 @@
 #include "kernels/token_shift_cpu.h"
+#include "kernels/cpu_parallel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +9,7 @@ namespace gfwa::cpu {
 
 template <class F>
 void token_shift_forward(F* y, F* a, const F* k, const F* x, const F* ws, int B, int T, int H, int D, int C) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (long(B) * T * H * (C + D) >= kOmpMinWork)
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < T; ++t) {
       const long n = long(b) * T + t;
@@ -32,7 +33,7 @@ void token_shift_backward(F* dk, F* dx, F* dws, const F* dy, const F* a, const F
                           int T, int H, int D, int C) {
   const long N = long(B) * T, HD = long(H) * D;
   std::vector<F> dz(size_t(N) * H);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (long(B) * T * H * (C + D) >= kOmpMinWork)
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < T; ++t) {
       const long n = long(b) * T + t;
@@ -53,7 +54,7 @@ void token_shift_backward(F* dk, F* dx, F* dws, const F* dy, const F* a, const F
         for (int c = 0; c < C; ++c) dxr[c] += dz[n * H + h] * ws[long(h) * C + c];
     }
   constexpr int kBlock = 16;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(B) * T * H * C >= kOmpMinWork)
   for (int c0 = 0; c0 < C; c0 += kBlock) {
     const int c1 = std::min(C, c0 + kBlock);
     for (long n = 0; n < N; ++n)

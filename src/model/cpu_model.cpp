@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "kernels/attention_cpu.h"
+#include "kernels/cpu_parallel.h"
 #include "kernels/cross_entropy_cpu.h"
 #include "kernels/embedding_cpu.h"
 #include "kernels/gate_cpu.h"
@@ -24,7 +25,7 @@ void zero(std::vector<F>& v) {
 
 template <class F>
 void add_into(F* x, const F* y, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(n) >= cpu::kOmpMinWork)
   for (size_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
