@@ -49,9 +49,9 @@ TEST(CpuLayers, MatmulGradients) {
   expect_grad(b.data(), minus(db, db0), loss, "db");
 }
 
-// Sizes that cross every cache block (M > 64, N > 256, K > 256) and leave ragged edges.
+// Sizes that cross every cache block (M > 96, N > 256, K > 256) and leave ragged edges.
 TEST(CpuLayers, MatmulMatchesPlainLoopsAcrossBlocks) {
-  const int N = 67, C = 261, OC = 259;
+  const int N = 101, C = 261, OC = 259;
   auto x = randn(size_t(N) * C, 11), W = randn(size_t(OC) * C, 12), b = randn(OC, 13), dy = randn(size_t(N) * OC, 14);
   auto y = poisoned(size_t(N) * OC);
   cpu::matmul_forward(y.data(), x.data(), W.data(), b.data(), N, C, OC);

@@ -410,3 +410,14 @@ TEST(CpuBackend, DISABLED_QuickstartTiming) {
                 std::chrono::duration<double, std::milli>(t2 - t1).count(), omp_get_max_threads());
   }
 }
+
+TEST(CpuModel, RejectsShapesItCannotRun) {
+  ModelConfig cfg = tiny_config(AttnMode::swa, 3, false);
+  cfg.n_heads = 3;  // 8 features do not split into 3 heads
+  EXPECT_THROW(CpuModel<float>(cfg, 1, 4), std::invalid_argument);
+  cfg = tiny_config(AttnMode::swa, 3, false);
+  cfg.n_heads = 8;  // head_dim 1: RoPE needs pairs
+  EXPECT_THROW(CpuModel<float>(cfg, 1, 4), std::invalid_argument);
+  EXPECT_THROW(CpuModel<float>(tiny_config(AttnMode::gatedfwa, 0, false), 1, 4), std::invalid_argument);
+  EXPECT_NO_THROW(CpuModel<float>(tiny_config(AttnMode::full, 0, false), 1, 4));
+}
