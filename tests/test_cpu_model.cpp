@@ -326,13 +326,13 @@ TEST(CpuBackend, GradScaleAccumulationAndLastLogits) {
 // Every reduction has a fixed order: two runs, and one thread vs two, give identical bits.
 TEST(CpuBackend, DeterministicAcrossRunsAndThreadCounts) {
   ModelConfig cfg = tiny_config(AttnMode::gatedfwa, 5, true);
-  cfg.vocab_size = 301;
+  cfg.vocab_size = 509;
   cfg.d_model = 64;
-  cfg.ffn_hidden = 96;
-  const int B = 3, T = 17;  // large enough that every kernel goes parallel
+  cfg.ffn_hidden = 192;
+  const int B = 4, T = 67;  // every matmul goes parallel (the other kernels: CpuLayers.*ThreadCount*)
   auto be = make_cpu_backend(cfg, B, T);
   be->init_params(11);
-  const auto in = random_tokens(size_t(B) * T, 301, 801), tgt = random_tokens(size_t(B) * T, 301, 802);
+  const auto in = random_tokens(size_t(B) * T, 509, 801), tgt = random_tokens(size_t(B) * T, 509, 802);
   auto grads_with = [&](int threads, float* loss) {
     const int saved = omp_get_max_threads();
     omp_set_num_threads(threads);
