@@ -136,7 +136,8 @@ TEST(CpuLayers, RopeGradientsAndInverse) {
   const double ang = t * std::pow(theta, -2.0 * i / D);
   EXPECT_NEAR(y[base + i], x[base + i] * std::cos(ang) - x[base + i + D / 2] * std::sin(ang), 1e-14);
   EXPECT_NEAR(y[base + i + D / 2], x[base + i] * std::sin(ang) + x[base + i + D / 2] * std::cos(ang), 1e-14);
-  for (int d = 0; d < D; ++d) EXPECT_EQ(y[((size_t(1) * T + 0) * H + 1) * D + d], x[((size_t(1) * T + 0) * H + 1) * D + d]);
+  const size_t t0 = ((size_t(1) * T + 0) * H + 1) * D;  // b 1, t 0, h 1
+  for (int d = 0; d < D; ++d) EXPECT_EQ(y[t0 + d], x[t0 + d]);
   // in place, and the backward inverts the forward
   auto z = x;
   cpu::rope_forward(z.data(), z.data(), B, T, H, D, theta);
