@@ -13,5 +13,6 @@ struct Command {
 int cmd_config(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);  // src/data/cmd_tokenize.cpp
 
 }  // namespace gfwa
