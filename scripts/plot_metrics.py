@@ -9,7 +9,11 @@ import json
 import os
 import sys
 
-import matplotlib
+try:
+    import matplotlib
+except ImportError:
+    sys.exit(f"plot_metrics: {sys.executable} has no matplotlib; install python3-matplotlib (Debian) "
+             "and run it with /usr/bin/python3")
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
