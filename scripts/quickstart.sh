@@ -21,8 +21,7 @@ if have_deps; then say "build dependencies present"; else say "installing depend
 
 say "building"
 bash scripts/build.sh
-bash scripts/data/fetch_tokenizer.sh
-bash scripts/data/prepare_austen.sh
+bash scripts/data/prepare_austen.sh  # fetches the tokenizer too
 
 say "training configs/quickstart.json into $OUT"
 status=0

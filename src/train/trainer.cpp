@@ -294,12 +294,12 @@ int Run::run() {
   setup_logging(opt_.out_dir + "/train.log", cfg_.logging.level);
   const std::string resolved = config_to_json(cfg_).dump(2);
   spdlog::info("resolved config (saved to {}/config.json):\n{}", opt_.out_dir, resolved);
+  start_or_resume();  // first: a refused resume must not overwrite the saved config
   {
     std::ofstream f(opt_.out_dir + "/config.json");
     f << resolved << '\n';
     if (!f) throw std::runtime_error("cannot write " + opt_.out_dir + "/config.json");
   }
-  start_or_resume();
   if (step_ >= total_) {
     spdlog::info("nothing to do: the run is at step {} of {}", step_, total_);
     return 0;
