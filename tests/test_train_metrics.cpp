@@ -47,12 +47,17 @@ TEST(TrainMetrics, ResumingDropsRecordsPastTheCheckpoint) {
   {
     std::ofstream(path, std::ios::app) << "{\"step\": 7, \"loss\":";  // cut short by a kill
     MetricsWriter w(path, 4);
-    w.write({{"step", 5}, {"loss", 0.5}});
+    w.write({{"step", 5}, {"loss", 0.5}, {"text", "caf\xc3"}});  // cut inside a UTF-8 character
   }
   std::ifstream in(path);
   std::vector<int> steps;
   for (std::string line; std::getline(in, line);) steps.push_back(nlohmann::json::parse(line).at("step"));
   EXPECT_EQ(steps, (std::vector<int>{1, 2, 3, 4, 5}));
+  in.clear();
+  in.seekg(0);
+  std::string last;
+  for (std::string line; std::getline(in, line);) last = line;
+  EXPECT_EQ(nlohmann::json::parse(last).at("text"), "caf\xef\xbf\xbd");  // U+FFFD
   std::filesystem::remove(path);
 }
 

@@ -4,6 +4,7 @@
 
 #include "train/checkpoint.h"
 #include "train/trainer.h"
+#include "test_data_util.h"
 #include "test_train_util.h"
 
 namespace gfwa {
@@ -63,6 +64,36 @@ TEST_F(TrainResume, ResumedRunIsBitIdentical) {
   const auto ea = records(a, "eval"), eb = records(b, "eval");
   ASSERT_EQ(ea.size(), 3u);  // steps 4, 8 and 9
   EXPECT_EQ(eb, ea);
+}
+
+// Samples draw from a random stream that is part of the checkpoint: a resumed run prints the same.
+TEST_F(TrainResume, SamplesResumeExactly) {
+  if (!gfwa::testing::tokenizer_present())
+    GTEST_SKIP() << "no " << gfwa::testing::tokenizer_dir() << "; run scripts/data/fetch_tokenizer.sh";
+  auto j = tiny_config(data_);
+  j["train"]["max_steps"] = 6;
+  j["eval"]["sample_every"] = 2;
+  j["eval"]["sample_tokens"] = 7;
+  j["eval"]["sample_prompt"] = "A";  // GPT-2 id 32, inside the tiny vocabulary
+  j["data"]["tokenizer"] = gfwa::testing::tokenizer_dir();
+  const std::string a = root_ + "/a", b = root_ + "/b";
+  ASSERT_EQ(train(cfg_of(j), {a, ""}), 0);
+  ASSERT_EQ(train(cfg_of(j), {b, ckpt(a, 3)}), 0);
+  const auto sa = records(a, "sample"), sb = records(b, "sample");
+  ASSERT_EQ(sa.size(), 3u);
+  ASSERT_EQ(sb.size(), 2u);
+  EXPECT_EQ(sb[0], sa[1]);
+  EXPECT_EQ(sb[1], sa[2]);
+  EXPECT_NE(sa[1].at("text"), sa[2].at("text"));
+  EXPECT_EQ(sa[0].at("text").get<std::string>().rfind("A", 0), 0u);
+  // The default prompt "\n" is id 198, outside the tiny vocabulary: refused up front.
+  j["eval"]["sample_prompt"] = "\n";
+  try {
+    train(cfg_of(j), {root_ + "/c", ""});
+    ADD_FAILURE() << "an unencodable prompt was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("eval.sample_prompt"), std::string::npos) << e.what();
+  }
 }
 
 // A different seed or no shuffling changes the trajectory: the comparison above can fail.

@@ -44,7 +44,8 @@ MetricsWriter::MetricsWriter(const std::string& path, int64_t resume_step) : pat
 }
 
 void MetricsWriter::write(const nlohmann::json& record) {
-  out_ << record.dump() << '\n';
+  // Samples can end inside a multi-byte character: invalid UTF-8 becomes U+FFFD, not an error.
+  out_ << record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
   out_.flush();
   if (!out_) throw std::runtime_error("cannot write metrics file " + path_);
 }

@@ -111,6 +111,7 @@ class Run {
   std::unique_ptr<TrainLoader> loader_;
   std::unique_ptr<ValLoader> val_;
   std::unique_ptr<Tokenizer> tokenizer_;
+  std::vector<int32_t> prompt_;  // the encoded eval.sample_prompt
   std::unique_ptr<MetricsWriter> metrics_;
   std::mt19937_64 sample_rng_;
   int64_t accum_ = 1, tokens_per_step_ = 0, total_ = 0;
@@ -147,7 +148,16 @@ void Run::start_or_resume() {
   lo.pattern = cfg_.data.val;
   lo.shuffle = false;
   val_ = std::make_unique<ValLoader>(lo);
-  if (cfg_.eval.sample_every > 0) tokenizer_ = std::make_unique<Tokenizer>(cfg_.data.tokenizer);
+  if (cfg_.eval.sample_every > 0) {
+    tokenizer_ = std::make_unique<Tokenizer>(cfg_.data.tokenizer);
+    prompt_ = tokenizer_->encode(cfg_.eval.sample_prompt);
+    if (prompt_.empty()) prompt_.push_back(Tokenizer::kEndOfText);
+    for (int32_t id : prompt_)
+      if (id >= cfg_.model.vocab_size)
+        throw std::runtime_error("eval.sample_prompt: token id " + std::to_string(id) +
+                                 " is outside the model's vocabulary (model.vocab_size " +
+                                 std::to_string(cfg_.model.vocab_size) + ")");
+  }
 
   const auto from = resume_dir(opt_, ckpt_root_);
   if (from) {
@@ -259,11 +269,9 @@ void Run::run_eval() {
 }
 
 void Run::run_sample() {
-  std::vector<int32_t> prompt = tokenizer_->encode(cfg_.eval.sample_prompt);
-  if (prompt.empty()) prompt.push_back(Tokenizer::kEndOfText);
-  const auto ids = sample_tokens(*backend_, prompt, cfg_.eval.sample_tokens, cfg_.train.seq_len,
+  const auto ids = sample_tokens(*backend_, prompt_, cfg_.eval.sample_tokens, cfg_.train.seq_len,
                                  tokenizer_->vocab_size(), kSampleTopK, sample_rng_);
-  const std::string text = tokenizer_->decode(prompt) + tokenizer_->decode(ids);
+  const std::string text = tokenizer_->decode(prompt_) + tokenizer_->decode(ids);
   metrics_->write({{"type", "sample"}, {"step", step_}, {"text", text}});
   spdlog::info("sample step {}:\n{}", step_, text);
 }
@@ -293,7 +301,7 @@ int Run::run() {
   fs::create_directories(opt_.out_dir);
   setup_logging(opt_.out_dir + "/train.log", cfg_.logging.level);
   const std::string resolved = config_to_json(cfg_).dump(2);
-  spdlog::info("resolved config (saved to {}/config.json):\n{}", opt_.out_dir, resolved);
+  spdlog::info("resolved config:\n{}", resolved);
   start_or_resume();  // first: a refused resume must not overwrite the saved config
   {
     std::ofstream f(opt_.out_dir + "/config.json");
