@@ -41,7 +41,7 @@ TEST(TrainMetrics, ResumingDropsRecordsPastTheCheckpoint) {
   const std::string path = std::filesystem::temp_directory_path() / ("gfwa_metrics_" + std::to_string(::getpid()) + ".jsonl");
   std::filesystem::remove(path);
   {
-    MetricsWriter w(path, -1);
+    MetricsWriter w(path, 0);
     for (int s = 1; s <= 6; ++s) w.write({{"step", s}, {"loss", 1.0 / s}});
   }
   {

@@ -166,6 +166,48 @@ TEST_F(TrainResume, IncompatibleConfigIsRefusedNamingTheKeys) {
   EXPECT_EQ(records(a, "eval").back().at("step"), 5);
 }
 
+TEST_F(TrainResume, FreshStartRefusesADirectoryWithCheckpoints) {
+  auto j = tiny_config(data_);
+  j["train"]["max_steps"] = 3;
+  const std::string a = root_ + "/a";
+  ASSERT_EQ(train(cfg_of(j), {a, ""}), 0);
+  const auto before = file_bytes(a + "/metrics.jsonl");
+  try {
+    train(cfg_of(j), {a, ""});
+    ADD_FAILURE() << "a fresh run overwrote " << a;
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("--resume auto"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(file_bytes(a + "/metrics.jsonl"), before);
+  // Without checkpoints the directory is reused and the old records are dropped.
+  fs::remove_all(a + "/checkpoints");
+  j["train"]["max_steps"] = 2;
+  ASSERT_EQ(train(cfg_of(j), {a, ""}), 0);
+  EXPECT_EQ(records(a, "train").size(), 2u);
+}
+
+TEST_F(TrainResume, FailedCheckpointWriteStopsTheRunAndKeepsTheLastOne) {
+  auto j = tiny_config(data_);
+  j["train"]["max_steps"] = 3;
+  const std::string a = root_ + "/a";
+  ASSERT_EQ(train(cfg_of(j), {a, ""}), 0);
+  const auto model3 = file_bytes(ckpt(a, 3) + "/model.bin");
+  j["train"]["max_steps"] = 6;
+  inject_checkpoint_write_fault(1000);
+  try {
+    train(cfg_of(j), {a, "auto"});
+    ADD_FAILURE() << "the failed save went unnoticed";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find(a + "/checkpoints/.tmp-step_00000006"), std::string::npos) << e.what();
+  }
+  inject_checkpoint_write_fault(-1);
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(a + "/checkpoints")) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"step_00000003"});
+  EXPECT_EQ(find_latest_valid(a + "/checkpoints"), ckpt(a, 3));
+  EXPECT_EQ(file_bytes(ckpt(a, 3) + "/model.bin"), model3);
+}
+
 TEST(TrainResumeKeys, OnlyShapeDataAndBatchKeysMustMatch) {
   const nlohmann::json saved = {{"model", {{"d_model", 16}, {"attention", {{"window", 5}}}}},
                                 {"train", {{"seq_len", 11}, {"max_steps", 9}, {"batch_size", 3}}},

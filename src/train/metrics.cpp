@@ -28,14 +28,14 @@ void setup_logging(const std::string& log_file, const std::string& level) {
 }
 
 MetricsWriter::MetricsWriter(const std::string& path, int64_t resume_step) : path_(path) {
-  if (resume_step >= 0) {
-    std::vector<std::string> kept;
-    std::ifstream in(path);
-    for (std::string line; std::getline(in, line);) {
-      const auto rec = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (rec.is_object() && rec.value("step", int64_t(0)) <= resume_step) kept.push_back(line);
-    }
-    in.close();
+  std::vector<std::string> kept;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    const auto rec = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (rec.is_object() && rec.value("step", int64_t(0)) <= resume_step) kept.push_back(line);
+  }
+  in.close();
+  {
     std::ofstream rewrite(path, std::ios::trunc);
     for (const auto& line : kept) rewrite << line << '\n';
   }

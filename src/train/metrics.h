@@ -18,8 +18,8 @@ void setup_logging(const std::string& log_file, const std::string& level);
 // One JSON object per line, flushed at once so a killed run keeps every line it printed.
 class MetricsWriter {
  public:
-  // Opens path for appending. When resuming from step `resume_step`, records of later steps (from a
-  // run that went past its last checkpoint) are dropped first, so the file reads as one run.
+  // Opens path for appending, after dropping the records of steps after `resume_step` (a run that
+  // went past its last checkpoint; 0 for a fresh start), so the file reads as one run.
   MetricsWriter(const std::string& path, int64_t resume_step);
   void write(const nlohmann::json& record);
 

@@ -74,6 +74,14 @@ bool resume_must_match(const std::string& key) {
   return false;
 }
 
+// Whether root holds step_* directories, valid or not.
+bool has_checkpoints(const std::string& root) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec))
+    if (e.path().filename().string().rfind("step_", 0) == 0) return true;
+  return false;
+}
+
 // The checkpoint a --resume value designates; nullopt for a fresh start.
 std::optional<std::string> resume_dir(const TrainOptions& opt, const std::string& ckpt_root) {
   if (opt.resume.empty()) return std::nullopt;
@@ -187,10 +195,14 @@ void Run::start_or_resume() {
     last_saved_dir_ = *from;
     spdlog::info("resuming from {} (step {}, {} tokens seen)", *from, step_, tokens_);
   } else {
+    if (opt_.resume.empty() && has_checkpoints(ckpt_root_))
+      throw std::runtime_error(opt_.out_dir + " already holds checkpoints of a run: continue it with --resume auto, "
+                               "or train into another --out");
     backend_->init_params(cfg_.train.seed);
     sample_rng_.seed(cfg_.train.seed ^ kSampleSeedSalt);
   }
-  metrics_ = std::make_unique<MetricsWriter>(opt_.out_dir + "/metrics.jsonl", from ? step_ : -1);
+  // A fresh start keeps no earlier records (resume step 0).
+  metrics_ = std::make_unique<MetricsWriter>(opt_.out_dir + "/metrics.jsonl", step_);
 
   spdlog::info("backend {} | {:.2f}M parameters | {} tokens/step = {} x {} tokens x {} micro-batches x {} processes | "
                "{} steps",
