@@ -7,6 +7,9 @@
 namespace {
 
 const gfwa::Command kCommands[] = {
+#ifdef GFWA_WITH_CUDA
+    {"bench", "kernel benchmarks: bench attention --B --H --T --D --W --mode [--fwd-only]", gfwa::cmd_bench},
+#endif
 };
 
 void usage(FILE* f) {
