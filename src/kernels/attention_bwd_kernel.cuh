@@ -50,7 +50,7 @@ struct DkvSmem {
   static constexpr int kBytes = kDelta + 2 * BM * 4;
 };
 
-template <int D>
+template <int D, bool kGated>
 __global__ void __launch_bounds__(AttnTraits<D>::kDkvWarps * 32)
     attn_dkdv_kernel(const AttnBwdParams p, const AttnConsts c, const float* delta) {
   using Tr = AttnTraits<D>;
@@ -68,11 +68,12 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDkvWarps * 32)
   const int qt_lo = k0 / BM, qt_hi = i_last / BM;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
   const int r0 = warp * 16;
+  const uint32_t aoff = a_off<D>(lane), bnoff = bn_off<D>(lane), bkoff = bk_off<D>(lane);
 
   const int64_t bT = int64_t(b) * T;
   const __nv_bfloat16* gQ = p.q + bT * p.q_row_stride + h * D;
   const __nv_bfloat16* gdO = p.dout + bT * p.dout_row_stride + h * D;
-  const float* gLam = c.gated ? p.lam + bT * H + h : nullptr;
+  const float* gLam = kGated ? p.lam + bT * H + h : nullptr;
   const float* gLse = p.lse + (int64_t(b) * H + h) * T;
   const float* gDelta = delta + (int64_t(b) * H + h) * T;
 
@@ -81,17 +82,17 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDkvWarps * 32)
     load_tile_async<BM, D, kThreads>(sbase + S::kQ + stage * BM * D * 2, gQ, p.q_row_stride, i0, T);
     load_tile_async<BM, D, kThreads>(sbase + S::kdO + stage * BM * D * 2, gdO, p.dout_row_stride, i0, T);
     float* f = reinterpret_cast<float*>(smem);
-    if (c.gated) load_vec_async(f + S::kLamQ / 4 + stage * BM, gLam, H, i0, BM, T, 0.f);
+    if (kGated) load_vec_async(f + S::kLamQ / 4 + stage * BM, gLam, H, i0, BM, T, 0.f);
     load_vec_async(f + S::kLse / 4 + stage * BM, gLse, 1, i0, BM, T, 0.f);
     load_vec_async(f + S::kDelta / 4 + stage * BM, gDelta, 1, i0, BM, T, 0.f);
   };
   load_tile_async<BN, D, kThreads>(sbase + S::kK, p.k + bT * p.k_row_stride + h * D, p.k_row_stride, k0, T);
   load_tile_async<BN, D, kThreads>(sbase + S::kV, p.v + bT * p.v_row_stride + h * D, p.v_row_stride, k0, T);
-  if (c.gated) load_vec_async(reinterpret_cast<float*>(smem + S::kLamK), gLam, H, k0, BN, T, 0.f);
+  if (kGated) load_vec_async(reinterpret_cast<float*>(smem + S::kLamK), gLam, H, k0, BN, T, 0.f);
   load_q(qt_lo, 0);
   cp_async_commit();
 
-  const float ref = c.gated ? gLam[int64_t(k0) * H] : 0.f;
+  const float ref = kGated ? gLam[int64_t(k0) * H] : 0.f;
   float kb[2] = {0.f, 0.f}, dl[2] = {0.f, 0.f};
   float dk[kDB][4], dv[kDB][4];
 #pragma unroll
@@ -108,71 +109,80 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDkvWarps * 32)
       cp_async_wait<0>();
     }
     __syncthreads();
-    if (qt == qt_lo && c.gated) {
+    if (kGated && qt == qt_lo) {
       kb[0] = (sLamK[r0 + g] - ref) * kLog2e;
       kb[1] = (sLamK[r0 + g + 8] - ref) * kLog2e;
     }
-    const uint32_t sQ = sbase + S::kQ + stage * BM * D * 2, sdO = sbase + S::kdO + stage * BM * D * 2;
-    const float* lamq = reinterpret_cast<const float*>(smem + S::kLamQ) + stage * BM;
-    const float* lse = reinterpret_cast<const float*>(smem + S::kLse) + stage * BM;
-    const float* dlt = reinterpret_cast<const float*>(smem + S::kDelta) + stage * BM;
-
-    float st[kNQ][4], dpt[kNQ][4];
-#pragma unroll
-    for (int n = 0; n < kNQ; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) st[n][e] = dpt[n][e] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < kKSteps; ++kk) {
-      uint32_t ak[4], av[4];
-      ldsm_x4(ak, a_addr<D>(sbase + S::kK, r0, kk, lane));
-      ldsm_x4(av, a_addr<D>(sbase + S::kV, r0, kk, lane));
-#pragma unroll
-      for (int n2 = 0; n2 < kNQ / 2; ++n2) {
-        uint32_t bq[4], bo[4];
-        ldsm_x4(bq, bn_addr<D>(sQ, n2 * 16, kk, lane));
-        ldsm_x4(bo, bn_addr<D>(sdO, n2 * 16, kk, lane));
-        mma_bf16(st[2 * n2], ak, bq[0], bq[1]);
-        mma_bf16(st[2 * n2 + 1], ak, bq[2], bq[3]);
-        mma_bf16(dpt[2 * n2], av, bo[0], bo[1]);
-        mma_bf16(dpt[2 * n2 + 1], av, bo[2], bo[3]);
-      }
-    }
-
     const int i0 = qt * BM;
-    const bool masked = tile_needs_mask(i0, BM, k0 + r0, 16, T, W);
+    if (!tile_empty(i0, BM, k0 + r0, 16, T, W)) {
+      const uint32_t sQ = sbase + S::kQ + stage * BM * D * 2, sdO = sbase + S::kdO + stage * BM * D * 2;
+      const float* lamq = reinterpret_cast<const float*>(smem + S::kLamQ) + stage * BM;
+      const float* lse = reinterpret_cast<const float*>(smem + S::kLse) + stage * BM;
+      const float* dlt = reinterpret_cast<const float*>(smem + S::kDelta) + stage * BM;
+
+      float st[kNQ][4], dpt[kNQ][4];
 #pragma unroll
-    for (int n = 0; n < kNQ; ++n)
+      for (int n = 0; n < kNQ; ++n)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int col = n * 8 + 2 * tq + (e & 1), hr = e >> 1;
-        float x = st[n][e] * c.scale_log2 - kb[hr] - lse[col] * kLog2e;
-        if (c.gated) x += (lamq[col] - ref) * kLog2e;
-        float pv = exp2_approx(x);
-        if (masked && !visible(i0 + col, k0 + r0 + g + 8 * hr, T, W)) pv = 0.f;
-        const float ds = pv * (dpt[n][e] - dlt[col]);
-        st[n][e] = pv;
-        dpt[n][e] = ds;
-        dl[hr] -= ds;
+        for (int e = 0; e < 4; ++e) st[n][e] = dpt[n][e] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < kKSteps; ++kk) {
+        uint32_t ak[4], av[4];
+        ldsm_x4(ak, a_addr<D>(sbase + S::kK, r0, kk, aoff));
+        ldsm_x4(av, a_addr<D>(sbase + S::kV, r0, kk, aoff));
+#pragma unroll
+        for (int n2 = 0; n2 < kNQ / 2; ++n2) {
+          uint32_t bq[4], bo[4];
+          ldsm_x4(bq, bn_addr<D>(sQ, n2 * 16, kk, bnoff));
+          ldsm_x4(bo, bn_addr<D>(sdO, n2 * 16, kk, bnoff));
+          mma_bf16(st[2 * n2], ak, bq[0], bq[1]);
+          mma_bf16(st[2 * n2 + 1], ak, bq[2], bq[3]);
+          mma_bf16(dpt[2 * n2], av, bo[0], bo[1]);
+          mma_bf16(dpt[2 * n2 + 1], av, bo[2], bo[3]);
+        }
       }
 
+      const bool masked = tile_needs_mask(i0, BM, k0 + r0, 16, T, W);
 #pragma unroll
-    for (int kk = 0; kk < BM / 16; ++kk) {
-      const uint32_t ap[4] = {pack_bf16(st[2 * kk][0], st[2 * kk][1]), pack_bf16(st[2 * kk][2], st[2 * kk][3]),
-                              pack_bf16(st[2 * kk + 1][0], st[2 * kk + 1][1]),
-                              pack_bf16(st[2 * kk + 1][2], st[2 * kk + 1][3])};
-      const uint32_t as[4] = {pack_bf16(dpt[2 * kk][0], dpt[2 * kk][1]), pack_bf16(dpt[2 * kk][2], dpt[2 * kk][3]),
-                              pack_bf16(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
-                              pack_bf16(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
+      for (int n = 0; n < kNQ; ++n)
 #pragma unroll
-      for (int d2 = 0; d2 < kDB / 2; ++d2) {
-        uint32_t bo[4], bq[4];
-        ldsm_x4_trans(bo, bk_addr<D>(sdO, kk, d2 * 16, lane));
-        ldsm_x4_trans(bq, bk_addr<D>(sQ, kk, d2 * 16, lane));
-        mma_bf16(dv[2 * d2], ap, bo[0], bo[1]);
-        mma_bf16(dv[2 * d2 + 1], ap, bo[2], bo[3]);
-        mma_bf16(dk[2 * d2], as, bq[0], bq[1]);
-        mma_bf16(dk[2 * d2 + 1], as, bq[2], bq[3]);
+        for (int e2 = 0; e2 < 2; ++e2) {
+          // Per query column: (lam_i - ref)*log2e - lse_i*log2e, and delta_i.
+          const int col = n * 8 + 2 * tq + e2;
+          const float cq = kGated ? (lamq[col] - ref - lse[col]) * kLog2e : -lse[col] * kLog2e;
+          const float dc = dlt[col];
+#pragma unroll
+          for (int hr = 0; hr < 2; ++hr) {
+            const int e = 2 * hr + e2;
+            float x = fmaf(st[n][e], c.scale_log2, cq);
+            if (kGated) x -= kb[hr];
+            float pv = exp2_approx(x);
+            if (masked && !visible(i0 + col, k0 + r0 + g + 8 * hr, T, W)) pv = 0.f;
+            const float ds = pv * (dpt[n][e] - dc);
+            st[n][e] = pv;
+            dpt[n][e] = ds;
+            dl[hr] -= ds;
+          }
+        }
+
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk) {
+        const uint32_t ap[4] = {pack_bf16(st[2 * kk][0], st[2 * kk][1]), pack_bf16(st[2 * kk][2], st[2 * kk][3]),
+                                pack_bf16(st[2 * kk + 1][0], st[2 * kk + 1][1]),
+                                pack_bf16(st[2 * kk + 1][2], st[2 * kk + 1][3])};
+        const uint32_t as[4] = {pack_bf16(dpt[2 * kk][0], dpt[2 * kk][1]), pack_bf16(dpt[2 * kk][2], dpt[2 * kk][3]),
+                                pack_bf16(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
+                                pack_bf16(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
+#pragma unroll
+        for (int d2 = 0; d2 < kDB / 2; ++d2) {
+          uint32_t bo[4], bq[4];
+          ldsm_x4_trans(bo, bk_addr<D>(sdO, kk, d2, bkoff));
+          ldsm_x4_trans(bq, bk_addr<D>(sQ, kk, d2, bkoff));
+          mma_bf16(dv[2 * d2], ap, bo[0], bo[1]);
+          mma_bf16(dv[2 * d2 + 1], ap, bo[2], bo[3]);
+          mma_bf16(dk[2 * d2], as, bq[0], bq[1]);
+          mma_bf16(dk[2 * d2 + 1], as, bq[2], bq[3]);
+        }
       }
     }
     __syncthreads();  // this stage is refilled by the next iteration's prefetch
@@ -183,7 +193,7 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDkvWarps * 32)
     dl[hr] += __shfl_xor_sync(0xffffffffu, dl[hr], 1);
     dl[hr] += __shfl_xor_sync(0xffffffffu, dl[hr], 2);
     const int j = k0 + r0 + g + 8 * hr;
-    if (c.gated && tq == 0 && j < T) p.dlam[(bT + j) * H + h] = dl[hr];
+    if (kGated && tq == 0 && j < T) p.dlam[(bT + j) * H + h] = dl[hr];
   }
   // dK, dV go out through this warp's own rows of the K and V tiles (only this warp ever read them).
   __nv_bfloat16* sK = reinterpret_cast<__nv_bfloat16*>(smem + S::kK);
@@ -209,12 +219,12 @@ struct DqSmem {
   static constexpr int kBytes = kLamK + 2 * BN * 4;
 };
 
-template <int D>
+template <int D, bool kGated>
 __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
     attn_dq_kernel(const AttnBwdParams p, const AttnConsts c, const float* delta) {
   using Tr = AttnTraits<D>;
   using S = DqSmem<D>;
-  constexpr int BM = Tr::kDqBM, BN = Tr::kDqBN, kThreads = Tr::kDqWarps * 32;
+  constexpr int BM = Tr::kDqBM, BN = Tr::kDqBN, MT = Tr::kDqMT, kThreads = Tr::kDqWarps * 32;
   constexpr int kKSteps = D / 16, kNB = BN / 8, kDB = D / 8;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sbase = smem_addr(smem);
@@ -227,17 +237,18 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
   const int q_end = min(T, q0 + BM);
   const int kt_lo = max(0, q0 - W + 1) / BN, kt_hi = (q_end - 1) / BN;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
-  const int r0 = warp * 16;
+  const int r0 = warp * 16 * MT;
+  const uint32_t aoff = a_off<D>(lane), bnoff = bn_off<D>(lane), bkoff = bk_off<D>(lane);
 
   const int64_t bT = int64_t(b) * T;
   const __nv_bfloat16* gK = p.k + bT * p.k_row_stride + h * D;
   const __nv_bfloat16* gV = p.v + bT * p.v_row_stride + h * D;
-  const float* gLam = c.gated ? p.lam + bT * H + h : nullptr;
+  const float* gLam = kGated ? p.lam + bT * H + h : nullptr;
 
   auto load_kv = [&](int kt, int stage) {
     load_tile_async<BN, D, kThreads>(sbase + S::kK + stage * BN * D * 2, gK, p.k_row_stride, kt * BN, T);
     load_tile_async<BN, D, kThreads>(sbase + S::kV + stage * BN * D * 2, gV, p.v_row_stride, kt * BN, T);
-    if (c.gated) load_vec_async(sLamK + stage * BN, gLam, H, kt * BN, BN, T, 0.f);
+    if (kGated) load_vec_async(sLamK + stage * BN, gLam, H, kt * BN, BN, T, 0.f);
   };
   load_tile_async<BM, D, kThreads>(sbase + S::kQ, p.q + bT * p.q_row_stride + h * D, p.q_row_stride, q0, T);
   load_tile_async<BM, D, kThreads>(sbase + S::kdO, p.dout + bT * p.dout_row_stride + h * D, p.dout_row_stride, q0,
@@ -245,20 +256,25 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
   load_kv(kt_hi, 0);
   cp_async_commit();
 
-  // Per-row constants of this thread's two rows (rows past T: zeros; they are masked anyway).
-  const float ref = c.gated ? gLam[int64_t(q0) * H] : 0.f;
-  float qb[2], lse2[2], dlt[2];
+  // Per-row constants of this thread's rows: (lam_i - ref - lse_i)*log2e and delta_i (rows past T: zeros;
+  // they are masked anyway).
+  const float ref = kGated ? gLam[int64_t(q0) * H] : 0.f;
+  float rc[MT][2], dlt[MT][2];
 #pragma unroll
-  for (int hr = 0; hr < 2; ++hr) {
-    const int i = q0 + r0 + g + 8 * hr;
-    const bool ok = i < T;
-    qb[hr] = ok && c.gated ? (gLam[int64_t(i) * H] - ref) * kLog2e : 0.f;
-    lse2[hr] = ok ? p.lse[(int64_t(b) * H + h) * T + i] * kLog2e : 0.f;
-    dlt[hr] = ok ? delta[(int64_t(b) * H + h) * T + i] : 0.f;
-  }
-  float dq[kDB][4];
+  for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-  for (int d = 0; d < kDB; ++d) dq[d][0] = dq[d][1] = dq[d][2] = dq[d][3] = 0.f;
+    for (int hr = 0; hr < 2; ++hr) {
+      const int i = q0 + r0 + 16 * mt + g + 8 * hr;
+      const bool ok = i < T;
+      const float lse_i = ok ? p.lse[(int64_t(b) * H + h) * T + i] : 0.f;
+      rc[mt][hr] = ((ok && kGated ? gLam[int64_t(i) * H] - ref : 0.f) - lse_i) * kLog2e;
+      dlt[mt][hr] = ok ? delta[(int64_t(b) * H + h) * T + i] : 0.f;
+    }
+  float dq[MT][kDB][4];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int d = 0; d < kDB; ++d) dq[mt][d][0] = dq[mt][d][1] = dq[mt][d][2] = dq[mt][d][3] = 0.f;
 
   for (int kt = kt_hi, stage = 0; kt >= kt_lo; --kt, stage ^= 1) {
     if (kt > kt_lo) {
@@ -269,56 +285,81 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
       cp_async_wait<0>();
     }
     __syncthreads();
-    const uint32_t sK = sbase + S::kK + stage * BN * D * 2, sV = sbase + S::kV + stage * BN * D * 2;
-    const float* lamk = sLamK + stage * BN;
-
-    float s[kNB][4], dp[kNB][4];
-#pragma unroll
-    for (int n = 0; n < kNB; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < kKSteps; ++kk) {
-      uint32_t aq[4], ao[4];
-      ldsm_x4(aq, a_addr<D>(sbase + S::kQ, r0, kk, lane));
-      ldsm_x4(ao, a_addr<D>(sbase + S::kdO, r0, kk, lane));
-#pragma unroll
-      for (int n2 = 0; n2 < kNB / 2; ++n2) {
-        uint32_t bk[4], bv[4];
-        ldsm_x4(bk, bn_addr<D>(sK, n2 * 16, kk, lane));
-        ldsm_x4(bv, bn_addr<D>(sV, n2 * 16, kk, lane));
-        mma_bf16(s[2 * n2], aq, bk[0], bk[1]);
-        mma_bf16(s[2 * n2 + 1], aq, bk[2], bk[3]);
-        mma_bf16(dp[2 * n2], ao, bv[0], bv[1]);
-        mma_bf16(dp[2 * n2 + 1], ao, bv[2], bv[3]);
-      }
-    }
-
     const int j0 = kt * BN;
-    const bool masked = tile_needs_mask(q0 + r0, 16, j0, BN, T, W);
+    if (!tile_empty(q0 + r0, 16 * MT, j0, BN, T, W)) {
+      const uint32_t sK = sbase + S::kK + stage * BN * D * 2, sV = sbase + S::kV + stage * BN * D * 2;
+
+      float s[MT][kNB][4], dp[MT][kNB][4];
 #pragma unroll
-    for (int n = 0; n < kNB; ++n)
+      for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int col = n * 8 + 2 * tq + (e & 1), hr = e >> 1;
-        float x = s[n][e] * c.scale_log2 + qb[hr] - lse2[hr];
-        if (c.gated) x -= (lamk[col] - ref) * kLog2e;
-        float pv = exp2_approx(x);
-        if (masked && !visible(q0 + r0 + g + 8 * hr, j0 + col, T, W)) pv = 0.f;
-        s[n][e] = pv * (dp[n][e] - dlt[hr]);  // dS
+        for (int n = 0; n < kNB; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][n][e] = dp[mt][n][e] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < kKSteps; ++kk) {
+        uint32_t aq[MT][4], ao[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          ldsm_x4(aq[mt], a_addr<D>(sbase + S::kQ, r0 + 16 * mt, kk, aoff));
+          ldsm_x4(ao[mt], a_addr<D>(sbase + S::kdO, r0 + 16 * mt, kk, aoff));
+        }
+#pragma unroll
+        for (int n2 = 0; n2 < kNB / 2; ++n2) {
+          uint32_t bk[4], bv[4];
+          ldsm_x4(bk, bn_addr<D>(sK, n2 * 16, kk, bnoff));
+          ldsm_x4(bv, bn_addr<D>(sV, n2 * 16, kk, bnoff));
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma_bf16(s[mt][2 * n2], aq[mt], bk[0], bk[1]);
+            mma_bf16(s[mt][2 * n2 + 1], aq[mt], bk[2], bk[3]);
+            mma_bf16(dp[mt][2 * n2], ao[mt], bv[0], bv[1]);
+            mma_bf16(dp[mt][2 * n2 + 1], ao[mt], bv[2], bv[3]);
+          }
+        }
       }
 
+      float kb[kNB][2];
 #pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      const uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                             pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      for (int n = 0; n < kNB; ++n)
 #pragma unroll
-      for (int d2 = 0; d2 < kDB / 2; ++d2) {
-        uint32_t bk[4];
-        ldsm_x4_trans(bk, bk_addr<D>(sK, kk, d2 * 16, lane));
-        mma_bf16(dq[2 * d2], a, bk[0], bk[1]);
-        mma_bf16(dq[2 * d2 + 1], a, bk[2], bk[3]);
+        for (int e = 0; e < 2; ++e)
+          kb[n][e] = kGated ? (ref - sLamK[stage * BN + n * 8 + 2 * tq + e]) * kLog2e : 0.f;
+      const bool masked = tile_needs_mask(q0 + r0, 16 * MT, j0, BN, T, W);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int n = 0; n < kNB; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int hr = e >> 1;
+            float x = fmaf(s[mt][n][e], c.scale_log2, rc[mt][hr]);
+            if (kGated) x += kb[n][e & 1];
+            float pv = exp2_approx(x);
+            if (masked && !visible(q0 + r0 + 16 * mt + g + 8 * hr, j0 + n * 8 + 2 * tq + (e & 1), T, W)) pv = 0.f;
+            s[mt][n][e] = pv * (dp[mt][n][e] - dlt[mt][hr]);  // dS
+          }
+
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        uint32_t a[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          a[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+          a[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+          a[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+          a[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+        }
+#pragma unroll
+        for (int d2 = 0; d2 < kDB / 2; ++d2) {
+          uint32_t bk[4];
+          ldsm_x4_trans(bk, bk_addr<D>(sK, kk, d2, bkoff));
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mma_bf16(dq[mt][2 * d2], a[mt], bk[0], bk[1]);
+            mma_bf16(dq[mt][2 * d2 + 1], a[mt], bk[2], bk[3]);
+          }
+        }
       }
     }
     __syncthreads();  // this stage is refilled by the next iteration's prefetch
@@ -326,9 +367,13 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
 
   __nv_bfloat16* sQ = reinterpret_cast<__nv_bfloat16*>(smem + S::kQ);
 #pragma unroll
-  for (int d = 0; d < kDB; ++d) stage_c<D>(sQ, r0, d * 8 + 2 * tq, dq[d], c.scale, lane);
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int d = 0; d < kDB; ++d) stage_c<D>(sQ, r0 + 16 * mt, d * 8 + 2 * tq, dq[mt][d], c.scale, lane);
   __syncwarp();
-  store_rows16<D>(sQ, p.dq + bT * p.dq_row_stride + h * D, p.dq_row_stride, q0, r0, T, lane);
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+    store_rows16<D>(sQ, p.dq + bT * p.dq_row_stride + h * D, p.dq_row_stride, q0, r0 + 16 * mt, T, lane);
 }
 
 template <int D>
@@ -340,15 +385,17 @@ void launch_attn_bwd(const AttnBwdParams& p, const AttnConsts& c, cudaStream_t s
   CUDA_CHECK_LAUNCH();
 
   constexpr int kDkvSmem = DkvSmem<D>::kBytes;
-  CUDA_CHECK(cudaFuncSetAttribute(attn_dkdv_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDkvSmem));
+  auto dkdv = c.gated ? attn_dkdv_kernel<D, true> : attn_dkdv_kernel<D, false>;
+  CUDA_CHECK(cudaFuncSetAttribute(dkdv, cudaFuncAttributeMaxDynamicSharedMemorySize, kDkvSmem));
   const dim3 gkv((p.T + Tr::kDkvBN - 1) / Tr::kDkvBN, p.H, p.B);
-  attn_dkdv_kernel<D><<<gkv, Tr::kDkvWarps * 32, kDkvSmem, stream>>>(p, c, delta);
+  dkdv<<<gkv, Tr::kDkvWarps * 32, kDkvSmem, stream>>>(p, c, delta);
   CUDA_CHECK_LAUNCH();
 
   constexpr int kDqSmem = DqSmem<D>::kBytes;
-  CUDA_CHECK(cudaFuncSetAttribute(attn_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, kDqSmem));
+  auto dq = c.gated ? attn_dq_kernel<D, true> : attn_dq_kernel<D, false>;
+  CUDA_CHECK(cudaFuncSetAttribute(dq, cudaFuncAttributeMaxDynamicSharedMemorySize, kDqSmem));
   const dim3 gq((p.T + Tr::kDqBM - 1) / Tr::kDqBM, p.H, p.B);
-  attn_dq_kernel<D><<<gq, Tr::kDqWarps * 32, kDqSmem, stream>>>(p, c, delta);
+  dq<<<gq, Tr::kDqWarps * 32, kDqSmem, stream>>>(p, c, delta);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -7,19 +7,49 @@ namespace gfwa::cuda::detail {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-// Forward and dQ kernels: one warp per 16 query rows, key tiles of BN.
-// dK/dV kernel: one warp per 16 key rows, query tiles of BMq.
+// Forward and dQ kernels: a warp owns kMT m-tiles of 16 query rows (each K/V fragment read from shared
+// memory feeds kMT mma), key tiles of BN. dK/dV kernel: a warp owns 16 key rows, query tiles of BMq.
+// Shapes are bounded by registers (<= 255 per thread): O (or dQ) takes 16*D*kMT/32 per thread.
+#ifndef GFWA_ATTN_PRESET128
+#define GFWA_ATTN_PRESET128 0
+#endif
 template <int D_>
-struct AttnTraits {
-  static constexpr int D = D_;
-  static constexpr int kFwdWarps = 8, kFwdBM = 16 * kFwdWarps, kFwdBN = 64;
-  static constexpr int kDqWarps = 8, kDqBM = 16 * kDqWarps, kDqBN = 64;
-  static constexpr int kDkvWarps = 8, kDkvBN = 16 * kDkvWarps, kDkvBM = 64;
-  static_assert(D == 64 || D == 128, "head dim");
+struct AttnTraits;
+template <>
+struct AttnTraits<64> {
+  static constexpr int D = 64;
+  static constexpr int kFwdWarps = 4, kFwdMT = 2, kFwdBN = 64;
+  static constexpr int kDqWarps = 4, kDqMT = 2, kDqBN = 64;
+  static constexpr int kDkvWarps = 8, kDkvBM = 64;
+  static constexpr int kFwdBM = 16 * kFwdMT * kFwdWarps, kDqBM = 16 * kDqMT * kDqWarps, kDkvBN = 16 * kDkvWarps;
+};
+struct Preset128 {
+  int fwd_warps, fwd_mt, fwd_bn, dq_warps, dq_mt, dq_bn, dkv_warps, dkv_bm;
+};
+constexpr Preset128 kPresets128[] = {
+    {4, 2, 32, 8, 1, 64, 8, 64},
+    {8, 1, 64, 8, 1, 64, 8, 32},
+    {4, 1, 64, 4, 1, 64, 4, 64},
+    {4, 2, 64, 4, 2, 32, 8, 32},
+};
+template <>
+struct AttnTraits<128> {
+  static constexpr int D = 128;
+  static constexpr Preset128 P = kPresets128[GFWA_ATTN_PRESET128];
+  static constexpr int kFwdWarps = P.fwd_warps, kFwdMT = P.fwd_mt, kFwdBN = P.fwd_bn;
+  static constexpr int kDqWarps = P.dq_warps, kDqMT = P.dq_mt, kDqBN = P.dq_bn;
+  static constexpr int kDkvWarps = P.dkv_warps, kDkvBM = P.dkv_bm;
+  static constexpr int kFwdBM = 16 * kFwdMT * kFwdWarps, kDqBM = 16 * kDqMT * kDqWarps, kDkvBN = 16 * kDkvWarps;
 };
 
 // Query i sees key j iff i - W < j <= i, for rows i < T (rows past T are padding: fully masked).
 __device__ __forceinline__ bool visible(int i, int j, int T, int W) { return j <= i && j > i - W && i < T; }
+
+// True when no pair of the query rows [i0, i0+ni) x key rows [j0, j0+nj) is visible: a warp skips the
+// tile's arithmetic (it still joins the CTA's barriers).
+__device__ __forceinline__ bool tile_empty(int i0, int ni, int j0, int nj, int T, int W) {
+  return j0 > min(i0 + ni - 1, T - 1) || j0 + nj - 1 <= i0 - W || i0 >= T;
+}
 
 // True when some pair of the query rows [i0, i0+ni) x key rows [j0, j0+nj) is not visible; interior tiles
 // skip the per-element mask. Keys past T imply j > i, so the first test covers them.

@@ -69,36 +69,55 @@ __device__ __forceinline__ float exp2_approx(float x) {
   return y;
 }
 
-// Lane addresses for the three ways a swizzled tile is read (see the layouts above).
-// A operand: rows r0..r0+15, k columns 16*kk..16*kk+15.
+// Lane addresses for the three ways a swizzled tile is read (see the layouts above). Every fragment's
+// 8-row groups start at a multiple of 8, so (row & 7) == (lane & 7) and the swizzle folds into a per-thread
+// offset (the *_off functions, computed once) XOR (16-byte chunk step << 4): one LOP per k-step instead of a
+// register per address.
+// A operand: rows r0..r0+15 (r0 % 16 == 0), k columns 16*kk..16*kk+15.
 template <int D>
-__device__ __forceinline__ uint32_t a_addr(uint32_t base, int r0, int kk, int lane) {
-  return base + swz<D>(r0 + (lane & 15), 2 * kk + (lane >> 4));
+__device__ __forceinline__ uint32_t a_off(int lane) {
+  return uint32_t((lane & 15) * D * 2 + (((lane >> 4) ^ (lane & 7)) << 4));
 }
-// B operand stored n-major (tile rows are n, e.g. K[key][d] for Q K^T): n-blocks n0, n0+8, k-step kk.
-// Result r0,r1 = (b0,b1) of n-block n0; r2,r3 of n-block n0+8.
 template <int D>
-__device__ __forceinline__ uint32_t bn_addr(uint32_t base, int n0, int kk, int lane) {
-  return base + swz<D>(n0 + (lane & 7) + ((lane >> 4) << 3), 2 * kk + ((lane >> 3) & 1));
+__device__ __forceinline__ uint32_t a_addr(uint32_t base, int r0, int kk, uint32_t off) {
+  return base + r0 * D * 2 + (off ^ (kk << 5));
+}
+// B operand stored n-major (tile rows are n, e.g. K[key][d] for Q K^T): n-blocks n0, n0+8 (n0 % 16 == 0),
+// k-step kk. Result r0,r1 = (b0,b1) of n-block n0; r2,r3 of n-block n0+8.
+template <int D>
+__device__ __forceinline__ uint32_t bn_off(int lane) {
+  return uint32_t(((lane & 7) + ((lane >> 4) << 3)) * D * 2 + ((((lane >> 3) & 1) ^ (lane & 7)) << 4));
+}
+template <int D>
+__device__ __forceinline__ uint32_t bn_addr(uint32_t base, int n0, int kk, uint32_t off) {
+  return base + n0 * D * 2 + (off ^ (kk << 5));
 }
 // B operand stored k-major (tile rows are k, e.g. V[key][d] for P V), read with .trans: k-step kk,
-// n-blocks (columns) n0, n0+8. Same result order as bn_addr.
+// n-blocks (columns) 16*d2, 16*d2+8. Same result order as bn_addr.
 template <int D>
-__device__ __forceinline__ uint32_t bk_addr(uint32_t base, int kk, int n0, int lane) {
-  return base + swz<D>(16 * kk + (lane & 7) + (((lane >> 3) & 1) << 3), (n0 >> 3) + (lane >> 4));
+__device__ __forceinline__ uint32_t bk_off(int lane) {
+  return uint32_t(((lane & 7) + (((lane >> 3) & 1) << 3)) * D * 2 + (((lane >> 4) ^ (lane & 7)) << 4));
+}
+template <int D>
+__device__ __forceinline__ uint32_t bk_addr(uint32_t base, int kk, int d2, uint32_t off) {
+  return base + kk * 16 * D * 2 + (off ^ (d2 << 5));
 }
 
 // Loads rows [row0, row0 + R) of a [T, *] bf16 matrix (row stride `stride` elements, D columns) into a
-// swizzled tile; rows >= T are zero-filled.
+// swizzled tile; rows >= T are zero-filled. Thread t always copies chunk t % (D/8) of rows t / (D/8) + k*step:
+// one global pointer per thread and shared offsets that are immediates (step is a multiple of 8 rows).
 template <int R, int D, int NTHREADS>
 __device__ __forceinline__ void load_tile_async(uint32_t dst, const __nv_bfloat16* src, int64_t stride, int row0,
                                                 int T) {
-  constexpr int kChunks = D / 8;
+  constexpr int kChunks = D / 8, kStep = NTHREADS / kChunks;
+  static_assert(NTHREADS % kChunks == 0 && kStep % 8 == 0 && R % kStep == 0, "tile loader shape");
+  const int c = threadIdx.x % kChunks, r = threadIdx.x / kChunks;
+  const uint32_t d = dst + swz<D>(r, c);
+  const __nv_bfloat16* s = src + int64_t(row0 + r) * stride + c * 8;
 #pragma unroll
-  for (int idx = threadIdx.x; idx < R * kChunks; idx += NTHREADS) {
-    const int r = idx / kChunks, c = idx % kChunks, t = row0 + r;
-    const bool ok = t < T;
-    cp_async16(dst + swz<D>(r, c), ok ? src + t * stride + c * 8 : src, ok);
+  for (int k = 0; k < R / kStep; ++k) {
+    const bool ok = row0 + r + k * kStep < T;
+    cp_async16(d + k * kStep * D * 2, ok ? s + k * kStep * stride : src, ok);
   }
 }
 
