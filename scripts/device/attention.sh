@@ -4,12 +4,13 @@
 # ratio table. Run from the repo root ON the GPU machine; it builds nothing there. Before the call, here:
 #   bash scripts/build.sh && mkdir -p device_out bench_py && cp build/gfwa build/gfwa_tests device_out/ \
 #     && cp /lib/x86_64-linux-gnu/libgomp.so.1 device_out/ && cp ../shared/bench/*.py bench_py/
-# and carry device_out and bench_py. Logs go to $OUT (or ./device_logs). Env: SKIP_TESTS=1,
-# SKIP_SANITIZER=1, SKIP_ANCHOR=1 leave a stage out.
+# and carry device_out and bench_py (BIN=dir overrides device_out as the binaries folder). Logs go to $OUT (or ./device_logs). Env: SKIP_TESTS=1,
+# SKIP_SANITIZER=1, SKIP_ANCHOR=1 leave a stage out; PROFILE=1 adds an ncu pass (one fwd+bwd, shape 1);
+# extra binaries $BIN/gfwa_p* (tuning variants) are benchmarked on the head-dim-128 shapes.
 set -uo pipefail
 OUT=${OUT:-device_logs}
 mkdir -p "$OUT"
-BIN=device_out
+BIN=${BIN:-device_out}
 SHAPES="4,16,8192,128,1024 1,16,32768,128,2048 8,12,2048,64,512 16,12,1024,64,256"
 
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv | tee "$OUT/gpu.txt"
@@ -45,6 +46,26 @@ for s in $SHAPES; do
 done
 $BIN/gfwa bench attention --B 4 --H 16 --T 8192 --D 128 --W 8192 --mode full --iters 30 | tee -a "$OUT/bench.log"
 
+for variant in $BIN/gfwa_p*; do
+  [ -x "$variant" ] || continue
+  for s in 4,16,8192,128,1024 1,16,32768,128,2048; do
+    IFS=, read -r B H T D W <<<"$s"
+    for m in gatedfwa swa; do
+      echo "$(basename $variant) $($variant bench attention --B $B --H $H --T $T --D $D --W $W --mode $m --iters 30)"
+    done
+  done | tee -a "$OUT/variants.log"
+done
+
+if [ -n "${PROFILE:-}" ]; then
+  echo "== ncu (shape 4,16,8192,128,1024 gatedfwa)"
+  ncu --clock-control none -k regex:attn_ --launch-count 5 --section SpeedOfLight --section Occupancy \
+    --section WarpStateStats --section ComputeWorkloadAnalysis --section LaunchStats \
+    $BIN/gfwa bench attention --B 4 --H 16 --T 8192 --D 128 --W 1024 --mode gatedfwa --iters 1 --warmup 0 \
+    >"$OUT/ncu.txt" 2>&1
+  echo "ncu rc=$?"
+  grep -E "attn_|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Issue Slots Busy|Stall|Executed Ipc A" "$OUT/ncu.txt" | head -60
+fi
+
 if [ -z "${SKIP_ANCHOR:-}" ]; then
   echo "== PyTorch anchors"
   anchor_shapes=$(echo $SHAPES | tr ' ' ';')
@@ -64,7 +85,7 @@ for line in open(sys.argv[1]):
 anchor = {}
 try:
     for line in open(sys.argv[2]):
-        if line.startswith("{"):
+        if line.startswith('{"'):
             r = json.loads(line)
             if r.get("kind") == "attn" and "error" not in r:
                 anchor[(r["impl"], r["B"], r["H"], r["T"], r["D"], r["W"])] = r

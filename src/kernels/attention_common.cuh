@@ -10,9 +10,9 @@ constexpr float kLn2 = 0.6931471805599453f;
 // Forward and dQ kernels: a warp owns kMT m-tiles of 16 query rows (each K/V fragment read from shared
 // memory feeds kMT mma), key tiles of BN. dK/dV kernel: a warp owns 16 key rows, query tiles of BMq.
 // Shapes are bounded by registers (<= 255 per thread): O (or dQ) takes 16*D*kMT/32 per thread.
-#ifndef GFWA_ATTN_PRESET128
-#define GFWA_ATTN_PRESET128 0
-#endif
+// Picked by timing variants on the H200 (docs/kernels.md, v2): for D = 128 two m-tiles per warp pay in the
+// forward (a K/V fragment feeds 2 mma) but not in the backward, where dQ/dK/dV accumulators fill the
+// registers; 4-warp CTAs (two per SM) hide latency better than one 8-warp CTA in lock-step.
 template <int D_>
 struct AttnTraits;
 template <>
@@ -23,22 +23,12 @@ struct AttnTraits<64> {
   static constexpr int kDkvWarps = 8, kDkvBM = 64;
   static constexpr int kFwdBM = 16 * kFwdMT * kFwdWarps, kDqBM = 16 * kDqMT * kDqWarps, kDkvBN = 16 * kDkvWarps;
 };
-struct Preset128 {
-  int fwd_warps, fwd_mt, fwd_bn, dq_warps, dq_mt, dq_bn, dkv_warps, dkv_bm;
-};
-constexpr Preset128 kPresets128[] = {
-    {4, 2, 32, 8, 1, 64, 8, 64},
-    {8, 1, 64, 8, 1, 64, 8, 32},
-    {4, 1, 64, 4, 1, 64, 4, 64},
-    {4, 2, 64, 4, 2, 32, 8, 32},
-};
 template <>
 struct AttnTraits<128> {
   static constexpr int D = 128;
-  static constexpr Preset128 P = kPresets128[GFWA_ATTN_PRESET128];
-  static constexpr int kFwdWarps = P.fwd_warps, kFwdMT = P.fwd_mt, kFwdBN = P.fwd_bn;
-  static constexpr int kDqWarps = P.dq_warps, kDqMT = P.dq_mt, kDqBN = P.dq_bn;
-  static constexpr int kDkvWarps = P.dkv_warps, kDkvBM = P.dkv_bm;
+  static constexpr int kFwdWarps = 4, kFwdMT = 2, kFwdBN = 64;
+  static constexpr int kDqWarps = 4, kDqMT = 1, kDqBN = 64;
+  static constexpr int kDkvWarps = 4, kDkvBM = 64;
   static constexpr int kFwdBM = 16 * kFwdMT * kFwdWarps, kDqBM = 16 * kDqMT * kDqWarps, kDkvBN = 16 * kDkvWarps;
 };
 

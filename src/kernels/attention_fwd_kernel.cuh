@@ -104,30 +104,32 @@ __global__ void __launch_bounds__(AttnTraits<D>::kFwdWarps * 32)
         }
       }
 
-      // This thread's key columns: n*8 + 2*tq + {0, 1}. Gated: their bias -(lam_j - ref)*log2e.
-      float kb[kNB][2];
-#pragma unroll
-      for (int n = 0; n < kNB; ++n)
-#pragma unroll
-        for (int e = 0; e < 2; ++e)
-          kb[n][e] = kGated ? (ref - sLamK[stage * BN + n * 8 + 2 * tq + e]) * kLog2e : 0.f;
+      // This thread's key columns: n*8 + 2*tq + {0, 1}. Gated: their bias -(lam_j - ref)*log2e, computed
+      // per column right where it is used (an array of them would cost 16 registers next to S and O).
       const bool masked = tile_needs_mask(q0 + r0, 16 * MT, j0, BN, T, W);
       float mx[MT][2];
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt) {
         mx[mt][0] = m[mt][0];
         mx[mt][1] = m[mt][1];
-#pragma unroll
-        for (int n = 0; n < kNB; ++n)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            float v = kGated ? fmaf(s[mt][n][e], c.scale_log2, kb[n][e & 1]) : s[mt][n][e] * c.scale_log2;
-            if (masked && !visible(q0 + r0 + 16 * mt + g + 8 * (e >> 1), j0 + n * 8 + 2 * tq + (e & 1), T, W))
-              v = -INFINITY;
-            s[mt][n][e] = v;
-            mx[mt][e >> 1] = fmaxf(mx[mt][e >> 1], v);
-          }
       }
+#pragma unroll
+      for (int n = 0; n < kNB; ++n)
+#pragma unroll
+        for (int e2 = 0; e2 < 2; ++e2) {
+          const int col = n * 8 + 2 * tq + e2;
+          const float kb = kGated ? (ref - sLamK[stage * BN + col]) * kLog2e : 0.f;
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int hr = 0; hr < 2; ++hr) {
+              const int e = 2 * hr + e2;
+              float v = kGated ? fmaf(s[mt][n][e], c.scale_log2, kb) : s[mt][n][e] * c.scale_log2;
+              if (masked && !visible(q0 + r0 + 16 * mt + g + 8 * hr, j0 + col, T, W)) v = -INFINITY;
+              s[mt][n][e] = v;
+              mx[mt][hr] = fmaxf(mx[mt][hr], v);
+            }
+        }
       bool rescale = false;
       float base[MT][2], corr[MT][2];
 #pragma unroll
@@ -154,35 +156,33 @@ __global__ void __launch_bounds__(AttnTraits<D>::kFwdWarps * 32)
             o[mt][d][3] *= corr[mt][1];
           }
       }
+      // P = exp2(v - max), packed to bf16 as soon as it exists (half the registers of the fp32 scores).
+      uint32_t pk[MT][kNB][2];
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int n = 0; n < kNB; ++n)
+        for (int n = 0; n < kNB; ++n) {
+          float pv[4];
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            const float pv = exp2_approx(s[mt][n][e] - base[mt][e >> 1]);
-            s[mt][n][e] = pv;
-            l[mt][e >> 1] += pv;
+            pv[e] = exp2_approx(s[mt][n][e] - base[mt][e >> 1]);
+            l[mt][e >> 1] += pv[e];
           }
+          pk[mt][n][0] = pack_bf16(pv[0], pv[1]);
+          pk[mt][n][1] = pack_bf16(pv[2], pv[3]);
+        }
 
 #pragma unroll
       for (int kk = 0; kk < BN / 16; ++kk) {
-        uint32_t a[MT][4];
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          a[mt][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-          a[mt][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-          a[mt][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-          a[mt][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-        }
 #pragma unroll
         for (int d2 = 0; d2 < kDB / 2; ++d2) {
           uint32_t bf[4];
           ldsm_x4_trans(bf, bk_addr<D>(sV, kk, d2, bkoff));
 #pragma unroll
           for (int mt = 0; mt < MT; ++mt) {
-            mma_bf16(o[mt][2 * d2], a[mt], bf[0], bf[1]);
-            mma_bf16(o[mt][2 * d2 + 1], a[mt], bf[2], bf[3]);
+            const uint32_t a[4] = {pk[mt][2 * kk][0], pk[mt][2 * kk][1], pk[mt][2 * kk + 1][0], pk[mt][2 * kk + 1][1]};
+            mma_bf16(o[mt][2 * d2], a, bf[0], bf[1]);
+            mma_bf16(o[mt][2 * d2 + 1], a, bf[2], bf[3]);
           }
         }
       }
