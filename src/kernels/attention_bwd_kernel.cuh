@@ -319,26 +319,26 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
         }
       }
 
-      float kb[kNB][2];
+      // Gated: key bias (ref - lam_j)*log2e per column, computed where it is used (no 16-register array).
+      const bool masked = tile_needs_mask(q0 + r0, 16 * MT, j0, BN, T, W);
 #pragma unroll
       for (int n = 0; n < kNB; ++n)
 #pragma unroll
-        for (int e = 0; e < 2; ++e)
-          kb[n][e] = kGated ? (ref - sLamK[stage * BN + n * 8 + 2 * tq + e]) * kLog2e : 0.f;
-      const bool masked = tile_needs_mask(q0 + r0, 16 * MT, j0, BN, T, W);
+        for (int e2 = 0; e2 < 2; ++e2) {
+          const int col = n * 8 + 2 * tq + e2;
+          const float kb = kGated ? (ref - sLamK[stage * BN + col]) * kLog2e : 0.f;
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
+          for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int n = 0; n < kNB; ++n)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int hr = e >> 1;
-            float x = fmaf(s[mt][n][e], c.scale_log2, rc[mt][hr]);
-            if (kGated) x += kb[n][e & 1];
-            float pv = exp2_approx(x);
-            if (masked && !visible(q0 + r0 + 16 * mt + g + 8 * hr, j0 + n * 8 + 2 * tq + (e & 1), T, W)) pv = 0.f;
-            s[mt][n][e] = pv * (dp[mt][n][e] - dlt[mt][hr]);  // dS
-          }
+            for (int hr = 0; hr < 2; ++hr) {
+              const int e = 2 * hr + e2;
+              float x = fmaf(s[mt][n][e], c.scale_log2, rc[mt][hr]);
+              if (kGated) x += kb;
+              float pv = exp2_approx(x);
+              if (masked && !visible(q0 + r0 + 16 * mt + g + 8 * hr, j0 + col, T, W)) pv = 0.f;
+              s[mt][n][e] = pv * (dp[mt][n][e] - dlt[mt][hr]);  // dS
+            }
+        }
 
 #pragma unroll
       for (int kk = 0; kk < BN / 16; ++kk) {

@@ -20,7 +20,7 @@ struct AttnTraits<64> {
   static constexpr int D = 64;
   static constexpr int kFwdWarps = 4, kFwdMT = 2, kFwdBN = 64;
   static constexpr int kDqWarps = 4, kDqMT = 2, kDqBN = 64;
-  static constexpr int kDkvWarps = 8, kDkvBM = 64;
+  static constexpr int kDkvWarps = 4, kDkvBM = 64;
   static constexpr int kFwdBM = 16 * kFwdMT * kFwdWarps, kDqBM = 16 * kDqMT * kDqWarps, kDkvBN = 16 * kDkvWarps;
 };
 template <>
