@@ -4,9 +4,11 @@
 # ratio table. Run from the repo root ON the GPU machine; it builds nothing there. Before the call, here:
 #   bash scripts/build.sh && mkdir -p device_out bench_py && cp build/gfwa build/gfwa_tests device_out/ \
 #     && cp /lib/x86_64-linux-gnu/libgomp.so.1 device_out/ && cp ../shared/bench/*.py bench_py/
-# and carry device_out and bench_py (BIN=dir overrides device_out as the binaries folder). Logs go to $OUT (or ./device_logs). Env: SKIP_TESTS=1,
-# SKIP_SANITIZER=1, SKIP_ANCHOR=1 leave a stage out; PROFILE=1 adds an ncu pass (one fwd+bwd, shape 1);
-# extra binaries $BIN/gfwa_p* (tuning variants) are benchmarked on the head-dim-128 shapes.
+# in the checkout the device tool sends (a helper's worktree does not travel: use the session checkout's
+# git-ignored device_out/<name>/ with BIN=device_out/<name>, and copy this script there too), and carry
+# device_out and bench_py. Logs go to $OUT (or ./device_logs). Env: SKIP_TESTS=1, SKIP_SANITIZER=1,
+# SKIP_ANCHOR=1 leave a stage out; PROFILE=1 adds an ncu pass (one fwd+bwd, shape 1); extra binaries
+# $BIN/gfwa_p* (tuning variants built with other tile shapes) are benchmarked on the head-dim-128 shapes.
 set -uo pipefail
 OUT=${OUT:-device_logs}
 mkdir -p "$OUT"
