@@ -12,5 +12,6 @@ struct Command {
 
 int cmd_config(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);  // src/data/cmd_tokenize.cpp
+int cmd_bench(int argc, char** argv);  // kernel benchmarks (CUDA builds only): `gfwa bench attention ...`
 
 }  // namespace gfwa
