@@ -10,4 +10,6 @@ struct Command {
   int (*run)(int argc, char** argv);  // argv[0] is the subcommand name
 };
 
+int cmd_config(int argc, char** argv);
+
 }  // namespace gfwa

@@ -7,6 +7,7 @@
 namespace {
 
 const gfwa::Command kCommands[] = {
+    {"config", "print the resolved configuration as JSON", gfwa::cmd_config},
 };
 
 void usage(FILE* f) {
