@@ -12,7 +12,7 @@
 
 #include <gtest/gtest.h>
 
-#include "cuda_test_util.h"
+#include "cuda_layer_test_util.h"
 #include "model/cpu_backend.h"
 #include "model/cuda_backend.h"
 
@@ -116,13 +116,13 @@ TEST_P(CudaBackendParity, LossAndEveryGradientMatchCpu) {
   for (const auto& t : cpu->layout().tensors()) {
     const std::vector<double> ref(gc.begin() + t.offset, gc.begin() + t.offset + t.numel);
     const std::vector<double> got(gg.begin() + t.offset, gg.begin() + t.offset + t.numel);
-    const double e = rel_l2(got, ref);
+    const double e = rel_err(got, ref);
     EXPECT_LT(e, 5e-2) << t.name;
     if (e > worst) worst = e, worst_name = t.name;
   }
   std::printf("[ info ] worst per-tensor gradient rel L2 error %.2e (%s), global %.2e\n", worst, worst_name.c_str(),
-              rel_l2(gg, gc));
-  EXPECT_LT(rel_l2(gg, gc), 2e-2);
+              rel_err(gg, gc));
+  EXPECT_LT(rel_err(gg, gc), 2e-2);
   EXPECT_NEAR(gpu->grad_norm(), cpu->grad_norm(), 2e-2 * cpu->grad_norm());
 
   std::vector<int32_t> in, tg;
@@ -131,7 +131,7 @@ TEST_P(CudaBackendParity, LossAndEveryGradientMatchCpu) {
   cpu->last_logits(in.data(), kT, lc);
   gpu->last_logits(in.data(), kT, lg);
   ASSERT_EQ(lc.size(), size_t(cfg.vocab_size));
-  EXPECT_LT(rel_l2(lg, lc), 3e-2);
+  EXPECT_LT(rel_err(lg, lc), 3e-2);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, CudaBackendParity,

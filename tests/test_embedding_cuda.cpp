@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "cuda_test_util.h"
+#include "cuda_layer_test_util.h"
 #include "kernels/embedding.cuh"
 #include "kernels/embedding_cpu.h"
 
@@ -34,7 +34,7 @@ void run_case(int N, int V, int C, uint64_t seed) {
   DeviceArray<bf16> dtab(to_bf16(table)), ddy(to_bf16(dy)), y(size_t(N) * C);
   y.poison();
   cuda::embedding_forward(nullptr, did.get(), dtab.get(), y.get(), N, C);
-  EXPECT_EQ(rel_l2(to_double(y.download()), y_ref), 0.0);
+  EXPECT_EQ(rel_err(to_double(y.download()), y_ref), 0.0);
 
   const cuda::TokenIndex ix = cuda::make_token_index(ids.data(), N, V);
   DeviceArray<int32_t> tok(ix.token), start(ix.start), pos(ix.pos);
@@ -44,7 +44,7 @@ void run_case(int N, int V, int C, uint64_t seed) {
     cuda::embedding_backward(nullptr, ddy.get(), tok.get(), start.get(), pos.get(), int(ix.token.size()),
                              dtab_out.get(), C);
     const auto got = dtab_out.download();
-    EXPECT_LT(rel_l2(got, dtab_ref), 1e-6);
+    EXPECT_LT(rel_err(got, dtab_ref), 1e-6);
     if (rep == 0) first = got;
     else EXPECT_EQ(0, std::memcmp(first.data(), got.data(), got.size() * sizeof(float)));
   }

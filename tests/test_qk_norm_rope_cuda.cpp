@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "cuda_test_util.h"
+#include "cuda_layer_test_util.h"
 #include "kernels/qk_norm_rope.cuh"
 #include "kernels/reduce.cuh"
 #include "kernels/rmsnorm_cpu.h"
@@ -106,36 +106,36 @@ TEST_P(QkNormRopeCuda, ForwardBackwardMatchCpu) {
       const size_t i = size_t(n) * d + c, j = size_t(n) * 3 * d + c;
       oq[i] = from_bf16(o[j]), ok[i] = from_bf16(o[j + d]), ov[i] = from_bf16(o[j + 2 * d]);
     }
-  EXPECT_LT(rel_l2(oq, qr), 4e-3);
-  EXPECT_LT(rel_l2(ok, kr), 4e-3);
-  if (cs.shift) EXPECT_LT(rel_l2(ov, vs), 4e-3);
-  EXPECT_LT(rel_l2(rstdq.download(), rq), 1e-5);
-  EXPECT_LT(rel_l2(rstdk.download(), rk), 1e-5);
+  EXPECT_LT(rel_err(oq, qr), 4e-3);
+  EXPECT_LT(rel_err(ok, kr), 4e-3);
+  if (cs.shift) EXPECT_LT(rel_err(ov, vs), 4e-3);
+  EXPECT_LT(rel_err(rstdq.download(), rq), 1e-5);
+  EXPECT_LT(rel_err(rstdk.download(), rk), 1e-5);
 
   // Backward: dq to a separate buffer with shift (as the backend does), in place without.
   bf16* dq_dst = cs.shift ? draw.get() : dgrad.get();
   cuda::qk_norm_rope_backward(nullptr, sh, dgrad.get(), dqkv.get(), pk, dwq.get(), dwk.get(), rp, rstdq.get(),
                               rstdk.get(), dq_dst, dgrad.get() + d, partial.get());
   cuda::finish_partials(nullptr, partial.get(), cuda::partial_blocks(N), 2 * d, dwout.get(), false);
-  EXPECT_LT(rel_l2(dwout.download(), dw), 1e-4);
+  EXPECT_LT(rel_err(dwout.download(), dw), 1e-4);
   const bf16* res = dgrad.get();
   if (cs.shift) {
     cuda::token_shift_backward(nullptr, sh, dqkv.get(), pk, pv, dgrad.get() + d, draw.get() + d, dpk.get(), dpv.get());
     res = draw.get();
   }
   std::vector<bf16> g(qkv.size());
-  GFWA_CUDA_CHECK(cudaDeviceSynchronize());
-  GFWA_CUDA_CHECK(cudaMemcpy(g.data(), res, g.size() * sizeof(bf16), cudaMemcpyDeviceToHost));
+  CUDA_CHECK(cudaDeviceSynchronize());
+  CUDA_CHECK(cudaMemcpy(g.data(), res, g.size() * sizeof(bf16), cudaMemcpyDeviceToHost));
   Vec gq(q.size()), gk(q.size()), gv(q.size());
   for (int n = 0; n < N; ++n)
     for (int c = 0; c < d; ++c) {
       const size_t i = size_t(n) * d + c, j = size_t(n) * 3 * d + c;
       gq[i] = from_bf16(g[j]), gk[i] = from_bf16(g[j + d]), gv[i] = from_bf16(g[j + 2 * d]);
     }
-  EXPECT_LT(rel_l2(gq, dq), 6e-3);
-  EXPECT_LT(rel_l2(gk, dk), 6e-3);
+  EXPECT_LT(rel_err(gq, dq), 6e-3);
+  EXPECT_LT(rel_err(gk, dk), 6e-3);
   if (!cs.shift) return;
-  EXPECT_LT(rel_l2(gv, dv), 6e-3);
+  EXPECT_LT(rel_err(gv, dv), 6e-3);
   // The pre-activation gradients, pushed through x . ws as the backend's GEMMs do.
   const auto gpk = to_double(dpk.download()), gpv = to_double(dpv.download());
   Vec gdx(size_t(N) * C, 0.0), gwsk(size_t(H) * C, 0.0), gwsv(size_t(H) * C, 0.0);
@@ -147,9 +147,9 @@ TEST_P(QkNormRopeCuda, ForwardBackwardMatchCpu) {
         gwsv[size_t(h) * C + c] += gpv[size_t(n) * H + h] * xv;
         gdx[size_t(n) * C + c] += gpk[size_t(n) * H + h] * wsk[size_t(h) * C + c] + gpv[size_t(n) * H + h] * wsv[size_t(h) * C + c];
       }
-  EXPECT_LT(rel_l2(gwsk, dwsk), 8e-3);
-  EXPECT_LT(rel_l2(gwsv, dwsv), 8e-3);
-  EXPECT_LT(rel_l2(gdx, dx), 8e-3);
+  EXPECT_LT(rel_err(gwsk, dwsk), 8e-3);
+  EXPECT_LT(rel_err(gwsv, dwsv), 8e-3);
+  EXPECT_LT(rel_err(gdx, dx), 8e-3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, QkNormRopeCuda,

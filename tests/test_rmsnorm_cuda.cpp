@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "cuda_test_util.h"
+#include "cuda_layer_test_util.h"
 #include "kernels/reduce.cuh"
 #include "kernels/rmsnorm.cuh"
 #include "kernels/rmsnorm_cpu.h"
@@ -35,12 +35,12 @@ void run_case(int N, int C, uint64_t seed) {
   rstd.poison();
   partial.poison();
   cuda::rmsnorm_forward(nullptr, dx_in.get(), dwt.get(), y.get(), rstd.get(), N, C, float(eps));
-  EXPECT_LT(rel_l2(to_double(y.download()), y_ref), 4e-3);
-  EXPECT_LT(rel_l2(rstd.download(), rstd_ref), 1e-6);
+  EXPECT_LT(rel_err(to_double(y.download()), y_ref), 4e-3);
+  EXPECT_LT(rel_err(rstd.download(), rstd_ref), 1e-6);
   cuda::rmsnorm_backward(nullptr, ddy.get(), dx_in.get(), dwt.get(), rstd.get(), dres.get(), true, partial.get(), N, C);
   cuda::finish_partials(nullptr, partial.get(), cuda::partial_blocks(N), C, dw.get(), true);
-  EXPECT_LT(rel_l2(to_double(dres.download()), dx_ref), 4e-3);
-  EXPECT_LT(rel_l2(dw.download(), dw_ref), 1e-5);
+  EXPECT_LT(rel_err(to_double(dres.download()), dx_ref), 4e-3);
+  EXPECT_LT(rel_err(dw.download(), dw_ref), 1e-5);
 }
 
 TEST(RmsnormCuda, OddSizesMatchCpu) {

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "cuda_test_util.h"
+#include "cuda_layer_test_util.h"
 #include "kernels/swiglu.cuh"
 #include "kernels/swiglu_cpu.h"
 
@@ -39,9 +39,9 @@ TEST(SwigluCuda, OddSizesMatchCpu) {
     DeviceArray<bf16> du(to_bf16(u)), ddg(to_bf16(dg)), g(size_t(N) * F);
     g.poison();
     cuda::swiglu_forward(nullptr, du.get(), g.get(), N, F);
-    EXPECT_LT(rel_l2(to_double(g.download()), g_ref), 4e-3) << N << "x" << F;
+    EXPECT_LT(rel_err(to_double(g.download()), g_ref), 4e-3) << N << "x" << F;
     cuda::swiglu_backward(nullptr, ddg.get(), du.get(), N, F);
-    EXPECT_LT(rel_l2(to_double(du.download()), du_ref), 4e-3) << N << "x" << F;
+    EXPECT_LT(rel_err(to_double(du.download()), du_ref), 4e-3) << N << "x" << F;
   }
 }
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "kernels/cuda_check.cuh"
+#include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 
 namespace gfwa::cuda {
@@ -72,21 +72,21 @@ void params_from_master(cudaStream_t s, const AdamWChunk* chunks, int n_chunks, 
                         __nv_bfloat16* params) {
   if (n_chunks == 0) return;
   params_from_master_kernel<<<n_chunks, 256, 0, s>>>(chunks, master, params);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 void adamw_step(cudaStream_t s, const AdamWChunk* chunks, int n_chunks, const AdamWArgs& a, const float* grad,
                 float* master, float* m, float* v, __nv_bfloat16* params) {
   if (n_chunks == 0) return;
   adamw_kernel<<<n_chunks, 256, 0, s>>>(chunks, a, grad, master, m, v, params);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 void sum_squares(cudaStream_t s, const float* x, size_t n, float* partial, double* out) {
   sumsq_partial_kernel<<<kGradNormBlocks, 256, 0, s>>>(x, n, partial);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
   sumsq_final_kernel<<<1, 1024, 0, s>>>(partial, kGradNormBlocks, out);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace gfwa::cuda

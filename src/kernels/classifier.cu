@@ -1,6 +1,6 @@
 #include "kernels/classifier.cuh"
 
-#include "kernels/cuda_check.cuh"
+#include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 
 namespace gfwa::cuda {
@@ -52,12 +52,12 @@ void softmax_xent(cudaStream_t s, __nv_bfloat16* logits, const int32_t* targets,
                   float dscale, bool write_grad) {
   if (R == 0) return;
   softmax_xent_kernel<<<R, kThreads, 0, s>>>(logits, targets, loss, V, dscale, write_grad);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 void sum_deterministic(cudaStream_t s, const float* x, int n, float* out) {
   sum_kernel<<<1, 1024, 0, s>>>(x, n, out);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace gfwa::cuda

@@ -3,7 +3,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "kernels/cuda_check.cuh"
+#include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 
 namespace gfwa::cuda {
@@ -74,7 +74,7 @@ void embedding_forward(cudaStream_t s, const int32_t* ids, const __nv_bfloat16* 
   } else {
     embedding_forward_scalar<<<ceil_div(size_t(N) * d, 256), 256, 0, s>>>(ids, table, x, N, d);
   }
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 void embedding_backward(cudaStream_t s, const __nv_bfloat16* dx, const int32_t* token, const int32_t* start,
@@ -82,7 +82,7 @@ void embedding_backward(cudaStream_t s, const __nv_bfloat16* dx, const int32_t* 
   if (n_unique == 0) return;
   embedding_backward_kernel<<<n_unique, d >= 256 ? 256 : ((d + 31) / 32) * 32, 0, s>>>(dx, token, start, pos,
                                                                                         dtable, d);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace gfwa::cuda

@@ -7,7 +7,7 @@
 #include <cublasLt.h>
 #include <cublas_v2.h>
 
-#include "kernels/cuda_check.cuh"
+#include "kernels/cuda_check.h"
 
 namespace gfwa::cuda {
 namespace {
@@ -108,7 +108,7 @@ void Matmul::gemm(cudaStream_t s, bool transa, bool transb, int m, int n, int k,
     return;
   }
   if (C != D)  // the classic API accumulates in place only
-    GFWA_CUDA_CHECK(cudaMemcpy2DAsync(D, size_t(ldd) * (f32 ? 4 : 2), C, size_t(ldd) * (f32 ? 4 : 2),
+    CUDA_CHECK(cudaMemcpy2DAsync(D, size_t(ldd) * (f32 ? 4 : 2), C, size_t(ldd) * (f32 ? 4 : 2),
                                       size_t(m) * (f32 ? 4 : 2), n, cudaMemcpyDeviceToDevice, s));
   auto b = static_cast<cublasHandle_t>(blas_);
   check_blas(cublasSetStream(b, s), "cublasSetStream");

@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "kernels/cuda_check.cuh"
+#include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 #include "kernels/reduce.cuh"
 
@@ -193,7 +193,7 @@ void qk_norm_rope_forward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat1
   const int N = sh.B * sh.T;
   if (N == 0) return;
   qk_forward_kernel<<<ceil_div(N, 8), 256, 0, s>>>(sh, qkv, pre_k, pre_v, q_w, k_w, rope, out, rstd_q, rstd_k);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 void qk_norm_rope_backward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat16* dout, const __nv_bfloat16* qkv,
@@ -208,7 +208,7 @@ void qk_norm_rope_backward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat
   const int threads = ((ceil_div(d / 2, kPpt) + 31) / 32) * 32;
   qk_backward_kernel<<<G, threads, 0, s>>>(sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s,
                                            dw_partial, ceil_div(N, G));
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 void token_shift_backward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat16* qkv, const float* pre_k,
@@ -217,7 +217,7 @@ void token_shift_backward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat1
   const size_t warps = size_t(sh.B) * sh.T * sh.H * 2;
   if (warps == 0) return;
   shift_backward_kernel<<<ceil_div(warps, 8), 256, 0, s>>>(sh, qkv, pre_k, pre_v, ds, dkv, dpre_k, dpre_v);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace gfwa::cuda

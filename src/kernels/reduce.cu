@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "kernels/cuda_check.cuh"
+#include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 
 namespace gfwa::cuda {
@@ -53,31 +53,31 @@ int partial_blocks(int N) { return std::max(1, std::min(N, kMaxPartialBlocks)); 
 void colsum_partials(cudaStream_t s, const float* in, int N, int C, float* partial) {
   const int G = partial_blocks(N), rpb = ceil_div(N, G);
   colsum_partials_kernel<<<G, std::min(256, ((C + 31) / 32) * 32), 0, s>>>(in, N, C, rpb, partial);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 void finish_partials(cudaStream_t s, const float* partial, int G, int C, float* dst, bool accumulate) {
   finish_partials_kernel<<<ceil_div(C, 256), 256, 0, s>>>(partial, G, C, dst, accumulate);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 void broadcast_rows(cudaStream_t s, const float* bias, int N, int C, float* out) {
   const size_t n = size_t(N) * C;
   if (n == 0) return;
   broadcast_rows_kernel<<<ceil_div(n, 256), 256, 0, s>>>(bias, N, C, out);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 void f32_to_bf16(cudaStream_t s, const float* in, __nv_bfloat16* out, size_t n) {
   if (n == 0) return;
   f32_to_bf16_kernel<<<grid_for(n), 256, 0, s>>>(in, out, n);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 void bf16_to_f32(cudaStream_t s, const __nv_bfloat16* in, float* out, size_t n) {
   if (n == 0) return;
   bf16_to_f32_kernel<<<grid_for(n), 256, 0, s>>>(in, out, n);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace gfwa::cuda

@@ -3,7 +3,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "kernels/cuda_check.cuh"
+#include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 #include "kernels/reduce.cuh"
 
@@ -86,7 +86,7 @@ void rmsnorm_forward(cudaStream_t s, const __nv_bfloat16* x, const __nv_bfloat16
                      int N, int d, float eps) {
   if (N == 0) return;
   rmsnorm_forward_kernel<<<ceil_div(N, 8), 256, 0, s>>>(x, w, y, rstd, N, d, eps);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 void rmsnorm_backward(cudaStream_t s, const __nv_bfloat16* dy, const __nv_bfloat16* x, const __nv_bfloat16* w,
@@ -96,7 +96,7 @@ void rmsnorm_backward(cudaStream_t s, const __nv_bfloat16* dy, const __nv_bfloat
   const int G = partial_blocks(N);
   const int threads = ((ceil_div(d, kCpt) + 31) / 32) * 32;
   rmsnorm_backward_kernel<<<G, threads, 0, s>>>(dy, x, w, rstd, dres, accumulate, dw_partial, N, d, ceil_div(N, G));
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace gfwa::cuda

@@ -1,6 +1,6 @@
 #include "kernels/swiglu.cuh"
 
-#include "kernels/cuda_check.cuh"
+#include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 
 namespace gfwa::cuda {
@@ -33,13 +33,13 @@ __global__ void swiglu_backward_kernel(const __nv_bfloat16* __restrict__ dg, __n
 void swiglu_forward(cudaStream_t s, const __nv_bfloat16* u, __nv_bfloat16* g, int N, int F) {
   if (N == 0) return;
   swiglu_forward_kernel<<<ceil_div(size_t(N) * F, 256), 256, 0, s>>>(u, g, N, F);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 void swiglu_backward(cudaStream_t s, const __nv_bfloat16* dg, __nv_bfloat16* u, int N, int F) {
   if (N == 0) return;
   swiglu_backward_kernel<<<ceil_div(size_t(N) * F, 256), 256, 0, s>>>(dg, u, N, F);
-  GFWA_CUDA_LAUNCH_CHECK();
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace gfwa::cuda

@@ -17,7 +17,7 @@
 #include "kernels/adamw.cuh"
 #include "kernels/attention.h"
 #include "kernels/classifier.cuh"
-#include "kernels/cuda_check.cuh"
+#include "kernels/cuda_check.h"
 #include "kernels/embedding.cuh"
 #include "kernels/matmul.cuh"
 #include "kernels/qk_norm_rope.cuh"
@@ -64,11 +64,11 @@ class Arena {
   size_t bytes(Category c) const { return by_category_[int(c)]; }
   void allocate() {
     size_t free_b = 0, total_b = 0;
-    GFWA_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     if (total_ > free_b)
       throw std::runtime_error("cuda backend: the memory plan needs " + gib(total_) + " GiB of device memory but only " +
                                gib(free_b) + " GiB are free (reduce batch_size or seq_len)");
-    GFWA_CUDA_CHECK(cudaMalloc(&base_, total_));
+    CUDA_CHECK(cudaMalloc(&base_, total_));
     for (auto& s : slots_) *s.slot = static_cast<char*>(base_) + s.offset;
     slots_.clear();
   }
@@ -267,23 +267,23 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T)
   ap.o_row_stride = d_;
   attn_ws_bytes_ = attention_bwd_workspace_bytes(ap);
 
-  GFWA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   plan(arena_);
   log_plan(arena_);
   arena_.allocate();
   mm_ = std::make_unique<Matmul>(matmul_ws_, Matmul::kWorkspaceBytes);
 
-  GFWA_CUDA_CHECK(cudaMemcpyAsync(chunks_dev_, chunks_.data(), chunks_.size() * sizeof(AdamWChunk),
+  CUDA_CHECK(cudaMemcpyAsync(chunks_dev_, chunks_.data(), chunks_.size() * sizeof(AdamWChunk),
                                   cudaMemcpyHostToDevice, stream_));
   const std::vector<float> rope = rope_table(max_T, D_, cfg.attention.rope_theta);
-  GFWA_CUDA_CHECK(cudaMemcpyAsync(rope_, rope.data(), rope.size() * sizeof(float), cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(rope_, rope.data(), rope.size() * sizeof(float), cudaMemcpyHostToDevice, stream_));
   // Padding of the bf16 copy stays zero; moments start at zero as in the cpu backend.
-  GFWA_CUDA_CHECK(cudaMemsetAsync(params_, 0, Pb_ * sizeof(bf16), stream_));
-  GFWA_CUDA_CHECK(cudaMemsetAsync(master_, 0, P_ * sizeof(float), stream_));
-  GFWA_CUDA_CHECK(cudaMemsetAsync(adam_m_, 0, P_ * sizeof(float), stream_));
-  GFWA_CUDA_CHECK(cudaMemsetAsync(adam_v_, 0, P_ * sizeof(float), stream_));
-  GFWA_CUDA_CHECK(cudaMemsetAsync(grads_, 0, P_ * sizeof(float), stream_));
-  GFWA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  CUDA_CHECK(cudaMemsetAsync(params_, 0, Pb_ * sizeof(bf16), stream_));
+  CUDA_CHECK(cudaMemsetAsync(master_, 0, P_ * sizeof(float), stream_));
+  CUDA_CHECK(cudaMemsetAsync(adam_m_, 0, P_ * sizeof(float), stream_));
+  CUDA_CHECK(cudaMemsetAsync(adam_v_, 0, P_ * sizeof(float), stream_));
+  CUDA_CHECK(cudaMemsetAsync(grads_, 0, P_ * sizeof(float), stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 CudaBackend::~CudaBackend() {
@@ -386,9 +386,9 @@ void CudaBackend::check_batch(const int32_t* inputs, const int32_t* targets, int
 }
 
 void CudaBackend::upload_tokens(const int32_t* inputs, const int32_t* targets, int N) {
-  GFWA_CUDA_CHECK(cudaMemcpyAsync(inputs_, inputs, size_t(N) * 4, cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(inputs_, inputs, size_t(N) * 4, cudaMemcpyHostToDevice, stream_));
   if (targets)
-    GFWA_CUDA_CHECK(cudaMemcpyAsync(targets_, targets, size_t(N) * 4, cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(targets_, targets, size_t(N) * 4, cudaMemcpyHostToDevice, stream_));
 }
 
 void CudaBackend::forward_layer(int l, int B, int T) {
@@ -538,9 +538,9 @@ float CudaBackend::forward_backward(const int32_t* inputs, const int32_t* target
   const TokenIndex ix = make_token_index(inputs, N, V_);
   upload_tokens(inputs, targets, N);
   n_unique_ = int(ix.token.size());
-  GFWA_CUDA_CHECK(cudaMemcpyAsync(tok_token_, ix.token.data(), ix.token.size() * 4, cudaMemcpyHostToDevice, stream_));
-  GFWA_CUDA_CHECK(cudaMemcpyAsync(tok_start_, ix.start.data(), ix.start.size() * 4, cudaMemcpyHostToDevice, stream_));
-  GFWA_CUDA_CHECK(cudaMemcpyAsync(tok_pos_, ix.pos.data(), ix.pos.size() * 4, cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(tok_token_, ix.token.data(), ix.token.size() * 4, cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(tok_start_, ix.start.data(), ix.start.size() * 4, cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(tok_pos_, ix.pos.data(), ix.pos.size() * 4, cudaMemcpyHostToDevice, stream_));
   forward_hidden(B, T);
   classifier(N, grad_scale, true);
   rmsnorm_backward(stream_, dh_, x_final_, wb(final_norm_b_), rstdf_, dres_, false, partials_, N, d_);
@@ -548,8 +548,8 @@ float CudaBackend::forward_backward(const int32_t* inputs, const int32_t* target
   for (int l = L_ - 1; l >= 0; --l) backward_layer(l, B, T);
   embedding_backward(stream_, dres_, tok_token_, tok_start_, tok_pos_, n_unique_, grads_, d_);
   float loss = 0.0f;
-  GFWA_CUDA_CHECK(cudaMemcpyAsync(&loss, loss_sum_, 4, cudaMemcpyDeviceToHost, stream_));
-  GFWA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  CUDA_CHECK(cudaMemcpyAsync(&loss, loss_sum_, 4, cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
   return loss / float(N);
 }
 
@@ -560,8 +560,8 @@ float CudaBackend::forward_loss(const int32_t* inputs, const int32_t* targets, i
   forward_hidden(B, T);
   classifier(N, 1.0f, false);
   float loss = 0.0f;
-  GFWA_CUDA_CHECK(cudaMemcpyAsync(&loss, loss_sum_, 4, cudaMemcpyDeviceToHost, stream_));
-  GFWA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  CUDA_CHECK(cudaMemcpyAsync(&loss, loss_sum_, 4, cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
   return loss / float(N);
 }
 
@@ -571,17 +571,17 @@ void CudaBackend::last_logits(const int32_t* tokens, int T, std::vector<float>& 
   forward_hidden(1, T);
   mm_->linear(stream_, hf_ + size_t(T - 1) * d_, wb(embed_b_), last_logits_, OutType::f32, 1, d_, V_);
   logits.resize(V_);
-  GFWA_CUDA_CHECK(cudaMemcpyAsync(logits.data(), last_logits_, size_t(V_) * 4, cudaMemcpyDeviceToHost, stream_));
-  GFWA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  CUDA_CHECK(cudaMemcpyAsync(logits.data(), last_logits_, size_t(V_) * 4, cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
-void CudaBackend::zero_grad() { GFWA_CUDA_CHECK(cudaMemsetAsync(grads_, 0, P_ * sizeof(float), stream_)); }
+void CudaBackend::zero_grad() { CUDA_CHECK(cudaMemsetAsync(grads_, 0, P_ * sizeof(float), stream_)); }
 
 double CudaBackend::grad_norm() {
   sum_squares(stream_, grads_, P_, norm_partials_, norm_out_);
   double ss = 0.0;
-  GFWA_CUDA_CHECK(cudaMemcpyAsync(&ss, norm_out_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
-  GFWA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  CUDA_CHECK(cudaMemcpyAsync(&ss, norm_out_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
   return std::sqrt(ss);
 }
 
@@ -601,16 +601,16 @@ void CudaBackend::adamw_update(const AdamWStep& st) {
 
 void CudaBackend::download(const float* src, std::vector<float>& out) {
   out.resize(P_);
-  GFWA_CUDA_CHECK(cudaMemcpyAsync(out.data(), src, P_ * sizeof(float), cudaMemcpyDeviceToHost, stream_));
-  GFWA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  CUDA_CHECK(cudaMemcpyAsync(out.data(), src, P_ * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 void CudaBackend::upload(const std::vector<float>& in, float* dst, const char* what) {
   if (in.size() != P_)
     throw std::invalid_argument(std::string("cuda backend ") + what + ": got " + std::to_string(in.size()) +
                                 " values, the layout has " + std::to_string(P_));
-  GFWA_CUDA_CHECK(cudaMemcpyAsync(dst, in.data(), P_ * sizeof(float), cudaMemcpyHostToDevice, stream_));
-  GFWA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  CUDA_CHECK(cudaMemcpyAsync(dst, in.data(), P_ * sizeof(float), cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 void CudaBackend::init_params(uint64_t seed) {
@@ -624,7 +624,7 @@ void CudaBackend::get_params(std::vector<float>& out) { download(master_, out); 
 void CudaBackend::set_params(const std::vector<float>& in) {
   upload(in, master_, "set_params");
   params_from_master(stream_, chunks_dev_, int(chunks_.size()), master_, params_);
-  GFWA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 void CudaBackend::get_grads(std::vector<float>& out) { download(grads_, out); }

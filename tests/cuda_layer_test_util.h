@@ -1,6 +1,6 @@
-// Helpers of the GPU tests (compiled only with GFWA_WITH_CUDA): skip without a device, device
-// buffers poisoned with NaN before the code under test writes them, bf16 rounding on the host and
-// the relative L2 error used by every comparison with a CPU twin.
+// Extra helpers of the layer and backend GPU tests, on top of cuda_test_util.h (device check and
+// skip macro): device arrays built from host vectors and poisoned with NaN, bf16-rounded random
+// inputs, and the relative L2 error of any pair of containers.
 #pragma once
 #ifdef GFWA_WITH_CUDA
 #include <algorithm>
@@ -13,23 +13,16 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
-#include "kernels/cuda_check.cuh"
+#include "cuda_test_util.h"
+#include "kernels/cuda_check.h"
 
 namespace gfwa::test {
-
-inline bool cuda_device_present() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define GFWA_SKIP_WITHOUT_GPU() \
-  if (!::gfwa::test::cuda_device_present()) GTEST_SKIP() << "no CUDA device present: GPU test skipped"
 
 // A device array of T; poison() fills every byte with 0xFF (NaN in fp32 and bf16).
 template <class T>
 class DeviceArray {
  public:
-  explicit DeviceArray(size_t n) : n_(n) { GFWA_CUDA_CHECK(cudaMalloc(&p_, std::max<size_t>(n, 1) * sizeof(T))); }
+  explicit DeviceArray(size_t n) : n_(n) { CUDA_CHECK(cudaMalloc(&p_, std::max<size_t>(n, 1) * sizeof(T))); }
   explicit DeviceArray(const std::vector<T>& h) : DeviceArray(h.size()) { upload(h); }
   ~DeviceArray() { cudaFree(p_); }
   DeviceArray(const DeviceArray&) = delete;
@@ -37,15 +30,15 @@ class DeviceArray {
   T* get() { return p_; }
   size_t size() const { return n_; }
   void upload(const std::vector<T>& h) {
-    GFWA_CUDA_CHECK(cudaMemcpy(p_, h.data(), n_ * sizeof(T), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(p_, h.data(), n_ * sizeof(T), cudaMemcpyHostToDevice));
   }
   std::vector<T> download() const {
     std::vector<T> h(n_);
-    GFWA_CUDA_CHECK(cudaDeviceSynchronize());
-    GFWA_CUDA_CHECK(cudaMemcpy(h.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaDeviceSynchronize());
+    CUDA_CHECK(cudaMemcpy(h.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost));
     return h;
   }
-  void poison() { GFWA_CUDA_CHECK(cudaMemset(p_, 0xFF, n_ * sizeof(T))); }
+  void poison() { CUDA_CHECK(cudaMemset(p_, 0xFF, n_ * sizeof(T))); }
 
  private:
   T* p_ = nullptr;
@@ -84,9 +77,9 @@ inline std::vector<int32_t> random_ids(size_t n, int vocab, uint64_t seed) {
   return x;
 }
 
-// ||got - ref|| / ||ref||; infinite when got holds a NaN (an unwritten, poisoned element).
+// ||got - ref|| / ||ref|| for any element types; infinite when got holds a NaN (an unwritten, poisoned element).
 template <class A, class B>
-double rel_l2(const A& got, const B& ref) {
+double rel_err(const A& got, const B& ref) {
   double num = 0.0, den = 0.0;
   for (size_t i = 0; i < ref.size(); ++i) {
     const double g = double(got[i]), r = double(ref[i]);
