@@ -12,5 +12,6 @@ struct Command {
 
 int cmd_config(int argc, char** argv);
 int cmd_bench_train(int argc, char** argv);  // CUDA builds only: `gfwa bench train ...` (argv[0] = "train")
+int cmd_bench(int argc, char** argv);  // kernel benchmarks (CUDA builds only): `gfwa bench attention ...`
 
 }  // namespace gfwa

@@ -8,6 +8,9 @@ namespace {
 
 const gfwa::Command kCommands[] = {
     {"config", "print the resolved configuration as JSON", gfwa::cmd_config},
+#ifdef GFWA_WITH_CUDA
+    {"bench", "benchmarks: bench attention --B --H --T --D --W --mode | bench train --config FILE", gfwa::cmd_bench},
+#endif
 };
 
 void usage(FILE* f) {
