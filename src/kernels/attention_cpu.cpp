@@ -1,4 +1,5 @@
 #include "kernels/attention_cpu.h"
+#include "kernels/cpu_parallel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -48,7 +49,7 @@ void attention_forward(const AttnShape& s, AttnMode mode, const F* q, const F* k
                        F* o, F* lse) {
   const int W = effective_window(mode, s.window, s.T);
   const double scale = 1.0 / std::sqrt(double(s.D));
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (long(s.B) * s.H * s.T * std::min(W, s.T) * s.D >= kOmpMinWork)
   for (int b = 0; b < s.B; ++b)
     for (int h = 0; h < s.H; ++h) {
       std::vector<double> Q, K, V, L, sc, acc(s.D);
@@ -79,7 +80,7 @@ void attention_backward(const AttnShape& s, AttnMode mode, const F* q, const F* 
                         const F* o, const F* lse, const F* dout, F* dq, F* dk, F* dv, F* dlam) {
   const int W = effective_window(mode, s.window, s.T);
   const double scale = 1.0 / std::sqrt(double(s.D));
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (long(s.B) * s.H * s.T * std::min(W, s.T) * s.D >= kOmpMinWork)
   for (int b = 0; b < s.B; ++b)
     for (int h = 0; h < s.H; ++h) {
       std::vector<double> Q, K, V, O, dO, L, sc;

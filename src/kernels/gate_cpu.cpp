@@ -1,4 +1,5 @@
 #include "kernels/gate_cpu.h"
+#include "kernels/cpu_parallel.h"
 
 #include <cmath>
 
@@ -13,7 +14,7 @@ inline double beta_of(double pre) { return 1.0 + (pre > 0 ? pre : std::expm1(pre
 
 template <class F>
 void gate_forward(int B, int T, int H, const F* hg, const F* pre, F* logf, F* lam) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (long(B) * T * H * 16 >= kOmpMinWork)
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h) {
       double run = 0.0;  // the prefix sum is kept in double: it grows like T
@@ -30,7 +31,7 @@ void gate_forward(int B, int T, int H, const F* hg, const F* pre, F* logf, F* la
 
 template <class F>
 void gate_backward(int B, int T, int H, const F* hg, const F* pre, const F* dlam, F* dhg, F* dpre) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (long(B) * T * H * 16 >= kOmpMinWork)
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h) {
       double suffix = 0.0;  // dlogf[s] = sum_{t >= s} dlam[t]

@@ -1,0 +1,73 @@
+#include "model/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "kernels/adamw_cpu.h"
+
+namespace gfwa {
+
+CpuBackend::CpuBackend(const ModelConfig& cfg, int max_B, int max_T)
+    : model_(cfg, max_B, max_T), m_(model_.layout().total(), 0.0f), v_(model_.layout().total(), 0.0f) {}
+
+void CpuBackend::init_params(uint64_t seed) {
+  model_.init_params(seed);
+  std::fill(m_.begin(), m_.end(), 0.0f);
+  std::fill(v_.begin(), v_.end(), 0.0f);
+}
+
+float CpuBackend::forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) {
+  return float(model_.forward_backward(inputs, targets, B, T, grad_scale));
+}
+
+float CpuBackend::forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) {
+  return float(model_.forward_loss(inputs, targets, B, T));
+}
+
+void CpuBackend::last_logits(const int32_t* tokens, int T, std::vector<float>& logits) {
+  model_.last_logits(tokens, T, logits);
+}
+
+double CpuBackend::grad_norm() {
+  const std::vector<float>& g = model_.grads();
+  return std::sqrt(cpu::sum_squares(g.data(), g.size()));
+}
+
+void CpuBackend::adamw_update(const AdamWStep& s) {
+  if (s.t < 1) throw std::invalid_argument("adamw_update: step t must be >= 1 (got " + std::to_string(s.t) + ")");
+  const cpu::AdamWHyper h{s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, s.grad_scale, s.t};
+  float* p = model_.params().data();
+  const float* g = model_.grads().data();
+  for (const ParamTensor& t : layout().tensors())
+    cpu::adamw_update(p + t.offset, g + t.offset, m_.data() + t.offset, v_.data() + t.offset, t.numel, h, t.decay);
+}
+
+void CpuBackend::check_size(const std::vector<float>& x, const char* what) const {
+  if (x.size() != layout().total())
+    throw std::invalid_argument(std::string("cpu backend: ") + what + " has " + std::to_string(x.size()) +
+                                " values, the model has " + std::to_string(layout().total()));
+}
+
+void CpuBackend::set_params(const std::vector<float>& in) {
+  check_size(in, "set_params input");
+  model_.params() = in;
+}
+
+void CpuBackend::get_adam_state(std::vector<float>& m, std::vector<float>& v) {
+  m = m_;
+  v = v_;
+}
+
+void CpuBackend::set_adam_state(const std::vector<float>& m, const std::vector<float>& v) {
+  check_size(m, "AdamW m");
+  check_size(v, "AdamW v");
+  m_ = m;
+  v_ = v;
+}
+
+std::unique_ptr<Backend> make_cpu_backend(const ModelConfig& cfg, int max_B, int max_T) {
+  return std::make_unique<CpuBackend>(cfg, max_B, max_T);
+}
+
+}  // namespace gfwa

@@ -1,0 +1,42 @@
+// The fp32 cpu backend: CpuModel<float> plus AdamW state, behind the trainer's Backend interface.
+#pragma once
+#include <memory>
+
+#include "model/backend.h"
+#include "model/cpu_model.h"
+
+namespace gfwa {
+
+class CpuBackend : public Backend {
+ public:
+  CpuBackend(const ModelConfig& cfg, int max_B, int max_T);
+
+  std::string name() const override { return "cpu"; }
+  const ModelConfig& config() const override { return model_.config(); }
+  const ParamLayout& layout() const override { return model_.layout(); }
+
+  void init_params(uint64_t seed) override;  // also zeroes gradients and AdamW moments
+  float forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) override;
+  float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) override;
+  void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) override;
+
+  void zero_grad() override { model_.zero_grad(); }
+  double grad_norm() override;
+  void adamw_update(const AdamWStep& step) override;
+
+  void get_params(std::vector<float>& out) override { out = model_.params(); }
+  void set_params(const std::vector<float>& in) override;
+  void get_grads(std::vector<float>& out) override { out = model_.grads(); }
+  void get_adam_state(std::vector<float>& m, std::vector<float>& v) override;
+  void set_adam_state(const std::vector<float>& m, const std::vector<float>& v) override;
+
+ private:
+  void check_size(const std::vector<float>& x, const char* what) const;
+  CpuModel<float> model_;
+  std::vector<float> m_, v_;
+};
+
+// Throws std::invalid_argument when max_B or max_T < 1.
+std::unique_ptr<Backend> make_cpu_backend(const ModelConfig& cfg, int max_B, int max_T);
+
+}  // namespace gfwa

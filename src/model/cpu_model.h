@@ -1,0 +1,87 @@
+// The whole GatedFWA decoder (gatedfwa.md section 3) on the CPU: parameters, gradients and the
+// activations of one micro-batch, forward (loss) and exact backward for every parameter.
+// Templated on the float type: CpuModel<float> is the cpu backend, CpuModel<double> the ground
+// truth of the gradient checks.
+//
+// Per layer, with x the residual stream [B*T, d] and h = RMSNorm(x):
+//   k0 = h Wk^T, v0 = h Wv^T, then optional token shift of k0 and v0 (kernels/token_shift_cpu.h)
+//   q = RoPE(QKNorm_q(h Wq^T)),  k = RoPE(QKNorm_k(k0)),  v = v0   (QK-norm over the whole d)
+//   gatedfwa: lam = prefix sum of logf(hg = h Wg^T + bg, pre = h Wl^T)   (kernels/gate_cpu.h)
+//   x += Attention(q, k, v, lam) Wo^T
+//   x += (SiLU(h2 W1^T) * (h2 W3^T)) W2^T,  h2 = RMSNorm(x)
+// logits = RMSNorm(x) E^T (tied embedding), loss = mean cross-entropy.
+// Threads: OpenMP; every reduction has a fixed order, so results do not depend on the team size.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/model_config.h"
+#include "model/param_layout.h"
+
+namespace gfwa {
+
+template <class F>
+class CpuModel {
+ public:
+  // Buffers are sized for micro-batches up to max_B x max_T.
+  CpuModel(const ModelConfig& cfg, int max_B, int max_T);
+
+  const ModelConfig& config() const { return cfg_; }
+  const ParamLayout& layout() const { return layout_; }
+  int max_B() const { return max_B_; }
+  int max_T() const { return max_T_; }
+
+  // Flat buffers in ParamLayout order.
+  std::vector<F>& params() { return params_; }
+  std::vector<F>& grads() { return grads_; }
+  F* param(const std::string& name) { return params_.data() + layout_.get(name).offset; }
+  F* grad(const std::string& name) { return grads_.data() + layout_.get(name).offset; }
+
+  // param_init.h's documented initialisation (fp32 values, converted to F).
+  void init_params(uint64_t seed);
+  void zero_grad();
+
+  // Mean cross-entropy of targets [B, T] given inputs [B, T]; logits() then holds [B*T, vocab].
+  double forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T);
+  const F* logits() const { return logits_.data(); }
+
+  // Forward, then grads += dloss * d(mean loss)/d(params). Returns the loss. Leaves logits()
+  // overwritten by their gradient.
+  double forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, double dloss);
+
+  // Logits [vocab] of the last position of one sequence tokens[0..T).
+  void last_logits(const int32_t* tokens, int T, std::vector<F>& out);
+
+ private:
+  struct LayerParams {  // pointers into params_ or grads_; null where the tensor does not exist
+    F *attn_norm, *wq, *wk, *wv, *q_norm, *k_norm, *shift_k, *shift_v, *gate_w, *gate_b, *gate_sharp, *wo;
+    F *mlp_norm, *w1, *w3, *w2;
+  };
+  struct LayerActs {
+    std::vector<F> h, rstd1, qp, k0, v0, ks, vs, ak, av, q, k, rstd_q, rstd_k;
+    std::vector<F> hg, pre, logf, lam, o, lse, x_mid, h2, rstd2, a1, a3, g;
+  };
+
+  LayerParams layer_params(F* base, int l) const;
+  void check_tokens(const int32_t* tokens, int B, int T, const char* what) const;
+  void forward_hidden(const int32_t* inputs, int B, int T);  // fills resid_[0..L] and the layer acts
+  void forward_layer(int l, int B, int T);
+  void backward_layer(int l, int B, int T);
+  void classifier(int N);  // final norm and logits for the first N rows of resid_[L]
+
+  ModelConfig cfg_;
+  ParamLayout layout_;
+  int max_B_, max_T_;
+  std::vector<F> params_, grads_;
+  std::vector<std::vector<F>> resid_;  // L + 1 residual streams [N, d]: the input of each layer, then the output
+  std::vector<LayerActs> acts_;
+  std::vector<F> lnf_, rstdf_, logits_, tmp_;
+  // backward scratch
+  std::vector<F> dx_, dh_, dout_, dq_, dk_, dv_, dqp_, dks_, dk0_, dv0_, dlam_, dhg_, dpre_, dg_, da1_, da3_;
+};
+
+extern template class CpuModel<float>;
+extern template class CpuModel<double>;
+
+}  // namespace gfwa
