@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -92,6 +93,63 @@ class Arena {
   void* base_ = nullptr;
 };
 
+// Per-phase device time of the training step, on when GFWA_CUDA_PROFILE is set in the environment:
+// events recorded between phases, summed per phase name, reported when the backend is destroyed.
+// Off (the default), every call returns at once and the step runs unchanged.
+class PhaseTimer {
+ public:
+  PhaseTimer() : on_(std::getenv("GFWA_CUDA_PROFILE") != nullptr) {}
+  ~PhaseTimer() {
+    for (cudaEvent_t e : pool_) cudaEventDestroy(e);
+  }
+  bool on() const { return on_; }
+  void begin(cudaStream_t s) {
+    used_ = 0;
+    mark("", s);
+  }
+  void mark(const char* name, cudaStream_t s) {
+    if (!on_) return;
+    if (used_ == pool_.size()) {
+      cudaEvent_t e;
+      CUDA_CHECK(cudaEventCreate(&e));
+      pool_.push_back(e);
+      names_.push_back("");
+    }
+    CUDA_CHECK(cudaEventRecord(pool_[used_], s));
+    names_[used_++] = name;
+  }
+  void end(bool counts_as_step) {
+    if (!on_ || used_ == 0) return;
+    CUDA_CHECK(cudaEventSynchronize(pool_[used_ - 1]));
+    for (size_t i = 1; i < used_; ++i) {
+      float ms = 0.0f;
+      CUDA_CHECK(cudaEventElapsedTime(&ms, pool_[i - 1], pool_[i]));
+      auto it = std::find_if(total_.begin(), total_.end(), [&](const auto& p) { return p.first == names_[i]; });
+      if (it == total_.end()) total_.emplace_back(names_[i], ms);
+      else it->second += ms;
+    }
+    steps_ += counts_as_step;
+  }
+  void report() const {
+    if (!on_ || steps_ == 0) return;
+    auto rows = total_;
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    double sum = 0.0;
+    for (const auto& r : rows) sum += r.second;
+    spdlog::info("cuda backend profile: {:.2f} ms of device time per step over {} steps", sum / steps_, steps_);
+    for (const auto& r : rows)
+      spdlog::info("  {:<28s} {:>9.3f} ms  {:>5.1f}%", r.first, r.second / steps_, 100.0 * r.second / sum);
+  }
+
+ private:
+  bool on_;
+  std::vector<cudaEvent_t> pool_;
+  std::vector<std::string> names_;
+  size_t used_ = 0;
+  std::vector<std::pair<std::string, double>> total_;
+  int steps_ = 0;
+};
+
 struct LayerOffsets {  // element offsets of one layer's tensors: fp32 (f) and bf16 copy (b)
   size_t attn_norm, wqkv, q_norm, k_norm, shift_k, shift_v, gate_w, gate_b, gate_sharp, wo, mlp_norm, w13, w2;
 };
@@ -149,6 +207,7 @@ class CudaBackend final : public Backend {
   int logits_rows_ = 0;
 
   cudaStream_t stream_ = nullptr;
+  PhaseTimer prof_;
   Arena arena_;
   std::unique_ptr<Matmul> mm_;
 
@@ -267,10 +326,10 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T)
   ap.o_row_stride = d_;
   attn_ws_bytes_ = attention_bwd_workspace_bytes(ap);
 
-  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   plan(arena_);
   log_plan(arena_);
   arena_.allocate();
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   mm_ = std::make_unique<Matmul>(matmul_ws_, Matmul::kWorkspaceBytes);
 
   CUDA_CHECK(cudaMemcpyAsync(chunks_dev_, chunks_.data(), chunks_.size() * sizeof(AdamWChunk),
@@ -288,6 +347,7 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T)
 
 CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
+  prof_.report();
   mm_.reset();
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -399,7 +459,9 @@ void CudaBackend::forward_layer(int l, int B, int T) {
   bf16* xout = l + 1 < L_ ? acts_[l + 1].x : x_final_;
   cudaStream_t s = stream_;
   rmsnorm_forward(s, A.x, wb(b.attn_norm), A.h1, A.rstd1, N, d, cfg_.norm_eps);
+  prof_.mark("rmsnorm fwd", s);
   mm_->linear(s, A.h1, wb(b.wqkv), A.qkv, OutType::bf16, N, d, 3 * d);
+  prof_.mark("gemm qkv fwd", s);
   if (shift_) {
     mm_->linear(s, A.h1, wb(b.shift_k), A.prek, OutType::f32, N, d, H);
     mm_->linear(s, A.h1, wb(b.shift_v), A.prev, OutType::f32, N, d, H);
@@ -410,9 +472,11 @@ void CudaBackend::forward_layer(int l, int B, int T) {
     mm_->linear(s, A.h1, wb(b.gate_sharp), A.pre, OutType::f32, N, d, H);
     gate_forward(A.hg, A.pre, A.lam, B, T, H, s);
   }
+  prof_.mark("gate+shift proj fwd", s);
   const QkvShape sh{B, T, H, D_, cfg_.norm_eps};
   qk_norm_rope_forward(s, sh, A.qkv, shift_ ? A.prek : nullptr, shift_ ? A.prev : nullptr, wb(b.q_norm),
                        wb(b.k_norm), rope_, A.qkvr, A.rstdq, A.rstdk);
+  prof_.mark("qk-norm+rope fwd", s);
   AttnParams p{};
   p.q = A.qkvr;
   p.k = A.qkvr + d;
@@ -429,18 +493,26 @@ void CudaBackend::forward_layer(int l, int B, int T) {
   p.window = cfg_.attention.window;
   p.mode = cfg_.attention.mode;
   attention_forward(p, s);
+  prof_.mark("attention fwd", s);
   mm_->linear(s, A.o, wb(b.wo), A.xm, OutType::bf16, N, d, d, 1.0f, A.x);  // xm = x + o Wo^T
+  prof_.mark("gemm wo fwd", s);
   rmsnorm_forward(s, A.xm, wb(b.mlp_norm), A.h2, A.rstd2, N, d, cfg_.norm_eps);
+  prof_.mark("rmsnorm fwd", s);
   mm_->linear(s, A.h2, wb(b.w13), A.u, OutType::bf16, N, d, 2 * F_);
+  prof_.mark("gemm w13 fwd", s);
   swiglu_forward(s, A.u, g_, N, F_);
+  prof_.mark("swiglu fwd", s);
   mm_->linear(s, g_, wb(b.w2), xout, OutType::bf16, N, F_, d, 1.0f, A.xm);  // x' = xm + g W2^T
+  prof_.mark("gemm w2 fwd", s);
 }
 
 void CudaBackend::forward_hidden(int B, int T) {
   const int N = B * T;
   embedding_forward(stream_, inputs_, wb(embed_b_), L_ > 0 ? acts_[0].x : x_final_, N, d_);
+  prof_.mark("embedding fwd", stream_);
   for (int l = 0; l < L_; ++l) forward_layer(l, B, T);
   rmsnorm_forward(stream_, x_final_, wb(final_norm_b_), hf_, rstdf_, N, d_, cfg_.norm_eps);
+  prof_.mark("rmsnorm fwd", stream_);
 }
 
 // Loss of the N rows (summed on the device into loss_sum_); with backward, also the logits
@@ -450,10 +522,14 @@ void CudaBackend::classifier(int N, float grad_scale, bool backward) {
     const int r = std::min(logits_rows_, N - c0);
     const bf16* h = hf_ + size_t(c0) * d_;
     mm_->linear(stream_, h, wb(embed_b_), logits_, OutType::bf16, r, d_, V_);
+    prof_.mark("gemm classifier fwd", stream_);
     softmax_xent(stream_, logits_, targets_ + c0, loss_rows_ + c0, r, V_, grad_scale / float(N), backward);
+    prof_.mark("softmax+xent", stream_);
     if (!backward) continue;
     mm_->linear_dx(stream_, logits_, wb(embed_b_), dh_ + size_t(c0) * d_, r, d_, V_);
+    prof_.mark("gemm classifier dX", stream_);
     mm_->linear_dw(stream_, logits_, h, grads_, r, d_, V_);  // "embed" is at offset 0
+    prof_.mark("gemm classifier dW", stream_);
   }
   sum_deterministic(stream_, loss_rows_, N, loss_sum_);
 }
@@ -466,16 +542,25 @@ void CudaBackend::backward_layer(int l, int B, int T) {
   cudaStream_t s = stream_;
   // MLP; dres_ holds the gradient of the layer output.
   swiglu_forward(s, A.u, g_, N, F);  // recomputed rather than stored
+  prof_.mark("swiglu recompute", s);
   mm_->linear_dw(s, dres_, g_, grads_ + o.w2, N, F, d);
+  prof_.mark("gemm w2 dW", s);
   mm_->linear_dx(s, dres_, wb(b.w2), g_, N, F, d);
+  prof_.mark("gemm w2 dX", s);
   swiglu_backward(s, g_, A.u, N, F);
+  prof_.mark("swiglu bwd", s);
   mm_->linear_dw(s, A.u, A.h2, grads_ + o.w13, N, d, 2 * F);
+  prof_.mark("gemm w13 dW", s);
   mm_->linear_dx(s, A.u, wb(b.w13), dh_, N, d, 2 * F);
+  prof_.mark("gemm w13 dX", s);
   rmsnorm_backward(s, dh_, A.xm, wb(b.mlp_norm), A.rstd2, dres_, true, partials_, N, d);
   finish_partials(s, partials_, G, d, grads_ + o.mlp_norm, true);
+  prof_.mark("rmsnorm bwd", s);
   // Attention.
   mm_->linear_dw(s, dres_, A.o, grads_ + o.wo, N, d, d);
+  prof_.mark("gemm wo dW", s);
   mm_->linear_dx(s, dres_, wb(b.wo), do_, N, d, d);
+  prof_.mark("gemm wo dX", s);
   AttnBwdParams p{};
   p.q = A.qkvr;
   p.k = A.qkvr + d;
@@ -500,17 +585,22 @@ void CudaBackend::backward_layer(int l, int B, int T) {
   p.dlam = gated_ ? dlam_ : nullptr;
   p.workspace = attn_ws_;
   attention_backward(p, s);
+  prof_.mark("attention bwd", s);
   const QkvShape sh{B, T, H, D_, cfg_.norm_eps};
   qk_norm_rope_backward(s, sh, dqkv_, A.qkv, shift_ ? A.prek : nullptr, wb(b.q_norm), wb(b.k_norm), rope_, A.rstdq,
                         A.rstdk, shift_ ? dqkv2_ : dqkv_, dqkv_ + d, partials_);
   finish_partials(s, partials_, G, 2 * d, grads_ + o.q_norm, true);  // q_norm | k_norm are adjacent
+  prof_.mark("qk-norm+rope bwd", s);
   const bf16* draw = dqkv_;
   if (shift_) {
     token_shift_backward(s, sh, A.qkv, A.prek, A.prev, dqkv_ + d, dqkv2_ + d, dsk_b_, dsv_b_);
     draw = dqkv2_;
   }
+  prof_.mark("token shift bwd", s);
   mm_->linear_dw(s, draw, A.h1, grads_ + o.wqkv, N, d, 3 * d);
+  prof_.mark("gemm qkv dW", s);
   mm_->linear_dx(s, draw, wb(b.wqkv), dh_, N, d, 3 * d);
+  prof_.mark("gemm qkv dX", s);
   if (shift_) {
     mm_->linear_dw(s, dsk_b_, A.h1, grads_ + o.shift_k, N, d, H);
     mm_->linear_dx(s, dsk_b_, wb(b.shift_k), dh_, N, d, H, 1.0f);
@@ -528,8 +618,10 @@ void CudaBackend::backward_layer(int l, int B, int T) {
     mm_->linear_dw(s, dpre_b_, A.h1, grads_ + o.gate_sharp, N, d, H);
     mm_->linear_dx(s, dpre_b_, wb(b.gate_sharp), dh_, N, d, H, 1.0f);
   }
+  prof_.mark("gate+shift proj bwd", s);
   rmsnorm_backward(s, dh_, A.x, wb(b.attn_norm), A.rstd1, dres_, true, partials_, N, d);
   finish_partials(s, partials_, G, d, grads_ + o.attn_norm, true);
+  prof_.mark("rmsnorm bwd", s);
 }
 
 float CudaBackend::forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) {
@@ -541,15 +633,19 @@ float CudaBackend::forward_backward(const int32_t* inputs, const int32_t* target
   CUDA_CHECK(cudaMemcpyAsync(tok_token_, ix.token.data(), ix.token.size() * 4, cudaMemcpyHostToDevice, stream_));
   CUDA_CHECK(cudaMemcpyAsync(tok_start_, ix.start.data(), ix.start.size() * 4, cudaMemcpyHostToDevice, stream_));
   CUDA_CHECK(cudaMemcpyAsync(tok_pos_, ix.pos.data(), ix.pos.size() * 4, cudaMemcpyHostToDevice, stream_));
+  prof_.begin(stream_);
   forward_hidden(B, T);
   classifier(N, grad_scale, true);
   rmsnorm_backward(stream_, dh_, x_final_, wb(final_norm_b_), rstdf_, dres_, false, partials_, N, d_);
   finish_partials(stream_, partials_, partial_blocks(N), d_, grads_ + final_norm_, true);
+  prof_.mark("rmsnorm bwd", stream_);
   for (int l = L_ - 1; l >= 0; --l) backward_layer(l, B, T);
   embedding_backward(stream_, dres_, tok_token_, tok_start_, tok_pos_, n_unique_, grads_, d_);
+  prof_.mark("embedding bwd", stream_);
   float loss = 0.0f;
   CUDA_CHECK(cudaMemcpyAsync(&loss, loss_sum_, 4, cudaMemcpyDeviceToHost, stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
+  prof_.end(true);
   return loss / float(N);
 }
 
@@ -557,28 +653,40 @@ float CudaBackend::forward_loss(const int32_t* inputs, const int32_t* targets, i
   check_batch(inputs, targets, B, T, "forward_loss");
   const int N = B * T;
   upload_tokens(inputs, targets, N);
+  prof_.begin(stream_);
   forward_hidden(B, T);
   classifier(N, 1.0f, false);
   float loss = 0.0f;
   CUDA_CHECK(cudaMemcpyAsync(&loss, loss_sum_, 4, cudaMemcpyDeviceToHost, stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
+  prof_.end(false);
   return loss / float(N);
 }
 
 void CudaBackend::last_logits(const int32_t* tokens, int T, std::vector<float>& logits) {
   check_batch(tokens, nullptr, 1, T, "last_logits");
   upload_tokens(tokens, nullptr, T);
+  prof_.begin(stream_);
   forward_hidden(1, T);
   mm_->linear(stream_, hf_ + size_t(T - 1) * d_, wb(embed_b_), last_logits_, OutType::f32, 1, d_, V_);
   logits.resize(V_);
   CUDA_CHECK(cudaMemcpyAsync(logits.data(), last_logits_, size_t(V_) * 4, cudaMemcpyDeviceToHost, stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
+  prof_.end(false);
 }
 
-void CudaBackend::zero_grad() { CUDA_CHECK(cudaMemsetAsync(grads_, 0, P_ * sizeof(float), stream_)); }
+void CudaBackend::zero_grad() {
+  prof_.begin(stream_);
+  CUDA_CHECK(cudaMemsetAsync(grads_, 0, P_ * sizeof(float), stream_));
+  prof_.mark("zero grad", stream_);
+  prof_.end(false);
+}
 
 double CudaBackend::grad_norm() {
+  prof_.begin(stream_);
   sum_squares(stream_, grads_, P_, norm_partials_, norm_out_);
+  prof_.mark("grad norm", stream_);
+  prof_.end(false);
   double ss = 0.0;
   CUDA_CHECK(cudaMemcpyAsync(&ss, norm_out_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -596,7 +704,10 @@ void CudaBackend::adamw_update(const AdamWStep& st) {
   a.grad_scale = st.grad_scale;
   a.bias_corr1 = float(1.0 - std::pow(double(st.beta1), double(st.t)));
   a.bias_corr2 = float(1.0 - std::pow(double(st.beta2), double(st.t)));
+  prof_.begin(stream_);
   adamw_step(stream_, chunks_dev_, int(chunks_.size()), a, grads_, master_, adam_m_, adam_v_, params_);
+  prof_.mark("adamw", stream_);
+  prof_.end(false);
 }
 
 void CudaBackend::download(const float* src, std::vector<float>& out) {
