@@ -17,7 +17,7 @@ using bf16 = __nv_bfloat16;
 
 TEST(ClassifierCuda, OddSizesMatchCpu) {
   GFWA_SKIP_WITHOUT_GPU();
-  for (const auto& [R, V] : std::vector<std::pair<int, int>>{{37, 1031}, {5, 50304}, {1, 3}}) {
+  for (const auto& [R, V] : std::vector<std::pair<int, int>>{{37, 1031}, {5, 50304}, {1, 3}, {19, 1032}}) {
     const uint64_t seed = 41 + R + V;
     const auto logits = random_bf16_values(size_t(R) * V, seed, 3.0);
     const auto targets = random_ids(size_t(R), V, seed + 1);

@@ -154,9 +154,12 @@ TEST_P(QkNormRopeCuda, ForwardBackwardMatchCpu) {
   EXPECT_LT(rel_err(gdx, dx), 8e-3);
 }
 
+// With shift at T = 1 the shift-gate gradient is g . k_s / a with g nearly orthogonal to k_s (the
+// QK-norm Jacobian), pure cancellation: the smallest shift case uses T = 2 instead.
 INSTANTIATE_TEST_SUITE_P(Shapes, QkNormRopeCuda,
                          ::testing::Values(Case{2, 7, 3, 10, 13, true}, Case{3, 65, 4, 64, 40, true},
-                                           Case{2, 33, 2, 128, 8, false}, Case{1, 1, 1, 2, 3, true}));
+                                           Case{2, 33, 2, 128, 8, false}, Case{1, 1, 1, 2, 3, false},
+                                           Case{2, 2, 1, 2, 3, true}));
 
 }  // namespace
 }  // namespace gfwa

@@ -46,6 +46,8 @@ void run_case(int N, int C, uint64_t seed) {
 TEST(RmsnormCuda, OddSizesMatchCpu) {
   GFWA_SKIP_WITHOUT_GPU();
   run_case(37, 24, 21);
+  run_case(777, 768, 25);   // the warp-per-row path at the 124m width
+  run_case(5, 1024, 26);
   run_case(1031, 200, 22);  // more rows than partial blocks
   run_case(3, 1000, 23);
   run_case(64, 4096, 24);   // the largest supported width

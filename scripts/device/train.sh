@@ -9,7 +9,7 @@
 #     && cp ../shared/bench/*.py bench_py/
 # and carry device_out/cudabackend and bench_py. Logs go to $OUT (or ./device_logs).
 # Env: SKIP_TESTS=1, SKIP_BENCH=1, SKIP_ANCHOR=1 leave a stage out; SANITIZE=1 adds a memcheck of a
-# few tests; STEPS (default 10) timed steps; GFWA_CUDA_PROFILE=1 adds the per-phase time table.
+# few tests; STEPS (default 10) timed steps; ANCHOR_S caps the anchors' seconds; GFWA_CUDA_PROFILE=1 adds the per-phase time table.
 set -uo pipefail
 OUT=${OUT:-device_logs}
 mkdir -p "$OUT"
@@ -49,10 +49,14 @@ if [ -z "${SKIP_BENCH:-}" ]; then
 fi
 
 if [ -z "${SKIP_ANCHOR:-}" ]; then
-  echo "== PyTorch anchors (e2e_anchor.py)"
+  echo "== PyTorch anchors (e2e_anchor.py), within ANCHOR_S=${ANCHOR_S:=600} s, most important first"
   : >"$OUT/anchor.log"
-  PYTHONUNBUFFERED=1 python3 bench_py/e2e_anchor.py 1024 32 512 sdpa,gated 2>&1 | tee -a "$OUT/anchor.log"
-  PYTHONUNBUFFERED=1 python3 bench_py/e2e_anchor.py 8192 4 1024 gated 2>&1 | tee -a "$OUT/anchor.log"
+  end=$((SECONDS + ANCHOR_S))
+  for args in "1024 32 512 gated" "1024 32 512 sdpa" "8192 4 1024 gated"; do
+    left=$((end - SECONDS))
+    if [ "$left" -lt 30 ]; then echo "anchor $args: skipped (time)"; continue; fi
+    PYTHONUNBUFFERED=1 timeout "$left" python3 bench_py/e2e_anchor.py $args 2>&1 | tee -a "$OUT/anchor.log"
+  done
 fi
 
 echo "== ratios (tokens/s, same call; > 1 means ours is faster)"

@@ -95,7 +95,7 @@ class Arena {
 
 // Per-phase device time of the training step, on when GFWA_CUDA_PROFILE is set in the environment:
 // events recorded between phases, summed per phase name, reported when the backend is destroyed.
-// Off (the default), every call returns at once and the step runs unchanged.
+// The first kWarmupSteps steps are left out. Off (the default), every call returns at once.
 class PhaseTimer {
  public:
   PhaseTimer() : on_(std::getenv("GFWA_CUDA_PROFILE") != nullptr) {}
@@ -129,6 +129,10 @@ class PhaseTimer {
       else it->second += ms;
     }
     steps_ += counts_as_step;
+    if (counts_as_step && ++seen_ <= kWarmupSteps) {  // plan creation and lazy module loading
+      total_.clear();
+      steps_ = 0;
+    }
   }
   void report() const {
     if (!on_ || steps_ == 0) return;
@@ -147,7 +151,8 @@ class PhaseTimer {
   std::vector<std::string> names_;
   size_t used_ = 0;
   std::vector<std::pair<std::string, double>> total_;
-  int steps_ = 0;
+  int steps_ = 0, seen_ = 0;
+  static constexpr int kWarmupSteps = 2;
 };
 
 struct LayerOffsets {  // element offsets of one layer's tensors: fp32 (f) and bf16 copy (b)
@@ -155,7 +160,7 @@ struct LayerOffsets {  // element offsets of one layer's tensors: fp32 (f) and b
 };
 
 struct LayerActs {
-  bf16 *x, *h1, *qkv, *qkvr, *o, *xm, *h2, *u;
+  bf16 *x, *h1, *qkv, *qkvr, *o, *xm, *h2, *u, *g;
   float *rstd1, *rstdq, *rstdk, *rstd2, *prek, *prev, *hg, *pre, *lam, *lse;
 };
 
@@ -371,6 +376,7 @@ void CudaBackend::plan(Arena& a) {
     a.take(A.xm, N * d, c);
     a.take(A.h2, N * d, c);
     a.take(A.u, N * 2 * F, c);
+    a.take(A.g, N * F, c);
     a.take(A.rstd1, N, c);
     a.take(A.rstdq, N, c);
     a.take(A.rstdk, N, c);
@@ -470,9 +476,10 @@ void CudaBackend::forward_layer(int l, int B, int T) {
     broadcast_rows(s, master_ + o.gate_b, N, H, A.hg);  // fp32 bias, then the GEMM accumulates
     mm_->linear(s, A.h1, wb(b.gate_w), A.hg, OutType::f32, N, d, H, 1.0f);
     mm_->linear(s, A.h1, wb(b.gate_sharp), A.pre, OutType::f32, N, d, H);
+    prof_.mark("gate+shift proj fwd", s);
     gate_forward(A.hg, A.pre, A.lam, B, T, H, s);
   }
-  prof_.mark("gate+shift proj fwd", s);
+  prof_.mark("gate scan fwd", s);
   const QkvShape sh{B, T, H, D_, cfg_.norm_eps};
   qk_norm_rope_forward(s, sh, A.qkv, shift_ ? A.prek : nullptr, shift_ ? A.prev : nullptr, wb(b.q_norm),
                        wb(b.k_norm), rope_, A.qkvr, A.rstdq, A.rstdk);
@@ -500,9 +507,9 @@ void CudaBackend::forward_layer(int l, int B, int T) {
   prof_.mark("rmsnorm fwd", s);
   mm_->linear(s, A.h2, wb(b.w13), A.u, OutType::bf16, N, d, 2 * F_);
   prof_.mark("gemm w13 fwd", s);
-  swiglu_forward(s, A.u, g_, N, F_);
+  swiglu_forward(s, A.u, A.g, N, F_);
   prof_.mark("swiglu fwd", s);
-  mm_->linear(s, g_, wb(b.w2), xout, OutType::bf16, N, F_, d, 1.0f, A.xm);  // x' = xm + g W2^T
+  mm_->linear(s, A.g, wb(b.w2), xout, OutType::bf16, N, F_, d, 1.0f, A.xm);  // x' = xm + g W2^T
   prof_.mark("gemm w2 fwd", s);
 }
 
@@ -541,9 +548,7 @@ void CudaBackend::backward_layer(int l, int B, int T) {
   const LayerOffsets& b = boff_[l];
   cudaStream_t s = stream_;
   // MLP; dres_ holds the gradient of the layer output.
-  swiglu_forward(s, A.u, g_, N, F);  // recomputed rather than stored
-  prof_.mark("swiglu recompute", s);
-  mm_->linear_dw(s, dres_, g_, grads_ + o.w2, N, F, d);
+  mm_->linear_dw(s, dres_, A.g, grads_ + o.w2, N, F, d);
   prof_.mark("gemm w2 dW", s);
   mm_->linear_dx(s, dres_, wb(b.w2), g_, N, F, d);
   prof_.mark("gemm w2 dX", s);
@@ -608,7 +613,9 @@ void CudaBackend::backward_layer(int l, int B, int T) {
     mm_->linear_dx(s, dsv_b_, wb(b.shift_v), dh_, N, d, H, 1.0f);
   }
   if (gated_) {
+    prof_.mark("gate+shift proj bwd", s);
     gate_backward(A.hg, A.pre, dlam_, dhg_, dpre_, B, T, H, s);
+    prof_.mark("gate scan bwd", s);
     colsum_partials(s, dhg_, N, H, partials_);
     finish_partials(s, partials_, G, H, grads_ + o.gate_b, true);
     f32_to_bf16(s, dhg_, dhg_b_, size_t(N) * H);
