@@ -142,6 +142,132 @@ __global__ void qk_backward_kernel(QkvShape sh, const __nv_bfloat16* dout,  // m
   }
 }
 
+// The common case (D % 16 == 0, d <= 1024): one warp per token; each lane owns up to K groups of 8
+// rotation pairs (8 channels of a head's first half and the 8 they pair with), read and written
+// with 16-byte accesses; no block barrier per token. Weight-gradient partials stay in registers
+// and are merged across warps in shared memory, in warp order, at the end.
+constexpr int kQkWarps = 8;
+
+template <int K>
+__global__ void __launch_bounds__(kQkWarps * 32) qk_backward_warp(
+    QkvShape sh, const __nv_bfloat16* dout,  // may alias dq / dk_s
+    const __nv_bfloat16* __restrict__ qkv, const float* __restrict__ pre_k, const __nv_bfloat16* __restrict__ q_w,
+    const __nv_bfloat16* __restrict__ k_w, const float2* __restrict__ rope, const float* __restrict__ rstd_q,
+    const float* __restrict__ rstd_k, __nv_bfloat16* dq, __nv_bfloat16* dk_s, float* __restrict__ dw_partial,
+    int rows_per_block) {
+  extern __shared__ float red[];  // [kQkWarps][2d]
+  const int N = sh.B * sh.T, d = sh.H * sh.D, half = sh.D / 2, ld = 3 * d, gph = half / 8, ngroups = d / 16;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  float dw[2][K][16];
+#pragma unroll
+  for (int w = 0; w < 2; ++w)
+#pragma unroll
+    for (int k = 0; k < K; ++k)
+#pragma unroll
+      for (int e = 0; e < 16; ++e) dw[w][k][e] = 0.0f;
+  const int r0 = blockIdx.x * rows_per_block, r1 = min(N, r0 + rows_per_block);
+  for (int row = r0 + warp; row < r1; row += kQkWarps) {
+    const size_t n = row;
+    const int t = row % sh.T;
+#pragma unroll
+    for (int which = 0; which < 2; ++which) {
+      const float r = which ? rstd_k[n] : rstd_q[n];
+      const __nv_bfloat16* wgt = which ? k_w : q_w;
+      float xs[K][16], gs[K][16], dot = 0.0f;
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        const int gi = lane + 32 * k;
+        if (gi >= ngroups) continue;
+        const int h = gi / gph, i0 = (gi % gph) * 8, c[2] = {h * sh.D + i0, h * sh.D + i0 + half};
+        float xv[16], dv[16], wv[16];
+#pragma unroll
+        for (int p = 0; p < 2; ++p) {
+          const size_t off = n * ld + which * d + c[p];
+          const uint4 du = *reinterpret_cast<const uint4*>(dout + off);
+          const uint4 xu = *reinterpret_cast<const uint4*>(qkv + off);
+          const uint4 wu = *reinterpret_cast<const uint4*>(wgt + c[p]);
+          const __nv_bfloat16* dh = reinterpret_cast<const __nv_bfloat16*>(&du);
+          const __nv_bfloat16* xh = reinterpret_cast<const __nv_bfloat16*>(&xu);
+          const __nv_bfloat16* wh = reinterpret_cast<const __nv_bfloat16*>(&wu);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) {
+            dv[p * 8 + e] = to_f(dh[e]);
+            xv[p * 8 + e] = to_f(xh[e]);
+            wv[p * 8 + e] = to_f(wh[e]);
+          }
+          if (which == 1 && pre_k) {  // recompute the shifted k
+            const float a = sigm(pre_k[n * sh.H + h]);
+            uint4 pu = make_uint4(0, 0, 0, 0);
+            if (t > 0) pu = *reinterpret_cast<const uint4*>(qkv + off - ld);
+            const __nv_bfloat16* ph = reinterpret_cast<const __nv_bfloat16*>(&pu);
+#pragma unroll
+            for (int e = 0; e < 8; ++e) xv[p * 8 + e] = a * xv[p * 8 + e] + (1.0f - a) * to_f(ph[e]);
+          }
+        }
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const float2 cs = rope[size_t(t) * half + i0 + e];
+          const float n0 = dv[e] * cs.x + dv[8 + e] * cs.y, n1 = dv[8 + e] * cs.x - dv[e] * cs.y;
+          const float x0 = xv[e] * r, x1 = xv[8 + e] * r;
+          const float g0 = n0 * wv[e], g1 = n1 * wv[8 + e];
+          dot += g0 * x0 + g1 * x1;
+          dw[which][k][e] += n0 * x0;
+          dw[which][k][8 + e] += n1 * x1;
+          xs[k][e] = x0;
+          xs[k][8 + e] = x1;
+          gs[k][e] = g0;
+          gs[k][8 + e] = g1;
+        }
+      }
+      dot = warp_sum(dot) / d;
+      __nv_bfloat16* dst = which ? dk_s : dq;
+#pragma unroll
+      for (int k = 0; k < K; ++k) {
+        const int gi = lane + 32 * k;
+        if (gi >= ngroups) continue;
+        const int h = gi / gph, i0 = (gi % gph) * 8, c[2] = {h * sh.D + i0, h * sh.D + i0 + half};
+#pragma unroll
+        for (int p = 0; p < 2; ++p) {
+          uint4 out;
+          __nv_bfloat16* oh = reinterpret_cast<__nv_bfloat16*>(&out);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) oh[e] = to_bf(r * (gs[k][p * 8 + e] - xs[k][p * 8 + e] * dot));
+          *reinterpret_cast<uint4*>(dst + n * ld + c[p]) = out;
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int which = 0; which < 2; ++which)
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      const int gi = lane + 32 * k;
+      if (gi >= ngroups) continue;
+      const int h = gi / gph, i0 = (gi % gph) * 8;
+#pragma unroll
+      for (int e = 0; e < 16; ++e)
+        red[warp * 2 * d + which * d + h * sh.D + i0 + (e < 8 ? e : half + e - 8)] = dw[which][k][e];
+    }
+  __syncthreads();
+  for (int c = threadIdx.x; c < 2 * d; c += blockDim.x) {
+    float acc = 0.0f;
+    for (int w = 0; w < kQkWarps; ++w) acc += red[w * 2 * d + c];
+    dw_partial[size_t(blockIdx.x) * 2 * d + c] = acc;
+  }
+}
+
+template <int K>
+void launch_qk_backward_warp(cudaStream_t s, const QkvShape& sh, const __nv_bfloat16* dout, const __nv_bfloat16* qkv,
+                             const float* pre_k, const __nv_bfloat16* q_w, const __nv_bfloat16* k_w,
+                             const float2* rope, const float* rstd_q, const float* rstd_k, __nv_bfloat16* dq,
+                             __nv_bfloat16* dk_s, float* dw_partial, int N, int G) {
+  const size_t smem = size_t(kQkWarps) * 2 * sh.H * sh.D * sizeof(float);
+  if (smem > 48 * 1024)
+    CUDA_CHECK(cudaFuncSetAttribute(qk_backward_warp<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  qk_backward_warp<K><<<G, kQkWarps * 32, smem, s>>>(sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s,
+                                                      dw_partial, ceil_div(N, G));
+}
+
 // One warp per (token, head, k-or-v).
 __global__ void shift_backward_kernel(QkvShape sh, const __nv_bfloat16* __restrict__ qkv,
                                       const float* __restrict__ pre_k, const float* __restrict__ pre_v,
@@ -205,6 +331,14 @@ void qk_norm_rope_backward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat
     throw std::invalid_argument("qk_norm_rope_backward: d_model = " + std::to_string(d) + " > 4096");
   if (N == 0) return;
   const int G = partial_blocks(N);
+  if (sh.D % 16 == 0 && d <= 1024) {
+    if (d / 16 <= 32)
+      launch_qk_backward_warp<1>(s, sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s, dw_partial, N, G);
+    else
+      launch_qk_backward_warp<2>(s, sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s, dw_partial, N, G);
+    CUDA_CHECK_LAUNCH();
+    return;
+  }
   const int threads = ((ceil_div(d / 2, kPpt) + 31) / 32) * 32;
   qk_backward_kernel<<<G, threads, 0, s>>>(sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s,
                                            dw_partial, ceil_div(N, G));
