@@ -3,8 +3,10 @@
 // Each check uses the scalar L = <R, y> for a random R, so the backward runs with dy = R.
 // Accumulated gradients start from random values G0 and are checked as (grad - G0).
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "grad_check.h"
@@ -49,9 +51,9 @@ TEST(CpuLayers, MatmulGradients) {
   expect_grad(b.data(), minus(db, db0), loss, "db");
 }
 
-// Sizes that cross every cache block (M > 64, N > 256, K > 256) and leave ragged edges.
+// Sizes that cross every cache block (M > 96, N > 256, K > 256) and leave ragged edges.
 TEST(CpuLayers, MatmulMatchesPlainLoopsAcrossBlocks) {
-  const int N = 67, C = 261, OC = 259;
+  const int N = 101, C = 261, OC = 259;
   auto x = randn(size_t(N) * C, 11), W = randn(size_t(OC) * C, 12), b = randn(OC, 13), dy = randn(size_t(N) * OC, 14);
   auto y = poisoned(size_t(N) * OC);
   cpu::matmul_forward(y.data(), x.data(), W.data(), b.data(), N, C, OC);
@@ -134,7 +136,8 @@ TEST(CpuLayers, RopeGradientsAndInverse) {
   const double ang = t * std::pow(theta, -2.0 * i / D);
   EXPECT_NEAR(y[base + i], x[base + i] * std::cos(ang) - x[base + i + D / 2] * std::sin(ang), 1e-14);
   EXPECT_NEAR(y[base + i + D / 2], x[base + i] * std::sin(ang) + x[base + i + D / 2] * std::cos(ang), 1e-14);
-  for (int d = 0; d < D; ++d) EXPECT_EQ(y[((size_t(1) * T + 0) * H + 1) * D + d], x[((size_t(1) * T + 0) * H + 1) * D + d]);
+  const size_t t0 = ((size_t(1) * T + 0) * H + 1) * D;  // b 1, t 0, h 1
+  for (int d = 0; d < D; ++d) EXPECT_EQ(y[t0 + d], x[t0 + d]);
   // in place, and the backward inverts the forward
   auto z = x;
   cpu::rope_forward(z.data(), z.data(), B, T, H, D, theta);
@@ -228,4 +231,91 @@ TEST(CpuLayers, CrossEntropyGradients) {
   for (size_t i = 0; i < big.size(); ++i) big[i] = float(logits[i] * 100.0);
   EXPECT_TRUE(std::isfinite(cpu::cross_entropy_forward_backward(big.data(), tgt.data(), N, V, 1.0)));
   for (float v : big) EXPECT_TRUE(std::isfinite(v));
+}
+
+namespace {
+
+// Runs f with a given OpenMP team size (restored afterwards).
+void with_threads(int n, const std::function<void()>& f) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(n);
+  f();
+  omp_set_num_threads(saved);
+}
+
+}  // namespace
+
+// Every backward with a cross-row reduction, at sizes above the parallel threshold, gives the same
+// bits with one and two threads (fp32: the trainer's type).
+TEST(CpuLayers, BackwardReductionsAreThreadCountIndependent) {
+  auto rnd = [](size_t n, uint64_t seed) {
+    const auto d = randn(n, seed);
+    return std::vector<float>(d.begin(), d.end());
+  };
+  {  // matmul: dx, dW, db
+    const int N = 1100, C = 9, OC = 1000;
+    const auto x = rnd(size_t(N) * C, 81), W = rnd(size_t(OC) * C, 82), dy = rnd(size_t(N) * OC, 83);
+    std::vector<float> r[2][3];
+    for (int t : {1, 2})
+      with_threads(t, [&] {
+        auto& g = r[t - 1];
+        g[0].assign(size_t(N) * C, 0.5f);
+        g[1].assign(size_t(OC) * C, 0.5f);
+        g[2].assign(OC, 0.5f);
+        cpu::matmul_backward(g[0].data(), g[1].data(), g[2].data(), dy.data(), x.data(), W.data(), N, C, OC);
+      });
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(r[0][i], r[1][i]) << "matmul output " << i;
+  }
+  {  // rmsnorm: dx, dw
+    const int N = 700, C = 800;
+    const auto x = rnd(size_t(N) * C, 84), w = rnd(C, 85), dy = rnd(size_t(N) * C, 86);
+    std::vector<float> r[2][2];
+    for (int t : {1, 2})
+      with_threads(t, [&] {
+        std::vector<float> y(x.size()), rstd(N);
+        cpu::rmsnorm_forward(y.data(), rstd.data(), x.data(), w.data(), N, C, 1e-6);
+        auto& g = r[t - 1];
+        g[0].assign(x.size(), 0.0f);
+        g[1].assign(C, 0.0f);
+        cpu::rmsnorm_backward(g[0].data(), g[1].data(), dy.data(), x.data(), w.data(), rstd.data(), N, C);
+      });
+    EXPECT_EQ(r[0][0], r[1][0]);
+    EXPECT_EQ(r[0][1], r[1][1]);
+  }
+  {  // token shift: dk, dx, dws
+    const int B = 2, T = 300, H = 4, D = 16, C = 512;
+    const auto k = rnd(size_t(B) * T * H * D, 87), x = rnd(size_t(B) * T * C, 88), ws = rnd(size_t(H) * C, 89);
+    const auto dy = rnd(k.size(), 90);
+    std::vector<float> r[2][3];
+    for (int t : {1, 2})
+      with_threads(t, [&] {
+        std::vector<float> y(k.size()), a(size_t(B) * T * H);
+        cpu::token_shift_forward(y.data(), a.data(), k.data(), x.data(), ws.data(), B, T, H, D, C);
+        auto& g = r[t - 1];
+        g[0].assign(k.size(), 0.0f);
+        g[1].assign(x.size(), 0.0f);
+        g[2].assign(ws.size(), 0.0f);
+        cpu::token_shift_backward(g[0].data(), g[1].data(), g[2].data(), dy.data(), a.data(), k.data(), x.data(),
+                                  ws.data(), B, T, H, D, C);
+      });
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(r[0][i], r[1][i]) << "token shift output " << i;
+  }
+  {  // embedding scatter-add with many repeated ids; cross-entropy
+    const int N = 2048, C = 512, V = 50;
+    std::vector<int32_t> tok(N);
+    for (int n = 0; n < N; ++n) tok[n] = (n * 7) % V;
+    const auto dy = rnd(size_t(N) * C, 91), logits = rnd(size_t(64) * 5000, 92);
+    std::vector<float> dE[2], dl[2];
+    double loss[2];
+    for (int t : {1, 2})
+      with_threads(t, [&] {
+        dE[t - 1].assign(size_t(V) * C, 0.0f);
+        cpu::embedding_backward(dE[t - 1].data(), tok.data(), dy.data(), N, C);
+        dl[t - 1] = logits;
+        loss[t - 1] = cpu::cross_entropy_forward_backward(dl[t - 1].data(), tok.data(), 64, 5000, 1.0);
+      });
+    EXPECT_EQ(dE[0], dE[1]);
+    EXPECT_EQ(dl[0], dl[1]);
+    EXPECT_EQ(loss[0], loss[1]);
+  }
 }

@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -326,13 +327,13 @@ TEST(CpuBackend, GradScaleAccumulationAndLastLogits) {
 // Every reduction has a fixed order: two runs, and one thread vs two, give identical bits.
 TEST(CpuBackend, DeterministicAcrossRunsAndThreadCounts) {
   ModelConfig cfg = tiny_config(AttnMode::gatedfwa, 5, true);
-  cfg.vocab_size = 301;
+  cfg.vocab_size = 509;
   cfg.d_model = 64;
-  cfg.ffn_hidden = 96;
-  const int B = 3, T = 17;  // large enough that every kernel goes parallel
+  cfg.ffn_hidden = 192;
+  const int B = 4, T = 67;  // every matmul goes parallel (the other kernels: CpuLayers.*ThreadCount*)
   auto be = make_cpu_backend(cfg, B, T);
   be->init_params(11);
-  const auto in = random_tokens(size_t(B) * T, 301, 801), tgt = random_tokens(size_t(B) * T, 301, 802);
+  const auto in = random_tokens(size_t(B) * T, 509, 801), tgt = random_tokens(size_t(B) * T, 509, 802);
   auto grads_with = [&](int threads, float* loss) {
     const int saved = omp_get_max_threads();
     omp_set_num_threads(threads);
@@ -397,16 +398,30 @@ TEST(CpuBackend, DISABLED_QuickstartTiming) {
   const int B = 8, T = 128;
   auto be = make_cpu_backend(cfg, B, T);
   be->init_params(1);
-  const auto in = random_tokens(size_t(B) * T, cfg.vocab_size, 1), tgt = random_tokens(size_t(B) * T, cfg.vocab_size, 2);
+  const auto in = random_tokens(size_t(B) * T, cfg.vocab_size, 1);
+  const auto tgt = random_tokens(size_t(B) * T, cfg.vocab_size, 2);
   for (int it = 0; it < 4; ++it) {
     const auto t0 = std::chrono::steady_clock::now();
+    const std::clock_t c0 = std::clock();
     be->zero_grad();
     const float loss = be->forward_backward(in.data(), tgt.data(), B, T, 1.0f);
+    const std::clock_t c1 = std::clock();
     const auto t1 = std::chrono::steady_clock::now();
     be->adamw_update({1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, it + 1});
     const auto t2 = std::chrono::steady_clock::now();
-    std::printf("loss %.4f  forward_backward %.1f ms  adamw %.1f ms  (%d threads)\n", loss,
-                std::chrono::duration<double, std::milli>(t1 - t0).count(),
+    std::printf("loss %.4f  forward_backward %.1f ms (cpu time %.1f ms)  adamw %.1f ms  (%d threads)\n", loss,
+                std::chrono::duration<double, std::milli>(t1 - t0).count(), 1e3 * double(c1 - c0) / CLOCKS_PER_SEC,
                 std::chrono::duration<double, std::milli>(t2 - t1).count(), omp_get_max_threads());
   }
+}
+
+TEST(CpuModel, RejectsShapesItCannotRun) {
+  ModelConfig cfg = tiny_config(AttnMode::swa, 3, false);
+  cfg.n_heads = 3;  // 8 features do not split into 3 heads
+  EXPECT_THROW(CpuModel<float>(cfg, 1, 4), std::invalid_argument);
+  cfg = tiny_config(AttnMode::swa, 3, false);
+  cfg.n_heads = 8;  // head_dim 1: RoPE needs pairs
+  EXPECT_THROW(CpuModel<float>(cfg, 1, 4), std::invalid_argument);
+  EXPECT_THROW(CpuModel<float>(tiny_config(AttnMode::gatedfwa, 0, false), 1, 4), std::invalid_argument);
+  EXPECT_NO_THROW(CpuModel<float>(tiny_config(AttnMode::full, 0, false), 1, 4));
 }

@@ -8,7 +8,9 @@
 //   y, dy : [N, OC]
 // Summation order: every output element is its initial value plus the terms of the dot product in
 // increasing index order (blocked over 256 indices), independent of the thread count, so results
-// are bitwise deterministic for any OpenMP team size.
+// are bitwise deterministic for any OpenMP team size. fp32 on CPUs with AVX2+FMA runs a fused
+// multiply-add kernel (chosen at run time): same order, different last-bit rounding than the
+// portable kernel, so bits match across runs and thread counts of one machine type.
 #pragma once
 
 namespace gfwa::cpu {

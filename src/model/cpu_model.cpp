@@ -37,6 +37,12 @@ CpuModel<F>::CpuModel(const ModelConfig& cfg, int max_B, int max_T)
   if (max_B < 1 || max_T < 1)
     throw std::invalid_argument("CpuModel: max_B and max_T must be >= 1 (got " + std::to_string(max_B) + ", " +
                                 std::to_string(max_T) + ")");
+  if (cfg.n_heads < 1 || cfg.d_model % cfg.n_heads != 0 || cfg.head_dim() % 2 != 0)
+    throw std::invalid_argument("CpuModel: d_model " + std::to_string(cfg.d_model) + " must split into n_heads " +
+                                std::to_string(cfg.n_heads) + " heads of even size (RoPE pairs)");
+  if (cfg.attention.mode != AttnMode::full && cfg.attention.window < 1)
+    throw std::invalid_argument("CpuModel: attention.window must be >= 1 (got " +
+                                std::to_string(cfg.attention.window) + ")");
   const size_t N = size_t(max_B) * max_T, C = cfg.d_model, H = cfg.n_heads, FH = cfg.hidden();
   const bool shift = cfg.attention.token_shift, gated = cfg.attention.mode == AttnMode::gatedfwa;
   params_.assign(layout_.total(), F(0));
@@ -248,10 +254,13 @@ void CpuModel<F>::backward_layer(int l, int B, int T) {
 
 template <class F>
 double CpuModel<F>::forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, double dloss) {
-  const double loss = forward_loss(inputs, targets, B, T);
+  check_tokens(inputs, B, T, "input");
+  check_tokens(targets, B, T, "target");
+  forward_hidden(inputs, B, T);
   const int N = B * T, C = cfg_.d_model, V = cfg_.vocab_size;
-  // forward_loss left the logits in place; the fused pass turns them into their gradient.
-  cpu::cross_entropy_forward_backward(logits_.data(), targets, N, V, dloss);
+  classifier(N);
+  // The fused pass computes the loss and turns the logits into their gradient.
+  const double loss = cpu::cross_entropy_forward_backward(logits_.data(), targets, N, V, dloss);
   zero(dh_);
   cpu::matmul_backward(dh_.data(), grad("embed"), (F*)nullptr, logits_.data(), lnf_.data(), param("embed"), N, C, V);
   zero(dx_);

@@ -58,9 +58,14 @@ class CpuModel {
     F *attn_norm, *wq, *wk, *wv, *q_norm, *k_norm, *shift_k, *shift_v, *gate_w, *gate_b, *gate_sharp, *wo;
     F *mlp_norm, *w1, *w3, *w2;
   };
-  struct LayerActs {
-    std::vector<F> h, rstd1, qp, k0, v0, ks, vs, ak, av, q, k, rstd_q, rstd_k;
-    std::vector<F> hg, pre, logf, lam, o, lse, x_mid, h2, rstd2, a1, a3, g;
+  struct LayerActs {  // what the backward of one layer reads
+    std::vector<F> h, rstd1;             // attention-norm output and its 1/rms
+    std::vector<F> qp, k0, v0;           // projections h Wq^T, h Wk^T, h Wv^T
+    std::vector<F> ks, vs, ak, av;       // token-shifted k0, v0 and their gates (token_shift only)
+    std::vector<F> q, k, rstd_q, rstd_k; // after QK-norm and RoPE; QK-norm 1/rms
+    std::vector<F> hg, pre, logf, lam;   // gate path (gatedfwa only)
+    std::vector<F> o, lse, x_mid;        // attention output, its row log-sum-exp, residual after attention
+    std::vector<F> h2, rstd2, a1, a3, g; // MLP norm, W1 and W3 projections, SwiGLU output
   };
 
   LayerParams layer_params(F* base, int l) const;
