@@ -10,7 +10,7 @@ const gfwa::Command kCommands[] = {
     {"config", "print the resolved configuration as JSON", gfwa::cmd_config},
     {"tokenize", "text files -> GPT-2 token shards (train/val)", gfwa::cmd_tokenize},
 #ifdef GFWA_WITH_CUDA
-    {"bench", "kernel benchmarks: bench attention --B --H --T --D --W --mode [--fwd-only]", gfwa::cmd_bench},
+    {"bench", "benchmarks: bench attention --B --H --T --D --W --mode | bench train --config FILE", gfwa::cmd_bench},
 #endif
 };
 
