@@ -11,6 +11,9 @@ const gfwa::Command kCommands[] = {
     {"train", "train a model from a JSON config (resumable; docs/training.md)", gfwa::cmd_train},
     {"eval", "validation loss, perplexity and bits per byte of a checkpoint", gfwa::cmd_eval},
     {"tokenize", "text files -> GPT-2 token shards (train/val)", gfwa::cmd_tokenize},
+#ifdef GFWA_WITH_CUDA
+    {"bench", "benchmarks: bench attention --B --H --T --D --W --mode | bench train --config FILE", gfwa::cmd_bench},
+#endif
 };
 
 void usage(FILE* f) {

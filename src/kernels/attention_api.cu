@@ -1,0 +1,78 @@
+// Host side of the CUDA attention: argument checks and dispatch on the head dim.
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/attention_launch.h"
+
+namespace gfwa::cuda {
+namespace {
+
+void require(bool ok, const std::string& msg) {
+  if (!ok) throw std::invalid_argument("attention: " + msg);
+}
+
+void check_rows(const void* ptr, int64_t stride, const AttnParams& p, const char* name) {
+  require(ptr != nullptr, std::string(name) + " is null");
+  require(reinterpret_cast<uintptr_t>(ptr) % 16 == 0, std::string(name) + " is not 16-byte aligned");
+  require(stride % 8 == 0 && stride >= int64_t(p.H) * p.D,
+          std::string(name) + "_row_stride " + std::to_string(stride) + " must be a multiple of 8 and >= H*D");
+}
+
+void check(const AttnParams& p) {
+  require(p.D == 64 || p.D == 128, "head dim D=" + std::to_string(p.D) + " unsupported (64 or 128)");
+  require(p.B >= 1 && p.T >= 1 && p.H >= 1,
+          "B, T, H must be >= 1 (got " + std::to_string(p.B) + ", " + std::to_string(p.T) + ", " +
+              std::to_string(p.H) + ")");
+  require(p.H <= 65535 && p.B <= 65535, "B and H must be <= 65535 (grid dimensions)");
+  require(p.mode == AttnMode::full || p.window >= 1, "window W=" + std::to_string(p.window) + " must be >= 1");
+  require(p.mode != AttnMode::gatedfwa || p.lam != nullptr, "gatedfwa mode needs lam");
+  check_rows(p.q, p.q_row_stride, p, "q");
+  check_rows(p.k, p.k_row_stride, p, "k");
+  check_rows(p.v, p.v_row_stride, p, "v");
+  check_rows(p.o, p.o_row_stride, p, "o");
+  require(p.lse != nullptr, "lse is null");
+}
+
+detail::AttnConsts consts(const AttnParams& p) {
+  detail::AttnConsts c;
+  c.W = p.mode == AttnMode::full ? p.T : (p.window < p.T ? p.window : p.T);
+  c.gated = p.mode == AttnMode::gatedfwa;
+  c.scale = float(1.0 / std::sqrt(double(p.D)));
+  c.scale_log2 = float(1.4426950408889634 / std::sqrt(double(p.D)));
+  return c;
+}
+
+}  // namespace
+
+size_t attention_bwd_workspace_bytes(const AttnParams& p) {
+  return size_t(p.B) * p.H * p.T * sizeof(float);  // delta = rowsum(dO * O), [B,H,T]
+}
+
+void attention_forward(const AttnParams& p, cudaStream_t stream) {
+  check(p);
+  const detail::AttnConsts c = consts(p);
+  if (p.D == 64)
+    detail::launch_attn_fwd<64>(p, c, stream);
+  else
+    detail::launch_attn_fwd<128>(p, c, stream);
+}
+
+void attention_backward(const AttnBwdParams& p, cudaStream_t stream) {
+  check(p);
+  check_rows(p.dout, p.dout_row_stride, p, "dout");
+  check_rows(p.dq, p.dq_row_stride, p, "dq");
+  check_rows(p.dk, p.dk_row_stride, p, "dk");
+  check_rows(p.dv, p.dv_row_stride, p, "dv");
+  require(p.mode != AttnMode::gatedfwa || p.dlam != nullptr, "gatedfwa mode needs dlam");
+  require(p.workspace != nullptr && reinterpret_cast<uintptr_t>(p.workspace) % 16 == 0,
+          "workspace is null or not 16-byte aligned");
+  const detail::AttnConsts c = consts(p);
+  if (p.D == 64)
+    detail::launch_attn_bwd<64>(p, c, stream);
+  else
+    detail::launch_attn_bwd<128>(p, c, stream);
+}
+
+}  // namespace gfwa::cuda

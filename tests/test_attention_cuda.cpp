@@ -1,0 +1,315 @@
+// CUDA attention (forward and backward, all three modes) against the CPU reference run in double on the
+// same bf16-rounded inputs. Every output is poisoned (NaN) before each run and must come back finite.
+//
+// Error bounds (relative L2 against the double reference):
+//   o   1e-2: o is rounded to bf16 on output (rms relative error ~2^-9/sqrt(3) ~ 1e-3) and P is rounded to
+//       bf16 before P.V (another ~1e-3); 1e-2 leaves room for unlucky rows without hiding a wrong tile.
+//   lse 1e-4: computed in fp32 only (scores are exact bf16 products summed in fp32, ex2.approx ~2^-22).
+//   dv  1e-2: P in bf16 plus output rounding, as for o.
+//   dq, dk 2e-2: dS is rounded to bf16 before the matmuls and its rows sum to 0, so the sums cancel and
+//       the relative error grows by a small factor over o's.
+//   dlam 1e-3 (+1e-5 absolute): fp32 only (dS in fp32, column sums in fp32), relative to dlam's own scale;
+//       the absolute floor is fp32 rounding of dO.v ~ 1e-6 where the exact value is 0 (W = 1).
+//       The kernel keeps only the key side, -colsum_j dS (gatedfwa.md section 4): the query side, rowsum_i dS,
+//       is 0 in exact arithmetic but the reference adds it, and with a bf16-rounded O it is rounding noise
+//       of relative size ~2e-3. It is taken out of the reference before comparing (query_side_dlam).
+// The backward is fed the GPU forward's o and lse (as in training), and so is the reference backward:
+// the comparison isolates the backward.
+#ifdef GFWA_WITH_CUDA
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cuda_test_util.h"
+#include "kernels/attention.h"
+#include "kernels/attention_cpu.h"
+
+using namespace gfwa;
+using gfwa::test::DeviceBuffer;
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+struct Case {
+  int B, T, H, D, W;
+  AttnMode mode;
+  double gate;   // log-gates drawn uniform in [-gate, 0]: 0.02 weak, 3 strong (bias reaches -3 per token)
+  bool fused;    // q/k/v and dq/dk/dv as views of [B,T,3,H,D]; o with a padded row stride
+  uint64_t seed;
+};
+
+std::string name(const Case& c) {
+  return std::string(attn_mode_name(c.mode)) + "_B" + std::to_string(c.B) + "_T" + std::to_string(c.T) + "_H" +
+         std::to_string(c.H) + "_D" + std::to_string(c.D) + "_W" + std::to_string(c.W) + "_g" +
+         std::to_string(int(c.gate * 100)) + (c.fused ? "_fused" : "");
+}
+
+// A [B,T,H,D] view inside a host/device buffer with row stride `stride` and column offset `off`.
+struct View {
+  int64_t stride, off;
+  size_t at(const Case& c, int b, int t, int h, int d) const {
+    return size_t((int64_t(b) * c.T + t) * stride + off + int64_t(h) * c.D + d);
+  }
+};
+
+// Scatters a dense [B,T,H,D] double tensor (values already bf16-exact) into a bf16 buffer view.
+void scatter(const Case& c, const std::vector<double>& x, View v, std::vector<bf16>& buf) {
+  size_t i = 0;
+  for (int b = 0; b < c.B; ++b)
+    for (int t = 0; t < c.T; ++t)
+      for (int h = 0; h < c.H; ++h)
+        for (int d = 0; d < c.D; ++d) buf[v.at(c, b, t, h, d)] = __float2bfloat16(float(x[i++]));
+}
+std::vector<double> gather(const Case& c, const std::vector<bf16>& buf, View v) {
+  std::vector<double> x;
+  x.reserve(size_t(c.B) * c.T * c.H * c.D);
+  for (int b = 0; b < c.B; ++b)
+    for (int t = 0; t < c.T; ++t)
+      for (int h = 0; h < c.H; ++h)
+        for (int d = 0; d < c.D; ++d) x.push_back(double(__bfloat162float(buf[v.at(c, b, t, h, d)])));
+  return x;
+}
+std::vector<double> bf16_randn(size_t n, std::mt19937_64& rng) {
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<double> x(n);
+  for (auto& v : x) v = double(__bfloat162float(__float2bfloat16(nd(rng))));
+  return x;
+}
+std::vector<double> to_double(const std::vector<float>& x) { return std::vector<double>(x.begin(), x.end()); }
+
+// rowsum_j dS[i, j] for every query i ([B,T,H]), dS = P (dP - delta) with P from the given lse and
+// delta = dO.O from the given o: the query-side part of the reference's dlam.
+std::vector<double> query_side_dlam(const Case& c, const std::vector<double>& q, const std::vector<double>& k,
+                                    const std::vector<double>& v, const std::vector<double>& lam,
+                                    const std::vector<double>& o, const std::vector<double>& lse,
+                                    const std::vector<double>& dout) {
+  const int W = effective_window(c.mode, c.W, c.T);
+  const double scale = 1.0 / std::sqrt(double(c.D));
+  std::vector<double> out(size_t(c.B) * c.T * c.H, 0.0);
+  auto row = [&](const std::vector<double>& x, int b, int t, int h) { return &x[((size_t(b) * c.T + t) * c.H + h) * c.D]; };
+  auto dot = [&](const double* a, const double* b) {
+    double acc = 0;
+    for (int d = 0; d < c.D; ++d) acc += a[d] * b[d];
+    return acc;
+  };
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < c.B; ++b)
+    for (int h = 0; h < c.H; ++h)
+      for (int i = 0; i < c.T; ++i) {
+        const size_t ti = (size_t(b) * c.T + i) * c.H + h;
+        const double delta = dot(row(dout, b, i, h), row(o, b, i, h));
+        const double li = c.mode == AttnMode::gatedfwa ? lam[ti] : 0.0;
+        double acc = 0;
+        for (int j = std::max(0, i - W + 1); j <= i; ++j) {
+          const size_t tj = (size_t(b) * c.T + j) * c.H + h;
+          const double lj = c.mode == AttnMode::gatedfwa ? lam[tj] : 0.0;
+          const double p = std::exp(dot(row(q, b, i, h), row(k, b, j, h)) * scale + li - lj -
+                                    lse[(size_t(b) * c.H + h) * c.T + i]);
+          acc += p * (dot(row(dout, b, i, h), row(v, b, j, h)) - delta);
+        }
+        out[ti] = acc;
+      }
+  return out;
+}
+
+struct Errors {
+  double o, lse, dq, dk, dv, dlam;
+};
+
+// Runs one case end to end; returns the measured errors after asserting them.
+void run_case(const Case& c) {
+  SCOPED_TRACE(name(c));
+  std::mt19937_64 rng(c.seed);
+  const size_t n = size_t(c.B) * c.T * c.H * c.D, nt = size_t(c.B) * c.T * c.H;
+  const int HD = c.H * c.D;
+  const std::vector<double> q = bf16_randn(n, rng), k = bf16_randn(n, rng), v = bf16_randn(n, rng),
+                            dout = bf16_randn(n, rng);
+  std::vector<float> lam(nt, 0.f);
+  std::uniform_real_distribution<double> u(0.0, c.gate);
+  for (int b = 0; b < c.B; ++b)
+    for (int h = 0; h < c.H; ++h) {
+      double run = 0;
+      for (int t = 0; t < c.T; ++t) lam[(size_t(b) * c.T + t) * c.H + h] = float(run -= u(rng));
+    }
+
+  // Device layout: separate [B,T,H,D] tensors, or views into fused [B,T,3,H,D] buffers.
+  const int64_t in_stride = c.fused ? 3 * HD : HD, o_stride = c.fused ? HD + 8 : HD;
+  const View vq{in_stride, 0}, vk{in_stride, c.fused ? HD : 0}, vv{in_stride, c.fused ? 2 * HD : 0},
+      vo{o_stride, 0}, vd{HD, 0};
+  const size_t in_elems = size_t(c.B) * c.T * in_stride, o_elems = size_t(c.B) * c.T * o_stride;
+  std::vector<bf16> hq(in_elems), hk(c.fused ? 0 : in_elems), hv(c.fused ? 0 : in_elems), hdo(n);
+  scatter(c, q, vq, hq);
+  scatter(c, k, vk, c.fused ? hq : hk);
+  scatter(c, v, vv, c.fused ? hq : hv);
+  scatter(c, dout, vd, hdo);
+  DeviceBuffer<bf16> dq_in(in_elems), dk_in(c.fused ? 1 : in_elems), dv_in(c.fused ? 1 : in_elems), ddo(n);
+  dq_in.upload(hq);
+  if (!c.fused) {
+    dk_in.upload(hk);
+    dv_in.upload(hv);
+  }
+  ddo.upload(hdo);
+  DeviceBuffer<float> dlam_in(nt), dlse(size_t(c.B) * c.H * c.T), ddlam(nt);
+  dlam_in.upload(lam);
+  DeviceBuffer<bf16> d_o(o_elems), dgrad(in_elems), dgk(c.fused ? 1 : in_elems), dgv(c.fused ? 1 : in_elems);
+
+  cuda::AttnParams p{};
+  p.q = dq_in.get() + vq.off;
+  p.k = c.fused ? dq_in.get() + vk.off : dk_in.get();
+  p.v = c.fused ? dq_in.get() + vv.off : dv_in.get();
+  p.q_row_stride = p.k_row_stride = p.v_row_stride = in_stride;
+  p.o_row_stride = o_stride;
+  p.lam = c.mode == AttnMode::gatedfwa ? dlam_in.get() : nullptr;
+  p.o = d_o.get();
+  p.lse = dlse.get();
+  p.B = c.B;
+  p.T = c.T;
+  p.H = c.H;
+  p.D = c.D;
+  p.window = c.W;
+  p.mode = c.mode;
+
+  d_o.poison();
+  dlse.poison();
+  cuda::attention_forward(p, nullptr);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  const std::vector<bf16> ho = d_o.download();
+  const std::vector<double> o_gpu = gather(c, ho, vo), lse_gpu = to_double(dlse.download());
+  if (c.fused)  // the padding between rows of o must be untouched (still the poison pattern)
+    for (int64_t r = 0; r < int64_t(c.B) * c.T; ++r)
+      for (int e = HD; e < o_stride; ++e) {
+        uint16_t bits;
+        std::memcpy(&bits, &ho[size_t(r * o_stride + e)], 2);
+        ASSERT_EQ(bits, 0xFFFF) << "o padding written at row " << r;
+      }
+
+  const cpu::AttnShape shape{c.B, c.T, c.H, c.D, c.W};
+  const std::vector<double> lamd = to_double(lam);
+  std::vector<double> o_ref(n), lse_ref(size_t(c.B) * c.H * c.T);
+  cpu::attention_forward(shape, c.mode, q.data(), k.data(), v.data(), lamd.data(), o_ref.data(), lse_ref.data());
+
+  Errors e{};
+  e.o = test::rel_l2(o_gpu, o_ref);
+  e.lse = test::rel_l2(lse_gpu, lse_ref);
+  EXPECT_LT(e.o, 1e-2);  // NaN fails too
+  EXPECT_LT(e.lse, 1e-4);
+
+  cuda::AttnBwdParams bp{};
+  static_cast<cuda::AttnParams&>(bp) = p;
+  bp.dout = ddo.get();
+  bp.dout_row_stride = HD;
+  bp.dq = dgrad.get() + vq.off;
+  bp.dk = c.fused ? dgrad.get() + vk.off : dgk.get();
+  bp.dv = c.fused ? dgrad.get() + vv.off : dgv.get();
+  bp.dq_row_stride = bp.dk_row_stride = bp.dv_row_stride = in_stride;
+  bp.dlam = c.mode == AttnMode::gatedfwa ? ddlam.get() : nullptr;
+  DeviceBuffer<float> ws((cuda::attention_bwd_workspace_bytes(p) + 3) / 4);
+  bp.workspace = ws.get();
+
+  auto run_bwd = [&] {
+    dgrad.poison();
+    dgk.poison();
+    dgv.poison();
+    ddlam.poison();
+    cuda::attention_backward(bp, nullptr);
+    CUDA_CHECK(cudaDeviceSynchronize());
+  };
+  run_bwd();
+  const std::vector<bf16> g1 = dgrad.download(), gk1 = dgk.download(), gv1 = dgv.download();
+  const std::vector<float> dl1 = ddlam.download();
+
+  std::vector<double> dq_ref(n), dk_ref(n), dv_ref(n), dlam_ref(nt);
+  cpu::attention_backward(shape, c.mode, q.data(), k.data(), v.data(), lamd.data(), o_gpu.data(), lse_gpu.data(),
+                          dout.data(), dq_ref.data(), dk_ref.data(), dv_ref.data(), dlam_ref.data());
+  const std::vector<double> dq_gpu = gather(c, g1, vq), dk_gpu = gather(c, c.fused ? g1 : gk1, vk),
+                            dv_gpu = gather(c, c.fused ? g1 : gv1, vv);
+  e.dq = test::rel_l2(dq_gpu, dq_ref);
+  e.dk = test::rel_l2(dk_gpu, dk_ref);
+  e.dv = test::rel_l2(dv_gpu, dv_ref);
+  EXPECT_TRUE(test::close_l2(dq_gpu, dq_ref, 2e-2, 1e-4)) << "dq rel err " << e.dq;
+  EXPECT_TRUE(test::close_l2(dk_gpu, dk_ref, 2e-2, 1e-4)) << "dk rel err " << e.dk;
+  EXPECT_TRUE(test::close_l2(dv_gpu, dv_ref, 1e-2, 1e-4)) << "dv rel err " << e.dv;
+  if (c.mode == AttnMode::gatedfwa) {
+    const std::vector<double> dlam_gpu = to_double(dl1);
+    const std::vector<double> qside = query_side_dlam(c, q, k, v, lamd, o_gpu, lse_gpu, dout);
+    for (size_t i = 0; i < nt; ++i) dlam_ref[i] -= qside[i];
+    e.dlam = test::rel_l2(dlam_gpu, dlam_ref);
+    EXPECT_TRUE(test::close_l2(dlam_gpu, dlam_ref, 1e-3, 1e-5)) << "dlam rel err " << e.dlam;
+  }
+  std::printf("  %-44s o %.1e lse %.1e dq %.1e dk %.1e dv %.1e dlam %.1e\n", name(c).c_str(), e.o, e.lse, e.dq,
+              e.dk, e.dv, e.dlam);
+
+  // Determinism: a second backward gives the same bits.
+  run_bwd();
+  EXPECT_EQ(0, std::memcmp(g1.data(), dgrad.download().data(), g1.size() * sizeof(bf16)));
+  EXPECT_EQ(0, std::memcmp(gk1.data(), dgk.download().data(), gk1.size() * sizeof(bf16)));
+  EXPECT_EQ(0, std::memcmp(gv1.data(), dgv.download().data(), gv1.size() * sizeof(bf16)));
+  if (c.mode == AttnMode::gatedfwa) {
+    EXPECT_EQ(0, std::memcmp(dl1.data(), ddlam.download().data(), nt * 4));
+  }
+}
+
+// Tile sizes of the kernels: 64 (key tiles of the forward and dQ, query tiles of dK/dV) and 128.
+std::vector<Case> window_cases() {
+  std::vector<Case> cs;
+  uint64_t seed = 100;
+  const int T = 333;  // not a multiple of any tile
+  for (int D : {64, 128})
+    for (AttnMode m : {AttnMode::swa, AttnMode::gatedfwa})
+      for (int W : {1, 63, 64, 65, 127, 128, 129, T, T + 37}) {
+        const bool strong = (seed % 2) == 0;
+        cs.push_back({2, T, 3, D, W, m, strong ? 3.0 : 0.02, (seed % 3) == 0, seed});
+        ++seed;
+      }
+  return cs;
+}
+
+std::vector<Case> full_cases() {
+  std::vector<Case> cs;
+  uint64_t seed = 200;
+  for (int D : {64, 128})
+    for (int T : {1, 7, 130, 517}) cs.push_back({2, T, 2, D, 1, AttnMode::full, 0.0, T == 130, seed++});
+  return cs;
+}
+
+class AttentionCuda : public ::testing::TestWithParam<Case> {};
+TEST_P(AttentionCuda, MatchesCpuReference) {
+  GFWA_SKIP_WITHOUT_GPU();
+  run_case(GetParam());
+}
+INSTANTIATE_TEST_SUITE_P(Windows, AttentionCuda, ::testing::ValuesIn(window_cases()),
+                         [](const auto& info) { return name(info.param); });
+INSTANTIATE_TEST_SUITE_P(Full, AttentionCuda, ::testing::ValuesIn(full_cases()),
+                         [](const auto& info) { return name(info.param); });
+// Long T: |lam| reaches ~5e4 (mean log-gate -1.5), where un-rebased fp32 biases would lose ~1e-2 in the
+// logits. Small B*H and W keep the double reference fast.
+INSTANTIATE_TEST_SUITE_P(LongT, AttentionCuda,
+                         ::testing::Values(Case{1, 32768 + 77, 2, 64, 100, AttnMode::gatedfwa, 3.0, false, 300},
+                                           Case{1, 32768 + 77, 1, 128, 70, AttnMode::gatedfwa, 3.0, true, 301},
+                                           Case{1, 32768 + 5, 1, 128, 200, AttnMode::swa, 0.0, false, 302}),
+                         [](const auto& info) { return name(info.param); });
+
+TEST(AttentionCudaApi, RejectsUnsupportedHeadDim) {
+  cuda::AttnParams p{};
+  p.B = p.T = p.H = 1;
+  p.D = 96;
+  p.window = 1;
+  p.mode = AttnMode::swa;
+  try {
+    cuda::attention_forward(p, nullptr);
+    FAIL() << "D=96 accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("D=96"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+#endif  // GFWA_WITH_CUDA
