@@ -4,6 +4,7 @@
 
 #include "train/checkpoint.h"
 #include "train/trainer.h"
+#include "cuda_test_util.h"
 #include "test_data_util.h"
 #include "test_train_util.h"
 
@@ -46,9 +47,8 @@ class TrainResume : public ::testing::Test {
 
 // 9 steps with 2 micro-batches each, shuffled data that wraps into a second epoch: a run resumed at
 // step 3 reproduces the losses, parameters, AdamW moments and loader state of the straight run.
-TEST_F(TrainResume, ResumedRunIsBitIdentical) {
-  const RunConfig cfg = cfg_of(tiny_config(data_));
-  const std::string a = root_ + "/a", b = root_ + "/b";
+void expect_bit_identical_resume(const RunConfig& cfg, const std::string& root) {
+  const std::string a = root + "/a", b = root + "/b";
   ASSERT_EQ(train(cfg, {a, ""}), 0);
   const auto straight = losses_from(a, 1);
   ASSERT_EQ(straight.size(), 9u);
@@ -65,6 +65,18 @@ TEST_F(TrainResume, ResumedRunIsBitIdentical) {
   ASSERT_EQ(ea.size(), 3u);  // steps 4, 8 and 9
   EXPECT_EQ(eb, ea);
 }
+
+TEST_F(TrainResume, ResumedRunIsBitIdentical) { expect_bit_identical_resume(cfg_of(tiny_config(data_)), root_); }
+
+#ifdef GFWA_WITH_CUDA
+TEST_F(TrainResume, ResumedRunIsBitIdenticalOnCuda) {
+  GFWA_SKIP_WITHOUT_GPU();
+  auto j = tiny_config(data_);
+  j["train"]["backend"] = "cuda";
+  j["model"]["d_model"] = 128;  // head_dim 64, as the cuda kernels need
+  expect_bit_identical_resume(cfg_of(j), root_);
+}
+#endif
 
 // Samples draw from a random stream that is part of the checkpoint: a resumed run prints the same.
 TEST_F(TrainResume, SamplesResumeExactly) {
