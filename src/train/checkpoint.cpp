@@ -118,7 +118,8 @@ void remove_stale_temporaries(const std::string& root) {
     const std::string name = e.path().filename().string();
     if (name.rfind(kTempPrefix, 0) != 0 && name.rfind(kOldPrefix, 0) != 0) continue;
     const long pid = std::strtol(name.substr(name.rfind('-') + 1).c_str(), nullptr, 10);
-    if (pid > 0 && pid != long(::getpid()) && ::kill(pid_t(pid), 0) == 0) continue;  // still writing
+    const bool alive = pid > 0 && pid != long(::getpid()) && (::kill(pid_t(pid), 0) == 0 || errno == EPERM);
+    if (alive) continue;  // another process may still be writing it
     fs::remove_all(e.path(), ec);
   }
 }
