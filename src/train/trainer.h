@@ -2,6 +2,7 @@
 // clipping, AdamW, evaluation, samples, logging, checkpoints, resume and preemption.
 #pragma once
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
