@@ -1,0 +1,98 @@
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "train/evaluate.h"
+#include "test_train_util.h"
+
+namespace gfwa {
+namespace {
+using namespace testing_train;
+
+// A model whose next-token logits peak at (last token + 1) mod V, and whose batch losses are
+// 1, 2, 3, ... in call order; it records the context lengths it is given.
+class FakeBackend : public Backend {
+ public:
+  explicit FakeBackend(int vocab) { cfg_.vocab_size = vocab; }
+  std::string name() const override { return "fake"; }
+  const ModelConfig& config() const override { return cfg_; }
+  const ParamLayout& layout() const override { throw std::logic_error("unused"); }
+  void init_params(uint64_t) override {}
+  float forward_backward(const int32_t*, const int32_t*, int, int, float) override { return 0; }
+  float forward_loss(const int32_t*, const int32_t*, int, int) override { return float(++calls_); }
+  void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) override {
+    lengths.push_back(T);
+    logits.assign(size_t(cfg_.vocab_size), std::nanf(""));  // poison: every entry must be set
+    const int peak = (tokens[T - 1] + 1) % cfg_.vocab_size;
+    for (int i = 0; i < cfg_.vocab_size; ++i) logits[size_t(i)] = -0.5f * float((i - peak) * (i - peak));
+  }
+  void zero_grad() override {}
+  double grad_norm() override { return 0; }
+  void adamw_update(const AdamWStep&) override {}
+  void get_params(std::vector<float>&) override {}
+  void set_params(const std::vector<float>&) override {}
+  void get_grads(std::vector<float>&) override {}
+  void get_adam_state(std::vector<float>&, std::vector<float>&) override {}
+  void set_adam_state(const std::vector<float>&, const std::vector<float>&) override {}
+
+  std::vector<int> lengths;
+
+ private:
+  ModelConfig cfg_;
+  int calls_ = 0;
+};
+
+TEST(TrainEvaluate, GreedyFollowsTheArgmaxAndTruncatesTheContext) {
+  FakeBackend be(50);
+  std::mt19937_64 rng(3);
+  const auto ids = sample_tokens(be, {7, 8, 9}, 6, 4, 50, 1, rng);
+  EXPECT_EQ(ids, (std::vector<int32_t>{10, 11, 12, 13, 14, 15}));
+  EXPECT_EQ(be.lengths, (std::vector<int>{3, 4, 4, 4, 4, 4}));
+}
+
+TEST(TrainEvaluate, TopKStaysInTheTopKBelowTheLimitAndFollowsTheSeed) {
+  FakeBackend be(50);
+  std::mt19937_64 r1(7), r2(11), r3(12);
+  // After 47 the peak is 48, but ids >= 45 are excluded: the top 3 allowed are 44, 43, 42.
+  const auto a = sample_tokens(be, {47}, 1, 8, 45, 3, r1);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_TRUE(a[0] >= 42 && a[0] <= 44) << a[0];
+  // Peaks 3..22 are away from the ends, so the top 5 are the peak and its two neighbours each side.
+  std::vector<int32_t> x, z;
+  for (int32_t last = 2; last < 22; ++last) {
+    x.push_back(sample_tokens(be, {last}, 1, 8, 50, 5, r2)[0]);
+    z.push_back(sample_tokens(be, {last}, 1, 8, 50, 5, r3)[0]);
+    EXPECT_LE(std::abs(x.back() - (last + 1)), 2) << "outside the top 5 around " << last + 1;
+  }
+  std::mt19937_64 again(11);
+  std::vector<int32_t> x2;
+  for (int32_t last = 2; last < 22; ++last) x2.push_back(sample_tokens(be, {last}, 1, 8, 50, 5, again)[0]);
+  EXPECT_EQ(x, x2);  // same seed, same draws
+  EXPECT_NE(x, z);   // another seed, other draws
+}
+
+TEST(TrainEvaluate, LossPerplexityAndBitsPerByte) {
+  const std::string dir = fresh_dir("evaluate");
+  write_shards(dir, 5);  // val: 611 tokens, 1833 UTF-8 bytes, 55 windows of 11
+  LoaderOptions lo;
+  lo.pattern = dir + "/val_*.bin";
+  lo.B = 3;
+  lo.T = 11;
+  lo.shuffle = false;
+  lo.vocab_size = kVocab;
+  ValLoader val(lo);
+  FakeBackend be(kVocab);
+  const EvalResult r = evaluate(be, val, 3, 11, 4);  // losses 1..4
+  EXPECT_EQ(r.batches, 4);
+  EXPECT_EQ(r.tokens, 4 * 3 * 11);
+  EXPECT_DOUBLE_EQ(r.loss, 2.5);
+  EXPECT_DOUBLE_EQ(r.perplexity, std::exp(2.5));
+  EXPECT_NEAR(r.bits_per_byte, 2.5 * 611 / (1833 * std::log(2.0)), 1e-12);
+  const EvalResult all = evaluate(be, val, 3, 11, 0);  // the whole split: 18 batches, losses 5..22
+  EXPECT_EQ(all.batches, 18);
+  EXPECT_DOUBLE_EQ(all.loss, 13.5);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace gfwa
