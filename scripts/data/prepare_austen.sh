@@ -22,23 +22,8 @@ dfc684d4f857fa938268f9ab9c5567b64bd0691251eca959644adeabe6287a4d  text/prideprej
 TRAIN=(emma mansfieldpark northangerabbey prideprejudice sensesensibility)
 VAL=persuasion
 
-say() { echo "prepare_austen: $*"; }
-start=$(date +%s)
-if [ -f "$OUT/SHA256SUMS" ] && (cd "$OUT" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1); then
-  say "$OUT is complete (SHA256SUMS verifies); nothing to do"
-  exit 0
-fi
-rm -f "$OUT/SHA256SUMS"
-
-bash "$ROOT/scripts/data/fetch_tokenizer.sh"
-if [ ! -x "$GFWA" ]; then
-  say "building $GFWA"
-  bash "$ROOT/scripts/build.sh"
-fi
-
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
-chmod 755 "$TMP"
+source "$ROOT/scripts/data/prepare_lib.sh"
+prepare_begin prepare_austen "$OUT"
 bash "$ROOT/scripts/data/apt_download.sh" "$TMP/deb" "$PKG"
 DEB="$(ls "$TMP"/deb/*.deb)"
 VERSION="$(dpkg-deb -f "$DEB" Version)"

@@ -15,22 +15,8 @@ SEP="<|gfwa-document-break|>"
 PKGS=(linux-doc-6.12 dict-gcide python3.11-doc perl-doc wordnet-base dict-foldoc fortunes fortunes-min
       jargon-text dict-devil r-cran-janeaustenr bible-kjv bible-kjv-text libreadline8)
 
-say() { echo "prepare_debian_mix: $*"; }
-start=$(date +%s)
-if [ -f "$OUT/SHA256SUMS" ] && (cd "$OUT" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1); then
-  say "$OUT is complete (SHA256SUMS verifies); nothing to do"
-  exit 0
-fi
-rm -f "$OUT/SHA256SUMS"
-bash "$ROOT/scripts/data/fetch_tokenizer.sh"
-if [ ! -x "$GFWA" ]; then
-  say "building $GFWA"
-  bash "$ROOT/scripts/build.sh"
-fi
-
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
-chmod 755 "$TMP"
+source "$ROOT/scripts/data/prepare_lib.sh"
+prepare_begin prepare_debian_mix "$OUT"
 bash "$ROOT/scripts/data/apt_download.sh" "$TMP/deb" "${PKGS[@]}" | tee "$TMP/sources"
 for deb in "$TMP"/deb/*.deb; do dpkg-deb -x "$deb" "$TMP/root"; done
 mkdir -p "$OUT/text"
