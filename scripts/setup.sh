@@ -5,7 +5,10 @@
 set -euo pipefail
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends \
-  cmake ninja-build g++ libcxxopts-dev nlohmann-json3-dev libspdlog-dev libfmt-dev \
-  libgtest-dev python3 python3-matplotlib ca-certificates curl npm xz-utils >/dev/null
+PKGS=(cmake ninja-build g++ libcxxopts-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev
+      python3 python3-matplotlib ca-certificates curl xz-utils)
+# npm fetches the tokenizer files; keep a Node.js that is already there (Debian's npm would
+# conflict with a nodejs from another source).
+command -v npm >/dev/null || PKGS+=(npm)
+$SUDO apt-get install -y -qq --no-install-recommends "${PKGS[@]}" >/dev/null
 echo "setup: dependencies installed"
