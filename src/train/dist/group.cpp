@@ -22,7 +22,9 @@ bool all_ranks(Group& g, bool mine) {
   return v > double(g.world()) - 0.5;
 }
 
-bool wants_data_parallel(const DistEnv& env) { return env.world > 1 || env.launcher != "single"; }
+bool wants_data_parallel(const DistEnv& env) {
+  return env.world > 1 || (!env.launcher.empty() && env.launcher != "single");
+}
 
 #ifdef GFWA_WITH_CUDA
 namespace {
