@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,11 @@
 #include "model/param_layout.h"
 
 namespace gfwa {
+
+struct DistributedConfig;
+namespace dist {
+class NcclComm;
+}
 
 struct AdamWStep {
   float lr;
@@ -47,6 +53,17 @@ class Backend {
   virtual void get_grads(std::vector<float>& out) = 0;
   virtual void get_adam_state(std::vector<float>& m, std::vector<float>& v) = 0;
   virtual void set_adam_state(const std::vector<float>& m, const std::vector<float>& v) = 0;
+
+  // Data parallelism (docs/distributed.md). After set_communicator, the backward pass that follows
+  // reduce_grads_in_next_backward() averages the gradients across the communicator's ranks, and
+  // grad_norm / adamw_update see the averaged gradients. The communicator must outlive the backend.
+  // Backends without it refuse; the cpu backend is one.
+  virtual void set_communicator(dist::NcclComm* comm, const DistributedConfig& cfg) {
+    (void)comm;
+    (void)cfg;
+    throw std::runtime_error("the " + name() + " backend does not support data-parallel training");
+  }
+  virtual void reduce_grads_in_next_backward() {}
 };
 
 }  // namespace gfwa

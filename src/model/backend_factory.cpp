@@ -40,14 +40,28 @@ std::string resolve_backend_name(const std::string& requested) {
   throw std::runtime_error("train.backend: unknown backend '" + requested + "' (expected auto, cpu or cuda)");
 }
 
-std::unique_ptr<Backend> make_backend(const RunConfig& cfg, int world) {
+void refuse_cpu_data_parallel(const std::string& backend, int world) {
+  if (backend == "cpu" && world > 1)
+    throw std::runtime_error("train.backend=cpu: data-parallel training (" + std::to_string(world) +
+                             " processes) needs the cuda backend; run the cpu backend as a single process");
+}
+
+std::unique_ptr<Backend> make_backend(const RunConfig& cfg, int world, int rank, bool data_parallel) {
   const std::string name = resolve_backend_name(cfg.train.backend);
   check_backend_support(cfg, name, "train.backend=" + name);
-  if (world != 1)
-    throw std::runtime_error("train.backend: the trainer runs a single process for now (world size " +
-                             std::to_string(world) + ")");
+  refuse_cpu_data_parallel(name, world);
 #ifdef GFWA_WITH_CUDA
-  if (name == "cuda") return make_cuda_backend(cfg.model, cfg.train.batch_size, cfg.train.seq_len);
+  if (name == "cuda") {
+    CudaDataParallel dp;
+    if (data_parallel && cfg.distributed.zero1) {
+      dp.zero1_rank = rank;
+      dp.zero1_world = world;
+    }
+    return make_cuda_backend(cfg.model, cfg.train.batch_size, cfg.train.seq_len, dp);
+  }
+#else
+  (void)rank;
+  (void)data_parallel;
 #endif
   return make_cpu_backend(cfg.model, cfg.train.batch_size, cfg.train.seq_len);
 }

@@ -12,8 +12,13 @@ namespace gfwa {
 // Throws std::runtime_error when the requested backend is unavailable.
 std::string resolve_backend_name(const std::string& requested);
 
+// Throws the clear refusal of data parallelism (world > 1) on the cpu backend.
+void refuse_cpu_data_parallel(const std::string& backend, int world);
+
 // A backend for this process, sized for micro-batches of train.batch_size x train.seq_len, with
-// its backend-specific config checks applied. world: number of data-parallel processes.
-std::unique_ptr<Backend> make_backend(const RunConfig& cfg, int world);
+// its backend-specific config checks applied. world, rank: this process in a data-parallel run;
+// data_parallel: it will get a communicator (then distributed.zero1 sizes the optimizer shards).
+// Data parallelism needs the cuda backend: the cpu backend with world > 1 is refused.
+std::unique_ptr<Backend> make_backend(const RunConfig& cfg, int world, int rank = 0, bool data_parallel = false);
 
 }  // namespace gfwa

@@ -27,6 +27,9 @@
 #include "kernels/swiglu.cuh"
 #include "model/param_init.h"
 #include "model/param_layout.h"
+#include "train/dist/grad_buckets.h"
+#include "train/dist/nccl_comm.h"
+#include "train/dist/zero1_shards.h"
 
 namespace gfwa {
 namespace {
@@ -166,7 +169,7 @@ struct LayerActs {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(const ModelConfig& cfg, int max_B, int max_T);
+  CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const CudaDataParallel& dp);
   ~CudaBackend() override;
 
   std::string name() const override { return "cuda"; }
@@ -185,8 +188,12 @@ class CudaBackend final : public Backend {
   void get_grads(std::vector<float>& out) override;
   void get_adam_state(std::vector<float>& m, std::vector<float>& v) override;
   void set_adam_state(const std::vector<float>& m, const std::vector<float>& v) override;
+  void set_communicator(dist::NcclComm* comm, const DistributedConfig& cfg) override;
+  void reduce_grads_in_next_backward() override { reduce_next_ = true; }
 
  private:
+  void grads_final(const std::vector<int>& tensors);  // launches the buckets this completes
+  void wait_comm();                                   // bounded wait for the gradient collectives
   void plan(Arena& a);
   void log_plan(const Arena& a) const;
   void check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what) const;
@@ -211,6 +218,24 @@ class CudaBackend final : public Backend {
   std::vector<AdamWChunk> chunks_;
   int logits_rows_ = 0;
 
+  // Data parallelism. Gradients become final per layer during backward (tensor indices by layer).
+  std::vector<std::vector<int>> layer_tensors_;
+  std::vector<int> final_norm_tensors_, embed_tensors_;
+  dist::NcclComm* comm_ = nullptr;
+  cudaStream_t comm_stream_ = nullptr;
+  cudaEvent_t grads_ready_ = nullptr;
+  std::vector<dist::GradBucket> buckets_;
+  std::unique_ptr<dist::BucketReadiness> readiness_;
+  bool reduce_next_ = false, comm_pending_ = false;
+  // ZeRO-1: grads_ and master_ hold Pg_ = zplan_.padded() elements, adam_m_/adam_v_ only this
+  // rank's shard (Pm_); shard_chunks_ are the AdamW chunks of the shard, fp32 starts relative to
+  // shard_off_ (bf16 starts absolute). Without ZeRO-1, Pg_ = Pm_ = P_.
+  bool zero1_ = false;
+  dist::ShardPlan zplan_;
+  int zrank_ = 0;
+  size_t shard_off_ = 0, Pg_ = 0, Pm_ = 0;
+  std::vector<AdamWChunk> shard_chunks_;
+
   cudaStream_t stream_ = nullptr;
   PhaseTimer prof_;
   Arena arena_;
@@ -219,7 +244,7 @@ class CudaBackend final : public Backend {
   // arena buffers
   bf16* params_;
   float *master_, *grads_, *adam_m_, *adam_v_;
-  AdamWChunk* chunks_dev_;
+  AdamWChunk *chunks_dev_, *shard_chunks_dev_;
   std::vector<LayerActs> acts_;
   bf16 *x_final_, *hf_;
   float* rstdf_;
@@ -243,7 +268,7 @@ bool name_continues_group(const std::string& n) {
   return ends("attn.wk") || ends("attn.wv") || ends("mlp.w3");
 }
 
-CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T)
+CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const CudaDataParallel& dp)
     : cfg_(cfg), layout_(cfg), max_B_(max_B), max_T_(max_T) {
   if (max_B < 1 || max_T < 1)
     throw std::invalid_argument("cuda backend: max_B and max_T must be >= 1 (got " + std::to_string(max_B) + ", " +
@@ -283,6 +308,32 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T)
   }
   Pb_ = cur;
   chunks_ = adamw_chunks(offs, boffs, numels, decay);
+  Pg_ = Pm_ = P_;
+  if (dp.zero1_world > 0) {
+    zero1_ = true;
+    zrank_ = dp.zero1_rank;
+    zplan_ = dist::plan_shards(P_, dp.zero1_world);
+    shard_off_ = zplan_.shard * size_t(zrank_);
+    Pg_ = zplan_.padded();
+    Pm_ = zplan_.shard;
+    std::vector<size_t> so, sb, sn;
+    std::vector<bool> sd;
+    for (const auto& pc : dist::shard_pieces(layout_.tensors(), zplan_, zrank_)) {
+      const ParamTensor& t = layout_.tensors()[size_t(pc.tensor)];
+      so.push_back(pc.begin - shard_off_);
+      sb.push_back(bof[size_t(pc.tensor)] + (pc.begin - t.offset));
+      sn.push_back(pc.end - pc.begin);
+      sd.push_back(t.decay);
+    }
+    shard_chunks_ = adamw_chunks(so, sb, sn, sd);
+  }
+  layer_tensors_.assign(size_t(L_), {});
+  for (size_t i = 0; i < layout_.tensors().size(); ++i) {
+    const std::string& n = layout_.tensors()[i].name;
+    if (n.rfind("layers.", 0) == 0) layer_tensors_.at(std::stoul(n.substr(7))).push_back(int(i));
+    else if (n == "final_norm") final_norm_tensors_.push_back(int(i));
+    else embed_tensors_.push_back(int(i));  // the embedding: its gradient is final last
+  }
   auto find = [&](const std::string& n, bool b) {
     const auto& ts = layout_.tensors();
     for (size_t i = 0; i < ts.size(); ++i)
@@ -339,18 +390,24 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T)
 
   CUDA_CHECK(cudaMemcpyAsync(chunks_dev_, chunks_.data(), chunks_.size() * sizeof(AdamWChunk),
                                   cudaMemcpyHostToDevice, stream_));
+  if (!shard_chunks_.empty())
+    CUDA_CHECK(cudaMemcpyAsync(shard_chunks_dev_, shard_chunks_.data(), shard_chunks_.size() * sizeof(AdamWChunk),
+                               cudaMemcpyHostToDevice, stream_));
   const std::vector<float> rope = rope_table(max_T, D_, cfg.attention.rope_theta);
   CUDA_CHECK(cudaMemcpyAsync(rope_, rope.data(), rope.size() * sizeof(float), cudaMemcpyHostToDevice, stream_));
   // Padding of the bf16 copy stays zero; moments start at zero as in the cpu backend.
   CUDA_CHECK(cudaMemsetAsync(params_, 0, Pb_ * sizeof(bf16), stream_));
-  CUDA_CHECK(cudaMemsetAsync(master_, 0, P_ * sizeof(float), stream_));
-  CUDA_CHECK(cudaMemsetAsync(adam_m_, 0, P_ * sizeof(float), stream_));
-  CUDA_CHECK(cudaMemsetAsync(adam_v_, 0, P_ * sizeof(float), stream_));
-  CUDA_CHECK(cudaMemsetAsync(grads_, 0, P_ * sizeof(float), stream_));
+  CUDA_CHECK(cudaMemsetAsync(master_, 0, Pg_ * sizeof(float), stream_));
+  CUDA_CHECK(cudaMemsetAsync(adam_m_, 0, Pm_ * sizeof(float), stream_));
+  CUDA_CHECK(cudaMemsetAsync(adam_v_, 0, Pm_ * sizeof(float), stream_));
+  CUDA_CHECK(cudaMemsetAsync(grads_, 0, Pg_ * sizeof(float), stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 CudaBackend::~CudaBackend() {
+  if (comm_stream_) cudaStreamSynchronize(comm_stream_);
+  if (grads_ready_) cudaEventDestroy(grads_ready_);
+  if (comm_stream_) cudaStreamDestroy(comm_stream_);
   if (stream_) cudaStreamSynchronize(stream_);
   prof_.report();
   mm_.reset();
@@ -360,11 +417,12 @@ CudaBackend::~CudaBackend() {
 void CudaBackend::plan(Arena& a) {
   const size_t N = size_t(max_B_) * max_T_, d = d_, H = H_, F = F_;
   a.take(params_, Pb_, Category::params);
-  a.take(master_, P_, Category::params);
-  a.take(grads_, P_, Category::grads);
-  a.take(adam_m_, P_, Category::optimizer);
-  a.take(adam_v_, P_, Category::optimizer);
+  a.take(master_, Pg_, Category::params);
+  a.take(grads_, Pg_, Category::grads);
+  a.take(adam_m_, Pm_, Category::optimizer);
+  a.take(adam_v_, Pm_, Category::optimizer);
   a.take(chunks_dev_, chunks_.size(), Category::optimizer);
+  a.take(shard_chunks_dev_, shard_chunks_.size(), Category::optimizer);
   acts_.assign(L_, LayerActs{});
   for (auto& A : acts_) {
     const Category c = Category::activations;
@@ -633,6 +691,11 @@ void CudaBackend::backward_layer(int l, int B, int T) {
 
 float CudaBackend::forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) {
   check_batch(inputs, targets, B, T, "forward_backward");
+  wait_comm();
+  const bool reduce = comm_ && reduce_next_;
+  reduce_next_ = false;
+  const bool bucketed = reduce && !zero1_;
+  if (bucketed) readiness_->reset();
   const int N = B * T;
   const TokenIndex ix = make_token_index(inputs, N, V_);
   upload_tokens(inputs, targets, N);
@@ -646,9 +709,23 @@ float CudaBackend::forward_backward(const int32_t* inputs, const int32_t* target
   rmsnorm_backward(stream_, dh_, x_final_, wb(final_norm_b_), rstdf_, dres_, false, partials_, N, d_);
   finish_partials(stream_, partials_, partial_blocks(N), d_, grads_ + final_norm_, true);
   prof_.mark("rmsnorm bwd", stream_);
-  for (int l = L_ - 1; l >= 0; --l) backward_layer(l, B, T);
+  if (bucketed) grads_final(final_norm_tensors_);
+  for (int l = L_ - 1; l >= 0; --l) {
+    backward_layer(l, B, T);
+    if (bucketed) grads_final(layer_tensors_[size_t(l)]);
+  }
   embedding_backward(stream_, dres_, tok_token_, tok_start_, tok_pos_, n_unique_, grads_, d_);
   prof_.mark("embedding bwd", stream_);
+  if (bucketed) {
+    grads_final(embed_tensors_);
+    if (!readiness_->all_released()) throw std::logic_error("cuda backend: a gradient bucket was never launched");
+  } else if (reduce) {  // ZeRO-1: rank r receives the average of its shard, after the whole backward
+    CUDA_CHECK(cudaEventRecord(grads_ready_, stream_));
+    CUDA_CHECK(cudaStreamWaitEvent(comm_stream_, grads_ready_, 0));
+    comm_->reduce_scatter(grads_, grads_ + shard_off_, zplan_.shard, dist::DType::f32, dist::ReduceOp::avg,
+                          comm_stream_);
+  }
+  comm_pending_ = reduce;
   float loss = 0.0f;
   CUDA_CHECK(cudaMemcpyAsync(&loss, loss_sum_, 4, cudaMemcpyDeviceToHost, stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -682,21 +759,67 @@ void CudaBackend::last_logits(const int32_t* tokens, int T, std::vector<float>& 
   prof_.end(false);
 }
 
+void CudaBackend::grads_final(const std::vector<int>& tensors) {
+  std::vector<int> launch;
+  for (int t : tensors)
+    for (int b : readiness_->mark_ready(t)) launch.push_back(b);
+  if (launch.empty()) return;
+  CUDA_CHECK(cudaEventRecord(grads_ready_, stream_));
+  CUDA_CHECK(cudaStreamWaitEvent(comm_stream_, grads_ready_, 0));
+  for (int b : launch) {
+    const dist::GradBucket& k = buckets_[size_t(b)];
+    comm_->all_reduce(grads_ + k.begin, k.end - k.begin, dist::DType::f32, dist::ReduceOp::avg, comm_stream_);
+  }
+}
+
+void CudaBackend::wait_comm() {
+  if (!comm_pending_) return;
+  comm_pending_ = false;
+  comm_->synchronize(comm_stream_);
+}
+
+void CudaBackend::set_communicator(dist::NcclComm* comm, const DistributedConfig& cfg) {
+  if (!comm) throw std::invalid_argument("cuda backend set_communicator: no communicator");
+  if (comm_) throw std::logic_error("cuda backend set_communicator: a communicator is already set");
+  if (cfg.zero1 != zero1_ || (zero1_ && (comm->world() != zplan_.world || comm->rank() != zrank_)))
+    throw std::logic_error("cuda backend set_communicator: distributed.zero1 or the rank differs from the shape the "
+                           "backend was built for (make_backend with data_parallel)");
+  buckets_ = dist::plan_grad_buckets(layout_, cfg, sizeof(float));
+  readiness_ = std::make_unique<dist::BucketReadiness>(buckets_, layout_.tensors().size());
+  CUDA_CHECK(cudaStreamCreateWithFlags(&comm_stream_, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaEventCreateWithFlags(&grads_ready_, cudaEventDisableTiming));
+  comm_ = comm;
+  if (zero1_)
+    spdlog::info("ZeRO-1: rank {} of {} updates elements [{}, {}) of {} (shard {})", zrank_, zplan_.world,
+                 zplan_.begin(zrank_), zplan_.end(zrank_), P_, zplan_.shard);
+  else
+    spdlog::info("gradient all-reduce in {} buckets of up to {} MiB", buckets_.size(), cfg.bucket_mb);
+}
+
 void CudaBackend::zero_grad() {
+  wait_comm();
   prof_.begin(stream_);
-  CUDA_CHECK(cudaMemsetAsync(grads_, 0, P_ * sizeof(float), stream_));
+  CUDA_CHECK(cudaMemsetAsync(grads_, 0, Pg_ * sizeof(float), stream_));
   prof_.mark("zero grad", stream_);
   prof_.end(false);
 }
 
 double CudaBackend::grad_norm() {
-  prof_.begin(stream_);
-  sum_squares(stream_, grads_, P_, norm_partials_, norm_out_);
-  prof_.mark("grad norm", stream_);
-  prof_.end(false);
+  wait_comm();
+  // ZeRO-1 (with a communicator): this rank's shard holds the averaged gradient; sum the shards'
+  // squared norms across ranks.
+  const bool sharded = zero1_ && comm_;
+  const size_t n = sharded ? zplan_.owned(zrank_) : P_;
   double ss = 0.0;
-  CUDA_CHECK(cudaMemcpyAsync(&ss, norm_out_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
-  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (n > 0) {
+    prof_.begin(stream_);
+    sum_squares(stream_, grads_ + (sharded ? shard_off_ : 0), n, norm_partials_, norm_out_);
+    prof_.mark("grad norm", stream_);
+    prof_.end(false);
+    CUDA_CHECK(cudaMemcpyAsync(&ss, norm_out_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  if (sharded) comm_->all_reduce_host(&ss, 1, dist::ReduceOp::sum, comm_stream_);
   return std::sqrt(ss);
 }
 
@@ -711,9 +834,25 @@ void CudaBackend::adamw_update(const AdamWStep& st) {
   a.grad_scale = st.grad_scale;
   a.bias_corr1 = float(1.0 - std::pow(double(st.beta1), double(st.t)));
   a.bias_corr2 = float(1.0 - std::pow(double(st.beta2), double(st.t)));
+  wait_comm();
   prof_.begin(stream_);
-  adamw_step(stream_, chunks_dev_, int(chunks_.size()), a, grads_, master_, adam_m_, adam_v_, params_);
-  prof_.mark("adamw", stream_);
+  if (!zero1_) {
+    adamw_step(stream_, chunks_dev_, int(chunks_.size()), a, grads_, master_, adam_m_, adam_v_, params_);
+    prof_.mark("adamw", stream_);
+    prof_.end(false);
+    return;
+  }
+  if (!comm_) throw std::logic_error("cuda backend adamw_update: ZeRO-1 needs set_communicator first");
+  // Update the shard, then every rank gets every shard's fp32 master weights (the forward reads
+  // fp32 gate biases from them, and get_params stays local) and refreshes its bf16 copy.
+  adamw_step(stream_, shard_chunks_dev_, int(shard_chunks_.size()), a, grads_ + shard_off_, master_ + shard_off_,
+             adam_m_, adam_v_, params_);
+  prof_.mark("adamw (shard)", stream_);
+  comm_->all_gather(master_ + shard_off_, master_, zplan_.shard, dist::DType::f32, stream_);
+  prof_.mark("all-gather master", stream_);
+  params_from_master(stream_, chunks_dev_, int(chunks_.size()), master_, params_);
+  prof_.mark("bf16 params", stream_);
+  comm_->synchronize(stream_);
   prof_.end(false);
 }
 
@@ -745,25 +884,46 @@ void CudaBackend::set_params(const std::vector<float>& in) {
   CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
-void CudaBackend::get_grads(std::vector<float>& out) { download(grads_, out); }
+void CudaBackend::get_grads(std::vector<float>& out) {
+  wait_comm();
+  download(grads_, out);
+}
 
 void CudaBackend::get_adam_state(std::vector<float>& m, std::vector<float>& v) {
-  download(adam_m_, m);
-  download(adam_v_, v);
+  if (!zero1_) {
+    download(adam_m_, m);
+    download(adam_v_, v);
+    return;
+  }
+  // ZeRO-1: full-length vectors holding this rank's shard, zeros elsewhere.
+  const size_t b = zplan_.begin(zrank_), n = zplan_.owned(zrank_);
+  m.assign(P_, 0.0f);
+  v.assign(P_, 0.0f);
+  CUDA_CHECK(cudaMemcpyAsync(m.data() + b, adam_m_, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(v.data() + b, adam_v_, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 void CudaBackend::set_adam_state(const std::vector<float>& m, const std::vector<float>& v) {
   if (m.size() != P_ || v.size() != P_)
     throw std::invalid_argument("cuda backend set_adam_state: got " + std::to_string(m.size()) + " / " +
                                 std::to_string(v.size()) + " values, the layout has " + std::to_string(P_));
-  upload(m, adam_m_, "set_adam_state");
-  upload(v, adam_v_, "set_adam_state");
+  if (!zero1_) {
+    upload(m, adam_m_, "set_adam_state");
+    upload(v, adam_v_, "set_adam_state");
+    return;
+  }
+  const size_t b = zplan_.begin(zrank_), n = zplan_.owned(zrank_);  // ZeRO-1: only this rank's shard is kept
+  CUDA_CHECK(cudaMemcpyAsync(adam_m_, m.data() + b, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(adam_v_, v.data() + b, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(const ModelConfig& cfg, int max_B, int max_T) {
-  return std::make_unique<CudaBackend>(cfg, max_B, max_T);
+std::unique_ptr<Backend> make_cuda_backend(const ModelConfig& cfg, int max_B, int max_T,
+                                           const CudaDataParallel& dp) {
+  return std::make_unique<CudaBackend>(cfg, max_B, max_T, dp);
 }
 
 }  // namespace gfwa

@@ -13,8 +13,16 @@
 
 namespace gfwa {
 
+// ZeRO-1 shape, fixed at construction because it sizes the optimizer buffers: zero1_world 0 keeps
+// full AdamW moments; otherwise this rank keeps moments for its shard of plan_shards(total, world).
+struct CudaDataParallel {
+  int zero1_rank = 0;
+  int zero1_world = 0;
+};
+
 // Buffers are sized for micro-batches up to max_B x max_T (forward_backward with B <= max_B,
 // T <= max_T). Throws when no CUDA device is usable or the model does not fit in its memory.
-std::unique_ptr<Backend> make_cuda_backend(const ModelConfig& cfg, int max_B, int max_T);
+std::unique_ptr<Backend> make_cuda_backend(const ModelConfig& cfg, int max_B, int max_T,
+                                           const CudaDataParallel& dp = {});
 
 }  // namespace gfwa

@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "data/sha256.h"
+#include "train/dist/checkpoint_ranks.h"
 
 namespace gfwa {
 namespace fs = std::filesystem;
@@ -181,7 +182,58 @@ std::pair<std::string, size_t> read_floats(const std::string& path, std::initial
   return {sha.hex_digest(), bytes};
 }
 
+// Byte count and SHA-256 of a whole file; throws CheckpointError when it cannot be read.
+std::pair<size_t, std::string> hash_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw CheckpointError("missing or unreadable file " + fs::path(path).filename().string());
+  Sha256 sha;
+  size_t bytes = 0;
+  std::vector<char> buf(size_t(1) << 20);
+  while (f) {
+    f.read(buf.data(), std::streamsize(buf.size()));
+    sha.update(buf.data(), size_t(f.gcount()));
+    bytes += size_t(f.gcount());
+  }
+  if (f.bad()) throw CheckpointError("cannot read " + path);
+  return {bytes, sha.hex_digest()};
+}
+
+// Parses rank r's part (rank-RRRRR-of-WWWWW.json) and checks its own checksum and identity.
+nlohmann::json read_rank_json(const std::string& dir, int rank, int world) {
+  const std::string name = dist::rank_state_name(rank, world) + ".json";
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_all(dir + "/" + name));
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(name + " is not valid JSON (" + std::string(e.what()) + ")");
+  }
+  if (!j.is_object() || !j.contains("self_sha256")) throw CheckpointError(name + " lacks its checksum");
+  const std::string want = j.at("self_sha256").get<std::string>();
+  j.erase("self_sha256");
+  if (sha256_hex(j.dump()) != want) throw CheckpointError(name + " fails its checksum");
+  if (j.value("rank", -1) != rank || j.value("world", -1) != world)
+    throw CheckpointError(name + " names rank " + j.value("rank", nlohmann::json()).dump() + " of " +
+                          j.value("world", nlohmann::json()).dump());
+  return j;
+}
+
 }  // namespace
+
+RankPart load_rank_part(const std::string& dir, int rank, int world) {
+  try {
+    const nlohmann::json j = read_rank_json(dir, rank, world);
+    RankPart p;
+    p.state = j.at("state");
+    if (j.contains("bin")) {
+      const std::string bin = dist::rank_state_name(rank, world) + ".bin";
+      const auto [sha, bytes] = read_floats(dir + "/" + bin, {&p.adam_m, &p.adam_v});
+      check_entry(nlohmann::json{{bin, j.at("bin")}}, bin, bytes, sha);
+    }
+    return p;
+  } catch (const std::exception& e) {
+    throw CheckpointError("checkpoint " + dir + ": " + e.what());
+  }
+}
 
 void inject_checkpoint_write_fault(int64_t after_bytes, WriteFault kind) {
   g_fault_kind.store(kind);
@@ -194,52 +246,95 @@ std::string checkpoint_dir_name(int64_t step) {
   return buf;
 }
 
-std::string save_checkpoint(const std::string& root, int64_t step, const CheckpointData& data) {
-  if (data.adam_m.size() != data.params.size() || data.adam_v.size() != data.params.size())
-    throw CheckpointError("checkpoint: optimizer state and parameters differ in size");
+std::string checkpoint_temp_dir(const std::string& root, int64_t step, long pid) {
+  return root + "/" + kTempPrefix + checkpoint_dir_name(step) + "-" + std::to_string(pid);
+}
+
+void begin_checkpoint(const std::string& root, const std::string& tmp) {
   std::error_code ec;
   fs::create_directories(root, ec);
   if (ec) throw CheckpointError("checkpoint: cannot create directory " + root + ": " + ec.message());
   remove_stale_temporaries(root);
-
-  const std::string name = checkpoint_dir_name(step);
-  const std::string final_dir = root + "/" + name;
-  const std::string pid = std::to_string(::getpid());
-  const std::string tmp = root + "/" + kTempPrefix + name + "-" + pid;
   fs::remove_all(tmp, ec);
   if (::mkdir(tmp.c_str(), 0755) != 0) fail_errno("create directory", tmp, errno);
-  try {
-    const size_t n = data.params.size() * sizeof(float);
-    write_file_durably(tmp + "/model.bin", {{data.params.data(), n}});
+}
+
+void write_checkpoint_files(const std::string& tmp, const CheckpointData& data) {
+  const bool has_opt = !data.adam_m.empty() || !data.adam_v.empty();
+  if (has_opt && (data.adam_m.size() != data.params.size() || data.adam_v.size() != data.params.size()))
+    throw CheckpointError("checkpoint: optimizer state and parameters differ in size");
+  const size_t n = data.params.size() * sizeof(float);
+  write_file_durably(tmp + "/model.bin", {{data.params.data(), n}});
+  Sha256 model_sha;
+  model_sha.update(data.params.data(), n);
+  nlohmann::json files = {{"model.bin", file_entry(n, model_sha.hex_digest())}};
+  if (has_opt) {
     write_file_durably(tmp + "/optimizer.bin", {{data.adam_m.data(), n}, {data.adam_v.data(), n}});
-    Sha256 model_sha, opt_sha;
-    model_sha.update(data.params.data(), n);
+    Sha256 opt_sha;
     opt_sha.update(data.adam_m.data(), n);
     opt_sha.update(data.adam_v.data(), n);
-    const std::string config_text = data.config.dump(2) + "\n";
-    write_file_durably(tmp + "/config.json", config_text);
+    files["optimizer.bin"] = file_entry(2 * n, opt_sha.hex_digest());
+  }
+  const std::string config_text = data.config.dump(2) + "\n";
+  write_file_durably(tmp + "/config.json", config_text);
+  files["config.json"] = file_entry(config_text.size(), sha256_hex(config_text));
 
-    nlohmann::json state = data.state;
-    state["format"] = kFormat;
-    state["files"] = {{"model.bin", file_entry(n, model_sha.hex_digest())},
-                      {"optimizer.bin", file_entry(2 * n, opt_sha.hex_digest())},
-                      {"config.json", file_entry(config_text.size(), sha256_hex(config_text))}};
-    state["self_sha256"] = sha256_hex(state.dump());
-    write_file_durably(tmp + "/state.json", state.dump(2) + "\n");
-    fsync_dir(tmp);
+  nlohmann::json state = data.state;
+  state["format"] = kFormat;
+  state["files"] = files;
+  state["self_sha256"] = sha256_hex(state.dump());
+  write_file_durably(tmp + "/state.json", state.dump(2) + "\n");
+}
 
-    // Same step saved again (e.g. a signal right after resuming): move the old one aside first.
-    const std::string old = root + "/" + kOldPrefix + name + "-" + pid;
-    const bool replacing = fs::exists(final_dir);
-    if (replacing && ::rename(final_dir.c_str(), old.c_str()) != 0) fail_errno("move aside", final_dir, errno);
-    if (::rename(tmp.c_str(), final_dir.c_str()) != 0) fail_errno("rename " + tmp + " to", final_dir, errno);
-    fsync_dir(root);
-    if (replacing) fs::remove_all(old, ec);
+void write_rank_part(const std::string& tmp, int rank, int world, const RankPart& part) {
+  if (part.adam_m.size() != part.adam_v.size())
+    throw CheckpointError("checkpoint: rank " + std::to_string(rank) + "'s optimizer shard has m and v of different sizes");
+  const std::string stem = tmp + "/" + dist::rank_state_name(rank, world);
+  nlohmann::json j = {{"format", kFormat}, {"rank", rank}, {"world", world}, {"state", part.state}};
+  if (!part.adam_m.empty()) {
+    const size_t n = part.adam_m.size() * sizeof(float);
+    write_file_durably(stem + ".bin", {{part.adam_m.data(), n}, {part.adam_v.data(), n}});
+    Sha256 sha;
+    sha.update(part.adam_m.data(), n);
+    sha.update(part.adam_v.data(), n);
+    j["bin"] = file_entry(2 * n, sha.hex_digest());
+  }
+  j["self_sha256"] = sha256_hex(j.dump());
+  write_file_durably(stem + ".json", j.dump(2) + "\n");
+}
+
+std::string commit_checkpoint(const std::string& root, int64_t step, const std::string& tmp) {
+  const std::string name = checkpoint_dir_name(step);
+  const std::string final_dir = root + "/" + name;
+  fsync_dir(tmp);
+  // Same step saved again (e.g. a signal right after resuming): move the old one aside first.
+  const std::string old = root + "/" + kOldPrefix + name + "-" + std::to_string(::getpid());
+  const bool replacing = fs::exists(final_dir);
+  if (replacing && ::rename(final_dir.c_str(), old.c_str()) != 0) fail_errno("move aside", final_dir, errno);
+  if (::rename(tmp.c_str(), final_dir.c_str()) != 0) fail_errno("rename " + tmp + " to", final_dir, errno);
+  fsync_dir(root);
+  std::error_code ec;
+  if (replacing) fs::remove_all(old, ec);
+  return final_dir;
+}
+
+void discard_checkpoint(const std::string& tmp) {
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+}
+
+std::string save_checkpoint(const std::string& root, int64_t step, const CheckpointData& data) {
+  if (data.adam_m.size() != data.params.size() || data.adam_v.size() != data.params.size())
+    throw CheckpointError("checkpoint: optimizer state and parameters differ in size");
+  const std::string tmp = checkpoint_temp_dir(root, step, long(::getpid()));
+  begin_checkpoint(root, tmp);
+  try {
+    write_checkpoint_files(tmp, data);
+    return commit_checkpoint(root, step, tmp);
   } catch (...) {
-    fs::remove_all(tmp, ec);
+    discard_checkpoint(tmp);
     throw;
   }
-  return final_dir;
 }
 
 CheckpointData load_checkpoint(const std::string& dir) {
@@ -253,9 +348,13 @@ CheckpointData load_checkpoint(const std::string& dir) {
 
     const auto [model_sha, model_bytes] = read_floats(dir + "/model.bin", {&d.params});
     check_entry(files, "model.bin", model_bytes, model_sha);
-    const auto [opt_sha, opt_bytes] = read_floats(dir + "/optimizer.bin", {&d.adam_m, &d.adam_v});
-    check_entry(files, "optimizer.bin", opt_bytes, opt_sha);
-    if (d.adam_m.size() != d.params.size()) throw CheckpointError("model.bin and optimizer.bin sizes do not match");
+    if (files.contains("optimizer.bin")) {
+      const auto [opt_sha, opt_bytes] = read_floats(dir + "/optimizer.bin", {&d.adam_m, &d.adam_v});
+      check_entry(files, "optimizer.bin", opt_bytes, opt_sha);
+      if (d.adam_m.size() != d.params.size()) throw CheckpointError("model.bin and optimizer.bin sizes do not match");
+    }
+    const int parts = d.state.value("rank_parts", 0);
+    for (int r = 0; r < parts; ++r) read_rank_json(dir, r, parts);
     d.state.erase("files");
     return d;
   } catch (const std::exception& e) {
@@ -267,20 +366,21 @@ std::string checkpoint_problem(const std::string& dir) {
   try {
     const nlohmann::json state = read_state(dir);
     const auto& files = state.at("files");
-    for (const char* name : {"config.json", "model.bin", "optimizer.bin"}) {
-      const std::string path = dir + "/" + name;
-      std::ifstream f(path, std::ios::binary);
-      if (!f) return std::string("missing or unreadable file ") + name;
-      Sha256 sha;
-      size_t bytes = 0;
-      std::vector<char> buf(size_t(1) << 20);
-      while (f) {
-        f.read(buf.data(), std::streamsize(buf.size()));
-        sha.update(buf.data(), size_t(f.gcount()));
-        bytes += size_t(f.gcount());
+    for (const char* name : {"config.json", "model.bin"})
+      if (!files.contains(name)) return std::string("state.json does not list ") + name;
+    for (const auto& [name, entry] : files.items()) {
+      (void)entry;
+      const auto [bytes, sha] = hash_file(dir + "/" + name);
+      check_entry(files, name, bytes, sha);
+    }
+    const int parts = state.value("rank_parts", 0);
+    for (int r = 0; r < parts; ++r) {
+      const nlohmann::json j = read_rank_json(dir, r, parts);
+      if (j.contains("bin")) {
+        const std::string bin = dist::rank_state_name(r, parts) + ".bin";
+        const auto [bytes, sha] = hash_file(dir + "/" + bin);
+        check_entry(nlohmann::json{{bin, j.at("bin")}}, bin, bytes, sha);
       }
-      if (f.bad()) return "cannot read " + path;
-      check_entry(files, name, bytes, sha.hex_digest());
     }
     return "";
   } catch (const std::exception& e) {

@@ -4,6 +4,11 @@
 //   optimizer.bin   AdamW first moments m, then second moments v (fp32, same order)
 //   state.json      step, counters, RNG and data-loader states, the byte size and SHA-256 of every
 //                   other file, and a SHA-256 of its own content ("self_sha256")
+// Data-parallel runs add one part per rank (docs/distributed.md): rank-RRRRR-of-WWWWW.json (that
+// rank's state, e.g. its data-loader position, self-checksummed) and, when it has one,
+// rank-RRRRR-of-WWWWW.bin (its ZeRO-1 optimizer shard: m then v). Their state.json says
+// "rank_parts": W, and the checkpoint is valid only when every rank's part is there and intact.
+// optimizer.bin is then absent when the optimizer state lives in the rank parts.
 // A checkpoint is written under a temporary name, every file and the directory fsync'ed, then
 // renamed into place, so a crash or a full disk never leaves a half-written step_* directory and
 // never touches the checkpoints already there.
@@ -27,7 +32,12 @@ struct CheckpointData {
   nlohmann::json config;   // written to config.json
   nlohmann::json state;    // written to state.json (the "files" and "self_sha256" keys are added)
   std::vector<float> params;
-  std::vector<float> adam_m, adam_v;  // same size as params
+  std::vector<float> adam_m, adam_v;  // same size as params, or both empty: no optimizer.bin
+};
+
+struct RankPart {
+  nlohmann::json state;
+  std::vector<float> adam_m, adam_v;  // same size (maybe 0: no .bin file)
 };
 
 // "step_00001234" (at least 8 digits).
@@ -36,6 +46,22 @@ std::string checkpoint_dir_name(int64_t step);
 // Writes root/step_<step> atomically and returns its path; an existing directory of the same step is
 // replaced. Throws CheckpointError naming the path and the reason; on failure nothing new is left.
 std::string save_checkpoint(const std::string& root, int64_t step, const CheckpointData& data);
+
+// A multi-rank save, in steps the caller separates by agreements across ranks (every rank needs
+// the temporary name, so rank 0's pid is shared):
+//   rank 0:     begin_checkpoint(root, tmp), tmp = checkpoint_temp_dir(root, step, rank 0's pid)
+//   every rank: write_rank_part(tmp, rank, world, part); rank 0 also write_checkpoint_files(tmp, data)
+//   rank 0:     commit_checkpoint(root, step, tmp) once every rank succeeded, else discard_checkpoint(tmp)
+// save_checkpoint is begin + write_checkpoint_files + commit for a single process.
+std::string checkpoint_temp_dir(const std::string& root, int64_t step, long pid);
+void begin_checkpoint(const std::string& root, const std::string& tmp);
+void write_checkpoint_files(const std::string& tmp, const CheckpointData& data);
+void write_rank_part(const std::string& tmp, int rank, int world, const RankPart& part);
+std::string commit_checkpoint(const std::string& root, int64_t step, const std::string& tmp);
+void discard_checkpoint(const std::string& tmp);
+
+// Reads and verifies one rank's part of a checkpoint; throws CheckpointError naming the file.
+RankPart load_rank_part(const std::string& dir, int rank, int world);
 
 // Reads and verifies (sizes, checksums) one checkpoint directory; throws CheckpointError naming the
 // directory and the problem.

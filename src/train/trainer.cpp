@@ -1,5 +1,8 @@
 #include "train/trainer.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -20,6 +23,10 @@
 #include "train/metrics.h"
 #include "train/schedule.h"
 #include "train/signals.h"
+#include "train/dist/checkpoint_ranks.h"
+#include "train/dist/env.h"
+#include "train/dist/group.h"
+#include "train/dist/zero1_shards.h"
 
 namespace gfwa {
 namespace fs = std::filesystem;
@@ -110,11 +117,17 @@ class Run {
   void run_eval();
   void run_sample();
   void save();
+  void save_parts();  // data-parallel: every rank writes its part
+  void restore_optimizer(const std::string& dir, CheckpointData& ck, int parts);
+  bool lead() const { return rank_ == 0; }
 
   const RunConfig& cfg_;
   const TrainOptions& opt_;
   const std::string ckpt_root_;
-  const int world_ = 1;
+  dist::DistEnv env_;
+  int world_ = 1, rank_ = 0;
+  bool data_parallel_ = false;  // joined an NCCL group: gradients, losses and decisions are shared
+  std::unique_ptr<dist::Group> group_;  // outlives the backend, which uses its communicator
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<TrainLoader> loader_;
   std::unique_ptr<ValLoader> val_;
@@ -137,7 +150,18 @@ class Run {
 };
 
 void Run::start_or_resume() {
-  backend_ = make_backend(cfg_, world_);
+  const std::string backend_name = resolve_backend_name(cfg_.train.backend);
+  refuse_cpu_data_parallel(backend_name, world_);  // before any rank waits for another
+  data_parallel_ = dist::wants_data_parallel(env_) && backend_name == "cuda";
+  if (data_parallel_) {
+    spdlog::info("rank {} of {} ({} launcher, local rank {}): joining the NCCL group", rank_, world_, env_.launcher,
+                 env_.local_rank);
+    group_ = dist::join_group(env_, cfg_.distributed);
+  } else {
+    group_ = std::make_unique<dist::SingleProcess>();
+  }
+  backend_ = make_backend(cfg_, world_, rank_, data_parallel_);
+  if (data_parallel_) backend_->set_communicator(group_->nccl(), cfg_.distributed);
   accum_ = accumulation_steps(cfg_, world_, "train.tokens_per_step");
   tokens_per_step_ = accum_ * cfg_.train.batch_size * cfg_.train.seq_len * world_;
   total_ = total_steps(cfg_.train, tokens_per_step_);
@@ -151,12 +175,14 @@ void Run::start_or_resume() {
   lo.shuffle = cfg_.data.shuffle;
   lo.seed = cfg_.train.seed;
   lo.vocab_size = cfg_.model.vocab_size;
+  lo.rank = rank_;
+  lo.world = world_;
   lo.pattern = cfg_.data.train;
   loader_ = std::make_unique<TrainLoader>(lo);
   lo.pattern = cfg_.data.val;
   lo.shuffle = false;
   val_ = std::make_unique<ValLoader>(lo);
-  if (cfg_.eval.sample_every > 0) {
+  if (cfg_.eval.sample_every > 0 && lead()) {
     tokenizer_ = std::make_unique<Tokenizer>(cfg_.data.tokenizer);
     prompt_ = tokenizer_->encode(cfg_.eval.sample_prompt);
     if (prompt_.empty()) prompt_.push_back(Tokenizer::kEndOfText);
@@ -178,20 +204,19 @@ void Run::start_or_resume() {
       throw std::runtime_error(msg);
     }
     const auto& st = ck.state;
-    if (st.at("world").get<int>() != world_)
-      throw std::runtime_error("cannot resume from " + *from + ": it was written by " + st.at("world").dump() +
-                               " processes, this run has " + std::to_string(world_));
+    dist::require_same_world(*from, st.at("world").get<int>(), world_);
     if (ck.params.size() != backend_->layout().total())
       throw std::runtime_error("cannot resume from " + *from + ": model.bin holds " + std::to_string(ck.params.size()) +
                                " parameters, the model has " + std::to_string(backend_->layout().total()));
+    const int parts = st.value("rank_parts", 0);
     backend_->set_params(ck.params);
-    backend_->set_adam_state(ck.adam_m, ck.adam_v);
+    restore_optimizer(*from, ck, parts);
     step_ = st.at("step");
     tokens_ = st.at("tokens");
     updates_ = st.at("updates");
     bad_streak_ = st.at("bad_streak");
     rng_from_string(sample_rng_, st.at("sample_rng"));
-    loader_->restore(st.at("loader"));
+    loader_->restore(parts > 0 ? load_rank_part(*from, rank_, parts).state.at("loader") : st.at("loader"));
     last_saved_dir_ = *from;
     spdlog::info("resuming from {} (step {}, {} tokens seen)", *from, step_, tokens_);
   } else {
@@ -202,7 +227,7 @@ void Run::start_or_resume() {
     sample_rng_.seed(cfg_.train.seed ^ kSampleSeedSalt);
   }
   // A fresh start keeps no earlier records (resume step 0).
-  metrics_ = std::make_unique<MetricsWriter>(opt_.out_dir + "/metrics.jsonl", step_);
+  if (lead()) metrics_ = std::make_unique<MetricsWriter>(opt_.out_dir + "/metrics.jsonl", step_);
 
   spdlog::info("backend {} | {:.2f}M parameters | {} tokens/step = {} x {} tokens x {} micro-batches x {} processes | "
                "{} steps",
@@ -217,12 +242,17 @@ void Run::train_step() {
   const float scale = 1.0f / float(accum_);
   for (int64_t m = 0; m < accum_; ++m) {
     loader_->next(in_, tgt_);
+    if (data_parallel_ && m + 1 == accum_) backend_->reduce_grads_in_next_backward();
     loss_sum += backend_->forward_backward(in_.data(), tgt_.data(), cfg_.train.batch_size, cfg_.train.seq_len, scale);
   }
-  const double loss = loss_sum / double(accum_);
+  // The norm is already global (averaged gradients); the loss is averaged here, and one rank's
+  // non-finite value makes every rank skip the update.
   const double norm = backend_->grad_norm();
+  double shared[2] = {loss_sum / double(accum_), std::isfinite(loss_sum) && std::isfinite(norm) ? 0.0 : 1.0};
+  group_->sum(shared, 2);
+  const double loss = shared[0] / double(world_);
   const double lr = lr_at(cfg_.schedule, cfg_.optimizer.lr, step_, total_);
-  const bool finite = std::isfinite(loss) && std::isfinite(norm);
+  const bool finite = shared[1] == 0.0 && std::isfinite(loss) && std::isfinite(norm);
   if (finite) {
     const auto& o = cfg_.optimizer;
     AdamWStep s;
@@ -248,7 +278,7 @@ void Run::train_step() {
     throw std::runtime_error("stopping at step " + std::to_string(step_) + " after " + std::to_string(bad_streak_) +
                              " non-finite steps in a row (train.max_bad_steps); the last good checkpoint is " +
                              (last_saved_dir_.empty() ? std::string("none") : last_saved_dir_));
-  if (step_ % cfg_.logging.every == 0 || step_ == total_) log_step(loss, norm, lr);
+  if (lead() && (step_ % cfg_.logging.every == 0 || step_ == total_)) log_step(loss, norm, lr);
 }
 
 void Run::log_step(double loss, double norm, double lr) {
@@ -273,7 +303,16 @@ void Run::log_step(double loss, double norm, double lr) {
 
 void Run::run_eval() {
   const auto t0 = Clock::now();
-  const EvalResult r = evaluate(*backend_, *val_, cfg_.train.batch_size, cfg_.train.seq_len, cfg_.eval.batches);
+  EvalResult r = evaluate(*backend_, *val_, cfg_.train.batch_size, cfg_.train.seq_len, cfg_.eval.batches);
+  if (world_ > 1) {  // every rank evaluated its own slice of the same number of batches
+    double v[2] = {r.loss, r.bits_per_byte};
+    group_->sum(v, 2);
+    r.loss = v[0] / world_;
+    r.bits_per_byte = v[1] / world_;
+    r.perplexity = std::exp(r.loss);
+    r.tokens *= world_;
+  }
+  if (!lead()) return;
   metrics_->write({{"type", "eval"}, {"step", step_}, {"val_loss", r.loss}, {"val_ppl", r.perplexity},
                    {"val_bpb", r.bits_per_byte}, {"val_tokens", r.tokens}});
   spdlog::info("eval step {} | val loss {:.4f} | perplexity {:.2f} | bits/byte {:.4f} | {} tokens in {:.1f}s", step_,
@@ -288,7 +327,100 @@ void Run::run_sample() {
   spdlog::info("sample step {}:\n{}", step_, text);
 }
 
+// Optimizer state: optimizer.bin, or (ZeRO-1) every rank part's shard put back in place, so any
+// world-size-1 run and every ZeRO-1 setting can resume it.
+void Run::restore_optimizer(const std::string& dir, CheckpointData& ck, int parts) {
+  const size_t total = backend_->layout().total();
+  if (ck.adam_m.empty()) {
+    ck.adam_m.assign(total, 0.0f);
+    ck.adam_v.assign(total, 0.0f);
+    for (int r = 0; r < parts; ++r) {
+      const RankPart p = load_rank_part(dir, r, parts);
+      const size_t b = p.state.at("shard").at("begin");
+      if (b + p.adam_m.size() > total)
+        throw CheckpointError("checkpoint " + dir + ": rank " + std::to_string(r) + "'s optimizer shard [" +
+                              std::to_string(b) + ", " + std::to_string(b + p.adam_m.size()) +
+                              ") lies outside the model's " + std::to_string(total) + " parameters");
+      std::copy(p.adam_m.begin(), p.adam_m.end(), ck.adam_m.begin() + std::ptrdiff_t(b));
+      std::copy(p.adam_v.begin(), p.adam_v.end(), ck.adam_v.begin() + std::ptrdiff_t(b));
+    }
+  }
+  backend_->set_adam_state(ck.adam_m, ck.adam_v);
+}
+
+void Run::save_parts() {
+  const bool zero1 = cfg_.distributed.zero1;
+  CheckpointData ck;
+  if (lead()) {
+    ck.config = config_to_json(cfg_);
+    backend_->get_params(ck.params);
+    if (!zero1) backend_->get_adam_state(ck.adam_m, ck.adam_v);  // the same on every rank
+    ck.state = {{"step", step_},
+                {"tokens", tokens_},
+                {"updates", updates_},
+                {"bad_streak", bad_streak_},
+                {"world", world_},
+                {"rank_parts", world_},
+                {"zero1", zero1},
+                {"total_steps", total_},
+                {"lr", lr_at(cfg_.schedule, cfg_.optimizer.lr, std::max<int64_t>(0, step_ - 1), total_)},
+                {"sample_rng", rng_to_string(sample_rng_)},
+                {"loader", loader_->state()},
+                {"tokenizer", {{"vocab", Tokenizer::kVocabFile}, {"sha256", Tokenizer::kVocabSha256}}}};
+  }
+  RankPart part;
+  const dist::ShardPlan plan = dist::plan_shards(backend_->layout().total(), world_);
+  part.state = {{"loader", loader_->state()}, {"shard", {{"begin", plan.begin(rank_)}, {"end", plan.end(rank_)}}}};
+  if (zero1) {
+    std::vector<float> m, v;
+    backend_->get_adam_state(m, v);
+    const auto b = std::ptrdiff_t(plan.begin(rank_)), e = std::ptrdiff_t(plan.end(rank_));
+    part.adam_m.assign(m.begin() + b, m.begin() + e);
+    part.adam_v.assign(v.begin() + b, v.begin() + e);
+  }
+  const auto t0 = Clock::now();
+  // Every rank writes into rank 0's temporary directory; rank 0 renames it into place only after
+  // every rank reported success, so a step_* directory is always complete.
+  double pid = lead() ? double(::getpid()) : 0.0;
+  group_->sum(&pid, 1);
+  const std::string tmp = checkpoint_temp_dir(ckpt_root_, step_, long(pid));
+  std::string err;
+  auto attempt = [&](const auto& f) {
+    if (!err.empty()) return;
+    try {
+      f();
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+  };
+  if (lead()) attempt([&] { begin_checkpoint(ckpt_root_, tmp); });
+  bool ok = dist::all_ranks(*group_, err.empty());
+  if (ok) {
+    attempt([&] {
+      write_rank_part(tmp, rank_, world_, part);
+      if (lead()) write_checkpoint_files(tmp, ck);
+    });
+    ok = dist::all_ranks(*group_, err.empty());
+  }
+  std::string dir;
+  if (ok && lead()) attempt([&] { dir = commit_checkpoint(ckpt_root_, step_, tmp); });
+  if (!err.empty() || !ok) {
+    if (lead()) discard_checkpoint(tmp);
+  }
+  ok = dist::all_ranks(*group_, err.empty());
+  if (!ok)
+    throw CheckpointError(!err.empty() ? "rank " + std::to_string(rank_) + ": " + err
+                                       : "rank " + std::to_string(rank_) + ": checkpoint step " +
+                                             std::to_string(step_) + " not written: another rank failed (see its log)");
+  last_saved_dir_ = ckpt_root_ + "/" + checkpoint_dir_name(step_);
+  if (lead()) {
+    prune_checkpoints(ckpt_root_, cfg_.checkpoint.keep_last, cfg_.checkpoint.keep_every);
+    spdlog::info("checkpoint {} written by {} ranks in {:.1f}s", dir, world_, seconds_since(t0));
+  }
+}
+
 void Run::save() {
+  if (data_parallel_) return save_parts();
   CheckpointData ck;
   ck.config = config_to_json(cfg_);
   backend_->get_params(ck.params);
@@ -310,12 +442,20 @@ void Run::save() {
 }
 
 int Run::run() {
+  env_ = dist::read_dist_env(cfg_.distributed);
+  rank_ = env_.rank;
+  world_ = env_.world;
   fs::create_directories(opt_.out_dir);
-  setup_logging(opt_.out_dir + "/train.log", cfg_.logging.level);
+  if (lead()) {
+    setup_logging(opt_.out_dir + "/train.log", cfg_.logging.level);
+  } else {  // other ranks: warnings and errors on the console only
+    const bool quieter = spdlog::level::from_str(cfg_.logging.level) > spdlog::level::warn;
+    setup_logging("", quieter ? cfg_.logging.level : "warn");
+  }
   const std::string resolved = config_to_json(cfg_).dump(2);
   spdlog::info("resolved config:\n{}", resolved);
   start_or_resume();  // first: a refused resume must not overwrite the saved config
-  {
+  if (lead()) {
     std::ofstream f(opt_.out_dir + "/config.json");
     f << resolved << '\n';
     if (!f) throw std::runtime_error("cannot write " + opt_.out_dir + "/config.json");
@@ -330,10 +470,15 @@ int Run::run() {
     const bool last = step_ == total_;
     if (last || (cfg_.eval.every > 0 && step_ % cfg_.eval.every == 0)) run_eval();
     if (tokenizer_ && (last || step_ % cfg_.eval.sample_every == 0)) run_sample();
-    if (last || StopSignals::requested() || (cfg_.checkpoint.every > 0 && step_ % cfg_.checkpoint.every == 0)) save();
-    if (StopSignals::requested() && !last) {
-      spdlog::warn("stopped by signal {} at step {}; resume with --resume auto (exit status {})",
-                   StopSignals::signal_number(), step_, kExitPreempted);
+    // A signal on any rank stops every rank after the same step.
+    const bool stop = dist::any_rank(*group_, StopSignals::requested());
+    if (last || stop || (cfg_.checkpoint.every > 0 && step_ % cfg_.checkpoint.every == 0)) save();
+    if (stop && !last) {
+      if (StopSignals::requested())
+        spdlog::warn("stopped by signal {} at step {}; resume with --resume auto (exit status {})",
+                     StopSignals::signal_number(), step_, kExitPreempted);
+      else
+        spdlog::warn("stopped at step {}: another rank received a stop signal (exit status {})", step_, kExitPreempted);
       return kExitPreempted;
     }
   }
