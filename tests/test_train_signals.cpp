@@ -1,4 +1,6 @@
+#include <chrono>
 #include <csignal>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -23,6 +25,30 @@ TEST(TrainSignals, SecondSignalExitsAtOnce) {
         StopSignals stop;
         std::raise(SIGTERM);
         std::raise(SIGUSR1);
+        std::_Exit(0);
+      },
+      testing::ExitedWithCode(kExitInterrupted), "");
+}
+
+// GNU timeout signals the child and then its process group: the child sees SIGTERM twice at once.
+TEST(TrainSignals, SameSignalTwiceAtOnceIsOneRequest) {
+  EXPECT_EXIT(
+      {
+        StopSignals stop;
+        std::raise(SIGTERM);
+        std::raise(SIGTERM);
+        std::_Exit(StopSignals::requested() ? 0 : 3);
+      },
+      testing::ExitedWithCode(0), "");
+}
+
+TEST(TrainSignals, SameSignalAgainLaterExitsAtOnce) {
+  EXPECT_EXIT(
+      {
+        StopSignals stop;
+        std::raise(SIGTERM);
+        std::this_thread::sleep_for(std::chrono::nanoseconds(kDuplicateWindowNs + 100000000));
+        std::raise(SIGTERM);
         std::_Exit(0);
       },
       testing::ExitedWithCode(kExitInterrupted), "");
