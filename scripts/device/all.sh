@@ -6,7 +6,7 @@
 #   bash scripts/device/stage.sh          # binaries + runtime libraries into device_out/final
 # then carry device_out, data (tokenizer + Austen shards) and, for the anchors, bench_py.
 # Env: SKIP_TESTS=1, SKIP_QUICKSTART=1, SKIP_BENCH=1 leave a stage out; ANCHORS=1 adds the PyTorch
-# anchors (several minutes of torch.compile).
+# anchors (bench_py/e2e_anchor.py, attn_anchor.py: several minutes of torch.compile) and ratios.
 set -uo pipefail
 OUT=${OUT:-device_logs}
 mkdir -p "$OUT"
@@ -37,9 +37,9 @@ if [ -z "${SKIP_QUICKSTART:-}" ]; then
   $BIN/gfwa train --config configs/quickstart.json --set train.backend=cuda --out "$OUT/q_gpu" >"$OUT/q_gpu.log" 2>&1
   echo "cuda rc=$?"
   secs=$(python3 -c "import time; print(max(1, round(time.time() - $t0)))")
-  timeout -s TERM "$secs" $BIN/gfwa train --config configs/quickstart.json --set train.backend=cpu \
+  timeout --preserve-status -s TERM "$secs" $BIN/gfwa train --config configs/quickstart.json --set train.backend=cpu \
     --set checkpoint.every=0 --out "$OUT/q_cpu" >"$OUT/q_cpu.log" 2>&1
-  echo "cpu rc=$? (75: stopped by the time limit and checkpointed)"
+  echo "cpu rc=$? (75: stopped by the time limit's SIGTERM after writing a checkpoint)"
   ck=$(ls -d "$OUT"/q_cpu/checkpoints/step_* 2>/dev/null | tail -1)
   gpu_eval=$(grep "eval step" "$OUT/q_gpu.log" | tail -1)
   cpu_eval=$([ -n "$ck" ] && $BIN/gfwa eval --checkpoint "$ck" 2>&1 | tail -1)
@@ -61,13 +61,13 @@ if [ -z "${SKIP_BENCH:-}" ]; then
     $BIN/gfwa bench train --config "$c" --steps 10 2>&1 | tee -a "$OUT/bench.log" | grep -E "bench train|error"
   done
   if [ -n "${ANCHORS:-}" ]; then
-    PYTHONUNBUFFERED=1 python3 bench_py/attn_anchor.py --no-ceilings 2>&1 | tail -12 | tee "$OUT/attn_anchor.log"
-    for a in "1024 32 512 gated" "1024 32 512 sdpa" "8192 4 1024 gated"; do
-      PYTHONUNBUFFERED=1 python3 bench_py/e2e_anchor.py $a 2>&1 | tail -2 | tee -a "$OUT/e2e_anchor.log"
-    done
+    echo "== PyTorch anchors"
+    PYTHONUNBUFFERED=1 python3 bench_py/e2e_anchor.py 1024 32 512 gated,sdpa 2>&1 | tee "$OUT/e2e_anchor.log" | grep -E "T=|FAILED"
+    PYTHONUNBUFFERED=1 python3 bench_py/e2e_anchor.py 8192 4 1024 gated 2>&1 | tee -a "$OUT/e2e_anchor.log" | grep -E "T=|FAILED"
+    PYTHONUNBUFFERED=1 python3 bench_py/attn_anchor.py --no-ceilings >"$OUT/attn_anchor.log" 2>&1
   fi
 fi
 
 echo "== summary"
 for k in tests quickstart; do [ -n "${row[$k]:-}" ] && echo "$k: ${row[$k]}"; done
-grep -E "^bench (attention|train)" "$OUT/bench.log" 2>/dev/null
+[ -f "$OUT/bench.log" ] && python3 scripts/device/ratios.py "$OUT/bench.log" "$OUT/attn_anchor.log" "$OUT/e2e_anchor.log"
