@@ -41,7 +41,6 @@ detail::AttnConsts consts(const AttnParams& p) {
   c.gated = p.mode == AttnMode::gatedfwa;
   c.scale = float(1.0 / std::sqrt(double(p.D)));
   c.scale_log2 = float(1.4426950408889634 / std::sqrt(double(p.D)));
-  c.inv_scale = float(std::sqrt(double(p.D)));
   return c;
 }
 

@@ -92,10 +92,8 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDkvWarps * 32)
   load_q(qt_lo, 0);
   cp_async_commit();
 
-  // Gated: the key bias (ref - lam_j) of this thread's two key rows is the starting value of the S^T
-  // accumulators (scaled so the exponent's FFMA turns it into base 2): no per-score instruction.
   const float ref = kGated ? gLam[int64_t(k0) * H] : 0.f;
-  float kinit[2] = {0.f, 0.f}, dl[2] = {0.f, 0.f};
+  float kb[2] = {0.f, 0.f}, dl[2] = {0.f, 0.f};
   float dk[kDB][4], dv[kDB][4];
 #pragma unroll
   for (int d = 0; d < kDB; ++d)
@@ -112,8 +110,8 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDkvWarps * 32)
     }
     __syncthreads();
     if (kGated && qt == qt_lo) {
-      kinit[0] = (ref - sLamK[r0 + g]) * c.inv_scale;
-      kinit[1] = (ref - sLamK[r0 + g + 8]) * c.inv_scale;
+      kb[0] = (sLamK[r0 + g] - ref) * kLog2e;
+      kb[1] = (sLamK[r0 + g + 8] - ref) * kLog2e;
     }
     const int i0 = qt * BM;
     if (!tile_empty(i0, BM, k0 + r0, 16, T, W)) {
@@ -137,13 +135,8 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDkvWarps * 32)
           uint32_t bq[4], bo[4];
           ldsm_x4(bq, bn_addr<D>(sQ, n2 * 16, kk, bnoff));
           ldsm_x4(bo, bn_addr<D>(sdO, n2 * 16, kk, bnoff));
-          if (kGated && kk == 0) {
-            mma_bf16_rows(st[2 * n2], ak, bq[0], bq[1], kinit[0], kinit[1]);
-            mma_bf16_rows(st[2 * n2 + 1], ak, bq[2], bq[3], kinit[0], kinit[1]);
-          } else {
-            mma_bf16(st[2 * n2], ak, bq[0], bq[1]);
-            mma_bf16(st[2 * n2 + 1], ak, bq[2], bq[3]);
-          }
+          mma_bf16(st[2 * n2], ak, bq[0], bq[1]);
+          mma_bf16(st[2 * n2 + 1], ak, bq[2], bq[3]);
           mma_bf16(dpt[2 * n2], av, bo[0], bo[1]);
           mma_bf16(dpt[2 * n2 + 1], av, bo[2], bo[3]);
         }
@@ -151,20 +144,18 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDkvWarps * 32)
 
       const bool masked = tile_needs_mask(i0, BM, k0 + r0, 16, T, W);
 #pragma unroll
-      for (int n = 0; n < kNQ; ++n) {
-        // This thread's query columns n*8 + 2*tq + {0, 1}: (lam_i - ref - lse_i)*log2e and delta_i (float2 reads).
-        const float2 lse2 = *reinterpret_cast<const float2*>(lse + n * 8 + 2 * tq);
-        const float2 dlt2 = *reinterpret_cast<const float2*>(dlt + n * 8 + 2 * tq);
-        const float2 lam2 = kGated ? *reinterpret_cast<const float2*>(lamq + n * 8 + 2 * tq) : make_float2(0.f, 0.f);
+      for (int n = 0; n < kNQ; ++n)
 #pragma unroll
         for (int e2 = 0; e2 < 2; ++e2) {
+          // Per query column: (lam_i - ref)*log2e - lse_i*log2e, and delta_i.
           const int col = n * 8 + 2 * tq + e2;
-          const float lse_c = e2 ? lse2.y : lse2.x, dc = e2 ? dlt2.y : dlt2.x;
-          const float cq = kGated ? ((e2 ? lam2.y : lam2.x) - ref - lse_c) * kLog2e : -lse_c * kLog2e;
+          const float cq = kGated ? (lamq[col] - ref - lse[col]) * kLog2e : -lse[col] * kLog2e;
+          const float dc = dlt[col];
 #pragma unroll
           for (int hr = 0; hr < 2; ++hr) {
             const int e = 2 * hr + e2;
-            const float x = fmaf(st[n][e], c.scale_log2, cq);
+            float x = fmaf(st[n][e], c.scale_log2, cq);
+            if (kGated) x -= kb[hr];
             float pv = exp2_approx(x);
             if (masked && !visible(i0 + col, k0 + r0 + g + 8 * hr, T, W)) pv = 0.f;
             const float ds = pv * (dpt[n][e] - dc);
@@ -173,7 +164,6 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDkvWarps * 32)
             dl[hr] -= ds;
           }
         }
-      }
 
 #pragma unroll
       for (int kk = 0; kk < BM / 16; ++kk) {
@@ -267,11 +257,9 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
   cp_async_commit();
 
   // Per-row constants of this thread's rows: (lam_i - ref - lse_i)*log2e and delta_i (rows past T: zeros;
-  // they are masked anyway). Gated: the row constant is instead the starting value of the S accumulators
-  // (rinit, scaled so the exponent's FFMA turns it into base 2), and that FFMA adds the key bias: one
-  // instruction per score, as without gates.
+  // they are masked anyway).
   const float ref = kGated ? gLam[int64_t(q0) * H] : 0.f;
-  float rc[MT][2], dlt[MT][2], rinit[MT][2];
+  float rc[MT][2], dlt[MT][2];
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -279,9 +267,7 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
       const int i = q0 + r0 + 16 * mt + g + 8 * hr;
       const bool ok = i < T;
       const float lse_i = ok ? p.lse[(int64_t(b) * H + h) * T + i] : 0.f;
-      const float bias = (ok && kGated ? gLam[int64_t(i) * H] - ref : 0.f) - lse_i;
-      rc[mt][hr] = bias * kLog2e;
-      rinit[mt][hr] = bias * c.inv_scale;
+      rc[mt][hr] = ((ok && kGated ? gLam[int64_t(i) * H] - ref : 0.f) - lse_i) * kLog2e;
       dlt[mt][hr] = ok ? delta[(int64_t(b) * H + h) * T + i] : 0.f;
     }
   float dq[MT][kDB][4];
@@ -325,13 +311,8 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
           ldsm_x4(bv, bn_addr<D>(sV, n2 * 16, kk, bnoff));
 #pragma unroll
           for (int mt = 0; mt < MT; ++mt) {
-            if (kGated && kk == 0) {
-              mma_bf16_rows(s[mt][2 * n2], aq[mt], bk[0], bk[1], rinit[mt][0], rinit[mt][1]);
-              mma_bf16_rows(s[mt][2 * n2 + 1], aq[mt], bk[2], bk[3], rinit[mt][0], rinit[mt][1]);
-            } else {
-              mma_bf16(s[mt][2 * n2], aq[mt], bk[0], bk[1]);
-              mma_bf16(s[mt][2 * n2 + 1], aq[mt], bk[2], bk[3]);
-            }
+            mma_bf16(s[mt][2 * n2], aq[mt], bk[0], bk[1]);
+            mma_bf16(s[mt][2 * n2 + 1], aq[mt], bk[2], bk[3]);
             mma_bf16(dp[mt][2 * n2], ao[mt], bv[0], bv[1]);
             mma_bf16(dp[mt][2 * n2 + 1], ao[mt], bv[2], bv[3]);
           }
@@ -341,25 +322,23 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
       // Gated: key bias (ref - lam_j)*log2e per column, computed where it is used (no 16-register array).
       const bool masked = tile_needs_mask(q0 + r0, 16 * MT, j0, BN, T, W);
 #pragma unroll
-      for (int n = 0; n < kNB; ++n) {
-        const float2 lam2 =
-            kGated ? *reinterpret_cast<const float2*>(sLamK + stage * BN + n * 8 + 2 * tq) : make_float2(0.f, 0.f);
+      for (int n = 0; n < kNB; ++n)
 #pragma unroll
         for (int e2 = 0; e2 < 2; ++e2) {
           const int col = n * 8 + 2 * tq + e2;
-          const float kb = kGated ? (ref - (e2 ? lam2.y : lam2.x)) * kLog2e : 0.f;
+          const float kb = kGated ? (ref - sLamK[stage * BN + col]) * kLog2e : 0.f;
 #pragma unroll
           for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
             for (int hr = 0; hr < 2; ++hr) {
               const int e = 2 * hr + e2;
-              const float x = fmaf(s[mt][n][e], c.scale_log2, kGated ? kb : rc[mt][hr]);
+              float x = fmaf(s[mt][n][e], c.scale_log2, rc[mt][hr]);
+              if (kGated) x += kb;
               float pv = exp2_approx(x);
               if (masked && !visible(q0 + r0 + 16 * mt + g + 8 * hr, j0 + col, T, W)) pv = 0.f;
               s[mt][n][e] = pv * (dp[mt][n][e] - dlt[mt][hr]);  // dS
             }
         }
-      }
 
 #pragma unroll
       for (int kk = 0; kk < BN / 16; ++kk) {

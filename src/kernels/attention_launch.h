@@ -9,7 +9,6 @@ struct AttnConsts {
   bool gated;        // add (lam_i - lam_j)
   float scale;       // 1/sqrt(D)
   float scale_log2;  // scale * log2(e)
-  float inv_scale;   // sqrt(D): a logit bias b (natural log) enters an S accumulator as b * inv_scale
 };
 
 template <int D>
