@@ -23,7 +23,7 @@ launch2() {  # launch2 OUTDIR args...: two ranks in the background, pids in P
     P+=($!)
   done
 }
-waitall() { local rc=0; for p in "${P[@]}"; do wait "$p" || rc=$?; done; echo "$rc"; }
+waitall() { RC=0; for p in "${P[@]}"; do wait "$p" || RC=$?; done; }  # not in $(...): a subshell cannot wait
 until_log() {  # until_log FILE PATTERN: wait (at most 120 s) until a rank's log shows PATTERN
   for _ in $(seq 1200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1
 }
@@ -31,8 +31,8 @@ tps() { grep -o '[0-9]* tok/s' "$1" | tail -3 | head -1; }
 
 echo "== parity: 1 GPU x2 accumulation vs 2 GPUs (zero1 off, on)"
 "$G" train --config $C "${COMMON[@]}" --out "$OUT/one" >"$OUT/one.log" 2>&1; echo "1 gpu rc=$?"
-launch2 two; echo "2 gpus rc=$(waitall)"
-launch2 two_z1 --set distributed.zero1=true; echo "2 gpus zero1 rc=$(waitall)"
+launch2 two; waitall; echo "2 gpus rc=$RC"
+launch2 two_z1 --set distributed.zero1=true; waitall; echo "2 gpus zero1 rc=$RC"
 python3 - "$OUT" <<'PY'
 import json, sys, numpy as np, glob
 o = sys.argv[1]
@@ -55,10 +55,11 @@ for d in ("two", "two_z1"):
 PY
 echo "scaling T1024: 1 GPU $(tps "$OUT/one.log") | 2 GPUs $(tps "$OUT/two.rank0.log")"
 
+[ -n "${PARITY_ONLY:-}" ] && exit 0
 echo "== resume: SIGTERM to rank 1 mid-run, then --resume auto"
-launch2 term; until_log "$OUT/term.rank0.log" "step 30/"; kill -TERM "${P[1]}"; echo "term rc=$(waitall)"
+launch2 term; until_log "$OUT/term.rank0.log" "step 30/"; kill -TERM "${P[1]}"; waitall; echo "term rc=$RC"
 grep -h "stopped" "$OUT"/term.rank*.log | head -2
-launch2 term --resume auto; echo "resumed rc=$(waitall)"
+launch2 term --resume auto; waitall; echo "resumed rc=$RC"
 cmp "$OUT/two/checkpoints/step_00000050/model.bin" "$OUT/term/checkpoints/step_00000050/model.bin" \
   && echo "SIGTERM resume: final model bit-identical to the uninterrupted 2-GPU run" || echo "SIGTERM resume: DIFFERS"
 
@@ -73,14 +74,14 @@ echo "== scaling T8192 (20 steps)"
 COMMON=(--set train.max_steps=20 --set eval.every=0 --set eval.batches=1 --set eval.sample_every=0 --set checkpoint.every=0 --set logging.every=10)
 C=configs/gpt124m_gatedfwa_8k.json
 "$G" train --config $C "${COMMON[@]}" --out "$OUT/one8k" >"$OUT/one8k.log" 2>&1
-launch2 two8k; waitall >/dev/null
+launch2 two8k; waitall
 echo "scaling T8192: 1 GPU $(tps "$OUT/one8k.log") | 2 GPUs $(tps "$OUT/two8k.rank0.log")"
 
 echo "== SIGKILL both ranks mid-run, then --resume auto"
 C=configs/gpt124m_gatedfwa.json
 COMMON=(--set train.max_steps=50 --set train.tokens_per_step=65536 --set eval.every=0 --set eval.batches=2
         --set eval.sample_every=0 --set checkpoint.every=20 --set checkpoint.keep_last=5 --set logging.every=10 --set distributed.timeout_s=20)
-launch2 kill; until_log "$OUT/kill.rank0.log" "step 30/"; kill -KILL "${P[@]}"; waitall >/dev/null
-launch2 kill --resume auto; echo "resumed rc=$(waitall)"; grep -h "resum" "$OUT"/kill.rank0.log | tail -1
+launch2 kill; until_log "$OUT/kill.rank0.log" "step 30/"; kill -KILL "${P[@]}"; waitall
+launch2 kill --resume auto; waitall; echo "resumed rc=$RC"; grep -h "resum" "$OUT"/kill.rank0.log | tail -1
 cmp "$OUT/two/checkpoints/step_00000050/model.bin" "$OUT/kill/checkpoints/step_00000050/model.bin" \
   && echo "SIGKILL resume: final model bit-identical to the uninterrupted 2-GPU run" || echo "SIGKILL resume: DIFFERS"
