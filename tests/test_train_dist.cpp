@@ -2,7 +2,6 @@
 // launch, a checkpoint resumes only with the world size that wrote it, a checkpoint whose optimizer
 // state lives in rank parts resumes bit for bit, and the cross-rank decisions (stop, success).
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <filesystem>
 #include <fstream>
@@ -20,17 +19,9 @@ using namespace testing_train;
 
 std::string ckpt(const std::string& out, int step) { return out + "/checkpoints/" + checkpoint_dir_name(step); }
 
-class TrainDist : public ::testing::Test {
+class TrainDist : public TrainFixture {
  protected:
-  void SetUp() override {
-    omp_set_num_threads(1);
-    root_ = fresh_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    data_ = root_ + "/data";
-    fs::create_directories(data_);
-    write_shards(data_, 7);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-  std::string root_, data_;
+  TrainDist() : TrainFixture(7) {}
 };
 
 TEST_F(TrainDist, CpuBackendRefusesSeveralProcesses) {

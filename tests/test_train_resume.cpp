@@ -1,4 +1,3 @@
-#include <omp.h>
 
 #include <gtest/gtest.h>
 
@@ -30,19 +29,9 @@ void expect_same_model(const std::string& a, const std::string& b) {
   EXPECT_EQ(load_checkpoint(a).state, load_checkpoint(b).state);
 }
 
-class TrainResume : public ::testing::Test {
+class TrainResume : public TrainFixture {
  protected:
-  void SetUp() override {
-    // One thread: a tiny model gains nothing from more, and spinning OpenMP workers on a loaded CI
-    // machine cost seconds. The threaded path is covered by the process tests.
-    omp_set_num_threads(1);
-    root_ = fresh_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    data_ = root_ + "/data";
-    fs::create_directories(data_);
-    write_shards(data_, 99);
-  }
-  void TearDown() override { fs::remove_all(root_); }
-  std::string root_, data_;
+  TrainResume() : TrainFixture(99) {}
 };
 
 // 9 steps with 2 micro-batches each, shuffled data that wraps into a second epoch: a run resumed at

@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <omp.h>
 
 #include "data/shard.h"
 #include "train/config_io.h"
@@ -75,5 +77,25 @@ inline std::string file_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(f)), {});
 }
+
+// A fresh folder per test with tiny shards in root_/data. One OpenMP thread: a tiny model gains
+// nothing from more, and spinning workers on a loaded CI machine cost seconds (the process tests
+// cover the threaded path).
+class TrainFixture : public ::testing::Test {
+ protected:
+  explicit TrainFixture(uint64_t shard_seed) : shard_seed_(shard_seed) {}
+  void SetUp() override {
+    omp_set_num_threads(1);
+    root_ = fresh_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    data_ = root_ + "/data";
+    std::filesystem::create_directories(data_);
+    write_shards(data_, shard_seed_);
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+  std::string root_, data_;
+
+ private:
+  uint64_t shard_seed_;
+};
 
 }  // namespace gfwa::testing_train
