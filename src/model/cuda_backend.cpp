@@ -200,6 +200,7 @@ class CudaBackend final : public Backend {
   void upload_tokens(const int32_t* inputs, const int32_t* targets, int N);
   void forward_hidden(int B, int T);  // embeddings -> final norm output hf
   void forward_layer(int l, int B, int T);
+  AttnParams attn_params(const LayerActs& A, int B, int T) const;  // one layer's attention operands
   void backward_layer(int l, int B, int T);
   void classifier(int N, float grad_scale, bool backward);
   void download(const float* src, std::vector<float>& out);
@@ -371,16 +372,7 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const Cud
   const size_t N = size_t(max_B) * max_T;
   logits_rows_ = int(std::min<size_t>(N, std::max<size_t>(64, kLogitsChunkBytes / (size_t(V_) * 2) / 64 * 64)));
 
-  AttnParams ap{};
-  ap.B = max_B;
-  ap.T = max_T;
-  ap.H = H_;
-  ap.D = D_;
-  ap.window = cfg.attention.window;
-  ap.mode = cfg.attention.mode;
-  ap.q_row_stride = ap.k_row_stride = ap.v_row_stride = 3 * d_;
-  ap.o_row_stride = d_;
-  attn_ws_bytes_ = attention_bwd_workspace_bytes(ap);
+  attn_ws_bytes_ = attention_bwd_workspace_bytes(attn_params(LayerActs{}, max_B, max_T));
 
   plan(arena_);
   log_plan(arena_);
@@ -515,6 +507,28 @@ void CudaBackend::upload_tokens(const int32_t* inputs, const int32_t* targets, i
     CUDA_CHECK(cudaMemcpyAsync(targets_, targets, size_t(N) * 4, cudaMemcpyHostToDevice, stream_));
 }
 
+// q and k (normed, rotated) and v are views into [N, 3d] buffers; v is the rotated buffer's copy
+// when token shift is on (shifted v), else the raw projection.
+AttnParams CudaBackend::attn_params(const LayerActs& A, int B, int T) const {
+  const int d = d_;
+  AttnParams p{};
+  p.q = A.qkvr;
+  p.k = A.qkvr + d;
+  p.v = shift_ ? A.qkvr + 2 * d : A.qkv + 2 * d;
+  p.q_row_stride = p.k_row_stride = p.v_row_stride = 3 * d;
+  p.o_row_stride = d;
+  p.lam = gated_ ? A.lam : nullptr;
+  p.o = A.o;
+  p.lse = A.lse;
+  p.B = B;
+  p.T = T;
+  p.H = H_;
+  p.D = D_;
+  p.window = cfg_.attention.window;
+  p.mode = cfg_.attention.mode;
+  return p;
+}
+
 void CudaBackend::forward_layer(int l, int B, int T) {
   const int N = B * T, d = d_, H = H_;
   const LayerActs& A = acts_[l];
@@ -542,21 +556,7 @@ void CudaBackend::forward_layer(int l, int B, int T) {
   qk_norm_rope_forward(s, sh, A.qkv, shift_ ? A.prek : nullptr, shift_ ? A.prev : nullptr, wb(b.q_norm),
                        wb(b.k_norm), rope_, A.qkvr, A.rstdq, A.rstdk);
   prof_.mark("qk-norm+rope fwd", s);
-  AttnParams p{};
-  p.q = A.qkvr;
-  p.k = A.qkvr + d;
-  p.v = shift_ ? A.qkvr + 2 * d : A.qkv + 2 * d;
-  p.q_row_stride = p.k_row_stride = p.v_row_stride = 3 * d;
-  p.o_row_stride = d;
-  p.lam = gated_ ? A.lam : nullptr;
-  p.o = A.o;
-  p.lse = A.lse;
-  p.B = B;
-  p.T = T;
-  p.H = H;
-  p.D = D_;
-  p.window = cfg_.attention.window;
-  p.mode = cfg_.attention.mode;
+  const AttnParams p = attn_params(A, B, T);
   attention_forward(p, s);
   prof_.mark("attention fwd", s);
   mm_->linear(s, A.o, wb(b.wo), A.xm, OutType::bf16, N, d, d, 1.0f, A.x);  // xm = x + o Wo^T
@@ -625,20 +625,7 @@ void CudaBackend::backward_layer(int l, int B, int T) {
   mm_->linear_dx(s, dres_, wb(b.wo), do_, N, d, d);
   prof_.mark("gemm wo dX", s);
   AttnBwdParams p{};
-  p.q = A.qkvr;
-  p.k = A.qkvr + d;
-  p.v = shift_ ? A.qkvr + 2 * d : A.qkv + 2 * d;
-  p.q_row_stride = p.k_row_stride = p.v_row_stride = 3 * d;
-  p.o_row_stride = d;
-  p.lam = gated_ ? A.lam : nullptr;
-  p.o = A.o;
-  p.lse = A.lse;
-  p.B = B;
-  p.T = T;
-  p.H = H;
-  p.D = D_;
-  p.window = cfg_.attention.window;
-  p.mode = cfg_.attention.mode;
+  static_cast<AttnParams&>(p) = attn_params(A, B, T);
   p.dout = do_;
   p.dout_row_stride = d;
   p.dq = dqkv_;
