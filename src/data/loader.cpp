@@ -44,12 +44,10 @@ std::vector<std::string> expand_glob(const std::string& pattern) {
 
 std::string base_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
-// Copies window w (tokens [w*T, w*T+T]) of shard into buf, then splits it.
-void split_window(const MappedShard& shard, int64_t w, int T, std::vector<int32_t>& buf, int32_t* in, int32_t* tgt) {
-  buf.resize(size_t(T) + 1);
-  shard.copy(w * T, T + 1, buf.data());
-  std::copy(buf.begin(), buf.end() - 1, in);
-  std::copy(buf.begin() + 1, buf.end(), tgt);
+// Window w covers tokens [w*T, w*T+T]: inputs are its first T tokens, targets its last T.
+void split_window(const MappedShard& shard, int64_t w, int T, int32_t* in, int32_t* tgt) {
+  shard.copy(w * T, T, in);
+  shard.copy(w * T + 1, T, tgt);
 }
 
 }  // namespace
@@ -109,7 +107,7 @@ void TrainLoader::read_window(int64_t epoch, int64_t index, int32_t* inputs, int
     }
     w = perm_[size_t(w)];
   }
-  split_window(*mapped_, w, opt_.T, window_, inputs, targets);
+  split_window(*mapped_, w, opt_.T, inputs, targets);
 }
 
 void TrainLoader::next(std::vector<int32_t>& inputs, std::vector<int32_t>& targets) {
@@ -196,7 +194,7 @@ bool ValLoader::next(std::vector<int32_t>& inputs, std::vector<int32_t>& targets
       mapped_ = std::make_unique<MappedShard>(set_.shards[s].path, opt_.vocab_size);
       mapped_index_ = s;
     }
-    split_window(*mapped_, g - (s ? end_window_[s - 1] : 0), opt_.T, window_, inputs.data() + b * T, targets.data() + b * T);
+    split_window(*mapped_, g - (s ? end_window_[s - 1] : 0), opt_.T, inputs.data() + b * T, targets.data() + b * T);
   }
   ++batch_;
   return true;

@@ -78,7 +78,6 @@ class TrainLoader {
   int32_t mapped_index_ = -1;
   int64_t perm_epoch_ = -1;
   std::vector<int32_t> perm_;  // window order of the mapped shard in perm_epoch_
-  std::vector<int32_t> window_;
 };
 
 class ValLoader {
@@ -98,7 +97,6 @@ class ValLoader {
   int64_t batches_ = 0, batch_ = 0;
   std::unique_ptr<MappedShard> mapped_;
   int32_t mapped_index_ = -1;
-  std::vector<int32_t> window_;
 };
 
 }  // namespace gfwa

@@ -115,7 +115,8 @@ void gemm_acc_with(int M, int N, int K, View<F> A, View<F> B, F* C, long ldc) {
       const int ni = int(t / kt), k0 = int(t % kt) * T::KC;
       pack_b<Kern>(b_block(ni, k0), B, k0, std::min(T::KC, K - k0), ni * T::NC, std::min(T::NC, N - ni * T::NC));
     }
-    std::vector<F> apack(size_t(T::MC) * T::KC);
+    static thread_local std::vector<F> apack;  // pack_a writes every element, padding included
+    apack.resize(size_t(T::MC) * T::KC);
 #pragma omp for schedule(static)
     for (long t = 0; t < long(mt) * nt; ++t) {
       const int ni = int(t / mt), mi = int(t % mt);
