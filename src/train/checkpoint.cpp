@@ -184,18 +184,14 @@ std::pair<std::string, size_t> read_floats(const std::string& path, std::initial
 
 // Byte count and SHA-256 of a whole file; throws CheckpointError when it cannot be read.
 std::pair<size_t, std::string> hash_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw CheckpointError("missing or unreadable file " + fs::path(path).filename().string());
-  Sha256 sha;
-  size_t bytes = 0;
-  std::vector<char> buf(size_t(1) << 20);
-  while (f) {
-    f.read(buf.data(), std::streamsize(buf.size()));
-    sha.update(buf.data(), size_t(f.gcount()));
-    bytes += size_t(f.gcount());
+  std::error_code ec;
+  const size_t bytes = size_t(fs::file_size(path, ec));
+  if (ec) throw CheckpointError("missing or unreadable file " + fs::path(path).filename().string());
+  try {
+    return {bytes, sha256_file_hex(path)};
+  } catch (const std::runtime_error&) {
+    throw CheckpointError("cannot read " + path);
   }
-  if (f.bad()) throw CheckpointError("cannot read " + path);
-  return {bytes, sha.hex_digest()};
 }
 
 // Parses rank r's part (rank-RRRRR-of-WWWWW.json) and checks its own checksum and identity.
