@@ -15,17 +15,16 @@
 #include <cxxopts.hpp>
 #include <exception>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <regex>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "data/documents.h"
+#include "data/read_file.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
 #include "train/commands.h"
@@ -60,15 +59,6 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& args) {
     out.insert(out.end(), hits.begin(), hits.end());
   }
   return out;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error(path + ": cannot open for reading");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) throw std::runtime_error(path + ": read error");
-  return ss.str();
 }
 
 std::string with_commas(int64_t v) {

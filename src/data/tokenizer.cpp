@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <filesystem>
 #include <stdexcept>
 
 #include "data/pretokenizer.h"
+#include "data/read_file.h"
 #include "data/sha256.h"
 
 namespace gfwa {
@@ -17,14 +17,6 @@ constexpr size_t kCacheMaxPiece = 256;         // longer pieces are not memoized
 constexpr size_t kCacheMaxEntries = 1 << 18;
 constexpr size_t kCacheMaxTokens = 1 << 22;
 
-std::string read_whole_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error(path + ": cannot open for reading (fetch it with scripts/data/fetch_tokenizer.sh)");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) throw std::runtime_error(path + ": read error");
-  return ss.str();
-}
 
 int base64_value(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -61,7 +53,10 @@ bool base64_decode(std::string_view s, std::string& out) {
 
 Tokenizer::Tokenizer(const std::string& dir) : ranks_(kEndOfText) {
   const std::string path = dir + "/" + kVocabFile;
-  const std::string content = read_whole_file(path);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw std::runtime_error(path + ": cannot open for reading (fetch it with scripts/data/fetch_tokenizer.sh)");
+  const std::string content = read_file(path);
   const std::string sum = sha256_hex(content);
   if (sum != kVocabSha256)
     throw std::runtime_error(path + ": sha256 " + sum + " does not match the expected " + kVocabSha256 +
