@@ -1,8 +1,8 @@
 // `gfwa bench train`: times whole training steps (forward, backward, grad norm, AdamW) of the cuda
 // backend on random tokens for the model and micro-batch of a run configuration, and reports
-// tokens/s, ms/step (median), model TFLOP/s, MFU and device memory. FLOPs per token follow
-// gatedfwa.md section 5 and bench_py/e2e_anchor.py (ctx = T/2 for full attention, W - W^2/(2T)
-// for windowed), so the numbers compare one to one with the PyTorch anchor.
+// tokens/s, ms/step (median), model TFLOP/s, MFU and device memory. FLOPs per token, peak and
+// memory are the trainer's (train/metrics.h, gatedfwa.md section 5); bench_py/e2e_anchor.py counts
+// the same FLOPs up to its rounding of the mean context (T/2 for (T+1)/2), under 0.1%.
 #ifdef GFWA_WITH_CUDA
 #include <algorithm>
 #include <chrono>
@@ -19,12 +19,9 @@
 #include "train/commands.h"
 #include "train/config_cli.h"
 #include "train/config_io.h"
+#include "train/metrics.h"
 
 namespace gfwa {
-
-namespace {
-constexpr double kPeakTflops = 989.0;  // H200 dense bf16 (design.md)
-}
 
 int cmd_bench_train(int argc, char** argv) {
   cxxopts::Options options("gfwa bench train", "Time training steps of the cuda backend on random tokens.");
@@ -75,17 +72,14 @@ int cmd_bench_train(int argc, char** argv) {
   std::sort(ms.begin(), ms.end());
   const double med = ms[ms.size() / 2];
   const double nparam = double(be->layout().total());
-  const double W = std::min(mc.attention.window, T);
-  const double ctx = mc.attention.mode == AttnMode::full ? T / 2.0 : W - W * W / (2.0 * T);
-  const double flops_tok = 6.0 * nparam + 12.0 * mc.n_layers * mc.d_model * ctx;
+  const double flops_tok = flops_per_token(mc, int64_t(nparam), T);
   const double tps = double(B) * T / (med / 1e3);
   const double tflops = tps * flops_tok / 1e12;
-  size_t free_b = 0, total_b = 0;
-  cudaMemGetInfo(&free_b, &total_b);
   std::printf("bench train: mode=%s T=%d B=%d W=%d params=%.1fM step=%.2fms tok/s=%.0f TFLOP/s=%.1f MFU=%.1f%% "
               "loss=%.3f mem=%.1fGiB\n",
               attn_mode_name(mc.attention.mode), T, B, mc.attention.window, nparam / 1e6, med, tps, tflops,
-              100.0 * tflops / kPeakTflops, loss, double(total_b - free_b) / double(1ull << 30));
+              100.0 * tflops * 1e12 / peak_flops_per_device("cuda"), loss,
+              double(memory_in_use_bytes("cuda")) / double(1ull << 30));
   return 0;
 }
 
