@@ -6,8 +6,8 @@
 #include <array>
 #include <random>
 
-#include "train/dist/dist_error.h"
-#include "train/dist/grad_buckets.h"
+#include "dist/dist_error.h"
+#include "model/grad_buckets.h"
 
 using namespace gfwa;
 using namespace gfwa::dist;

@@ -27,9 +27,9 @@
 #include "kernels/swiglu.cuh"
 #include "model/param_init.h"
 #include "model/param_layout.h"
-#include "train/dist/grad_buckets.h"
-#include "train/dist/nccl_comm.h"
-#include "train/dist/zero1_shards.h"
+#include "model/grad_buckets.h"
+#include "dist/nccl_comm.h"
+#include "model/zero1_shards.h"
 
 namespace gfwa {
 namespace {

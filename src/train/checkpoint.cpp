@@ -17,7 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "data/sha256.h"
-#include "train/dist/checkpoint_ranks.h"
+#include "dist/checkpoint_ranks.h"
 
 namespace gfwa {
 namespace fs = std::filesystem;

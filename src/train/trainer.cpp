@@ -23,10 +23,10 @@
 #include "train/metrics.h"
 #include "train/schedule.h"
 #include "train/signals.h"
-#include "train/dist/checkpoint_ranks.h"
-#include "train/dist/env.h"
-#include "train/dist/group.h"
-#include "train/dist/zero1_shards.h"
+#include "dist/checkpoint_ranks.h"
+#include "dist/env.h"
+#include "dist/group.h"
+#include "model/zero1_shards.h"
 
 namespace gfwa {
 namespace fs = std::filesystem;

@@ -1,10 +1,10 @@
-#include "train/dist/env.h"
+#include "dist/env.h"
 
 #include <charconv>
 #include <cstdlib>
 
-#include "train/dist/dist_error.h"
-#include "train/dist/slurm_lists.h"
+#include "dist/dist_error.h"
+#include "dist/slurm_lists.h"
 
 namespace gfwa::dist {
 namespace {

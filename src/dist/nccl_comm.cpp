@@ -1,14 +1,14 @@
 #ifdef GFWA_WITH_CUDA
-#include "train/dist/nccl_comm.h"
+#include "dist/nccl_comm.h"
 
 #include <spdlog/spdlog.h>
 
 #include <cstring>
 #include <thread>
 
-#include "train/dist/dist_error.h"
-#include "train/dist/exchange_text.h"
-#include "train/dist/id_exchange.h"
+#include "dist/dist_error.h"
+#include "dist/exchange_text.h"
+#include "dist/id_exchange.h"
 
 namespace gfwa::dist {
 namespace {

@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "train/config.h"
-#include "train/dist/env.h"
+#include "dist/env.h"
 
 namespace gfwa::dist {
 

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <stdexcept>
 
-#include "train/commands.h"
+#include "cli/commands.h"
 #include "train/config_cli.h"
 #include "train/config_io.h"
 

@@ -3,7 +3,7 @@
 
 #include <cxxopts.hpp>
 
-#include "train/commands.h"
+#include "cli/commands.h"
 #include "train/config_cli.h"
 #include "train/trainer.h"
 

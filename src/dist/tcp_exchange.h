@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "train/dist/socket_io.h"
+#include "dist/socket_io.h"
 
 namespace gfwa::dist {
 

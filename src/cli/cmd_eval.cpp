@@ -5,7 +5,7 @@
 #include "data/loader.h"
 #include "model/backend_factory.h"
 #include "train/checkpoint.h"
-#include "train/commands.h"
+#include "cli/commands.h"
 #include "train/config_io.h"
 #include "train/evaluate.h"
 

@@ -1,12 +1,12 @@
 #ifdef GFWA_WITH_CUDA
-#include "train/dist/nccl_library.h"
+#include "dist/nccl_library.h"
 
 #include <dlfcn.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
 
-#include "train/dist/dist_error.h"
+#include "dist/dist_error.h"
 
 namespace gfwa::dist {
 namespace {

@@ -16,7 +16,7 @@
 #include <cxxopts.hpp>
 
 #include "model/cuda_backend.h"
-#include "train/commands.h"
+#include "cli/commands.h"
 #include "train/config_cli.h"
 #include "train/config_io.h"
 #include "train/metrics.h"

@@ -1,9 +1,9 @@
-#include "train/dist/grad_buckets.h"
+#include "model/grad_buckets.h"
 
 #include <stdexcept>
 #include <string>
 
-#include "train/dist/dist_error.h"
+#include "dist/dist_error.h"
 
 namespace gfwa::dist {
 

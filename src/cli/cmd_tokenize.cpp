@@ -27,7 +27,7 @@
 #include "data/read_file.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
-#include "train/commands.h"
+#include "cli/commands.h"
 
 namespace fs = std::filesystem;
 

@@ -1,8 +1,8 @@
-#include "train/dist/checkpoint_ranks.h"
+#include "dist/checkpoint_ranks.h"
 
 #include <cstdio>
 
-#include "train/dist/dist_error.h"
+#include "dist/dist_error.h"
 
 namespace gfwa::dist {
 

@@ -1,4 +1,4 @@
-#include "train/dist/zero1_shards.h"
+#include "model/zero1_shards.h"
 
 #include <stdexcept>
 #include <string>

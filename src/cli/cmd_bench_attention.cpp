@@ -13,7 +13,7 @@
 #include "kernels/attention.h"
 #include "kernels/cuda_check.h"
 #include "kernels/random_fill.cuh"
-#include "train/commands.h"
+#include "cli/commands.h"
 
 namespace gfwa {
 namespace {

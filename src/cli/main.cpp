@@ -2,7 +2,7 @@
 #include <cstring>
 #include <exception>
 
-#include "train/commands.h"
+#include "cli/commands.h"
 
 namespace {
 

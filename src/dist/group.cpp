@@ -1,11 +1,11 @@
-#include "train/dist/group.h"
+#include "dist/group.h"
 
-#include "train/dist/dist_error.h"
+#include "dist/dist_error.h"
 
 #ifdef GFWA_WITH_CUDA
 #include <cuda_runtime.h>
 
-#include "train/dist/nccl_comm.h"
+#include "dist/nccl_comm.h"
 #endif
 
 namespace gfwa::dist {

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "train/config.h"
-#include "train/dist/env.h"
-#include "train/dist/nccl_library.h"
+#include "dist/env.h"
+#include "dist/nccl_library.h"
 
 namespace gfwa::dist {
 

@@ -1,4 +1,4 @@
-#include "train/dist/exchange_text.h"
+#include "dist/exchange_text.h"
 
 #include <cstdio>
 

@@ -1,4 +1,4 @@
-#include "train/dist/socket_io.h"
+#include "dist/socket_io.h"
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "train/dist/dist_error.h"
+#include "dist/dist_error.h"
 
 namespace gfwa::dist {
 namespace {

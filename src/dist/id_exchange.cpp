@@ -1,10 +1,10 @@
-#include "train/dist/id_exchange.h"
+#include "dist/id_exchange.h"
 
 #include <chrono>
 
-#include "train/dist/dist_error.h"
-#include "train/dist/file_exchange.h"
-#include "train/dist/tcp_exchange.h"
+#include "dist/dist_error.h"
+#include "dist/file_exchange.h"
+#include "dist/tcp_exchange.h"
 
 namespace gfwa::dist {
 

@@ -1,4 +1,4 @@
-#include "train/dist/file_exchange.h"
+#include "dist/file_exchange.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -13,9 +13,9 @@
 #include <random>
 #include <thread>
 
-#include "train/dist/dist_error.h"
-#include "train/dist/exchange_text.h"
-#include "train/dist/wire.h"
+#include "dist/dist_error.h"
+#include "dist/exchange_text.h"
+#include "dist/wire.h"
 
 namespace gfwa::dist {
 namespace {

@@ -1,12 +1,12 @@
-#include "train/dist/tcp_exchange.h"
+#include "dist/tcp_exchange.h"
 
 #include <algorithm>
 #include <cstring>
 #include <thread>
 
-#include "train/dist/dist_error.h"
-#include "train/dist/exchange_text.h"
-#include "train/dist/wire.h"
+#include "dist/dist_error.h"
+#include "dist/exchange_text.h"
+#include "dist/wire.h"
 
 namespace gfwa::dist {
 namespace {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "train/dist/env.h"
+#include "dist/env.h"
 
 namespace gfwa::dist {
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "train/config.h"
-#include "train/dist/env.h"
+#include "dist/env.h"
 
 namespace gfwa::dist {
 

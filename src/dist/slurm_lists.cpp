@@ -1,4 +1,4 @@
-#include "train/dist/slurm_lists.h"
+#include "dist/slurm_lists.h"
 
 #include <cctype>
 #include <stdexcept>
