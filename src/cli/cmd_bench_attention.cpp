@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "cli/commands.h"
 #include "kernels/attention.h"
 #include "kernels/cuda_check.h"
 #include "kernels/random_fill.cuh"
-#include "cli/commands.h"
 
 namespace gfwa {
 namespace {

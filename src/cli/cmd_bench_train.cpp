@@ -1,7 +1,7 @@
 // `gfwa bench train`: times whole training steps (forward, backward, grad norm, AdamW) of the cuda
 // backend on random tokens for the model and micro-batch of a run configuration, and reports
 // tokens/s, ms/step (median), model TFLOP/s, MFU and device memory. FLOPs per token, peak and
-// memory are the trainer's (train/metrics.h, gatedfwa.md section 5); bench_py/e2e_anchor.py counts
+// memory are the trainer's (train/metrics.h, Backend, docs/gatedfwa.md section 5); bench_py/e2e_anchor.py counts
 // the same FLOPs up to its rounding of the mean context (T/2 for (T+1)/2), under 0.1%.
 #ifdef GFWA_WITH_CUDA
 #include <algorithm>
@@ -15,8 +15,8 @@
 #include <cuda_runtime.h>
 #include <cxxopts.hpp>
 
-#include "model/cuda_backend.h"
 #include "cli/commands.h"
+#include "model/cuda_backend.h"
 #include "train/config_cli.h"
 #include "train/config_io.h"
 #include "train/metrics.h"
@@ -78,8 +78,7 @@ int cmd_bench_train(int argc, char** argv) {
   std::printf("bench train: mode=%s T=%d B=%d W=%d params=%.1fM step=%.2fms tok/s=%.0f TFLOP/s=%.1f MFU=%.1f%% "
               "loss=%.3f mem=%.1fGiB\n",
               attn_mode_name(mc.attention.mode), T, B, mc.attention.window, nparam / 1e6, med, tps, tflops,
-              100.0 * tflops * 1e12 / peak_flops_per_device("cuda"), loss,
-              double(memory_in_use_bytes("cuda")) / double(1ull << 30));
+              100.0 * tflops * 1e12 / be->peak_flops(), loss, double(be->memory_in_use()) / double(1ull << 30));
   return 0;
 }
 

@@ -2,10 +2,11 @@
 
 #include <cxxopts.hpp>
 
+#include "cli/commands.h"
 #include "data/loader.h"
 #include "model/backend_factory.h"
+#include "train/backend_spec.h"
 #include "train/checkpoint.h"
-#include "cli/commands.h"
 #include "train/config_io.h"
 #include "train/evaluate.h"
 
@@ -30,7 +31,7 @@ int cmd_eval(int argc, char** argv) {
   const int batches = parsed.count("batches") ? parsed["batches"].as<int>() : cfg.eval.batches;
   if (batches < 0) throw std::runtime_error("--batches must be >= 0 (got " + std::to_string(batches) + ")");
 
-  auto backend = make_backend(cfg, 1);
+  auto backend = make_backend(backend_spec(cfg, 1, 0, false));
   backend->set_params(ck.params);
   LoaderOptions lo;
   lo.pattern = cfg.data.val;

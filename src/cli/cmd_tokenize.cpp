@@ -23,11 +23,11 @@
 #include <thread>
 #include <vector>
 
+#include "cli/commands.h"
 #include "data/documents.h"
 #include "data/read_file.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
-#include "cli/commands.h"
 
 namespace fs = std::filesystem;
 

@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-#include "train/config.h"
+#include "dist/dist_config.h"
 
 namespace gfwa::dist {
 

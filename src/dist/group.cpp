@@ -43,7 +43,7 @@ class NcclGroup final : public Group {
   int rank() const override { return comm_->rank(); }
   int world() const override { return comm_->world(); }
   void sum(double* values, int n) override { comm_->all_reduce_host(values, n, ReduceOp::sum, stream_); }
-  NcclComm* nccl() override { return comm_.get(); }
+  Collectives* collectives() override { return comm_.get(); }
 
  private:
   std::unique_ptr<NcclComm> comm_;

@@ -5,12 +5,12 @@
 #pragma once
 #include <memory>
 
-#include "train/config.h"
+#include "dist/dist_config.h"
 #include "dist/env.h"
 
 namespace gfwa::dist {
 
-class NcclComm;
+class Collectives;
 
 class Group {
  public:
@@ -20,8 +20,8 @@ class Group {
   // In place: values[i] becomes the sum of values[i] over all ranks. Collective: every rank calls
   // it, in the same order. Throws DistError when a peer does not take part within the timeout.
   virtual void sum(double* values, int n) = 0;
-  // The communicator the backend reduces gradients with; nullptr for a single process.
-  virtual NcclComm* nccl() { return nullptr; }
+  // The collectives the backend reduces gradients with; nullptr for a single process.
+  virtual Collectives* collectives() { return nullptr; }
 };
 
 // True on every rank when `mine` is true on any rank (collective).

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "train/config.h"
+#include "dist/dist_config.h"
 #include "dist/env.h"
 
 namespace gfwa::dist {

@@ -13,16 +13,14 @@
 #include <memory>
 #include <vector>
 
-#include "train/config.h"
+#include "dist/collectives.h"
+#include "dist/dist_config.h"
 #include "dist/env.h"
 #include "dist/nccl_library.h"
 
 namespace gfwa::dist {
 
-enum class DType { f32, bf16, f64 };
-enum class ReduceOp { sum, avg };
-
-class NcclComm {
+class NcclComm final : public Collectives {
  public:
   // A fresh NCCL unique id (128 bytes), made on rank 0 and shared with exchange_id().
   static std::vector<uint8_t> new_unique_id();
@@ -33,21 +31,16 @@ class NcclComm {
   NcclComm(const NcclComm&) = delete;
   NcclComm& operator=(const NcclComm&) = delete;
 
-  int rank() const { return rank_; }
-  int world() const { return world_; }
+  int rank() const override { return rank_; }
+  int world() const override { return world_; }
 
-  // Enqueued on `stream`; counts are elements. reduce_scatter: send holds recv_count * world
-  // elements, rank r receives block r. all_gather: recv gets send_count * world elements, block r
-  // from rank r. Buffers of one call must not overlap except all_reduce's in-place buffer.
-  void all_reduce(void* buf, size_t count, DType t, ReduceOp op, cudaStream_t stream);
-  void reduce_scatter(const void* send, void* recv, size_t recv_count, DType t, ReduceOp op, cudaStream_t stream);
-  void all_gather(const void* send, void* recv, size_t send_count, DType t, cudaStream_t stream);
-
-  // cudaStreamSynchronize that gives up: throws (and aborts) if a peer failed or the stream's work
-  // did not finish within the timeout.
-  void synchronize(cudaStream_t stream);
-  // Reduces n host values across ranks in place (loss, token counts, squared norms); synchronous.
-  void all_reduce_host(double* values, int n, ReduceOp op, cudaStream_t stream);
+  // The Collectives (dist/collectives.h); a failure or a timeout also aborts the communicator.
+  void all_reduce(void* buf, size_t count, DType t, ReduceOp op, cudaStream_t stream) override;
+  void reduce_scatter(const void* send, void* recv, size_t recv_count, DType t, ReduceOp op,
+                      cudaStream_t stream) override;
+  void all_gather(const void* send, void* recv, size_t send_count, DType t, cudaStream_t stream) override;
+  void synchronize(cudaStream_t stream) override;
+  void all_reduce_host(double* values, int n, ReduceOp op, cudaStream_t stream) override;
 
   // Tears the communicator down at once; pending collectives on every stream fail. Idempotent.
   void abort();

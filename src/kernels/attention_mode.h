@@ -26,4 +26,8 @@ inline bool parse_attn_mode(const std::string& s, AttnMode* out) {
 // Keys visible to query i: [i - W + 1, i]. Full causal attention is W = T.
 inline int effective_window(AttnMode m, int window, int T) { return m == AttnMode::full ? T : window; }
 
+// Head dims the CUDA attention kernels are built for (attention_{fwd,bwd}_hdim{64,128}.cu): the one
+// rule behind the kernel's argument check, the cuda backend and the configuration check.
+inline bool cuda_attention_head_dim_supported(int D) { return D == 64 || D == 128; }
+
 }  // namespace gfwa

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <stdexcept>
+#include <string>
 
 #include "kernels/adamw_cpu.h"
 
@@ -10,6 +12,13 @@ namespace gfwa {
 
 CpuBackend::CpuBackend(const ModelConfig& cfg, int max_B, int max_T)
     : model_(cfg, max_B, max_T), m_(model_.layout().total(), 0.0f), v_(model_.layout().total(), 0.0f) {}
+
+int64_t CpuBackend::memory_in_use() const {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmRSS:  1234 kB"
+  return 0;
+}
 
 void CpuBackend::init_params(uint64_t seed) {
   model_.init_params(seed);

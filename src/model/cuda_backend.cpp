@@ -27,8 +27,8 @@
 #include "kernels/swiglu.cuh"
 #include "model/param_init.h"
 #include "model/param_layout.h"
+#include "dist/collectives.h"
 #include "model/grad_buckets.h"
-#include "dist/nccl_comm.h"
 #include "model/zero1_shards.h"
 
 namespace gfwa {
@@ -188,7 +188,12 @@ class CudaBackend final : public Backend {
   void get_grads(std::vector<float>& out) override;
   void get_adam_state(std::vector<float>& m, std::vector<float>& v) override;
   void set_adam_state(const std::vector<float>& m, const std::vector<float>& v) override;
-  void set_communicator(dist::NcclComm* comm, const DistributedConfig& cfg) override;
+  double peak_flops() const override { return 989e12; }  // H200 dense bf16
+  int64_t memory_in_use() const override {
+    size_t free_b = 0, total_b = 0;
+    return cudaMemGetInfo(&free_b, &total_b) == cudaSuccess ? int64_t(total_b - free_b) : 0;
+  }
+  void set_communicator(dist::Collectives* comm, size_t bucket_bytes) override;
   void reduce_grads_in_next_backward() override { reduce_next_ = true; }
 
  private:
@@ -222,17 +227,17 @@ class CudaBackend final : public Backend {
   // Data parallelism. Gradients become final per layer during backward (tensor indices by layer).
   std::vector<std::vector<int>> layer_tensors_;
   std::vector<int> final_norm_tensors_, embed_tensors_;
-  dist::NcclComm* comm_ = nullptr;
+  dist::Collectives* comm_ = nullptr;
   cudaStream_t comm_stream_ = nullptr;
   cudaEvent_t grads_ready_ = nullptr;
-  std::vector<dist::GradBucket> buckets_;
-  std::unique_ptr<dist::BucketReadiness> readiness_;
+  std::vector<GradBucket> buckets_;
+  std::unique_ptr<BucketReadiness> readiness_;
   bool reduce_next_ = false, comm_pending_ = false;
   // ZeRO-1: grads_ and master_ hold Pg_ = zplan_.padded() elements, adam_m_/adam_v_ only this
   // rank's shard (Pm_); shard_chunks_ are the AdamW chunks of the shard, fp32 starts relative to
   // shard_off_ (bf16 starts absolute). Without ZeRO-1, Pg_ = Pm_ = P_.
   bool zero1_ = false;
-  dist::ShardPlan zplan_;
+  ShardPlan zplan_;
   int zrank_ = 0;
   size_t shard_off_ = 0, Pg_ = 0, Pm_ = 0;
   std::vector<AdamWChunk> shard_chunks_;
@@ -285,9 +290,9 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const Cud
   L_ = cfg.n_layers;
   shift_ = cfg.attention.token_shift;
   gated_ = cfg.attention.mode == AttnMode::gatedfwa;
-  if (d_ % 8 != 0 || (D_ != 64 && D_ != 128) || d_ != H_ * D_)
-    throw std::invalid_argument("cuda backend: needs d_model % 8 == 0 and head_dim 64 or 128 (d_model " +
-                                std::to_string(d_) + ", n_heads " + std::to_string(H_) + ")");
+  if (d_ != H_ * D_ || !cuda_attention_head_dim_supported(D_))
+    throw std::invalid_argument("cuda backend: needs head_dim 64 or 128 (d_model " + std::to_string(d_) +
+                                ", n_heads " + std::to_string(H_) + ")");
   if (d_ > kRmsnormMaxDim) throw std::invalid_argument("cuda backend: d_model > 4096 is not supported");
 
   // bf16 copy: every tensor group starts 256-byte aligned (fast GEMM paths); wq|wk|wv and w1|w3
@@ -313,13 +318,13 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const Cud
   if (dp.zero1_world > 0) {
     zero1_ = true;
     zrank_ = dp.zero1_rank;
-    zplan_ = dist::plan_shards(P_, dp.zero1_world);
+    zplan_ = plan_shards(P_, dp.zero1_world);
     shard_off_ = zplan_.shard * size_t(zrank_);
     Pg_ = zplan_.padded();
     Pm_ = zplan_.shard;
     std::vector<size_t> so, sb, sn;
     std::vector<bool> sd;
-    for (const auto& pc : dist::shard_pieces(layout_.tensors(), zplan_, zrank_)) {
+    for (const auto& pc : shard_pieces(layout_.tensors(), zplan_, zrank_)) {
       const ParamTensor& t = layout_.tensors()[size_t(pc.tensor)];
       so.push_back(pc.begin - shard_off_);
       sb.push_back(bof[size_t(pc.tensor)] + (pc.begin - t.offset));
@@ -754,7 +759,7 @@ void CudaBackend::grads_final(const std::vector<int>& tensors) {
   CUDA_CHECK(cudaEventRecord(grads_ready_, stream_));
   CUDA_CHECK(cudaStreamWaitEvent(comm_stream_, grads_ready_, 0));
   for (int b : launch) {
-    const dist::GradBucket& k = buckets_[size_t(b)];
+    const GradBucket& k = buckets_[size_t(b)];
     comm_->all_reduce(grads_ + k.begin, k.end - k.begin, dist::DType::f32, dist::ReduceOp::avg, comm_stream_);
   }
 }
@@ -765,14 +770,14 @@ void CudaBackend::wait_comm() {
   comm_->synchronize(comm_stream_);
 }
 
-void CudaBackend::set_communicator(dist::NcclComm* comm, const DistributedConfig& cfg) {
+void CudaBackend::set_communicator(dist::Collectives* comm, size_t bucket_bytes) {
   if (!comm) throw std::invalid_argument("cuda backend set_communicator: no communicator");
   if (comm_) throw std::logic_error("cuda backend set_communicator: a communicator is already set");
-  if (cfg.zero1 != zero1_ || (zero1_ && (comm->world() != zplan_.world || comm->rank() != zrank_)))
-    throw std::logic_error("cuda backend set_communicator: distributed.zero1 or the rank differs from the shape the "
-                           "backend was built for (make_backend with data_parallel)");
-  buckets_ = dist::plan_grad_buckets(layout_, cfg, sizeof(float));
-  readiness_ = std::make_unique<dist::BucketReadiness>(buckets_, layout_.tensors().size());
+  if (zero1_ && (comm->world() != zplan_.world || comm->rank() != zrank_))
+    throw std::logic_error("cuda backend set_communicator: the rank or world size differs from the ZeRO-1 shape the "
+                           "backend was built for (BackendSpec zero1_rank, zero1_world)");
+  buckets_ = plan_grad_buckets(layout_.tensors(), bucket_bytes, sizeof(float));
+  readiness_ = std::make_unique<BucketReadiness>(buckets_, layout_.tensors().size());
   CUDA_CHECK(cudaStreamCreateWithFlags(&comm_stream_, cudaStreamNonBlocking));
   CUDA_CHECK(cudaEventCreateWithFlags(&grads_ready_, cudaEventDisableTiming));
   comm_ = comm;
@@ -780,7 +785,7 @@ void CudaBackend::set_communicator(dist::NcclComm* comm, const DistributedConfig
     spdlog::info("ZeRO-1: rank {} of {} updates elements [{}, {}) of {} (shard {})", zrank_, zplan_.world,
                  zplan_.begin(zrank_), zplan_.end(zrank_), P_, zplan_.shard);
   else
-    spdlog::info("gradient all-reduce in {} buckets of up to {} MiB", buckets_.size(), cfg.bucket_mb);
+    spdlog::info("gradient all-reduce in {} buckets of up to {} MiB", buckets_.size(), bucket_bytes >> 20);
 }
 
 void CudaBackend::zero_grad() {

@@ -3,9 +3,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "dist/dist_error.h"
 
-namespace gfwa::dist {
+namespace gfwa {
 
 std::vector<GradBucket> plan_grad_buckets(const std::vector<ParamTensor>& tensors, size_t cap_bytes, size_t elem_bytes) {
   if (cap_bytes == 0 || elem_bytes == 0) throw std::invalid_argument("plan_grad_buckets: zero cap or element size");
@@ -26,12 +25,6 @@ std::vector<GradBucket> plan_grad_buckets(const std::vector<ParamTensor>& tensor
     }
   }
   return out;
-}
-
-std::vector<GradBucket> plan_grad_buckets(const ParamLayout& layout, const DistributedConfig& cfg, size_t elem_bytes) {
-  if (cfg.bucket_mb < 1)
-    throw DistError("distributed.bucket_mb = " + std::to_string(cfg.bucket_mb) + ": must be at least 1");
-  return plan_grad_buckets(layout.tensors(), size_t(cfg.bucket_mb) << 20, elem_bytes);
 }
 
 BucketReadiness::BucketReadiness(const std::vector<GradBucket>& buckets, size_t n_tensors)
@@ -64,4 +57,4 @@ std::vector<int> BucketReadiness::mark_ready(int t) {
   return launch;
 }
 
-}  // namespace gfwa::dist
+}  // namespace gfwa

@@ -8,9 +8,8 @@
 #include <vector>
 
 #include "model/param_layout.h"
-#include "train/config.h"
 
-namespace gfwa::dist {
+namespace gfwa {
 
 struct GradBucket {
   size_t begin = 0, end = 0;              // elements [begin, end) of the flat gradient buffer
@@ -20,8 +19,6 @@ struct GradBucket {
 // Buckets in launch order. A bucket holds at most cap_bytes unless it is a single larger tensor.
 // Tensors must tile [0, total) in layout order, as ParamLayout's do.
 std::vector<GradBucket> plan_grad_buckets(const std::vector<ParamTensor>& tensors, size_t cap_bytes, size_t elem_bytes);
-// cap = distributed.bucket_mb MiB (>= 1, else DistError naming the key).
-std::vector<GradBucket> plan_grad_buckets(const ParamLayout& layout, const DistributedConfig& cfg, size_t elem_bytes);
 
 // During one backward pass: which buckets hold only final gradients. Buckets are released strictly
 // in launch order, even if a later one completes first, so the collective order never varies.
@@ -40,4 +37,4 @@ class BucketReadiness {
   int next_ = 0;
 };
 
-}  // namespace gfwa::dist
+}  // namespace gfwa

@@ -3,7 +3,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace gfwa::dist {
+namespace gfwa {
 
 ShardPlan plan_shards(size_t total, int world, size_t align) {
   if (world < 1 || align == 0) throw std::invalid_argument("plan_shards: world and alignment must be positive");
@@ -26,4 +26,4 @@ std::vector<ShardPiece> shard_pieces(const std::vector<ParamTensor>& tensors, co
   return out;
 }
 
-}  // namespace gfwa::dist
+}  // namespace gfwa

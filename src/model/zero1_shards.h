@@ -14,7 +14,7 @@
 
 #include "model/param_layout.h"
 
-namespace gfwa::dist {
+namespace gfwa {
 
 constexpr size_t kShardAlign = 128;
 
@@ -39,4 +39,4 @@ struct ShardPiece {
 };
 std::vector<ShardPiece> shard_pieces(const std::vector<ParamTensor>& tensors, const ShardPlan& plan, int rank);
 
-}  // namespace gfwa::dist
+}  // namespace gfwa

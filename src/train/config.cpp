@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "model/backend_factory.h"
 #include "train/config_io.h"
 #include "train/config_schema.h"
 
@@ -247,11 +248,8 @@ struct Writer {
 // ---- rules that relate several keys ------------------------------------------------------------
 
 void check_head_dim_for(const RunConfig& cfg, const std::string& backend, const std::string& source) {
-  const int hd = cfg.model.head_dim();
-  if (backend == "cuda" && hd != 64 && hd != 128)
-    fail(source, "model.n_heads",
-         "head_dim = d_model / n_heads = " + show(cfg.model.d_model) + " / " + show(cfg.model.n_heads) + " = " +
-             show(hd) + " is not supported by the GPU path (train.backend cuda supports head_dim 64 and 128)");
+  const std::string problem = model_support_problem(backend, cfg.model);
+  if (!problem.empty()) fail(source, "model.n_heads", problem);
 }
 
 void validate_relations(const RunConfig& cfg, const Sources& src) {

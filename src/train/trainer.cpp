@@ -16,7 +16,7 @@
 
 #include "data/loader.h"
 #include "data/tokenizer.h"
-#include "model/backend_factory.h"
+#include "train/backend_spec.h"
 #include "train/checkpoint.h"
 #include "train/config_io.h"
 #include "train/evaluate.h"
@@ -150,9 +150,9 @@ class Run {
 };
 
 void Run::start_or_resume() {
-  const std::string backend_name = resolve_backend_name(cfg_.train.backend);
-  refuse_cpu_data_parallel(backend_name, world_);  // before any rank waits for another
-  data_parallel_ = dist::wants_data_parallel(env_) && backend_name == "cuda";
+  // Checked before any rank waits for another; a cpu run of several processes is refused here.
+  const std::string kind = backend_spec(cfg_, world_, rank_, false).kind;
+  data_parallel_ = dist::wants_data_parallel(env_) && kind == "cuda";
   if (data_parallel_) {
     spdlog::info("rank {} of {} ({} launcher, local rank {}): joining the NCCL group", rank_, world_, env_.launcher,
                  env_.local_rank);
@@ -160,14 +160,14 @@ void Run::start_or_resume() {
   } else {
     group_ = std::make_unique<dist::SingleProcess>();
   }
-  backend_ = make_backend(cfg_, world_, rank_, data_parallel_);
-  if (data_parallel_) backend_->set_communicator(group_->nccl(), cfg_.distributed);
+  backend_ = make_backend(backend_spec(cfg_, world_, rank_, data_parallel_));
+  if (data_parallel_) backend_->set_communicator(group_->collectives(), size_t(cfg_.distributed.bucket_mb) << 20);
   accum_ = accumulation_steps(cfg_, world_, "train.tokens_per_step");
   tokens_per_step_ = accum_ * cfg_.train.batch_size * cfg_.train.seq_len * world_;
   total_ = total_steps(cfg_.train, tokens_per_step_);
   const int64_t n_params = int64_t(backend_->layout().total());
   flops_per_token_ = flops_per_token(cfg_.model, n_params, cfg_.train.seq_len);
-  peak_ = peak_flops_per_device(backend_->name()) * world_;
+  peak_ = backend_->peak_flops() * world_;
 
   LoaderOptions lo;
   lo.B = cfg_.train.batch_size;
@@ -284,7 +284,7 @@ void Run::train_step() {
 void Run::log_step(double loss, double norm, double lr) {
   const double step_time = window_time_ / double(window_steps_);
   const double tok_s = double(tokens_per_step_) / step_time;
-  const int64_t mem = memory_in_use_bytes(backend_->name());
+  const int64_t mem = backend_->memory_in_use();
   nlohmann::json rec = {{"type", "train"}, {"step", step_},   {"loss", loss},         {"lr", lr},
                         {"grad_norm", norm}, {"tokens", tokens_}, {"tokens_per_s", tok_s}, {"memory_bytes", mem}};
   std::string mfu_text;
@@ -369,7 +369,7 @@ void Run::save_parts() {
                 {"tokenizer", {{"vocab", Tokenizer::kVocabFile}, {"sha256", Tokenizer::kVocabSha256}}}};
   }
   RankPart part;
-  const dist::ShardPlan plan = dist::plan_shards(backend_->layout().total(), world_);
+  const ShardPlan plan = plan_shards(backend_->layout().total(), world_);
   part.state = {{"loader", loader_->state()}, {"shard", {{"begin", plan.begin(rank_)}, {"end", plan.end(rank_)}}}};
   if (zero1) {
     std::vector<float> m, v;
