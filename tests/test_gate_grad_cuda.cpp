@@ -8,8 +8,9 @@
 // carries one rounding error per position into the scan, and the error grows with T (measured 2e-2 at
 // T 65 to 2e-1 at T 12k). With dlam = rowsum - colsum the scan keeps only the pairs that cross s
 // (gatedfwa.md section 4) and the error stays at the bf16 level of the other gradients (~3e-3).
-// Bound: 1e-2 relative L2, at every length. W = 1 has exact gate gradients of 0 (no pair crosses any
-// position): there the bound is absolute.
+// Bound: 1e-2 relative L2, at every length (measured on an H200: 2.0-2.7e-3 from T 65 to 32845; the
+// column-sums-only kernel gave 3.7e-2 at T 65 rising to 5.1e-1 at T 32845). W = 1 has exact gate gradients
+// of 0 (no pair crosses any position): there the bound is absolute.
 #ifdef GFWA_WITH_CUDA
 #include <gtest/gtest.h>
 
@@ -119,15 +120,22 @@ void run_grad_case(const GradCase& c) {
                           dout.data(), dq.data(), dk.data(), dv.data(), dlam.data());
   cpu::gate_backward(c.B, c.T, c.H, hgd.data(), pred.data(), dlam.data(), dhg.data(), dpre.data());
 
+  if (c.W == 1) {  // exact gradients are 0: RMS 1e-6 allows fp32 noise (seen: 5e-11), not a summed error (2e-5)
+    auto rms = [](const std::vector<double>& x) {
+      double acc = 0;
+      for (double e : x) acc += e * e;
+      return std::sqrt(acc / double(x.size()));
+    };
+    std::printf("  gate grads %-32s rms d hg %.2e  d pre %.2e (exact: 0)\n", name(c).c_str(), rms(dhg_gpu),
+                rms(dpre_gpu));
+    EXPECT_TRUE(test::close_l2(dhg_gpu, dhg, 0.0, 1e-6)) << "d hg not ~0 at W=1";
+    EXPECT_TRUE(test::close_l2(dpre_gpu, dpre, 0.0, 1e-6)) << "d pre not ~0 at W=1";
+    return;
+  }
   const double e_hg = test::rel_l2(dhg_gpu, dhg), e_pre = test::rel_l2(dpre_gpu, dpre);
   std::printf("  gate grads %-32s d hg %.2e  d pre %.2e\n", name(c).c_str(), e_hg, e_pre);
-  if (c.W == 1) {  // exact gradients are 0: allow fp32 noise only
-    EXPECT_TRUE(test::close_l2(dhg_gpu, dhg, 0.0, 1e-4)) << "d hg not ~0 at W=1";
-    EXPECT_TRUE(test::close_l2(dpre_gpu, dpre, 0.0, 1e-4)) << "d pre not ~0 at W=1";
-  } else {
-    EXPECT_LT(e_hg, 1e-2) << "d hg rel L2 vs fp64";  // NaN fails too
-    EXPECT_LT(e_pre, 1e-2) << "d pre rel L2 vs fp64";
-  }
+  EXPECT_LT(e_hg, 1e-2) << "d hg rel L2 vs fp64";  // NaN fails too
+  EXPECT_LT(e_pre, 1e-2) << "d pre rel L2 vs fp64";
 }
 
 class GateGradCuda : public ::testing::TestWithParam<GradCase> {};
