@@ -12,40 +12,13 @@
 
 #include "train/checkpoint.h"
 #include "train/signals.h"
+#include "test_gfwa_process.h"
 #include "test_train_util.h"
 
 namespace gfwa {
 namespace {
 using namespace testing_train;
-
-const std::string kGfwa = std::string(GFWA_BINARY_DIR) + "/gfwa";
-
-// Starts gfwa with args; stdout and stderr go to log. Two OpenMP threads, waiting passively, so
-// the threaded code is what resumes bit-identically, without spinning on a loaded machine.
-pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::setenv("OMP_NUM_THREADS", "2", 1);
-    ::setenv("OMP_WAIT_POLICY", "passive", 1);
-    std::vector<char*> argv{const_cast<char*>(kGfwa.c_str())};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(kGfwa.c_str(), argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-int exit_status(pid_t pid) {
-  int status = 0;
-  if (::waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
-}
-
-int run_gfwa(const std::vector<std::string>& args, const std::string& log) { return exit_status(spawn(args, log)); }
+using namespace testing_process;
 
 class TrainProcess : public ::testing::Test {
  protected:

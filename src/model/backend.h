@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "model/decoder.h"
 #include "model/model_config.h"
 #include "model/param_layout.h"
 
@@ -42,6 +43,11 @@ class Backend {
   virtual float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) = 0;
   // Logits [vocab] of the last position of a single sequence of length T (sampling).
   virtual void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) = 0;
+
+  // Incremental decoding of `batch` sequences (model/decoder.h) with the current parameters.
+  // max_length bounds a sequence for full attention (its cache holds every token); windowed
+  // attention ignores it. The decoder must not outlive the backend.
+  virtual std::unique_ptr<Decoder> make_decoder(int batch, int64_t max_length) = 0;
 
   virtual void zero_grad() = 0;
   virtual double grad_norm() = 0;   // global L2 norm of the accumulated gradients

@@ -22,6 +22,8 @@ class CpuBackend : public Backend {
   float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) override;
   void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) override;
 
+  std::unique_ptr<Decoder> make_decoder(int batch, int64_t max_length) override;
+
   void zero_grad() override { model_.zero_grad(); }
   double grad_norm() override;
   void adamw_update(const AdamWStep& step) override;
