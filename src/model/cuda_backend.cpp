@@ -9,7 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "kernels/classifier.cuh"
+#include "kernels/cross_entropy.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/embedding.cuh"
 #include "kernels/gate.h"
