@@ -25,7 +25,7 @@
 
 #include "cli/commands.h"
 #include "data/documents.h"
-#include "data/read_file.h"
+#include "io/files.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
 

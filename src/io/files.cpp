@@ -1,4 +1,4 @@
-#include "data/read_file.h"
+#include "io/files.h"
 
 #include <fstream>
 #include <stdexcept>
