@@ -26,7 +26,7 @@ using namespace gfwa;
 //     = (0.8544663027, -1.9106189910)
 TEST(AdamW, TwoHandComputedSteps) {
   std::vector<double> p = {1.0, -2.0}, m(2, 0.0), v(2, 0.0);
-  const AdamWStep h{0.1, 0.9, 0.999, 1e-8, 0.1, 0.5, 1};
+  AdamWStep h{0.1, 0.9, 0.999, 1e-8, 0.1, 0.5, 1};
   const std::vector<double> g1 = {0.4, -0.2}, g2 = {-0.2, 0.6};
   cpu::adamw_update(p.data(), g1.data(), m.data(), v.data(), 2, h, true);
   EXPECT_NEAR(m[0], 0.02, 1e-15);
