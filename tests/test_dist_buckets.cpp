@@ -9,7 +9,6 @@
 #include "model/grad_buckets.h"
 
 using namespace gfwa;
-using namespace gfwa::dist;
 
 namespace {
 

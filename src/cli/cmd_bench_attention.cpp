@@ -1,6 +1,6 @@
 // `gfwa bench attention`: times the CUDA attention (forward, forward+backward) on random inputs with CUDA
 // events (warm-up, then the median of --iters runs) and reports TFLOP/s in the mask-pairs convention of
-// gatedfwa.md section 5: fwd = 4*D*pairs*B*H, fwd+bwd = 3.5x that.
+// docs/gatedfwa.md section 5: fwd = 4*D*pairs*B*H, fwd+bwd = 3.5x that.
 #ifdef GFWA_WITH_CUDA
 #include <cxxopts.hpp>
 
@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "kernels/attention.h"
 #include "kernels/cuda_check.h"
+#include "kernels/gate.h"
 #include "kernels/random_fill.cuh"
 
 namespace gfwa {
@@ -106,30 +107,9 @@ int bench_attention(int argc_in, char** argv_in) {
   cuda::fill_uniform_f32(pre.p, ntok, 4, -1.f, 1.f, s);
   cuda::gate_forward(hg.p, pre.p, lam.p, B, T, H, s);
 
-  cuda::AttnBwdParams p{};
-  p.q = qkv.p;
-  p.k = qkv.p + HD;
-  p.v = qkv.p + 2 * HD;
-  p.q_row_stride = p.k_row_stride = p.v_row_stride = int64_t(3 * HD);
-  p.o_row_stride = int64_t(HD);
-  p.lam = lam.p;
-  p.o = o.p;
-  p.lse = lse.p;
-  p.B = B;
-  p.T = T;
-  p.H = H;
-  p.D = D;
-  p.window = W;
-  p.mode = mode;
-  p.dout = dout.p;
-  p.dout_row_stride = int64_t(HD);
-  p.dq = dqkv.p;
-  p.dk = dqkv.p + HD;
-  p.dv = dqkv.p + 2 * HD;
-  p.dq_row_stride = p.dk_row_stride = p.dv_row_stride = int64_t(3 * HD);
-  p.dlam = dlam.p;
-  DevBuf<float> ws((cuda::attention_bwd_workspace_bytes(p) + 3) / 4);
-  p.workspace = ws.p;
+  const cuda::AttnParams fwd = cuda::attn_params(qkv.p, qkv.p + 2 * HD, lam.p, o.p, lse.p, B, T, H, D, W, mode);
+  DevBuf<float> ws((cuda::attention_bwd_workspace_bytes(fwd) + 3) / 4);
+  const cuda::AttnBwdParams p = cuda::attn_bwd_params(fwd, dout.p, dqkv.p, dlam.p, ws.p);
 
   const double fwd_flops =
       4.0 * D * mask_pairs(T, effective_window(mode, W, T)) * double(B) * H;

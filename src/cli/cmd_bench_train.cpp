@@ -20,6 +20,7 @@
 #include "train/config_cli.h"
 #include "train/config_io.h"
 #include "train/metrics.h"
+#include "train/schedule.h"
 
 namespace gfwa {
 
@@ -61,10 +62,7 @@ int cmd_bench_train(int argc, char** argv) {
     be->zero_grad();
     loss = be->forward_backward(in.data(), tg.data(), B, T, 1.0f);
     const double norm = be->grad_norm();
-    const float clip = rc.optimizer.grad_clip > 0 && norm > rc.optimizer.grad_clip ? float(rc.optimizer.grad_clip / norm)
-                                                                                   : 1.0f;
-    be->adamw_update(AdamWStep{rc.optimizer.lr, rc.optimizer.beta1, rc.optimizer.beta2, rc.optimizer.eps,
-                               rc.optimizer.weight_decay, clip, s + 1});
+    be->adamw_update(optimizer_step(rc.optimizer, rc.optimizer.lr, norm, s + 1));
     if (cudaDeviceSynchronize() != cudaSuccess) throw std::runtime_error("bench train: CUDA error during a step");
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (s >= warmup) ms.push_back(dt);

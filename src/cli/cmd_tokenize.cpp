@@ -25,9 +25,9 @@
 
 #include "cli/commands.h"
 #include "data/documents.h"
-#include "data/read_file.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
+#include "io/files.h"
 
 namespace fs = std::filesystem;
 

@@ -1,14 +1,10 @@
 #include "dist/file_exchange.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <optional>
 #include <random>
 #include <thread>
@@ -16,6 +12,7 @@
 #include "dist/dist_error.h"
 #include "dist/exchange_text.h"
 #include "dist/wire.h"
+#include "io/files.h"
 
 namespace gfwa::dist {
 namespace {
@@ -33,24 +30,23 @@ int64_t wall_ns() {
 
 std::string ack_path(const std::string& path, int rank) { return path + ".ack." + std::to_string(rank); }
 
-// temp file in the same directory, fsync, rename: readers see the whole file or none.
+// Readers see the whole file or none (io/files.h).
 void write_atomic(const std::string& path, const std::vector<uint8_t>& bytes, int rank) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rank);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  bool ok = fd >= 0 && ::write(fd, bytes.data(), bytes.size()) == ssize_t(bytes.size());
-  ok = ok && ::fsync(fd) == 0;
-  const int err = errno;
-  if (fd >= 0) ::close(fd);
-  if (ok && ::rename(tmp.c_str(), path.c_str()) == 0) return;
-  const int err2 = ok ? errno : err;
-  ::unlink(tmp.c_str());
-  throw DistError("rank " + std::to_string(rank) + ": cannot write " + path + ": " + std::strerror(err2));
+  try {
+    write_file_atomic(path, bytes.data(), bytes.size());
+  } catch (const std::runtime_error& e) {
+    throw DistError("rank " + std::to_string(rank) + ": cannot write " + e.what());
+  }
 }
 
+// nullopt while the file is not there (or not readable yet).
 std::optional<std::vector<uint8_t>> read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return std::nullopt;
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
+  try {
+    const std::string text = read_file(path);
+    return std::vector<uint8_t>(text.begin(), text.end());
+  } catch (const std::runtime_error&) {
+    return std::nullopt;
+  }
 }
 
 struct IdFile {

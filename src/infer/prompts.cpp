@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/pretokenizer.h"
-#include "data/read_file.h"
+#include "io/files.h"
 
 namespace gfwa {
 namespace {

@@ -1,4 +1,4 @@
-// The three attention variants the project trains and compares (gatedfwa.md sections 2-3).
+// The three attention variants the project trains and compares (docs/gatedfwa.md sections 2-3).
 #pragma once
 #include <string>
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/adamw_step.h"
 #include "model/decoder.h"
 #include "model/model_config.h"
 #include "model/param_layout.h"
@@ -17,13 +18,6 @@ namespace gfwa {
 namespace dist {
 class Collectives;
 }
-
-struct AdamWStep {
-  float lr;
-  float beta1, beta2, eps, weight_decay;
-  float grad_scale;   // multiplies every gradient before the update (clipping: min(1, clip / norm))
-  int64_t t;          // 1-based step count for bias correction
-};
 
 class Backend {
  public:

@@ -46,11 +46,10 @@ double CpuBackend::grad_norm() {
 
 void CpuBackend::adamw_update(const AdamWStep& s) {
   if (s.t < 1) throw std::invalid_argument("adamw_update: step t must be >= 1 (got " + std::to_string(s.t) + ")");
-  const cpu::AdamWHyper h{s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, s.grad_scale, s.t};
   float* p = model_.params().data();
   const float* g = model_.grads().data();
   for (const ParamTensor& t : layout().tensors())
-    cpu::adamw_update(p + t.offset, g + t.offset, m_.data() + t.offset, v_.data() + t.offset, t.numel, h, t.decay);
+    cpu::adamw_update(p + t.offset, g + t.offset, m_.data() + t.offset, v_.data() + t.offset, t.numel, s, t.decay);
 }
 
 void CpuBackend::check_size(const std::vector<float>& x, const char* what) const {

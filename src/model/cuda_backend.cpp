@@ -9,9 +9,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "kernels/classifier.cuh"
+#include "kernels/cross_entropy.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/embedding.cuh"
+#include "kernels/gate.h"
 #include "kernels/qk_norm_rope.cuh"
 #include "kernels/reduce.cuh"
 #include "kernels/rmsnorm.cuh"
@@ -193,23 +194,9 @@ void CudaBackend::upload_tokens(const int32_t* inputs, const int32_t* targets, i
 // q and k (normed, rotated) and v are views into [N, 3d] buffers; v is the rotated buffer's copy
 // when token shift is on (shifted v), else the raw projection.
 AttnParams CudaBackend::attn_params(const LayerActs& A, int B, int T) const {
-  const int d = d_;
-  AttnParams p{};
-  p.q = A.qkvr;
-  p.k = A.qkvr + d;
-  p.v = shift_ ? A.qkvr + 2 * d : A.qkv + 2 * d;
-  p.q_row_stride = p.k_row_stride = p.v_row_stride = 3 * d;
-  p.o_row_stride = d;
-  p.lam = gated_ ? A.lam : nullptr;
-  p.o = A.o;
-  p.lse = A.lse;
-  p.B = B;
-  p.T = T;
-  p.H = H_;
-  p.D = D_;
-  p.window = cfg_.attention.window;
-  p.mode = cfg_.attention.mode;
-  return p;
+  const bf16* v = shift_ ? A.qkvr + 2 * d_ : A.qkv + 2 * d_;
+  return cuda::attn_params(A.qkvr, v, gated_ ? A.lam : nullptr, A.o, A.lse, B, T, H_, D_, cfg_.attention.window,
+                           cfg_.attention.mode);
 }
 
 void CudaBackend::forward_layer(int l, int B, int T) {
@@ -307,17 +294,7 @@ void CudaBackend::backward_layer(int l, int B, int T) {
   prof_.mark("gemm wo dW", s);
   mm_->linear_dx(s, dres_, wb(b.wo), do_, N, d, d);
   prof_.mark("gemm wo dX", s);
-  AttnBwdParams p{};
-  static_cast<AttnParams&>(p) = attn_params(A, B, T);
-  p.dout = do_;
-  p.dout_row_stride = d;
-  p.dq = dqkv_;
-  p.dk = dqkv_ + d;
-  p.dv = dqkv_ + 2 * d;
-  p.dq_row_stride = p.dk_row_stride = p.dv_row_stride = 3 * d;
-  p.dlam = gated_ ? dlam_ : nullptr;
-  p.workspace = attn_ws_;
-  attention_backward(p, s);
+  attention_backward(attn_bwd_params(attn_params(A, B, T), do_, dqkv_, gated_ ? dlam_ : nullptr, attn_ws_), s);
   prof_.mark("attention bwd", s);
   const QkvShape sh{B, T, H, D_, cfg_.norm_eps};
   qk_norm_rope_backward(s, sh, dqkv_, A.qkv, shift_ ? A.prek : nullptr, wb(b.q_norm), wb(b.k_norm), rope_, A.rstdq,

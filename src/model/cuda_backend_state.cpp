@@ -47,19 +47,10 @@ double CudaBackend::grad_norm() {
 
 void CudaBackend::adamw_update(const AdamWStep& st) {
   if (st.t < 1) throw std::invalid_argument("cuda backend adamw_update: step t must be >= 1");
-  AdamWArgs a;
-  a.lr = st.lr;
-  a.beta1 = st.beta1;
-  a.beta2 = st.beta2;
-  a.eps = st.eps;
-  a.weight_decay = st.weight_decay;
-  a.grad_scale = st.grad_scale;
-  a.bias_corr1 = float(1.0 - std::pow(double(st.beta1), double(st.t)));
-  a.bias_corr2 = float(1.0 - std::pow(double(st.beta2), double(st.t)));
   sync_.wait();
   prof_.begin(stream_);
   if (!sync_.zero1()) {
-    adamw_step(stream_, chunks_dev_, int(pl_.chunks().size()), a, grads_, master_, adam_m_, adam_v_, params_);
+    adamw_step(stream_, chunks_dev_, int(pl_.chunks().size()), st, grads_, master_, adam_m_, adam_v_, params_);
     prof_.mark("adamw", stream_);
     prof_.end(false);
     return;
@@ -68,7 +59,7 @@ void CudaBackend::adamw_update(const AdamWStep& st) {
   // Update the shard, then every rank gets every shard's fp32 master weights (the forward reads
   // fp32 gate biases from them, and get_params stays local) and refreshes its bf16 copy.
   const size_t off = sync_.shard_offset();
-  adamw_step(stream_, shard_chunks_dev_, int(shard_chunks_.size()), a, grads_ + off, master_ + off, adam_m_, adam_v_,
+  adamw_step(stream_, shard_chunks_dev_, int(shard_chunks_.size()), st, grads_ + off, master_ + off, adam_m_, adam_v_,
              params_);
   prof_.mark("adamw (shard)", stream_);
   sync_.all_gather_master(master_, stream_);

@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "io/files.h"
 #include "model/backend_factory.h"
 #include "train/config_io.h"
 #include "train/config_schema.h"
@@ -313,12 +314,12 @@ std::string parse_problem(const std::string& what) {
 json read_json_file(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) fail(path, "", "is a directory, not a JSON file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "", std::string("cannot open: ") + std::strerror(errno));
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) fail(path, "", "read error");
-  const std::string text = buf.str();
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const std::runtime_error& e) {
+    fail(path, "", std::string(e.what()).substr(path.size() + 2));  // "PATH: cannot open: ..." without PATH
+  }
 
   // nlohmann keeps the last of duplicate keys silently; a duplicate in a config is almost always a mistake.
   struct Frame {

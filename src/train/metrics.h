@@ -28,7 +28,7 @@ class MetricsWriter {
   std::ofstream out_;
 };
 
-// Mean number of keys a query attends to over a sequence of length T (gatedfwa.md section 5).
+// Mean number of keys a query attends to over a sequence of length T (docs/gatedfwa.md section 5).
 double mean_attended_keys(const ModelConfig& model, int T);
 
 // Model FLOPs per trained token (forward + backward): 6 * N + 12 * L * d_model * ctx.

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "cuda_layer_test_util.h"
-#include "kernels/classifier.cuh"
+#include "kernels/cross_entropy.cuh"
 #include "kernels/cross_entropy_cpu.h"
 
 namespace gfwa {

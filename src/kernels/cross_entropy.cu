@@ -1,4 +1,4 @@
-#include "kernels/classifier.cuh"
+#include "kernels/cross_entropy.cuh"
 
 #include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
