@@ -57,6 +57,8 @@ class GenerateCli : public ::testing::Test {
     d.config = config_to_json(cfg);
     d.state = {{"step", 1}};
     be->get_params(d.params);
+    d.adam_m.assign(d.params.size(), 0.0f);
+    d.adam_v.assign(d.params.size(), 0.0f);
     return save_checkpoint(root_ + "/" + attn_mode_name(mode), 1, d);
   }
   int run(std::vector<std::string> args) { return run_gfwa(args, out_, err_); }

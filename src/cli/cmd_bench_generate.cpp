@@ -42,7 +42,7 @@ int cmd_bench_generate(int argc, char** argv) {
   auto be = make_cuda_backend(mc, 1, P);
   be->init_params(rc.train.seed);
   std::mt19937_64 rng(rc.train.seed);
-  std::vector<std::vector<int32_t>> prompts(size_t(B), std::vector<int32_t>(size_t(P)));
+  std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(B), std::vector<int32_t>(static_cast<size_t>(P)));
   for (auto& p : prompts)
     for (auto& t : p) t = int32_t(rng() % 50257);
   auto dec = be->make_decoder(B, int64_t(P) + N);
