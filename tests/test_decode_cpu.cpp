@@ -135,7 +135,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, DecodeCpu,
 // ~-1.3e5): the cache holds the same bytes after the first W tokens as at the end, and the last
 // logits equal those of a fresh decoder fed only the last 32 tokens (2 layers of window 4 with
 // token shift see 9 tokens back; RoPE depends on distances only). With Lam kept absolute in fp32
-// its ulp there (~8e-3) would move these logits by ~1e-3; the rebased state keeps them to ~1e-6.
+// (no rebasing) its ulp there (~8e-3) moves these logits by 2e-4; rebased, they stay within 1e-7.
 TEST(DecodeCpuLong, CacheIsConstantAndTheGateKeepsItsDigitsAfter100kTokens) {
   const ModelConfig cfg = decode_config(AttnMode::gatedfwa, true, 4);
   CpuBackend be(cfg, 1, 1);
@@ -156,7 +156,7 @@ TEST(DecodeCpuLong, CacheIsConstantAndTheGateKeepsItsDigitsAfter100kTokens) {
   fresh->prefill(0, seq.data() + n - tail, tail);
   const double e = row_error(last.data(), fresh->logits().data(), V);
   std::printf("  relative logit difference after %d tokens vs a fresh decoder: %.2e\n", n, e);
-  EXPECT_LT(e, 1e-4);
+  EXPECT_LT(e, 1e-5);
 }
 
 }  // namespace

@@ -1,4 +1,6 @@
-// The cuda decoder (model/cuda_decoder.h, kernels/decode.cuh) against the fp32 training forward of
+// The decode kernels (kernels/decode.cuh) against their CPU twin (decode_cpu.h) over 120 steps of
+// 3 sequences at different positions (ring wraps and gate rebases included); then the cuda decoder
+// (model/cuda_decoder.h) against the fp32 training forward of
 // the cpu model: teacher-forced decoding through the bf16 cache gives the same logits at every
 // position (bf16 level), past W and past the prefill length, in all three modes, with and without
 // token shift; prefills of different lengths decoded together, steps replayed from a CUDA graph.
@@ -12,7 +14,9 @@
 
 #include <gtest/gtest.h>
 
-#include "cuda_test_util.h"
+#include "cuda_layer_test_util.h"
+#include "kernels/decode.cuh"
+#include "kernels/decode_cpu.h"
 #include "model/cpu_backend.h"
 #include "model/cpu_model.h"
 #include "model/cuda_backend.h"
@@ -55,6 +59,77 @@ struct Case {
   bool shift;
   int head_dim;
 };
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  return std::string(attn_mode_name(info.param.mode)) + (info.param.shift ? "_shift" : "") + "_D" +
+         std::to_string(info.param.head_dim);
+}
+
+class DecodeKernels : public ::testing::TestWithParam<Case> {};
+
+TEST_P(DecodeKernels, AppendAndAttentionMatchTheCpuTwin) {
+  GFWA_SKIP_WITHOUT_GPU();
+  const Case c = GetParam();
+  const int B = 3, H = 2, D = c.head_dim, d = H * D, cap = 40, steps = 120;
+  const bool gated = c.mode == AttnMode::gatedfwa;
+  const cuda::DecodeDims dims{B, H, D, c.mode == AttnMode::full ? 200 : cap, c.mode, c.shift, 1e-6f, 10000.0f};
+  const size_t kv = size_t(B) * H * dims.cap * D, lam_n = size_t(B) * H * dims.cap;
+  DeviceBuffer<__nv_bfloat16> k(kv), v(kv), sk(size_t(B) * d), sv(size_t(B) * d), qkv(size_t(B) * 3 * d),
+      q(size_t(B) * d), o(size_t(B) * d), qw(size_t(d)), kw(size_t(d));
+  DeviceBuffer<float> lam(lam_n), pk(size_t(B) * H), pv(size_t(B) * H), hg(size_t(B) * H), pre(size_t(B) * H),
+      ws(cuda::decode_attention_workspace_floats(dims));
+  DeviceBuffer<double> now(size_t(B) * H);
+  DeviceBuffer<int64_t> pos(size_t(B));
+  for (auto* buf : {&k, &v, &sk, &sv}) CUDA_CHECK(cudaMemset(buf->get(), 0, buf->size() * 2));
+  CUDA_CHECK(cudaMemset(lam.get(), 0, lam_n * 4));
+  CUDA_CHECK(cudaMemset(now.get(), 0, now.size() * 8));
+  const std::vector<int64_t> start{0, 13, 37};  // sequence b starts at position start[b]
+  pos.upload(start);
+  const std::vector<float> qwh = random_bf16_values(size_t(d), 1, 0.2, 1.0), kwh = random_bf16_values(size_t(d), 2, 0.2, 1.0);
+  qw.upload(to_bf16(qwh));
+  kw.upload(to_bf16(kwh));
+  std::vector<float> ck(kv, 0.0f), cv(kv, 0.0f), clam(lam_n, 0.0f), csk(size_t(B) * d, 0.0f), csv(csk.size(), 0.0f);
+  std::vector<double> cnow(size_t(B) * H, 0.0);
+  const cpu::DecodeShape shape{B, H, D, dims.cap, c.mode, c.shift, 1e-6, 10000.0};
+  const cpu::DecodeCache<float> cc{ck.data(), cv.data(), clam.data(), csk.data(), csv.data(), cnow.data()};
+  double worst = 0;
+  for (int s = 0; s < steps; ++s) {
+    const std::vector<float> x = random_bf16_values(size_t(B) * 3 * d, 100 + s);
+    const std::vector<float> a = random_bf16_values(size_t(B) * H, 300 + s), g = random_bf16_values(size_t(B) * H, 500 + s, 1.0, -0.5),
+                             p = random_bf16_values(size_t(B) * H, 700 + s, 0.3), b2 = random_bf16_values(size_t(B) * H, 900 + s);
+    qkv.upload(to_bf16(x));
+    pk.upload(a);
+    pv.upload(b2);
+    hg.upload(g);
+    pre.upload(p);
+    const cuda::DecodeCacheDev dc{k.get(), v.get(), gated ? lam.get() : nullptr, gated ? now.get() : nullptr,
+                                  c.shift ? sk.get() : nullptr, c.shift ? sv.get() : nullptr};
+    cuda::decode_append(nullptr, dims, dc, pos.get(), qkv.get(), c.shift ? pk.get() : nullptr,
+                        c.shift ? pv.get() : nullptr, gated ? hg.get() : nullptr, gated ? pre.get() : nullptr, qw.get(),
+                        kw.get(), q.get());
+    cuda::decode_attention(nullptr, dims, dc, pos.get(), q.get(), o.get(), ws.get());
+    cuda::decode_advance(nullptr, pos.get(), B);
+    std::vector<float> cq(size_t(B) * d), co(size_t(B) * d);
+    for (int b = 0; b < B; ++b) {
+      const size_t r = size_t(b) * 3 * d, e = size_t(b) * H;
+      const long long at = start[size_t(b)] + s;
+      cpu::decode_append(shape, cc, b, at, &x[r], &x[r + d], &x[r + 2 * d], &a[e], &b2[e], &g[e], &p[e], qwh.data(),
+                         kwh.data(), &cq[size_t(b) * d]);
+      cpu::decode_attention(shape, cc, b, at, &cq[size_t(b) * d], &co[size_t(b) * d]);
+    }
+    const double eq = rel_err(to_double(q.download()), cq), eo = rel_err(to_double(o.download()), co);
+    worst = std::max({worst, eq, eo});
+    ASSERT_LT(eq, 1e-2) << "q at step " << s;
+    ASSERT_LT(eo, 2e-2) << "o at step " << s;
+  }
+  std::printf("  %s: worst relative L2 error of q and o over %d steps: %.2e\n", case_name({c, 0}).c_str(), steps,
+              worst);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, DecodeKernels,
+                         ::testing::Values(Case{AttnMode::gatedfwa, true, 64}, Case{AttnMode::gatedfwa, false, 128},
+                                           Case{AttnMode::swa, true, 128}, Case{AttnMode::full, false, 64}),
+                         case_name);
 
 class DecodeCuda : public ::testing::TestWithParam<Case> {};
 
@@ -116,10 +191,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, DecodeCuda,
                                            Case{AttnMode::gatedfwa, true, 128}, Case{AttnMode::swa, false, 64},
                                            Case{AttnMode::swa, true, 128}, Case{AttnMode::full, false, 64},
                                            Case{AttnMode::full, true, 128}),
-                         [](const auto& info) {
-                           return std::string(attn_mode_name(info.param.mode)) + (info.param.shift ? "_shift" : "") +
-                                  "_D" + std::to_string(info.param.head_dim);
-                         });
+                         case_name);
 
 // 20k tokens: the device memory in use and the cache's bytes are the same after the first W tokens
 // as at the end, and the last logits match a fresh decoder fed the last 64 tokens (2 layers of W
