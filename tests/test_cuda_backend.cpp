@@ -24,20 +24,6 @@ using namespace gfwa::test;
 
 constexpr int kB = 3, kT = 80;
 
-ModelConfig small_config(AttnMode mode, bool shift) {
-  ModelConfig c;
-  c.vocab_size = 389;
-  c.n_layers = 2;
-  c.d_model = 128;
-  c.n_heads = 2;
-  c.ffn_hidden = 200;
-  c.attention.mode = mode;
-  c.attention.window = 24;
-  c.attention.token_shift = shift;
-  c.attention.gate_bias_init = 0.5f;
-  return c;
-}
-
 // Learnable token streams: each sequence follows x' = (a x + b) mod V with occasional noise.
 std::vector<int32_t> batch_tokens(int V, uint64_t seed, int B, int T) {
   std::mt19937_64 rng(seed);

@@ -14,8 +14,10 @@
 
 #include "model/cpu_backend.h"
 #include "model/cpu_model.h"
+#include "model_test_params.h"
 
 using namespace gfwa;
+using gfwa::test::random_tokens;
 
 namespace {
 
@@ -44,13 +46,6 @@ std::vector<float> random_params(const ParamLayout& layout, uint64_t seed, doubl
       p[t.offset + i] = float(norm ? 1.0 + 0.2 * z(rng) : bias ? gate_bias + 0.5 * z(rng) : 0.3 * z(rng));
   }
   return p;
-}
-
-std::vector<int32_t> random_tokens(size_t n, int vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& v : t) v = int32_t(rng() % uint64_t(vocab));
-  return t;
 }
 
 // max |a - b| / max |b| over one row of logits.

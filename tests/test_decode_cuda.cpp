@@ -27,27 +27,6 @@ namespace {
 
 using namespace gfwa::test;
 
-ModelConfig decode_config(AttnMode mode, bool shift, int head_dim) {
-  ModelConfig c;
-  c.vocab_size = 389;
-  c.n_layers = 2;
-  c.d_model = 2 * head_dim;
-  c.n_heads = 2;
-  c.ffn_hidden = 200;
-  c.attention.mode = mode;
-  c.attention.window = 24;
-  c.attention.token_shift = shift;
-  c.attention.gate_bias_init = 0.5f;
-  return c;
-}
-
-std::vector<int32_t> random_tokens(size_t n, int vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& v : t) v = int32_t(rng() % uint64_t(vocab));
-  return t;
-}
-
 // ||a - b|| / ||b|| over one row of logits.
 double row_rel_l2(const float* a, const float* b, int n) {
   std::vector<double> x(a, a + n), y(b, b + n);
@@ -137,7 +116,7 @@ class DecodeCuda : public ::testing::TestWithParam<Case> {};
 TEST_P(DecodeCuda, TeacherForcedDecodingMatchesTheCpuForwardAtEveryPosition) {
   GFWA_SKIP_WITHOUT_GPU();
   const Case c = GetParam();
-  const ModelConfig cfg = decode_config(c.mode, c.shift, c.head_dim);
+  const ModelConfig cfg = small_config(c.mode, c.shift, c.head_dim);
   const std::vector<int> lengths{300, 181}, prompts{70, 1};
   const std::vector<float> params = test_params(cfg, 5);
   auto gpu = make_cuda_backend(cfg, 1, 70);
@@ -198,7 +177,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, DecodeCuda,
 // 24 with token shift see 49 back).
 TEST(DecodeCudaLong, MemoryIsConstantAndTheGateKeepsItsDigitsAfter20kTokens) {
   GFWA_SKIP_WITHOUT_GPU();
-  ModelConfig cfg = decode_config(AttnMode::gatedfwa, true, 64);
+  ModelConfig cfg = small_config(AttnMode::gatedfwa, true, 64);
   cfg.attention.gate_bias_init = -1.0f;  // Lam falls ~1.3 per token
   auto gpu = make_cuda_backend(cfg, 1, 64);
   gpu->set_params(test_params(cfg, 9));
