@@ -52,7 +52,7 @@ std::string human_duration(double s) {
 bool has_checkpoints(const std::string& root) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(root, ec))
-    if (e.path().filename().string().rfind("progress_.step", 0) == 0) return true;
+    if (e.path().filename().string().rfind("step_", 0) == 0) return true;
   return false;
 }
 
