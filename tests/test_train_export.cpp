@@ -70,9 +70,10 @@ TEST(ExportedNames, EveryParameterHasADistinctLlamaStyleName) {
   ModelConfig m;
   m.n_layers = 2;
   m.attention.token_shift = true;
+  const ParamLayout layout(m);
   std::set<std::string> names;
-  for (const auto& t : ParamLayout(m).tensors()) names.insert(exported_name(t.name));
-  EXPECT_EQ(names.size(), ParamLayout(m).tensors().size());
+  for (const auto& t : layout.tensors()) names.insert(exported_name(t.name));
+  EXPECT_EQ(names.size(), layout.tensors().size());
   EXPECT_EQ(exported_name("embed"), "model.embed_tokens.weight");
   EXPECT_EQ(exported_name("final_norm"), "model.norm.weight");
   EXPECT_EQ(exported_name("layers.1.attn.wq"), "model.layers.1.self_attn.q_proj.weight");
@@ -104,8 +105,9 @@ TEST_F(TrainExport, ExportImportExportIsByteIdentical) {
       ASSERT_FALSE(x.empty()) << first << f;
       EXPECT_TRUE(x == file_bytes(second + f)) << tag << f;
     }
-    if (dtype == WeightDtype::f32)
+    if (dtype == WeightDtype::f32) {
       EXPECT_EQ(load_checkpoint(ckpt(root_ + "/b_" + tag, 1)).params, load_checkpoint(ckpt(root_ + "/a", 2)).params);
+    }
   }
 }
 
@@ -136,13 +138,15 @@ TEST_F(TrainExport, ImportReadsBackTheParametersAndRefusesEveryMismatch) {
 
   const std::string q = "model.layers.0.self_attn.q_proj.weight";
   expect_import_error(rewritten(path, [&](auto& t) {
-                        for (auto& x : t)
+                        for (auto& x : t) {
                           if (x.name == q) x.dtype = "F16", x.bytes /= 2;
+                        }
                       }),
                       "tensor " + q + " has dtype F16; gfwa imports F32 or BF16");
   expect_import_error(rewritten(path, [&](auto& t) {
-                        for (auto& x : t)
+                        for (auto& x : t) {
                           if (x.name == q) x.shape = {8, 32};
+                        }
                       }),
                       "tensor " + q + " has shape [8,32], the configured model expects [16,16]");
   const std::string vs = "model.layers.1.self_attn.v_shift.weight";
@@ -153,8 +157,9 @@ TEST_F(TrainExport, ImportReadsBackTheParametersAndRefusesEveryMismatch) {
                       "tensor lm_head.weight is not a parameter of the configured model");
   const float nan[16] = {0, 0, 0, NAN};
   expect_import_error(rewritten(path, [&](auto& t) {
-                        for (auto& x : t)
+                        for (auto& x : t) {
                           if (x.name == "model.norm.weight") x.data = nan;
+                        }
                       }),
                       "tensor model.norm.weight holds a non-finite value at element 3");
 

@@ -1,6 +1,7 @@
 #include "model/safetensors.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,8 +10,6 @@
 #include <limits>
 
 #include <nlohmann/json.hpp>
-
-#include "data/read_file.h"
 
 namespace gfwa {
 namespace {
@@ -44,6 +43,23 @@ void write_all(int fd, const void* data, size_t bytes, const std::string& path) 
     p += w;
     bytes -= size_t(w);
   }
+}
+
+// The whole file into out (POSIX calls, like the writer: the model layer has no file helpers).
+void read_all(const std::string& path, std::string& out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(path, std::string("cannot open for reading: ") + std::strerror(errno));
+  struct stat st {};
+  int err = ::fstat(fd, &st) == 0 ? 0 : errno;
+  out.resize(err ? 0 : size_t(st.st_size));
+  for (size_t done = 0; !err && done < out.size();) {
+    const ssize_t r = ::read(fd, &out[done], out.size() - done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) err = r < 0 ? errno : EIO;  // shrank while being read
+    else done += size_t(r);
+  }
+  ::close(fd);
+  if (err) fail(path, std::string("read error: ") + std::strerror(err));
 }
 
 // The field `key` of tensor `name`'s header entry as a list of non-negative integers.
@@ -119,11 +135,7 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsTen
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  try {
-    bytes_ = read_file(path);
-  } catch (const std::runtime_error& e) {
-    throw SafetensorsError(e.what());
-  }
+  read_all(path, bytes_);
   if (bytes_.size() < 8) fail(path, "only " + std::to_string(bytes_.size()) + " bytes, not a safetensors file");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes_[size_t(i)]);
