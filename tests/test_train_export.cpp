@@ -111,6 +111,19 @@ TEST_F(TrainExport, ExportImportExportIsByteIdentical) {
   }
 }
 
+// A run started from an export resumes without naming the file again (it is not read on resume).
+TEST_F(TrainExport, ResumeNeedsNoInitFrom) {
+  const std::string path = trained_export();
+  auto j = config();
+  j["model"]["init_from"] = path;
+  j["train"]["max_steps"] = 3;
+  j["checkpoint"]["every"] = 1;
+  ASSERT_EQ(train(cfg_of(j), {root_ + "/b", ""}), 0);
+  j["model"]["init_from"] = "";
+  EXPECT_EQ(train(cfg_of(j), {root_ + "/c", ckpt(root_ + "/b", 2)}), 0);
+  EXPECT_EQ(load_checkpoint(ckpt(root_ + "/c", 3)).params, load_checkpoint(ckpt(root_ + "/b", 3)).params);
+}
+
 TEST_F(TrainExport, ConfigJsonCarriesTheHyperparameters) {
   trained_export();
   const auto c = nlohmann::json::parse(file_bytes(root_ + "/export/config.json"));
