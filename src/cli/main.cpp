@@ -11,6 +11,7 @@ const gfwa::Command kCommands[] = {
     {"train", "train a model from a JSON config (resumable; docs/training.md)", gfwa::cmd_train},
     {"eval", "validation loss, perplexity and bits per byte of a checkpoint", gfwa::cmd_eval},
     {"generate", "continue prompts with a checkpoint through the O(W) cache (docs/generate.md)", gfwa::cmd_generate},
+    {"export", "a checkpoint as model.safetensors + config.json (docs/interop.md)", gfwa::cmd_export},
     {"tokenize", "text files -> GPT-2 token shards (train/val)", gfwa::cmd_tokenize},
 #ifdef GFWA_WITH_CUDA
     {"bench", "benchmarks: bench attention --B --H --T --D --W --mode | bench train|generate --config FILE", gfwa::cmd_bench},

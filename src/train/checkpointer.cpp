@@ -46,6 +46,7 @@ void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::s
 }
 
 bool resume_must_match(const std::string& key) {
+  if (key == "model.init_from") return false;  // read on a fresh start only
   for (const char* p : {"model.", "data."})
     if (key.rfind(p, 0) == 0) return true;
   for (const char* k : {"train.seq_len", "train.batch_size", "train.tokens_per_step", "train.seed"})

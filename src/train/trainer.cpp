@@ -14,6 +14,8 @@
 #include "data/tokenizer.h"
 #include "dist/env.h"
 #include "dist/group.h"
+#include "model/exported_weights.h"
+#include "model/safetensors.h"
 #include "train/backend_spec.h"
 #include "train/checkpoint.h"
 #include "train/checkpointer.h"
@@ -48,11 +50,11 @@ std::string human_duration(double s) {
   return buf;
 }
 
-// Whether root holds progress_.step* directories, valid or not.
+// Whether root holds step_* directories, valid or not.
 bool has_checkpoints(const std::string& root) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(root, ec))
-    if (e.path().filename().string().rfind("progress_.step", 0) == 0) return true;
+    if (e.path().filename().string().rfind("step_", 0) == 0) return true;
   return false;
 }
 
@@ -167,7 +169,16 @@ void Run::start_or_resume() {
     if (opt_.resume.empty() && has_checkpoints(ckpt_root_))
       throw std::runtime_error(opt_.out_dir + " already holds checkpoints of a run: continue it with --resume auto, "
                                "or train into another --out");
-    backend_->init_params(cfg_.train.seed);
+    if (cfg_.model.init_from.empty()) {
+      backend_->init_params(cfg_.train.seed);
+    } else {
+      try {
+        backend_->set_params(read_exported_weights(cfg_.model.init_from, backend_->layout()));
+      } catch (const SafetensorsError& e) {
+        throw std::runtime_error(std::string("model.init_from: ") + e.what());
+      }
+      spdlog::info("parameters from {} (model.init_from)", cfg_.model.init_from);
+    }
     progress_.sample_rng.seed(cfg_.train.seed ^ kSampleSeedSalt);
   }
   // A fresh start keeps no earlier records (resume step 0).
