@@ -54,11 +54,11 @@ TEST_P(DecodeKernels, AppendAndAttentionMatchTheCpuTwin) {
   const cuda::DecodeDims dims{B, H, D, c.mode == AttnMode::full ? 200 : cap, c.mode, c.shift, 1e-6f, 10000.0f};
   const size_t kv = size_t(B) * H * dims.cap * D, lam_n = size_t(B) * H * dims.cap;
   DeviceBuffer<__nv_bfloat16> k(kv), v(kv), sk(size_t(B) * d), sv(size_t(B) * d), qkv(size_t(B) * 3 * d),
-      q(size_t(B) * d), o(size_t(B) * d), qw(size_t(d)), kw(size_t(d));
+      q(size_t(B) * d), o(size_t(B) * d), qw{size_t(d)}, kw{size_t(d)};
   DeviceBuffer<float> lam(lam_n), pk(size_t(B) * H), pv(size_t(B) * H), hg(size_t(B) * H), pre(size_t(B) * H),
       ws(cuda::decode_attention_workspace_floats(dims));
   DeviceBuffer<double> now(size_t(B) * H);
-  DeviceBuffer<int64_t> pos(size_t(B));
+  DeviceBuffer<int64_t> pos{size_t(B)};
   for (auto* buf : {&k, &v, &sk, &sv}) CUDA_CHECK(cudaMemset(buf->get(), 0, buf->size() * 2));
   CUDA_CHECK(cudaMemset(lam.get(), 0, lam_n * 4));
   CUDA_CHECK(cudaMemset(now.get(), 0, now.size() * 8));
