@@ -23,7 +23,7 @@ if ldd "$BIN/gfwa" "$BIN/gfwa_tests" | grep "not found"; then echo "missing libr
 
 if [ -z "${SKIP_TESTS:-}" ]; then
   echo "== decode tests (GPU and CPU)"
-  "$BIN/gfwa_tests" --gtest_filter='DecodeCuda*:DecodeCudaLong*:DecodeCpu*:Generate*:Sampling*' >"$OUT/decode_tests.log" 2>&1
+  "$BIN/gfwa_tests" --gtest_filter='*DecodeKernels*:*DecodeCuda*:*DecodeCpu*:*Generate*:Sampling*:Prompts*' >"$OUT/decode_tests.log" 2>&1
   echo "tests rc=$?"
   grep -E "^  |FAILED|Failure|PASSED|SKIPPED \]" "$OUT/decode_tests.log" | head -40
 fi
