@@ -50,7 +50,7 @@ TEST_P(EvalCuda, TargetLogprobsMatchCpu) {
   gpu->set_params(p);
   std::mt19937_64 rng(4);
   // The training shape, then 8 rows of 16: forward-only room beyond max_B.
-  for (const auto [B, T] : {std::pair<int, int>{kMaxB, kMaxT}, {8, 16}, {3, 37}}) {
+  for (const auto& [B, T] : {std::pair<int, int>{kMaxB, kMaxT}, {8, 16}, {3, 37}}) {
     const auto in = ids(size_t(B) * T, cfg.vocab_size, rng), tg = ids(size_t(B) * T, cfg.vocab_size, rng);
     std::vector<float> lc(size_t(B) * T), lg(size_t(B) * T);
     cpu->target_logprobs(in.data(), tg.data(), B, T, lc.data());
