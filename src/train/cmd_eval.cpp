@@ -1,4 +1,5 @@
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -80,6 +81,10 @@ int cmd_eval(int argc, char** argv) {
       ("checkpoint", "a checkpoint directory (step_*)", cxxopts::value<std::string>(), "PATH")
       ("batches", "batches to evaluate; 0: the whole split (default: the checkpoint's eval.batches)",
        cxxopts::value<int>(), "N")
+      ("json", "print the result as one JSON object (full precision)")
+      ("logits", "also write the first validation batch's input ids, targets and logits [B, T, vocab] to this "
+                 "safetensors file (one forward per position: for small models and parity checks)",
+       cxxopts::value<std::string>(), "FILE")
       ("task", "a zero-shot task and its release file, NAME=FILE (repeat for several); NAME: " +
        eval::task_name_list(), cxxopts::value<std::vector<std::string>>(), "NAME=FILE")
       ("out", "folder for the task results (default: RUN/eval/step_N for RUN/checkpoints/step_N)",
@@ -93,7 +98,9 @@ int cmd_eval(int argc, char** argv) {
   if (!parsed.count("checkpoint")) throw std::runtime_error("--checkpoint PATH is required");
   const std::string dir = parsed["checkpoint"].as<std::string>();
   const bool tasks = parsed.count("task") > 0;
-  if (tasks && parsed.count("batches")) throw std::runtime_error("--batches is for the validation loss, not --task");
+  for (const char* val_only : {"batches", "json", "logits"})
+    if (tasks && parsed.count(val_only))
+      throw std::runtime_error(std::string("--") + val_only + " is for the validation loss, not --task");
   if (!tasks && parsed.count("out")) throw std::runtime_error("--out is for --task results");
   const CheckpointData ck = load_checkpoint(dir);
   const RunConfig cfg = config_from_json(ck.config, dir + "/config.json");
@@ -102,9 +109,10 @@ int cmd_eval(int argc, char** argv) {
     run_tasks(cfg, ck, parsed["task"].as<std::vector<std::string>>(), out, dir);
     return 0;
   }
-
   const int batches = parsed.count("batches") ? parsed["batches"].as<int>() : cfg.eval.batches;
   if (batches < 0) throw std::runtime_error("--batches must be >= 0 (got " + std::to_string(batches) + ")");
+
+  auto backend = backend_with(cfg, ck);
   LoaderOptions lo;
   lo.pattern = cfg.data.val;
   lo.B = cfg.train.batch_size;
@@ -112,9 +120,28 @@ int cmd_eval(int argc, char** argv) {
   lo.shuffle = false;
   lo.vocab_size = cfg.model.vocab_size;
   ValLoader val(lo);
-  const EvalResult r = evaluate(*backend_with(cfg, ck), val, lo.B, lo.T, batches);
+  if (parsed.count("logits")) {
+    std::vector<int32_t> in, tgt;
+    val.reset();
+    if (!val.next(in, tgt)) throw std::runtime_error("--logits: the validation split holds less than one batch");
+    write_batch_logits(*backend, in, tgt, lo.B, lo.T, parsed["logits"].as<std::string>());
+  }
+  const EvalResult r = evaluate(*backend, val, lo.B, lo.T, batches);
+  const int64_t step = ck.state.at("step").get<int64_t>();
+  if (parsed.count("json")) {
+    const nlohmann::json j = {{"checkpoint", dir},
+                              {"step", step},
+                              {"loss", r.loss},
+                              {"perplexity", r.perplexity},
+                              {"bits_per_byte", std::isnan(r.bits_per_byte) ? nlohmann::json() : nlohmann::json(r.bits_per_byte)},
+                              {"tokens", r.tokens},
+                              {"batches", r.batches}};
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
   std::printf("checkpoint %s (step %lld)\nval loss %.4f | perplexity %.2f | bits/byte %.4f | %lld tokens in %d batches\n",
-              dir.c_str(), (long long)ck.state.at("step").get<int64_t>(), r.loss, r.perplexity, r.bits_per_byte, (long long)r.tokens, r.batches);
+              dir.c_str(), (long long)step, r.loss, r.perplexity, r.bits_per_byte,
+              (long long)r.tokens, r.batches);
   return 0;
 }
 
