@@ -28,6 +28,7 @@ class FakeBackend : public Backend {
   }
   double peak_flops() const override { return 0; }
   int64_t memory_in_use() const override { return 0; }
+  void target_logprobs(const int32_t*, const int32_t*, int, int, float*) override {}
   void zero_grad() override {}
   double grad_norm() override { return 0; }
   void adamw_update(const AdamWStep&) override {}
