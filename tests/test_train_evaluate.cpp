@@ -29,6 +29,7 @@ class FakeBackend : public Backend {
   std::unique_ptr<Decoder> make_decoder(int, int64_t) override { throw std::logic_error("unused"); }
   double peak_flops() const override { return 0; }
   int64_t memory_in_use() const override { return 0; }
+  void target_logprobs(const int32_t*, const int32_t*, int, int, float*) override {}
   void zero_grad() override {}
   double grad_norm() override { return 0; }
   void adamw_update(const AdamWStep&) override {}

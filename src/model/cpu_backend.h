@@ -21,6 +21,7 @@ class CpuBackend : public Backend {
   float forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) override;
   float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) override;
   void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) override;
+  void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out) override;
 
   std::unique_ptr<Decoder> make_decoder(int batch, int64_t max_length) override;
 

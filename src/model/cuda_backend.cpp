@@ -170,11 +170,13 @@ void CudaBackend::log_plan(const DeviceArena& a) const {
                  double(a.bytes(ArenaCategory(c))) / double(1ull << 30));
 }
 
-void CudaBackend::check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what) const {
-  if (B < 1 || T < 1 || B > max_B_ || T > max_T_)
+void CudaBackend::check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what,
+                              bool forward_only) const {
+  const bool fits = forward_only ? size_t(B) * size_t(T) <= size_t(max_B_) * size_t(max_T_) : B <= max_B_;
+  if (B < 1 || T < 1 || !fits || T > max_T_)
     throw std::invalid_argument(std::string("cuda backend ") + what + ": batch " + std::to_string(B) + " x " +
                                 std::to_string(T) + " outside the planned 1.." + std::to_string(max_B_) + " x 1.." +
-                                std::to_string(max_T_));
+                                std::to_string(max_T_) + (forward_only ? " (forward only: B*T tokens at most)" : ""));
   const size_t N = size_t(B) * T;
   for (const int32_t* ids : {inputs, targets}) {
     if (!ids) continue;
@@ -395,6 +397,20 @@ void CudaBackend::last_logits(const int32_t* tokens, int T, std::vector<float>& 
 
 std::unique_ptr<Decoder> CudaBackend::make_decoder(int batch, int64_t max_length) {
   return std::make_unique<CudaDecoder>(*this, batch, max_length);
+}
+
+// The forward of forward_loss; the classifier's per-row losses are the negated log-probabilities.
+void CudaBackend::target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out) {
+  check_batch(inputs, targets, B, T, "target_logprobs", true);
+  const int N = B * T;
+  upload_tokens(inputs, targets, N);
+  prof_.begin(stream_);
+  forward_hidden(B, T);
+  classifier(N, 1.0f, false);
+  CUDA_CHECK(cudaMemcpyAsync(out, loss_rows_, size_t(N) * 4, cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  prof_.end(false);
+  for (int n = 0; n < N; ++n) out[n] = -out[n];
 }
 
 std::unique_ptr<Backend> make_cuda_backend(const ModelConfig& cfg, int max_B, int max_T,

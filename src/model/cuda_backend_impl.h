@@ -52,6 +52,7 @@ class CudaBackend final : public Backend {
   float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) override;
   void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) override;
   std::unique_ptr<Decoder> make_decoder(int batch, int64_t max_length) override;
+  void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out) override;
   void zero_grad() override;
   double grad_norm() override;
   void adamw_update(const AdamWStep& step) override;
@@ -67,7 +68,9 @@ class CudaBackend final : public Backend {
   friend class CudaDecoder;  // prefills with forward_hidden and steps with the same parameters and GEMMs
   void plan(DeviceArena& a);
   void log_plan(const DeviceArena& a) const;
-  void check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what) const;
+  // forward_only: every activation buffer holds max_B * max_T rows, so B * T is the bound on B.
+  void check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what,
+                   bool forward_only = false) const;
   void upload_tokens(const int32_t* inputs, const int32_t* targets, int N);
   void forward_hidden(int B, int T);  // embeddings -> final norm output hf
   void forward_layer(int l, int B, int T);
