@@ -312,6 +312,18 @@ std::string parse_problem(const std::string& what) {
   return s;
 }
 
+// The number quoted in nlohmann's "number overflow parsing '1e400'".
+std::string number_in(const std::string& what) {
+  const size_t a = what.find('\''), b = what.rfind('\'');
+  return a == std::string::npos || b <= a ? what : what.substr(a + 1, b - a - 1);
+}
+
+// The line of the first occurrence of that number in the text (the exception carries no position).
+size_t line_of_number(const std::string& text, const std::string& what) {
+  const size_t at = text.find(number_in(what));
+  return line_column(text, at == std::string::npos ? 0 : at).first;
+}
+
 json read_json_file(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) fail(path, "", "is a directory, not a JSON file");
@@ -321,6 +333,12 @@ json read_json_file(const std::string& path) {
   buf << in.rdbuf();
   if (in.bad()) fail(path, "", "read error");
   const std::string text = buf.str();
+  // nlohmann's lexer takes a NUL byte for the end of the input: whatever follows would be dropped.
+  const size_t nul = text.find('\0');
+  if (nul != std::string::npos) {
+    const auto [line, column] = line_column(text, nul);
+    fail(path + ":" + std::to_string(line) + ":" + std::to_string(column), "", "a NUL byte (a config is text)");
+  }
 
   // nlohmann keeps the last of duplicate keys silently; a duplicate in a config is almost always a mistake.
   struct Frame {
@@ -365,6 +383,11 @@ json read_json_file(const std::string& path) {
   } catch (const json::parse_error& e) {
     const auto [line, column] = line_column(text, e.byte == 0 ? 0 : e.byte - 1);
     fail(path + ":" + std::to_string(line) + ":" + std::to_string(column), "", "malformed JSON: " + parse_problem(e.what()));
+  } catch (const json::out_of_range& e) {  // a number beyond double, e.g. 1e400: the key being read is on the stack
+    const Frame* top = stack.empty() ? nullptr : &stack.back();
+    const std::string key = !top ? "" : !top->is_object ? top->path + "[]"
+                                      : top->path.empty() ? top->last_key : top->path + "." + top->last_key;
+    fail(path + ":" + std::to_string(line_of_number(text, e.what())), key, "number out of range (" + number_in(e.what()) + ")");
   }
   if (!duplicate.empty()) fail(path, duplicate, "duplicate key");
   return j;

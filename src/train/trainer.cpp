@@ -4,23 +4,27 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
 
 #include "data/loader.h"
+#include "data/shard.h"
 #include "data/tokenizer.h"
 #include "model/backend_factory.h"
 #include "train/checkpoint.h"
 #include "train/config_io.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
+#include "train/run_lock.h"
 #include "train/schedule.h"
 #include "train/signals.h"
 #include "train/dist/checkpoint_ranks.h"
@@ -81,26 +85,68 @@ bool resume_must_match(const std::string& key) {
   return false;
 }
 
-// Whether root holds step_* directories, valid or not.
+// Whether root holds checkpoints, valid or not, including those set aside as invalid.
 bool has_checkpoints(const std::string& root) {
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(root, ec))
-    if (e.path().filename().string().rfind("step_", 0) == 0) return true;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("step_", 0) == 0 || name.rfind(std::string(kInvalidPrefix) + "step_", 0) == 0) return true;
+  }
   return false;
 }
 
-// The checkpoint a --resume value designates; nullopt for a fresh start.
-std::optional<std::string> resume_dir(const TrainOptions& opt, const std::string& ckpt_root) {
-  if (opt.resume.empty()) return std::nullopt;
-  if (opt.resume == "auto") {
-    auto found = find_latest_valid(ckpt_root);
-    if (!found) spdlog::info("resume auto: no valid checkpoint under {}, starting fresh", ckpt_root);
-    return found;
+// --resume auto: the newest valid checkpoint of this run's own folder, whose newer invalid ones
+// are moved aside (by rank 0) so that they can never be mistaken for the run's latest state.
+// A fresh start only when the folder holds no checkpoint at all: invalid ones alone are refused.
+std::optional<std::string> resume_auto(const std::string& ckpt_root, bool lead) {
+  const CheckpointScan scan = scan_checkpoints(ckpt_root);
+  if (scan.latest) {
+    for (const auto& [dir, problem] : scan.invalid) {
+      if (lead) set_aside_invalid(dir, problem);
+      else spdlog::warn("skipping checkpoint {}: {}", dir, problem);
+    }
+    return scan.latest;
   }
+  if (scan.invalid.empty() && scan.set_aside.empty()) {
+    spdlog::info("resume auto: no checkpoint under {}, starting fresh", ckpt_root);
+    return std::nullopt;
+  }
+  throw std::runtime_error("--resume auto: no valid checkpoint under " + ckpt_root + ", only invalid ones: " +
+                           describe_invalid(scan) + ". Nothing was started or changed; restore a valid checkpoint, "
+                           "give --resume PATH, or move these away to start afresh");
+}
+
+// The checkpoint a --resume value designates; nullopt for a fresh start.
+std::optional<std::string> resume_dir(const TrainOptions& opt, const std::string& ckpt_root, bool lead) {
+  if (opt.resume.empty()) return std::nullopt;
+  if (opt.resume == "auto") return resume_auto(ckpt_root, lead);
   if (fs::exists(opt.resume + "/state.json")) return opt.resume;
-  auto found = find_latest_valid(opt.resume);
-  if (!found) throw std::runtime_error("--resume " + opt.resume + ": no valid checkpoint there");
-  return found;
+  const CheckpointScan scan = scan_checkpoints(opt.resume);
+  if (!scan.latest) {
+    const std::string invalid = describe_invalid(scan);
+    throw std::runtime_error("--resume " + opt.resume + ": no valid checkpoint there" +
+                             (invalid.empty() ? std::string() : ", only invalid ones: " + invalid));
+  }
+  for (const auto& [dir, problem] : scan.invalid) spdlog::warn("skipping checkpoint {}: {}", dir, problem);
+  return scan.latest;
+}
+
+// An integer field of a checkpoint's state.json, at least `min`; errors name the file and field.
+int64_t state_int(const nlohmann::json& st, const char* key, int64_t min, const std::string& file) {
+  const auto it = st.find(key);
+  if (it == st.end()) throw CheckpointError(file + ": " + key + ": missing");
+  if (!it->is_number_integer() || (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(INT64_MAX)))
+    throw CheckpointError(file + ": " + key + ": expected an integer (got " + it->dump() + ")");
+  const int64_t v = it->get<int64_t>();
+  if (v < min) throw CheckpointError(file + ": " + key + ": must be >= " + std::to_string(min) + " (got " + it->dump() + ")");
+  return v;
+}
+
+std::string state_string(const nlohmann::json& st, const char* key, const std::string& file) {
+  const auto it = st.find(key);
+  if (it == st.end() || !it->is_string())
+    throw CheckpointError(file + ": " + key + ": expected a string (got " + (it == st.end() ? "nothing" : it->dump()) + ")");
+  return it->get<std::string>();
 }
 
 class Run {
@@ -112,9 +158,12 @@ class Run {
 
  private:
   void start_or_resume();
+  void restore_progress(const nlohmann::json& st, const std::string& file);
+  bool read_step_batches();
   void train_step();
+  int stop_on_data_error();
   void log_step(double loss, double norm, double lr);
-  void run_eval();
+  bool run_eval();  // false on every rank when a val shard could not be read
   void run_sample();
   void save();
   void save_parts();  // data-parallel: every rank writes its part
@@ -143,7 +192,10 @@ class Run {
   int bad_streak_ = 0;
 
   std::string last_saved_dir_;
-  std::vector<int32_t> in_, tgt_;
+  std::set<std::string> verified_;  // checkpoints known valid (written or checked here): pruning trusts them
+  std::unique_ptr<RunLock> lock_;   // rank 0: one run per output folder
+  std::vector<std::vector<int32_t>> in_, tgt_;  // the step's micro-batches
+  std::string data_error_;                      // this rank's failed shard read, if any
   // Logging window.
   double window_time_ = 0;
   int64_t window_steps_ = 0;
@@ -151,9 +203,9 @@ class Run {
 
 void Run::start_or_resume() {
   const std::string backend_name = resolve_backend_name(cfg_.train.backend);
-  refuse_cpu_data_parallel(backend_name, world_);  // before any rank waits for another
   data_parallel_ = dist::wants_data_parallel(env_) && backend_name == "cuda";
   if (data_parallel_) {
+    dist::check_id_exchange(env_, cfg_.distributed);
     spdlog::info("rank {} of {} ({} launcher, local rank {}): joining the NCCL group", rank_, world_, env_.launcher,
                  env_.local_rank);
     group_ = dist::join_group(env_, cfg_.distributed);
@@ -193,7 +245,7 @@ void Run::start_or_resume() {
                                  std::to_string(cfg_.model.vocab_size) + ")");
   }
 
-  const auto from = resume_dir(opt_, ckpt_root_);
+  const auto from = resume_dir(opt_, ckpt_root_, lead());
   if (from) {
     CheckpointData ck = load_checkpoint(*from);
     const auto bad = incompatible_keys(ck.config, config_to_json(cfg_));
@@ -204,20 +256,17 @@ void Run::start_or_resume() {
       throw std::runtime_error(msg);
     }
     const auto& st = ck.state;
-    dist::require_same_world(*from, st.at("world").get<int>(), world_);
+    dist::require_same_world(*from, int(state_int(st, "world", 1, *from + "/state.json")), world_);
     if (ck.params.size() != backend_->layout().total())
       throw std::runtime_error("cannot resume from " + *from + ": model.bin holds " + std::to_string(ck.params.size()) +
                                " parameters, the model has " + std::to_string(backend_->layout().total()));
     const int parts = st.value("rank_parts", 0);
     backend_->set_params(ck.params);
     restore_optimizer(*from, ck, parts);
-    step_ = st.at("step");
-    tokens_ = st.at("tokens");
-    updates_ = st.at("updates");
-    bad_streak_ = st.at("bad_streak");
-    rng_from_string(sample_rng_, st.at("sample_rng"));
+    restore_progress(st, *from + "/state.json");
     loader_->restore(parts > 0 ? load_rank_part(*from, rank_, parts).state.at("loader") : st.at("loader"));
     last_saved_dir_ = *from;
+    verified_.insert(*from);
     spdlog::info("resuming from {} (step {}, {} tokens seen)", *from, step_, tokens_);
   } else {
     if (opt_.resume.empty() && has_checkpoints(ckpt_root_))
@@ -235,15 +284,50 @@ void Run::start_or_resume() {
                accum_, world_, total_);
 }
 
+// The counters and sampling stream of a checkpoint, checked: a state.json that passes its checksum
+// can still hold values no run writes (edited by hand, or by a bug), which must not reach the optimizer.
+void Run::restore_progress(const nlohmann::json& st, const std::string& file) {
+  step_ = state_int(st, "step", 0, file);
+  tokens_ = state_int(st, "tokens", 0, file);
+  updates_ = state_int(st, "updates", 0, file);
+  if (updates_ > step_)
+    throw CheckpointError(file + ": updates: must be <= step " + std::to_string(step_) + " (got " +
+                          std::to_string(updates_) + ")");
+  bad_streak_ = int(std::min<int64_t>(state_int(st, "bad_streak", 0, file), INT32_MAX));
+  const std::string rng = state_string(st, "sample_rng", file);
+  try {
+    rng_from_string(sample_rng_, rng);
+  } catch (const std::runtime_error&) {
+    throw CheckpointError(file + ": sample_rng: not a saved random stream");
+  }
+}
+
+// Every micro-batch of the next step, read before any compute, so that a shard that cannot be read
+// stops all ranks at the same step boundary. Returns false on every rank when a read failed on any
+// (this rank's message in data_error_), with the loader back at the step's start.
+bool Run::read_step_batches() {
+  const TrainLoader::Position start = loader_->position();
+  in_.resize(size_t(accum_));
+  tgt_.resize(size_t(accum_));
+  try {
+    for (int64_t m = 0; m < accum_; ++m) loader_->next(in_[size_t(m)], tgt_[size_t(m)]);
+  } catch (const ShardReadError& e) {
+    data_error_ = e.what();
+  }
+  if (!dist::any_rank(*group_, !data_error_.empty())) return true;
+  loader_->seek(start);
+  return false;
+}
+
 void Run::train_step() {
   const auto t0 = Clock::now();
   backend_->zero_grad();
   double loss_sum = 0;
   const float scale = 1.0f / float(accum_);
   for (int64_t m = 0; m < accum_; ++m) {
-    loader_->next(in_, tgt_);
     if (data_parallel_ && m + 1 == accum_) backend_->reduce_grads_in_next_backward();
-    loss_sum += backend_->forward_backward(in_.data(), tgt_.data(), cfg_.train.batch_size, cfg_.train.seq_len, scale);
+    loss_sum += backend_->forward_backward(in_[size_t(m)].data(), tgt_[size_t(m)].data(), cfg_.train.batch_size,
+                                           cfg_.train.seq_len, scale);
   }
   // The norm is already global (averaged gradients); the loss is averaged here, and one rank's
   // non-finite value makes every rank skip the update.
@@ -301,9 +385,15 @@ void Run::log_step(double loss, double norm, double lr) {
   window_steps_ = 0;
 }
 
-void Run::run_eval() {
+bool Run::run_eval() {
   const auto t0 = Clock::now();
-  EvalResult r = evaluate(*backend_, *val_, cfg_.train.batch_size, cfg_.train.seq_len, cfg_.eval.batches);
+  EvalResult r;
+  try {
+    r = evaluate(*backend_, *val_, cfg_.train.batch_size, cfg_.train.seq_len, cfg_.eval.batches);
+  } catch (const ShardReadError& e) {
+    data_error_ = e.what();
+  }
+  if (dist::any_rank(*group_, !data_error_.empty())) return false;
   if (world_ > 1) {  // every rank evaluated its own slice of the same number of batches
     double v[2] = {r.loss, r.bits_per_byte};
     group_->sum(v, 2);
@@ -312,11 +402,12 @@ void Run::run_eval() {
     r.perplexity = std::exp(r.loss);
     r.tokens *= world_;
   }
-  if (!lead()) return;
+  if (!lead()) return true;
   metrics_->write({{"type", "eval"}, {"step", step_}, {"val_loss", r.loss}, {"val_ppl", r.perplexity},
                    {"val_bpb", r.bits_per_byte}, {"val_tokens", r.tokens}});
   spdlog::info("eval step {} | val loss {:.4f} | perplexity {:.2f} | bits/byte {:.4f} | {} tokens in {:.1f}s", step_,
                r.loss, r.perplexity, r.bits_per_byte, r.tokens, seconds_since(t0));
+  return true;
 }
 
 void Run::run_sample() {
@@ -414,7 +505,8 @@ void Run::save_parts() {
                                              std::to_string(step_) + " not written: another rank failed (see its log)");
   last_saved_dir_ = ckpt_root_ + "/" + checkpoint_dir_name(step_);
   if (lead()) {
-    prune_checkpoints(ckpt_root_, cfg_.checkpoint.keep_last, cfg_.checkpoint.keep_every);
+    verified_.insert(last_saved_dir_);
+    prune_checkpoints(ckpt_root_, cfg_.checkpoint.keep_last, cfg_.checkpoint.keep_every, verified_);
     spdlog::info("checkpoint {} written by {} ranks in {:.1f}s", dir, world_, seconds_since(t0));
   }
 }
@@ -437,18 +529,39 @@ void Run::save() {
               {"tokenizer", {{"vocab", Tokenizer::kVocabFile}, {"sha256", Tokenizer::kVocabSha256}}}};
   const auto t0 = Clock::now();
   last_saved_dir_ = save_checkpoint(ckpt_root_, step_, ck);
-  prune_checkpoints(ckpt_root_, cfg_.checkpoint.keep_last, cfg_.checkpoint.keep_every);
+  verified_.insert(last_saved_dir_);
+  prune_checkpoints(ckpt_root_, cfg_.checkpoint.keep_last, cfg_.checkpoint.keep_every, verified_);
   spdlog::info("checkpoint {} written in {:.1f}s", last_saved_dir_, seconds_since(t0));
 }
 
+// A shard that cannot be read mid-run: stop as a signal stop does, with a checkpoint of the last
+// complete step, but with a status of its own, so that requeue loops (which restart on 75) do not
+// restart into the same broken file.
+int Run::stop_on_data_error() {
+  save();
+  if (!data_error_.empty())
+    spdlog::error("stopping at step {}: {}; checkpoint {} written; fix or remove the shard, then resume with "
+                  "--resume auto (exit status {})", step_, data_error_, last_saved_dir_, kExitDataError);
+  else
+    spdlog::error("stopping at step {}: another rank could not read a shard (see its log); checkpoint {} written "
+                  "(exit status {})", step_, last_saved_dir_, kExitDataError);
+  return kExitDataError;
+}
+
 int Run::run() {
-  env_ = dist::read_dist_env(cfg_.distributed);
+  env_ = dist::read_dist_env();
   rank_ = env_.rank;
   world_ = env_.world;
-  fs::create_directories(opt_.out_dir);
+  // The cpu backend cannot run distributed: that comes before anything about the launcher.
+  refuse_cpu_data_parallel(resolve_backend_name(cfg_.train.backend), world_);
   if (lead()) {
+    lock_ = std::make_unique<RunLock>(opt_.out_dir);  // before anything is written into the folder
     setup_logging(opt_.out_dir + "/train.log", cfg_.logging.level);
+    if (!lock_->stale_holder().empty())
+      spdlog::warn("{}: the previous run ({}) ended without releasing it (killed or crashed)", lock_->path(),
+                   lock_->stale_holder());
   } else {  // other ranks: warnings and errors on the console only
+    fs::create_directories(opt_.out_dir);
     const bool quieter = spdlog::level::from_str(cfg_.logging.level) > spdlog::level::warn;
     setup_logging("", quieter ? cfg_.logging.level : "warn");
   }
@@ -466,9 +579,10 @@ int Run::run() {
   }
   StopSignals stop;
   while (step_ < total_) {
+    if (!read_step_batches()) return stop_on_data_error();
     train_step();
     const bool last = step_ == total_;
-    if (last || (cfg_.eval.every > 0 && step_ % cfg_.eval.every == 0)) run_eval();
+    if ((last || (cfg_.eval.every > 0 && step_ % cfg_.eval.every == 0)) && !run_eval()) return stop_on_data_error();
     if (tokenizer_ && (last || step_ % cfg_.eval.sample_every == 0)) run_sample();
     // A signal on any rank stops every rank after the same step.
     const bool stop = dist::any_rank(*group_, StopSignals::requested());
