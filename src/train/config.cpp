@@ -324,15 +324,8 @@ size_t line_of_number(const std::string& text, const std::string& what) {
   return line_column(text, at == std::string::npos ? 0 : at).first;
 }
 
-json read_json_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) fail(path, "", "is a directory, not a JSON file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "", std::string("cannot open: ") + std::strerror(errno));
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) fail(path, "", "read error");
-  const std::string text = buf.str();
+// The JSON of a config file's text; errors name `path` (with line:column where there is one).
+json parse_config_text(const std::string& text, const std::string& path) {
   // nlohmann's lexer takes a NUL byte for the end of the input: whatever follows would be dropped.
   const size_t nul = text.find('\0');
   if (nul != std::string::npos) {
@@ -393,6 +386,17 @@ json read_json_file(const std::string& path) {
   return j;
 }
 
+json read_json_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail(path, "", "is a directory, not a JSON file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, "", std::string("cannot open: ") + std::strerror(errno));
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) fail(path, "", "read error");
+  return parse_config_text(buf.str(), path);
+}
+
 json override_value(const std::string& text, bool takes_string) {
   if (takes_string && (text.empty() || text[0] != '"')) return json(text);
   json v = json::parse(text, nullptr, false);
@@ -423,16 +427,24 @@ void apply_override(json& j, const std::string& text, Sources& src) {
   src.set(key, source);
 }
 
-}  // namespace
-
-RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  const std::string source = path.empty() ? "<defaults>" : path;
-  json j = path.empty() ? json::object() : read_json_file(path);
+// A config's JSON with the overrides applied, validated; errors name `source` or the override.
+RunConfig load_json(json j, const std::string& source, const std::vector<std::string>& overrides) {
   if (!j.is_object()) fail(source, "", std::string("the top level must be a JSON object (got ") + j.type_name() + ")");
   check_structure(j, "", source);  // before overrides, so that file mistakes are blamed on the file
   Sources src(source);
   for (const auto& o : overrides) apply_override(j, o, src);
   return from_json(j, src);
+}
+
+}  // namespace
+
+RunConfig config_from_text(const std::string& text, const std::string& source_name) {
+  return load_json(parse_config_text(text, source_name), source_name, {});
+}
+
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  const std::string source = path.empty() ? "<defaults>" : path;
+  return load_json(path.empty() ? json::object() : read_json_file(path), source, overrides);
 }
 
 json config_to_json(const RunConfig& cfg) {

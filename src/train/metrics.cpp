@@ -1,5 +1,10 @@
 #include "train/metrics.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <stdexcept>
 #include <vector>
@@ -13,6 +18,28 @@
 #endif
 
 namespace gfwa {
+namespace {
+
+// path.tmp<pid>, fsync'ed, renamed over path.
+void write_file_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  bool ok = fd >= 0;
+  for (size_t done = 0; ok && done < text.size();) {
+    const ssize_t w = ::write(fd, text.data() + done, text.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    ok = w > 0;
+    if (ok) done += size_t(w);
+  }
+  ok = ok && ::fsync(fd) == 0;
+  const int err = errno;
+  if (fd >= 0) ::close(fd);
+  if (ok && ::rename(tmp.c_str(), path.c_str()) == 0) return;
+  ::unlink(tmp.c_str());
+  throw std::runtime_error("cannot rewrite metrics file " + path + ": " + std::strerror(ok ? errno : err));
+}
+
+}  // namespace
 
 void setup_logging(const std::string& log_file, const std::string& level) {
   const auto lvl = spdlog::level::from_str(level);
@@ -35,10 +62,11 @@ MetricsWriter::MetricsWriter(const std::string& path, int64_t resume_step) : pat
     if (rec.is_object() && rec.value("step", int64_t(0)) <= resume_step) kept.push_back(line);
   }
   in.close();
-  {
-    std::ofstream rewrite(path, std::ios::trunc);
-    for (const auto& line : kept) rewrite << line << '\n';
-  }
+  // Written aside and renamed over the file: truncating it in place would lose every record to a
+  // kill -9 that lands before the rewrite is done.
+  std::string text;
+  for (const auto& line : kept) text += line + '\n';
+  write_file_atomically(path, text);
   out_.open(path, std::ios::app);
   if (!out_) throw std::runtime_error("cannot open metrics file " + path);
 }
