@@ -2,11 +2,14 @@
 //   1. delta_i = rowsum(dO_i * O_i) into the workspace ([B,H,T] fp32);
 //   2. dK/dV/dlam: CTA per key tile, warp w owns keys 16w..16w+15 and works on the transposed problem
 //      (rows = keys): S^T = K Q^T, dP^T = V dO^T, P^T = exp2(S^T - lse), dS^T = P^T (dP^T - delta),
-//      dV += P^T dO, dK += dS^T Q, dlam_j -= rowsum(dS^T). The queries of a key tile are those in
+//      dV += P^T dO, dK += dS^T Q, dlam_j = -colsum_j(dS). The queries of a key tile are those in
 //      [k0, k0 + BN + W - 2]: O(W) query tiles. Each key row's sums stay inside one warp (quad shuffles),
 //      so dlam needs no cross-CTA reduction;
-//   3. dQ: CTA per query tile, like the forward: dQ += dS K.
-// dS's row sums are 0 (softmax ignores a per-row shift), so the query side adds nothing to dlam.
+//   3. dQ: CTA per query tile, like the forward: dQ += dS K, and dlam_i += rowsum_i(dS) (the same thread
+//      owns row i in every key tile, and launch 2 has finished: still one writer at a time, no atomics).
+// dS's row sums are 0 in exact arithmetic (softmax ignores a per-row shift) but not in floating point:
+// delta comes from the bf16 O. Kept, they make the gate's reverse scan telescope to the pairs that cross
+// each position, so rounding no longer accumulates along T (docs/gatedfwa.md section 4).
 #pragma once
 #include "kernels/attention_common.cuh"
 #include "kernels/cuda_check.h"
@@ -270,11 +273,13 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
       rc[mt][hr] = ((ok && kGated ? gLam[int64_t(i) * H] - ref : 0.f) - lse_i) * kLog2e;
       dlt[mt][hr] = ok ? delta[(int64_t(b) * H + h) * T + i] : 0.f;
     }
-  float dq[MT][kDB][4];
+  float dq[MT][kDB][4], rs[MT][2];  // rs: this thread's part of rowsum_i(dS) (gated only)
 #pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
+  for (int mt = 0; mt < MT; ++mt) {
+    rs[mt][0] = rs[mt][1] = 0.f;
 #pragma unroll
     for (int d = 0; d < kDB; ++d) dq[mt][d][0] = dq[mt][d][1] = dq[mt][d][2] = dq[mt][d][3] = 0.f;
+  }
 
   for (int kt = kt_hi, stage = 0; kt >= kt_lo; --kt, stage ^= 1) {
     if (kt > kt_lo) {
@@ -336,7 +341,9 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
               if (kGated) x += kb;
               float pv = exp2_approx(x);
               if (masked && !visible(q0 + r0 + 16 * mt + g + 8 * hr, j0 + col, T, W)) pv = 0.f;
-              s[mt][n][e] = pv * (dp[mt][n][e] - dlt[mt][hr]);  // dS
+              const float ds = pv * (dp[mt][n][e] - dlt[mt][hr]);
+              s[mt][n][e] = ds;
+              if (kGated) rs[mt][hr] += ds;
             }
         }
 
@@ -365,6 +372,18 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
     __syncthreads();  // this stage is refilled by the next iteration's prefetch
   }
 
+  if (kGated) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        float r = rs[mt][hr];
+        r += __shfl_xor_sync(0xffffffffu, r, 1);
+        r += __shfl_xor_sync(0xffffffffu, r, 2);
+        const int i = q0 + r0 + 16 * mt + g + 8 * hr;
+        if (tq == 0 && i < T) p.dlam[(bT + i) * H + h] += r;  // launch 2 wrote -colsum_i(dS)
+      }
+  }
   __nv_bfloat16* sQ = reinterpret_cast<__nv_bfloat16*>(smem + S::kQ);
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)

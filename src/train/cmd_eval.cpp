@@ -1,3 +1,4 @@
+#include <cmath>
 #include <cstdio>
 
 #include <cxxopts.hpp>
@@ -17,6 +18,10 @@ int cmd_eval(int argc, char** argv) {
       ("checkpoint", "a checkpoint directory (step_*)", cxxopts::value<std::string>(), "PATH")
       ("batches", "batches to evaluate; 0: the whole split (default: the checkpoint's eval.batches)",
        cxxopts::value<int>(), "N")
+      ("json", "print the result as one JSON object (full precision)")
+      ("logits", "also write the first validation batch's input ids, targets and logits [B, T, vocab] to this "
+                 "safetensors file (one forward per position: for small models and parity checks)",
+       cxxopts::value<std::string>(), "FILE")
       ("h,help", "show this help");
   const auto parsed = options.parse(argc, argv);
   if (parsed.count("help")) {
@@ -39,9 +44,27 @@ int cmd_eval(int argc, char** argv) {
   lo.shuffle = false;
   lo.vocab_size = cfg.model.vocab_size;
   ValLoader val(lo);
+  if (parsed.count("logits")) {
+    std::vector<int32_t> in, tgt;
+    val.reset();
+    if (!val.next(in, tgt)) throw std::runtime_error("--logits: the validation split holds less than one batch");
+    write_batch_logits(*backend, in, tgt, lo.B, lo.T, parsed["logits"].as<std::string>());
+  }
   const EvalResult r = evaluate(*backend, val, lo.B, lo.T, batches);
+  const int64_t step = ck.state.at("step").get<int64_t>();
+  if (parsed.count("json")) {
+    const nlohmann::json j = {{"checkpoint", dir},
+                              {"step", step},
+                              {"loss", r.loss},
+                              {"perplexity", r.perplexity},
+                              {"bits_per_byte", std::isnan(r.bits_per_byte) ? nlohmann::json() : nlohmann::json(r.bits_per_byte)},
+                              {"tokens", r.tokens},
+                              {"batches", r.batches}};
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
   std::printf("checkpoint %s (step %lld)\nval loss %.4f | perplexity %.2f | bits/byte %.4f | %lld tokens in %d batches\n",
-              dir.c_str(), (long long)ck.state.at("step").get<int64_t>(), r.loss, r.perplexity, r.bits_per_byte,
+              dir.c_str(), (long long)step, r.loss, r.perplexity, r.bits_per_byte,
               (long long)r.tokens, r.batches);
   return 0;
 }

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "data/loader.h"
@@ -20,6 +21,13 @@ struct EvalResult {
 // Mean loss over the first max_batches [B, T] batches of the split (0: the whole split), from its
 // start. bits per byte = loss * tokens / (bytes * ln 2), with the split's tokens-per-byte ratio.
 EvalResult evaluate(Backend& backend, ValLoader& val, int B, int T, int max_batches);
+
+// Writes a safetensors file (atomically) with "input_ids" and "targets" (I32 [B, T]) and "logits"
+// (F32 [B, T, vocab]): the backend's logits of every position of the batch, each from the
+// backend's last-position logits of its prefix (causal: the same values; B*T forwards, so meant
+// for small models, e.g. checking another implementation against ours: docs/interop.md).
+void write_batch_logits(Backend& backend, const std::vector<int32_t>& inputs, const std::vector<int32_t>& targets,
+                        int B, int T, const std::string& path);
 
 // Continues `prompt` by n tokens, drawing each from the top_k most likely ids below vocab_limit
 // (top_k 1: greedy). The context is the last max_T tokens. Deterministic in rng.
