@@ -23,7 +23,7 @@ done
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(config shard checkpoint tokenizer id_exchange)
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not found (bash scripts/setup.sh installs it)" >&2; exit 2; }
 
-cmake -S "$ROOT/fuzz" -B "$BUILD" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S "$ROOT/fuzz" -B "$BUILD" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE= >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" -- $(printf 'fuzz_%s ' "${TARGETS[@]}") >/dev/null
 
 WORK=$(mktemp -d -t gfwa_fuzz.XXXXXX)
