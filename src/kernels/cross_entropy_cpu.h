@@ -7,7 +7,11 @@
 
 namespace gfwa::cpu {
 
-// Mean over rows of -log softmax(logits[n])[targets[n]].
+// loss[n] = -log softmax(logits[n])[targets[n]] for each of the N rows.
+template <class F>
+void cross_entropy_rows(const F* logits, const int32_t* targets, int N, int V, double* loss);
+
+// Mean over rows of cross_entropy_rows.
 template <class F>
 double cross_entropy_forward(const F* logits, const int32_t* targets, int N, int V);
 

@@ -42,6 +42,10 @@ class Backend {
   virtual float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) = 0;
   // Logits [vocab] of the last position of a single sequence of length T (sampling).
   virtual void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) = 0;
+  // Zero-shot scoring (src/eval): out[b*T + t] = log p(targets[b, t] | inputs[b, 0..t]) for [B, T]
+  // inputs/targets. Forward only, so the shape may be any B x T with T <= max_T and
+  // B * T <= max_B * max_T (many short rows fit where training takes few long ones).
+  virtual void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out) = 0;
 
   virtual void zero_grad() = 0;
   virtual double grad_norm() = 0;   // global L2 norm of the accumulated gradients

@@ -64,6 +64,10 @@ void CpuBackend::last_logits(const int32_t* tokens, int T, std::vector<float>& l
   model_.last_logits(tokens, T, logits);
 }
 
+void CpuBackend::target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out) {
+  model_.target_logprobs(inputs, targets, B, T, out);
+}
+
 double CpuBackend::grad_norm() {
   const std::vector<float>& g = model_.grads();
   return std::sqrt(cpu::sum_squares(g.data(), g.size()));
