@@ -23,8 +23,11 @@ done
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(config shard checkpoint tokenizer id_exchange)
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not found (bash scripts/setup.sh installs it)" >&2; exit 2; }
 
-cmake -S "$ROOT/fuzz" -B "$BUILD" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE= >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" -- $(printf 'fuzz_%s ' "${TARGETS[@]}") >/dev/null
+mkdir -p "$BUILD"
+if ! { cmake -S "$ROOT/fuzz" -B "$BUILD" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE= &&
+       cmake --build "$BUILD" -j"$(nproc)" -- $(printf 'fuzz_%s ' "${TARGETS[@]}"); } >"$BUILD/fuzz_build.log" 2>&1; then
+  echo "fuzz: building the targets failed:" >&2; grep -E 'error|undefined' "$BUILD/fuzz_build.log" | head -20 >&2; exit 2
+fi
 
 WORK=$(mktemp -d -t gfwa_fuzz.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
