@@ -14,7 +14,7 @@
 
 #include "data/sha256.h"
 #include "train/checkpoint.h"
-#include "train/dist/checkpoint_ranks.h"
+#include "dist/checkpoint_ranks.h"
 
 namespace {
 

@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "train/dist/file_exchange.h"
-#include "train/dist/tcp_exchange.h"
+#include "dist/file_exchange.h"
+#include "dist/tcp_exchange.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace gfwa::dist;

@@ -1,10 +1,5 @@
 #include "train/metrics.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <stdexcept>
 #include <vector>
@@ -13,33 +8,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#ifdef GFWA_WITH_CUDA
-#include <cuda_runtime.h>
-#endif
+#include "io/files.h"
 
 namespace gfwa {
-namespace {
-
-// path.tmp<pid>, fsync'ed, renamed over path.
-void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  bool ok = fd >= 0;
-  for (size_t done = 0; ok && done < text.size();) {
-    const ssize_t w = ::write(fd, text.data() + done, text.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    ok = w > 0;
-    if (ok) done += size_t(w);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  const int err = errno;
-  if (fd >= 0) ::close(fd);
-  if (ok && ::rename(tmp.c_str(), path.c_str()) == 0) return;
-  ::unlink(tmp.c_str());
-  throw std::runtime_error("cannot rewrite metrics file " + path + ": " + std::strerror(ok ? errno : err));
-}
-
-}  // namespace
 
 void setup_logging(const std::string& log_file, const std::string& level) {
   const auto lvl = spdlog::level::from_str(level);
@@ -66,7 +37,7 @@ MetricsWriter::MetricsWriter(const std::string& path, int64_t resume_step) : pat
   // kill -9 that lands before the rewrite is done.
   std::string text;
   for (const auto& line : kept) text += line + '\n';
-  write_file_atomically(path, text);
+  write_file_atomic(path, text.data(), text.size());
   out_.open(path, std::ios::app);
   if (!out_) throw std::runtime_error("cannot open metrics file " + path);
 }
@@ -86,23 +57,6 @@ double mean_attended_keys(const ModelConfig& model, int T) {
 
 double flops_per_token(const ModelConfig& model, int64_t n_params, int T) {
   return 6.0 * double(n_params) + 12.0 * model.n_layers * model.d_model * mean_attended_keys(model, T);
-}
-
-double peak_flops_per_device(const std::string& backend) { return backend == "cuda" ? 989e12 : 0.0; }
-
-int64_t memory_in_use_bytes(const std::string& backend) {
-#ifdef GFWA_WITH_CUDA
-  if (backend == "cuda") {
-    size_t free_b = 0, total_b = 0;
-    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) return int64_t(total_b - free_b);
-  }
-#else
-  (void)backend;
-#endif
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmRSS:  1234 kB"
-  return 0;
 }
 
 }  // namespace gfwa

@@ -2,9 +2,6 @@
 // clipping, AdamW, evaluation, samples, logging, checkpoints, resume and preemption.
 #pragma once
 #include <string>
-#include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "train/config.h"
 
@@ -26,11 +23,5 @@ constexpr int kExitDataError = 74;  // EX_IOERR: a shard could not be read mid-r
 // non-finite steps in a row, a second run into the same out_dir (RunLockError), and a --resume
 // auto whose folder holds only invalid checkpoints.
 int train(const RunConfig& cfg, const TrainOptions& opt);
-
-// Keys whose values differ between a checkpoint's config and the current one and that a resume
-// cannot change: model.* (but model.init_from), data.*, train.seq_len, train.batch_size,
-// train.tokens_per_step, train.seed.
-// Each entry reads "key (checkpoint X, now Y)".
-std::vector<std::string> incompatible_keys(const nlohmann::json& saved, const nlohmann::json& now);
 
 }  // namespace gfwa
