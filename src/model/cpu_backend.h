@@ -39,6 +39,11 @@ class CpuBackend : public Backend {
   std::vector<float> m_, v_;
 };
 
+// Throws std::runtime_error naming the sizes and the keys that set them when a CpuBackend for
+// micro-batches of max_B x max_T would need more than available_bytes (checked before allocating:
+// the constructor checks against host_memory_available_bytes()).
+void check_cpu_memory_plan(const ModelConfig& cfg, int max_B, int max_T, double available_bytes);
+
 // Throws std::invalid_argument when max_B or max_T < 1.
 std::unique_ptr<Backend> make_cpu_backend(const ModelConfig& cfg, int max_B, int max_T);
 

@@ -21,9 +21,21 @@
 
 namespace gfwa {
 
+// Bytes a CpuModel allocates, by kind; doubles, so that absurd sizes neither wrap nor overflow.
+struct CpuModelBytes {
+  double params = 0;       // parameters and gradients
+  double activations = 0;  // residual streams and what each layer's backward reads
+  double logits = 0;       // [B*T, vocab]
+  double scratch = 0;      // backward scratch
+  double total() const { return params + activations + logits + scratch; }
+};
+
 template <class F>
 class CpuModel {
  public:
+  // What the constructor below allocates for these sizes (keep the two in step).
+  static CpuModelBytes planned_bytes(const ModelConfig& cfg, int max_B, int max_T);
+
   // Buffers are sized for micro-batches up to max_B x max_T.
   CpuModel(const ModelConfig& cfg, int max_B, int max_T);
 
