@@ -26,6 +26,8 @@ class FakeBackend : public Backend {
     const int peak = (tokens[T - 1] + 1) % cfg_.vocab_size;
     for (int i = 0; i < cfg_.vocab_size; ++i) logits[size_t(i)] = -0.5f * float((i - peak) * (i - peak));
   }
+  void forward_token_stats(const int32_t*, const int32_t*, int, int, float*, int32_t*) override {}
+  void gate_log_f(std::vector<std::vector<float>>&) override {}
   void zero_grad() override {}
   double grad_norm() override { return 0; }
   void adamw_update(const AdamWStep&) override {}

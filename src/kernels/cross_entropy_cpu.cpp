@@ -17,8 +17,7 @@ F row_max(const F* x, int V) {
 }  // namespace
 
 template <class F>
-double cross_entropy_forward(const F* logits, const int32_t* targets, int N, int V) {
-  std::vector<double> loss(N);
+void cross_entropy_rows(const F* logits, const int32_t* targets, int N, int V, double* loss) {
 #pragma omp parallel for schedule(static) if (long(N) * V * 4 >= kOmpMinWork)
   for (int n = 0; n < N; ++n) {
     const F* x = logits + long(n) * V;
@@ -27,6 +26,12 @@ double cross_entropy_forward(const F* logits, const int32_t* targets, int N, int
     for (int i = 0; i < V; ++i) sum += double(std::exp(x[i] - m));
     loss[n] = std::log(sum) - double(x[targets[n]] - m);
   }
+}
+
+template <class F>
+double cross_entropy_forward(const F* logits, const int32_t* targets, int N, int V) {
+  std::vector<double> loss(N);
+  cross_entropy_rows(logits, targets, N, V, loss.data());
   double total = 0.0;
   for (int n = 0; n < N; ++n) total += loss[n];
   return total / N;
@@ -55,6 +60,8 @@ double cross_entropy_forward_backward(F* logits, const int32_t* targets, int N, 
   return total / N;
 }
 
+template void cross_entropy_rows<float>(const float*, const int32_t*, int, int, double*);
+template void cross_entropy_rows<double>(const double*, const int32_t*, int, int, double*);
 template double cross_entropy_forward<float>(const float*, const int32_t*, int, int);
 template double cross_entropy_forward<double>(const double*, const int32_t*, int, int);
 template double cross_entropy_forward_backward<float>(float*, const int32_t*, int, int, double);

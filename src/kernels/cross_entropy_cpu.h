@@ -11,6 +11,10 @@ namespace gfwa::cpu {
 template <class F>
 double cross_entropy_forward(const F* logits, const int32_t* targets, int N, int V);
 
+// The same per row: loss[n] = -log softmax(logits[n])[targets[n]] (per-position evaluation).
+template <class F>
+void cross_entropy_rows(const F* logits, const int32_t* targets, int N, int V, double* loss);
+
 // Fused forward and backward (llm.c style; the [N, V] buffer is the largest activation, so it is
 // reused): returns the mean loss and overwrites logits with
 //   dlogits = (softmax(logits) - onehot(targets)) * dloss / N.

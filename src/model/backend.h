@@ -42,6 +42,13 @@ class Backend {
   virtual float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) = 0;
   // Logits [vocab] of the last position of a single sequence of length T (sampling).
   virtual void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) = 0;
+  // Per-position evaluation, over the B*T positions: loss[i] the cross-entropy of targets[i] and
+  // argmax[i] the most likely id there (the lowest one among equal maxima).
+  virtual void forward_token_stats(const int32_t* inputs, const int32_t* targets, int B, int T, float* loss,
+                                   int32_t* argmax) = 0;
+  // gatedfwa: log f (gatedfwa.md section 2) of the latest forward pass, per layer [B, T, H] flattened
+  // (out[layer][(b * T + t) * H + h]). Throws std::logic_error for a model without gates.
+  virtual void gate_log_f(std::vector<std::vector<float>>& out) = 0;
 
   virtual void zero_grad() = 0;
   virtual double grad_norm() = 0;   // global L2 norm of the accumulated gradients

@@ -5,6 +5,8 @@
 #include <stdexcept>
 
 #include "kernels/adamw_cpu.h"
+#include "kernels/argmax_cpu.h"
+#include "kernels/cross_entropy_cpu.h"
 
 namespace gfwa {
 
@@ -27,6 +29,23 @@ float CpuBackend::forward_loss(const int32_t* inputs, const int32_t* targets, in
 
 void CpuBackend::last_logits(const int32_t* tokens, int T, std::vector<float>& logits) {
   model_.last_logits(tokens, T, logits);
+}
+
+void CpuBackend::forward_token_stats(const int32_t* inputs, const int32_t* targets, int B, int T, float* loss,
+                                     int32_t* argmax) {
+  model_.forward_loss(inputs, targets, B, T);
+  const int N = B * T, V = config().vocab_size;
+  std::vector<double> rows(static_cast<size_t>(N));
+  cpu::cross_entropy_rows(model_.logits(), targets, N, V, rows.data());
+  for (int n = 0; n < N; ++n) loss[n] = float(rows[size_t(n)]);
+  cpu::argmax_rows(model_.logits(), N, V, argmax);
+}
+
+void CpuBackend::gate_log_f(std::vector<std::vector<float>>& out) {
+  if (config().attention.mode != AttnMode::gatedfwa)
+    throw std::logic_error("gate_log_f: the model has no gates (model.attention.mode is not gatedfwa)");
+  out.resize(size_t(config().n_layers));
+  for (int l = 0; l < config().n_layers; ++l) out[size_t(l)] = model_.gate_logf(l);
 }
 
 double CpuBackend::grad_norm() {

@@ -53,6 +53,9 @@ class CpuModel {
   // Logits [vocab] of the last position of one sequence tokens[0..T).
   void last_logits(const int32_t* tokens, int T, std::vector<F>& out);
 
+  // gatedfwa: layer l's log f [B, T, H] from the latest forward pass (empty for other modes).
+  const std::vector<F>& gate_logf(int l) const { return acts_[size_t(l)].logf; }
+
  private:
   struct LayerParams {  // pointers into params_ or grads_; null where the tensor does not exist
     F *attn_norm, *wq, *wk, *wv, *q_norm, *k_norm, *shift_k, *shift_v, *gate_w, *gate_b, *gate_sharp, *wo;

@@ -16,10 +16,12 @@
 #include <spdlog/spdlog.h>
 
 #include "kernels/adamw.cuh"
+#include "kernels/argmax.cuh"
 #include "kernels/attention.h"
 #include "kernels/classifier.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/embedding.cuh"
+#include "kernels/gate_cpu.h"
 #include "kernels/matmul.cuh"
 #include "kernels/qk_norm_rope.cuh"
 #include "kernels/reduce.cuh"
@@ -180,6 +182,9 @@ class CudaBackend final : public Backend {
   float forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) override;
   float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) override;
   void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) override;
+  void forward_token_stats(const int32_t* inputs, const int32_t* targets, int B, int T, float* loss,
+                           int32_t* argmax) override;
+  void gate_log_f(std::vector<std::vector<float>>& out) override;
   void zero_grad() override;
   double grad_norm() override;
   void adamw_update(const AdamWStep& step) override;
@@ -202,7 +207,7 @@ class CudaBackend final : public Backend {
   void forward_layer(int l, int B, int T);
   AttnParams attn_params(const LayerActs& A, int B, int T) const;  // one layer's attention operands
   void backward_layer(int l, int B, int T);
-  void classifier(int N, float grad_scale, bool backward);
+  void classifier(int N, float grad_scale, bool backward, int32_t* argmax = nullptr);
   void download(const float* src, std::vector<float>& out);
   void upload(const std::vector<float>& in, float* dst, const char* what);
 
@@ -253,7 +258,8 @@ class CudaBackend final : public Backend {
   float *dlam_, *dhg_, *dpre_, *loss_rows_, *loss_sum_, *partials_, *norm_partials_, *last_logits_;
   double* norm_out_;
   bf16 *dhg_b_, *dpre_b_, *dsk_b_, *dsv_b_;
-  int32_t *inputs_, *targets_, *tok_token_, *tok_start_, *tok_pos_;
+  int32_t *inputs_, *targets_, *tok_token_, *tok_start_, *tok_pos_, *argmax_rows_;
+  int last_B_ = 0, last_T_ = 0;  // shape of the latest forward pass (gate_log_f)
   int n_unique_ = 0;
   float2* rope_;
   char* matmul_ws_;
@@ -456,6 +462,7 @@ void CudaBackend::plan(Arena& a) {
   a.take(logits_, size_t(logits_rows_) * V_, w);
   a.take(last_logits_, size_t(V_), w);
   a.take(loss_rows_, N, w);
+  a.take(argmax_rows_, N, w);
   a.take(loss_sum_, 1, w);
   a.take(partials_, size_t(partial_blocks(int(N))) * 2 * d, w);
   a.take(norm_partials_, kGradNormBlocks, w);
@@ -573,6 +580,8 @@ void CudaBackend::forward_layer(int l, int B, int T) {
 
 void CudaBackend::forward_hidden(int B, int T) {
   const int N = B * T;
+  last_B_ = B;
+  last_T_ = T;
   embedding_forward(stream_, inputs_, wb(embed_b_), L_ > 0 ? acts_[0].x : x_final_, N, d_);
   prof_.mark("embedding fwd", stream_);
   for (int l = 0; l < L_; ++l) forward_layer(l, B, T);
@@ -581,8 +590,9 @@ void CudaBackend::forward_hidden(int B, int T) {
 }
 
 // Loss of the N rows (summed on the device into loss_sum_); with backward, also the logits
-// gradient, its product into dh_ (d hf) and the tied embedding's classifier gradient.
-void CudaBackend::classifier(int N, float grad_scale, bool backward) {
+// gradient, its product into dh_ (d hf) and the tied embedding's classifier gradient; with
+// argmax (forward only), each row's arg max.
+void CudaBackend::classifier(int N, float grad_scale, bool backward, int32_t* argmax) {
   for (int c0 = 0; c0 < N; c0 += logits_rows_) {
     const int r = std::min(logits_rows_, N - c0);
     const bf16* h = hf_ + size_t(c0) * d_;
@@ -590,6 +600,7 @@ void CudaBackend::classifier(int N, float grad_scale, bool backward) {
     prof_.mark("gemm classifier fwd", stream_);
     softmax_xent(stream_, logits_, targets_ + c0, loss_rows_ + c0, r, V_, grad_scale / float(N), backward);
     prof_.mark("softmax+xent", stream_);
+    if (argmax) argmax_rows(stream_, logits_, r, V_, argmax + c0);
     if (!backward) continue;
     mm_->linear_dx(stream_, logits_, wb(embed_b_), dh_ + size_t(c0) * d_, r, d_, V_);
     prof_.mark("gemm classifier dX", stream_);
@@ -732,6 +743,37 @@ float CudaBackend::forward_loss(const int32_t* inputs, const int32_t* targets, i
   CUDA_CHECK(cudaStreamSynchronize(stream_));
   prof_.end(false);
   return loss / float(N);
+}
+
+void CudaBackend::forward_token_stats(const int32_t* inputs, const int32_t* targets, int B, int T, float* loss,
+                                      int32_t* argmax) {
+  check_batch(inputs, targets, B, T, "forward_token_stats");
+  const int N = B * T;
+  upload_tokens(inputs, targets, N);
+  prof_.begin(stream_);
+  forward_hidden(B, T);
+  classifier(N, 1.0f, false, argmax_rows_);
+  CUDA_CHECK(cudaMemcpyAsync(loss, loss_rows_, size_t(N) * 4, cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(argmax, argmax_rows_, size_t(N) * 4, cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  prof_.end(false);
+}
+
+// log f from the saved fp32 gate pre-activations, through the CPU twin of the gate kernel (the
+// device keeps only the prefix sums, whose differences lose digits at long T).
+void CudaBackend::gate_log_f(std::vector<std::vector<float>>& out) {
+  if (!gated_) throw std::logic_error("gate_log_f: the model has no gates (model.attention.mode is not gatedfwa)");
+  if (last_B_ == 0) throw std::logic_error("gate_log_f: no forward pass yet");
+  const size_t n = size_t(last_B_) * last_T_ * H_;
+  std::vector<float> hg(n), pre(n), lam(n);
+  out.resize(size_t(L_));
+  for (int l = 0; l < L_; ++l) {
+    CUDA_CHECK(cudaMemcpyAsync(hg.data(), acts_[l].hg, n * 4, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(pre.data(), acts_[l].pre, n * 4, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    out[size_t(l)].resize(n);
+    cpu::gate_forward(last_B_, last_T_, H_, hg.data(), pre.data(), out[size_t(l)].data(), lam.data());
+  }
 }
 
 void CudaBackend::last_logits(const int32_t* tokens, int T, std::vector<float>& logits) {

@@ -3,11 +3,13 @@
 #include <cxxopts.hpp>
 
 #include "data/loader.h"
+#include "data/write_file.h"
 #include "model/backend_factory.h"
 #include "train/checkpoint.h"
 #include "train/commands.h"
 #include "train/config_io.h"
 #include "train/evaluate.h"
+#include "train/position_eval.h"
 
 namespace gfwa {
 
@@ -17,6 +19,17 @@ int cmd_eval(int argc, char** argv) {
       ("checkpoint", "a checkpoint directory (step_*)", cxxopts::value<std::string>(), "PATH")
       ("batches", "batches to evaluate; 0: the whole split (default: the checkpoint's eval.batches)",
        cxxopts::value<int>(), "N")
+      ("seq-len", "tokens per evaluated window (default: the checkpoint's train.seq_len; longer: length "
+                  "extrapolation)", cxxopts::value<int>(), "T")
+      ("batch-size", "windows per batch (default: the checkpoint's train.batch_size)", cxxopts::value<int>(), "B")
+      ("per-position", "also write the loss and arg-max accuracy at each position of the window, averaged over "
+                       "the evaluated windows, with the totals, to this JSON file", cxxopts::value<std::string>(), "FILE")
+      ("answers", "with --per-position: also record, for the evaluated targets listed in this file (one index "
+                  "per line; window w, position t is w*T+t), whether the arg max is the target and the loss",
+       cxxopts::value<std::string>(), "FILE")
+      ("gate-stats", "gatedfwa models: write the distribution of the decay alpha = -log f and the effective "
+                     "memory length per layer and head over the evaluated text to this JSON file",
+       cxxopts::value<std::string>(), "FILE")
       ("h,help", "show this help");
   const auto parsed = options.parse(argc, argv);
   if (parsed.count("help")) {
@@ -24,11 +37,22 @@ int cmd_eval(int argc, char** argv) {
     return 0;
   }
   if (!parsed.count("checkpoint")) throw std::runtime_error("--checkpoint PATH is required");
+  if (parsed.count("answers") && !parsed.count("per-position"))
+    throw std::runtime_error("--answers needs --per-position FILE (the answers are written there)");
   const std::string dir = parsed["checkpoint"].as<std::string>();
   const CheckpointData ck = load_checkpoint(dir);
-  const RunConfig cfg = config_from_json(ck.config, dir + "/config.json");
+  RunConfig cfg = config_from_json(ck.config, dir + "/config.json");
   const int batches = parsed.count("batches") ? parsed["batches"].as<int>() : cfg.eval.batches;
   if (batches < 0) throw std::runtime_error("--batches must be >= 0 (got " + std::to_string(batches) + ")");
+  for (const char* key : {"seq-len", "batch-size"})
+    if (parsed.count(key) && parsed[key].as<int>() < 1)
+      throw std::runtime_error(std::string("--") + key + " must be >= 1 (got " + std::to_string(parsed[key].as<int>()) + ")");
+  if (parsed.count("seq-len")) cfg.train.seq_len = parsed["seq-len"].as<int>();
+  if (parsed.count("batch-size")) cfg.train.batch_size = parsed["batch-size"].as<int>();
+  const bool gated = cfg.model.attention.mode == AttnMode::gatedfwa;
+  if (parsed.count("gate-stats") && !gated)
+    throw std::runtime_error(std::string("--gate-stats: the model has no gates (model.attention.mode is ") +
+                             attn_mode_name(cfg.model.attention.mode) + ")");
 
   auto backend = make_backend(cfg, 1);
   backend->set_params(ck.params);
@@ -39,10 +63,34 @@ int cmd_eval(int argc, char** argv) {
   lo.shuffle = false;
   lo.vocab_size = cfg.model.vocab_size;
   ValLoader val(lo);
-  const EvalResult r = evaluate(*backend, val, lo.B, lo.T, batches);
+  const int64_t step = ck.state.at("step").get<int64_t>();
+  EvalResult r;
+  if (parsed.count("per-position") || parsed.count("gate-stats")) {
+    std::vector<int64_t> answers;
+    if (parsed.count("answers"))
+      answers = read_target_indexes(parsed["answers"].as<std::string>(), evaluated_targets(val, lo.B, lo.T, batches));
+    GateStats gates(cfg.model.n_layers, cfg.model.n_heads, lo.T);
+    const PositionEval pe =
+        evaluate_positions(*backend, val, lo.B, lo.T, batches, answers, parsed.count("gate-stats") ? &gates : nullptr);
+    r = pe.totals;
+    if (parsed.count("per-position")) {
+      nlohmann::json j = position_eval_json(pe, lo.B, lo.T, parsed.count("answers") > 0);
+      j["checkpoint"] = dir;
+      j["step"] = step;
+      write_file_atomic(parsed["per-position"].as<std::string>(), j.dump() + "\n");
+    }
+    if (parsed.count("gate-stats")) {
+      nlohmann::json j = gates.to_json();
+      j["checkpoint"] = dir;
+      j["step"] = step;
+      j["window"] = cfg.model.attention.window;
+      write_file_atomic(parsed["gate-stats"].as<std::string>(), j.dump() + "\n");
+    }
+  } else {
+    r = evaluate(*backend, val, lo.B, lo.T, batches);
+  }
   std::printf("checkpoint %s (step %lld)\nval loss %.4f | perplexity %.2f | bits/byte %.4f | %lld tokens in %d batches\n",
-              dir.c_str(), (long long)ck.state.at("step").get<int64_t>(), r.loss, r.perplexity, r.bits_per_byte,
-              (long long)r.tokens, r.batches);
+              dir.c_str(), (long long)step, r.loss, r.perplexity, r.bits_per_byte, (long long)r.tokens, r.batches);
   return 0;
 }
 

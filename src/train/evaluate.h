@@ -21,6 +21,10 @@ struct EvalResult {
 // start. bits per byte = loss * tokens / (bytes * ln 2), with the split's tokens-per-byte ratio.
 EvalResult evaluate(Backend& backend, ValLoader& val, int B, int T, int max_batches);
 
+// The result of `batches` batches of `tokens` tokens in all with mean loss `loss`: perplexity and
+// bits per byte from it. Throws when batches is 0 (a split of less than one batch).
+EvalResult eval_result(double loss, int batches, int64_t tokens, const ValLoader& val);
+
 // Continues `prompt` by n tokens, drawing each from the top_k most likely ids below vocab_limit
 // (top_k 1: greedy). The context is the last max_T tokens. Deterministic in rng.
 std::vector<int32_t> sample_tokens(Backend& backend, const std::vector<int32_t>& prompt, int n, int max_T,
