@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -137,6 +138,44 @@ TEST_P(CudaBackendParity, LossAndEveryGradientMatchCpu) {
   gpu->last_logits(in.data(), kT, lg);
   ASSERT_EQ(lc.size(), size_t(cfg.vocab_size));
   EXPECT_LT(rel_err(lg, lc), 3e-2);
+}
+
+// Per-position evaluation (`gfwa eval --per-position`, --gate-stats): per-token losses, arg maxes
+// and the gates' log f against the cpu backend.
+TEST_P(CudaBackendParity, TokenStatsAndGatesMatchCpu) {
+  GFWA_SKIP_WITHOUT_GPU();
+  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift);
+  auto cpu = make_cpu_backend(cfg, kB, kT);
+  auto gpu = make_cuda_backend(cfg, kB, kT);
+  const auto p = test_params(cfg, 9);
+  cpu->set_params(p);
+  gpu->set_params(p);
+  std::vector<int32_t> in, tg;
+  split(batch_tokens(cfg.vocab_size, 500, kB, kT), kB, kT, in, tg);
+  const size_t N = size_t(kB) * kT;
+  std::vector<float> lc(N), lg(N);
+  std::vector<int32_t> ac(N), ag(N);
+  cpu->forward_token_stats(in.data(), tg.data(), kB, kT, lc.data(), ac.data());
+  gpu->forward_token_stats(in.data(), tg.data(), kB, kT, lg.data(), ag.data());
+  EXPECT_LT(rel_err(lg, lc), 2e-2);
+  EXPECT_NEAR(std::accumulate(lg.begin(), lg.end(), 0.0) / double(N), gpu->forward_loss(in.data(), tg.data(), kB, kT), 1e-4);
+  // bf16 logits may reorder near-ties: most positions agree, the learnable ones above all.
+  size_t same = 0;
+  for (size_t i = 0; i < N; ++i) same += ac[i] == ag[i];
+  EXPECT_GT(double(same) / double(N), 0.9) << same << " of " << N;
+  if (cfg.attention.mode != AttnMode::gatedfwa) {
+    std::vector<std::vector<float>> none;
+    EXPECT_THROW(gpu->gate_log_f(none), std::logic_error);
+    return;
+  }
+  std::vector<std::vector<float>> fc, fg;
+  cpu->gate_log_f(fc);
+  gpu->gate_log_f(fg);
+  ASSERT_EQ(fg.size(), size_t(cfg.n_layers));
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    ASSERT_EQ(fg[size_t(l)].size(), N * cfg.n_heads);
+    EXPECT_LT(rel_err(fg[size_t(l)], fc[size_t(l)]), 3e-2) << "layer " << l;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, CudaBackendParity,
