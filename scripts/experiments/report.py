@@ -240,6 +240,8 @@ class Report:
         if not self.plots:
             return
         fig, axes = self.plt.subplots(1, 2, figsize=(11, 4.5))
+        if not any(isinstance(r, tuple) for r in res.values()):
+            return
         for v in tp["variants"]:
             pts = [(T, res[v, T]) for T in tp["seq_lens"] if isinstance(res.get((v, T)), tuple)]
             axes[0].plot([T for T, _ in pts], [r[0] for _, r in pts], "o-", label=v)
@@ -351,7 +353,10 @@ class Report:
     def build(self):
         os.makedirs(self.dir, exist_ok=True)
         for name in TABLES:
-            getattr(self, name)()
+            try:
+                getattr(self, name)()
+            except Exception as e:  # one broken section must not cost the others (a partial run)
+                self.missing.append(f"{name}: the report section failed: {type(e).__name__}: {e}")
         p = self.plan
         lines = [f"# Experiment report: preset {p['preset']}\n",
                  f"Data: `{p['data']}`; backend {p['backend']}; seed 1337. Built by scripts/experiments/report.py "
@@ -372,6 +377,8 @@ class Report:
                     lines.append(f"![{img}]({img}.png)\n")
         with open(os.path.join(self.dir, "report.md"), "w") as f:
             f.write("\n".join(lines))
+        self.missing += [f"plot {p}.png" for p in PLOTS if not os.path.exists(os.path.join(self.dir, p + ".png"))
+                         and self.plots]
         return self.missing
 
 

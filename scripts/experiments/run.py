@@ -35,19 +35,31 @@ SEED = 1337
 class Runner:
     """Runs gfwa commands with their output in a log file; remembers failures."""
 
-    def __init__(self, gfwa, out, timeout, launcher):
+    def __init__(self, gfwa, out, timeout, launcher, budget):
         self.gfwa, self.out, self.timeout, self.launcher = gfwa, out, timeout, launcher
+        self.deadline = time.time() + budget if budget else None
         self.failures = []
+        self.skipped = False  # the latest command was not run: the budget was spent
 
     def run(self, stage, what, cmd, log, env=None):
         t0 = time.time()
+        self.skipped = False
+        limit = self.timeout
+        if self.deadline is not None:
+            left = self.deadline - t0
+            if left < 1:
+                print(f"[{stage}] {what}: skipped (--budget spent)", flush=True)
+                self.skipped = True
+                self.failures.append({"stage": stage, "what": what, "exit": None, "log": "",
+                                      "last_lines": ["skipped: the --budget was spent"]})
+                return False
+            limit = min(limit or left, left)
         with open(log, "a") as f:
             f.write(f"$ {' '.join(cmd)}\n")
             f.flush()
             try:
-                rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=self.timeout,
-                                    env=env).returncode
-            except subprocess.TimeoutExpired:
+                rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=limit, env=env).returncode
+            except subprocess.TimeoutExpired:  # the child is killed
                 rc = 124
         secs = time.time() - t0
         print(f"[{stage}] {what}: {'ok' if rc == 0 else f'FAILED (exit {rc})'} in {secs:.1f}s", flush=True)
@@ -175,7 +187,8 @@ def stage_throughput(run, plan, out):
                 continue
             cfg = model_config(plan, v, plan["data"], T, B, tp["steps"], plan["lr"], 0, 1, 0, log_every=1)
             ok = run.train("throughput", f"{v} at T {T} (B {B})", folder, cfg)
-            open(os.path.join(folder, "done" if ok else "failed"), "w").close()  # a failure (OOM) is a result too
+            if not run.skipped:  # a failure (out of memory) is a result too; a skipped run is tried again
+                open(os.path.join(folder, "done" if ok else "failed"), "w").close()
             shutil.rmtree(os.path.join(folder, "checkpoints"), ignore_errors=True)
 
 
@@ -213,6 +226,8 @@ def main():
     ap.add_argument("--stages", default=",".join(STAGES),
                     help="comma-separated subset of quality,throughput,recall (quality includes length and gates)")
     ap.add_argument("--timeout", type=float, help="seconds allowed to each gfwa command")
+    ap.add_argument("--budget", type=float, help="seconds for all the commands: once spent, the remaining steps "
+                    "are skipped (recorded as failures) and the report is built from what is there")
     ap.add_argument("--train-launcher", help="start training through this script (called as SCRIPT CONFIG "
                     "[gfwa train options], GFWA set), e.g. scripts/launch/torchrun_env.sh for every GPU of a node")
     ap.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
@@ -239,7 +254,7 @@ def main():
         else:
             with open(plan_path, "w") as f:
                 json.dump(plan, f, indent=1)
-        run = Runner(resolve_gfwa(args.gfwa), out, args.timeout, args.train_launcher)
+        run = Runner(resolve_gfwa(args.gfwa), out, args.timeout, args.train_launcher, args.budget)
         for s in stages:
             STAGES[s](run, plan, out)
         with open(os.path.join(out, "failures.json"), "w") as f:
