@@ -4,10 +4,10 @@ throughput and memory, learned gates, associative recall. Drives the `gfwa` bina
 
     python3 scripts/experiments/run.py --data DIR --out RUN --preset toy|h200|paper
 
-DIR holds train_*.bin and val_*.bin (llm.c shards). RUN receives one folder per stage with each
-run's config, logs, metrics.jsonl and evaluation JSON, and RUN/report/: every table as Markdown
-(report.md gathers them) and every plot as PNG, built from those files alone (report.py RUN
-rebuilds it). Re-running the same command skips what is done (training resumes, finished
+DIR holds *train_*.bin and *val_*.bin (llm.c shards: train_000000.bin, fineweb_train_000001.bin,
+...). RUN receives one folder per stage with each run's config, logs, metrics.jsonl and evaluation
+JSON, and RUN/report/: every table as Markdown (report.md gathers them) and every plot as PNG,
+built from those files alone (report.py RUN rebuilds it). Re-running the same command skips what is done (training resumes, finished
 evaluations are kept), so an interrupted run continues and a finished one gives the same report.
 A step that fails is recorded in RUN/failures.json and the report, the others still run; the
 exit status is then 1."""
@@ -106,10 +106,10 @@ def make_plan(args):
     if args.backend:
         p["backend"] = args.backend
     for split in ("train", "val"):
-        if not glob.glob(os.path.join(p["data"], f"{split}_*.bin")):
-            sys.exit(f"run.py: --data {args.data}: no {split}_*.bin shards there")
+        if not glob.glob(os.path.join(p["data"], f"*{split}_*.bin")):
+            sys.exit(f"run.py: --data {args.data}: no *{split}_*.bin shards there")
     if p["vocab_size"] == "auto":
-        top = max(shards.max_token_id(os.path.join(p["data"], f"{s}_*.bin")) for s in ("train", "val"))
+        top = max(shards.max_token_id(os.path.join(p["data"], f"*{s}_*.bin")) for s in ("train", "val"))
         rc = p["recall"]
         top = max(top, rc["base"] + rc["noise"] + rc["keys"] + rc["values"] - 1)
         p["vocab_size"] = (top // 64 + 1) * 64
@@ -125,7 +125,7 @@ def model_config(plan, variant, data, T, B, steps, lr, eval_every, eval_batches,
         "train": {"backend": plan["backend"], "seed": SEED, "batch_size": B, "seq_len": T, "max_steps": steps,
                   "tokens_per_step": tokens_per_step},
         "eval": {"every": eval_every, "batches": eval_batches},
-        "data": {"train": os.path.join(data, "train_*.bin"), "val": os.path.join(data, "val_*.bin")},
+        "data": {"train": os.path.join(data, "*train_*.bin"), "val": os.path.join(data, "*val_*.bin")},
         "checkpoint": {"every": 0, "keep_last": 1},
         "logging": {"every": log_every},
     }
@@ -133,7 +133,7 @@ def model_config(plan, variant, data, T, B, steps, lr, eval_every, eval_batches,
 
 def val_windows(data, T):
     """Windows of T tokens the validation loader cuts (per shard: (tokens - 1) // T)."""
-    return sum((shards.read_header(p)[0] - 1) // T for p in sorted(glob.glob(os.path.join(data, "val_*.bin"))))
+    return sum((shards.read_header(p)[0] - 1) // T for p in sorted(glob.glob(os.path.join(data, "*val_*.bin"))))
 
 
 def eval_shape(plan, T_eval):
@@ -218,7 +218,7 @@ STAGES = {"quality": stage_quality, "throughput": stage_throughput, "recall": st
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", help="folder of train_*.bin and val_*.bin shards")
+    ap.add_argument("--data", help="folder of *train_*.bin and *val_*.bin shards")
     ap.add_argument("--out", required=True, help="run folder (created; re-running continues it)")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="toy")
     ap.add_argument("--gfwa", help="the gfwa binary (default: build/gfwa, else gfwa on PATH)")
