@@ -70,14 +70,15 @@ class Runner:
                                   "last_lines": tail})
         return rc == 0
 
-    def train(self, stage, what, folder, config):
-        """Trains (or resumes, or finds finished) the run in folder; True when it has a final checkpoint."""
+    def train(self, stage, what, folder, config, launch=False):
+        """Trains (or resumes, or finds finished) the run in folder, through the launcher when launch;
+        True when it has a final checkpoint."""
         os.makedirs(folder, exist_ok=True)
         cfg_path = os.path.join(folder, "config_in.json")
         with open(cfg_path, "w") as f:
             json.dump(config, f, indent=1)
         args = ["--config", cfg_path, "--out", folder, "--resume", "auto"]
-        if self.launcher:
+        if launch and self.launcher:
             cmd, env = [self.launcher] + args, dict(os.environ, GFWA=self.gfwa)
         else:
             cmd, env = [self.gfwa, "train"] + args, None
@@ -153,7 +154,7 @@ def stage_quality(run, plan, out):
         folder = os.path.join(out, "quality", v)
         cfg = model_config(plan, v, plan["data"], T, B, steps, plan["lr"], plan["eval_every"],
                            max(1, plan["eval_tokens"] // (B * T)), plan.get("tokens_per_step", 0))
-        if not run.train("quality", f"train {v}", folder, cfg):
+        if not run.train("quality", f"train {v}", folder, cfg, launch=True):
             continue
         ck = last_checkpoint(folder)
         for f in plan["length_factors"]:
@@ -228,8 +229,9 @@ def main():
     ap.add_argument("--timeout", type=float, help="seconds allowed to each gfwa command")
     ap.add_argument("--budget", type=float, help="seconds for all the commands: once spent, the remaining steps "
                     "are skipped (recorded as failures) and the report is built from what is there")
-    ap.add_argument("--train-launcher", help="start training through this script (called as SCRIPT CONFIG "
-                    "[gfwa train options], GFWA set), e.g. scripts/launch/torchrun_env.sh for every GPU of a node")
+    ap.add_argument("--train-launcher", help="start the quality stage's training through this script (called as "
+                    "SCRIPT CONFIG [gfwa train options], GFWA set), e.g. scripts/launch/torchrun_env.sh for every "
+                    "GPU of a node; throughput and recall runs stay on one device")
     ap.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
     ap.add_argument("--report-only", action="store_true", help="rebuild RUN/report from the files already there")
     args = ap.parse_args()
