@@ -213,7 +213,8 @@ TEST_F(ConfigTest, JsonRoundTripIsExact) {
   EXPECT_EQ(d["model"]["init_std"].dump(), "0.02");
   EXPECT_EQ(d["model"]["attention"]["mode"], "gatedfwa");
   EXPECT_EQ(d.size(), 9u);
-  EXPECT_EQ(d["model"].size(), 8u);
+  EXPECT_EQ(d["model"].size(), 9u);
+  EXPECT_EQ(d["model"]["init_from"], "");
   EXPECT_EQ(d["model"]["attention"].size(), 5u);
 }
 

@@ -80,16 +80,21 @@ TEST(TrainEvaluate, TopKStaysInTheTopKBelowTheLimitAndFollowsTheSeed) {
   EXPECT_NE(x, z);   // another seed, other draws
 }
 
-TEST(TrainEvaluate, LossPerplexityAndBitsPerByte) {
-  const std::string dir = fresh_dir("evaluate");
-  write_shards(dir, 5);  // val: 611 tokens, 1833 UTF-8 bytes, 55 windows of 11
+// The validation split of write_shards in file order, 3 windows of 11 per batch.
+LoaderOptions val_options(const std::string& dir) {
   LoaderOptions lo;
   lo.pattern = dir + "/val_*.bin";
   lo.B = 3;
   lo.T = 11;
   lo.shuffle = false;
   lo.vocab_size = kVocab;
-  ValLoader val(lo);
+  return lo;
+}
+
+TEST(TrainEvaluate, LossPerplexityAndBitsPerByte) {
+  const std::string dir = fresh_dir("evaluate");
+  write_shards(dir, 5);  // val: 611 tokens, 1833 UTF-8 bytes, 55 windows of 11
+  ValLoader val(val_options(dir));
   FakeBackend be(kVocab);
   const EvalResult r = evaluate(be, val, 3, 11, 4);  // losses 1..4
   EXPECT_EQ(r.batches, 4);
@@ -106,13 +111,7 @@ TEST(TrainEvaluate, LossPerplexityAndBitsPerByte) {
 TEST(TrainEvaluate, PerPositionLossAccuracyAndAnswers) {
   const std::string dir = fresh_dir("positions");
   write_shards(dir, 5);  // val: 55 windows of 11
-  LoaderOptions lo;
-  lo.pattern = dir + "/val_*.bin";
-  lo.B = 3;
-  lo.T = 11;
-  lo.shuffle = false;
-  lo.vocab_size = kVocab;
-  ValLoader val(lo);
+  ValLoader val(val_options(dir));
   FakeBackend be(kVocab);
   EXPECT_EQ(evaluated_targets(val, 3, 11, 4), 132);
   EXPECT_EQ(evaluated_targets(val, 3, 11, 0), 18 * 33);

@@ -14,6 +14,8 @@ VARIANTS = {  # name -> model.attention settings
     "gatedfwa_shift": {"mode": "gatedfwa", "token_shift": True},
 }
 
+LONG_T = [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]  # throughput: 1k to 128k
+
 PRESETS = {
     "toy": {
         "backend": "cpu",
@@ -47,8 +49,8 @@ PRESETS = {
         "eval_every": 50,
         "eval_tokens": 262144,
         "length_factors": [1, 2, 4, 8],
-        "throughput": {"seq_lens": [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072],
-                       "tokens_per_step": 131072, "steps": 4, "variants": ["full", "swa", "gatedfwa"]},
+        "throughput": {"seq_lens": LONG_T, "tokens_per_step": 131072, "steps": 4,
+                       "variants": ["full", "swa", "gatedfwa"]},
         "recall": {"seq_len": 1024, "distances": [16, 64, 128, 192, 240, 320, 448, 640, 896], "queries": 18,
                    "distractors": 14, "train_samples": 6400, "val_samples": 256, "base": 1000, "noise": 32,
                    "keys": 256, "values": 256, "steps": 200, "batch_size": 32, "lr": 2e-3,
@@ -68,8 +70,8 @@ PRESETS = {
         "eval_every": 500,
         "eval_tokens": 10485760,
         "length_factors": [1, 2, 4, 8],
-        "throughput": {"seq_lens": [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072],
-                       "tokens_per_step": 131072, "steps": 10, "variants": ["full", "swa", "gatedfwa"]},
+        "throughput": {"seq_lens": LONG_T, "tokens_per_step": 131072, "steps": 10,
+                       "variants": ["full", "swa", "gatedfwa"]},
         "recall": {"seq_len": 1024, "distances": [16, 64, 128, 256, 384, 511, 640, 768, 896], "queries": 18,
                    "distractors": 14, "train_samples": 65536, "val_samples": 1024, "base": 1000, "noise": 32,
                    "keys": 256, "values": 256, "steps": 2000, "batch_size": 32, "lr": 1.5e-3,

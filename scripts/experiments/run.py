@@ -7,8 +7,9 @@ throughput and memory, learned gates, associative recall. Drives the `gfwa` bina
 DIR holds *train_*.bin and *val_*.bin (llm.c shards: train_000000.bin, fineweb_train_000001.bin,
 ...). RUN receives one folder per stage with each run's config, logs, metrics.jsonl and evaluation
 JSON, and RUN/report/: every table as Markdown (report.md gathers them) and every plot as PNG,
-built from those files alone (report.py RUN rebuilds it). Re-running the same command skips what is done (training resumes, finished
-evaluations are kept), so an interrupted run continues and a finished one gives the same report.
+built from those files alone (report.py RUN rebuilds it). Re-running the same command skips what
+is done (training resumes, finished evaluations are kept), so an interrupted run continues and a
+finished one gives the same report.
 A step that fails is recorded in RUN/failures.json and the report, the others still run; the
 exit status is then 1."""
 import argparse

@@ -1,5 +1,7 @@
 // Shape and options of the decoder (gatedfwa.md section 3). Parsed and validated in train/config.cpp.
 #pragma once
+#include <string>
+
 #include "kernels/attention_mode.h"
 
 namespace gfwa {
@@ -20,6 +22,7 @@ struct ModelConfig {
   int ffn_hidden = 0;            // 0 => 4 * d_model
   float norm_eps = 1e-6f;        // every RMSNorm, QK-norm included
   float init_std = 0.02f;
+  std::string init_from;         // exported weights (.safetensors) a fresh run starts from; "" => init_std
   AttentionConfig attention;
 
   int head_dim() const { return d_model / n_heads; }

@@ -19,6 +19,10 @@ int cmd_eval(int argc, char** argv) {
       ("checkpoint", "a checkpoint directory (step_*)", cxxopts::value<std::string>(), "PATH")
       ("batches", "batches to evaluate; 0: the whole split (default: the checkpoint's eval.batches)",
        cxxopts::value<int>(), "N")
+      ("json", "print the result as one JSON object (full precision)")
+      ("logits", "also write the first validation batch's input ids, targets and logits [B, T, vocab] to this "
+                 "safetensors file (one forward per position: for small models and parity checks)",
+       cxxopts::value<std::string>(), "FILE")
       ("seq-len", "tokens per evaluated window (default: the checkpoint's train.seq_len; longer: length "
                   "extrapolation)", cxxopts::value<int>(), "T")
       ("batch-size", "windows per batch (default: the checkpoint's train.batch_size)", cxxopts::value<int>(), "B")
@@ -63,6 +67,12 @@ int cmd_eval(int argc, char** argv) {
   lo.shuffle = false;
   lo.vocab_size = cfg.model.vocab_size;
   ValLoader val(lo);
+  if (parsed.count("logits")) {
+    std::vector<int32_t> in, tgt;
+    val.reset();
+    if (!val.next(in, tgt)) throw std::runtime_error("--logits: the validation split holds less than one batch");
+    write_batch_logits(*backend, in, tgt, lo.B, lo.T, parsed["logits"].as<std::string>());
+  }
   const int64_t step = ck.state.at("step").get<int64_t>();
   EvalResult r;
   if (parsed.count("per-position") || parsed.count("gate-stats")) {
@@ -88,6 +98,13 @@ int cmd_eval(int argc, char** argv) {
     }
   } else {
     r = evaluate(*backend, val, lo.B, lo.T, batches);
+  }
+  if (parsed.count("json")) {
+    nlohmann::json j = eval_result_json(r);
+    j["checkpoint"] = dir;
+    j["step"] = step;
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
   }
   std::printf("checkpoint %s (step %lld)\nval loss %.4f | perplexity %.2f | bits/byte %.4f | %lld tokens in %d batches\n",
               dir.c_str(), (long long)step, r.loss, r.perplexity, r.bits_per_byte, (long long)r.tokens, r.batches);

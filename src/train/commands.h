@@ -13,6 +13,7 @@ struct Command {
 int cmd_config(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
+int cmd_export(int argc, char** argv);
 int cmd_bench_train(int argc, char** argv);  // CUDA builds only: `gfwa bench train ...` (argv[0] = "train")
 int cmd_bench(int argc, char** argv);  // kernel benchmarks (CUDA builds only): `gfwa bench attention ...`
 int cmd_tokenize(int argc, char** argv);  // src/data/cmd_tokenize.cpp

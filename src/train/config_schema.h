@@ -81,6 +81,7 @@ void visit_fields(Cfg& c, V& v) {
   v("model.ffn_hidden", m.ffn_hidden, at_least(0));
   v("model.norm_eps", m.norm_eps, positive());
   v("model.init_std", m.init_std, positive());
+  v("model.init_from", m.init_from, any());  // the file is checked when a run starts from it
   auto& a = c.model.attention;
   v("model.attention.mode", a.mode, any());  // the conversion itself rejects unknown modes
   v("model.attention.window", a.window, at_least(1));

@@ -6,6 +6,8 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "model/safetensors.h"
+
 namespace gfwa {
 
 EvalResult evaluate(Backend& backend, ValLoader& val, int B, int T, int max_batches) {
@@ -31,6 +33,30 @@ EvalResult eval_result(double loss, int batches, int64_t tokens, const ValLoader
   r.bits_per_byte = bytes > 0 ? r.loss * double(val.total_tokens()) / (double(bytes) * std::log(2.0))
                               : std::numeric_limits<double>::quiet_NaN();
   return r;
+}
+
+void write_batch_logits(Backend& backend, const std::vector<int32_t>& inputs, const std::vector<int32_t>& targets,
+                        int B, int T, const std::string& path) {
+  std::vector<float> all, row;
+  for (int b = 0; b < B; ++b)
+    for (int t = 1; t <= T; ++t) {
+      backend.last_logits(inputs.data() + size_t(b) * T, t, row);
+      all.insert(all.end(), row.begin(), row.end());
+    }
+  const int64_t V = int64_t(row.size());
+  write_safetensors(path,
+                    {{"input_ids", "I32", {B, T}, inputs.data(), inputs.size() * sizeof(int32_t)},
+                     {"targets", "I32", {B, T}, targets.data(), targets.size() * sizeof(int32_t)},
+                     {"logits", "F32", {B, T, V}, all.data(), all.size() * sizeof(float)}},
+                    {});
+}
+
+nlohmann::json eval_result_json(const EvalResult& r) {
+  return {{"loss", r.loss},
+          {"perplexity", r.perplexity},
+          {"bits_per_byte", std::isnan(r.bits_per_byte) ? nlohmann::json() : nlohmann::json(r.bits_per_byte)},
+          {"tokens", r.tokens},
+          {"batches", r.batches}};
 }
 
 std::vector<int32_t> sample_tokens(Backend& backend, const std::vector<int32_t>& prompt, int n, int max_T,

@@ -56,12 +56,14 @@ GateStats::GateStats(int layers, int heads, int T) : layers_(layers), heads_(hea
 
 void GateStats::add(const std::vector<std::vector<float>>& logf, int B) {
   const size_t per_layer = size_t(B) * T_ * heads_;
-  if (int(logf.size()) != layers_) throw std::invalid_argument("GateStats::add: expected " + std::to_string(layers_) + " layers");
+  if (int(logf.size()) != layers_)
+    throw std::invalid_argument("GateStats::add: expected " + std::to_string(layers_) + " layers");
   std::vector<double> alpha(static_cast<size_t>(T_));
   for (int l = 0; l < layers_; ++l) {
     if (logf[size_t(l)].size() != per_layer)
       throw std::invalid_argument("GateStats::add: layer " + std::to_string(l) + " has " +
-                                  std::to_string(logf[size_t(l)].size()) + " values, expected " + std::to_string(per_layer));
+                                  std::to_string(logf[size_t(l)].size()) + " values, expected " +
+                                  std::to_string(per_layer));
     for (int h = 0; h < heads_; ++h) {
       Head& st = stats_[size_t(l) * heads_ + h];
       for (int b = 0; b < B; ++b) {

@@ -79,7 +79,8 @@ std::vector<int64_t> read_target_indexes(const std::string& path, int64_t limit)
       used = 0;
     }
     if (used == 0 || used != line.size() || v < 0)
-      throw std::runtime_error(path + ":" + std::to_string(line_no) + ": expected a target index >= 0 (got \"" + line + "\")");
+      throw std::runtime_error(path + ":" + std::to_string(line_no) + ": expected a target index >= 0 (got \"" + line +
+                               "\")");
     if (v >= limit)
       throw std::runtime_error(path + ":" + std::to_string(line_no) + ": target index " + line +
                                " is beyond the " + std::to_string(limit) + " evaluated targets");
@@ -90,16 +91,11 @@ std::vector<int64_t> read_target_indexes(const std::string& path, int64_t limit)
 }
 
 nlohmann::json position_eval_json(const PositionEval& r, int B, int T, bool with_answers) {
-  const EvalResult& e = r.totals;
-  nlohmann::json j = {{"seq_len", T},
-                      {"batch_size", B},
-                      {"batches", e.batches},
-                      {"tokens", e.tokens},
-                      {"loss", e.loss},
-                      {"perplexity", e.perplexity},
-                      {"bits_per_byte", std::isnan(e.bits_per_byte) ? nlohmann::json() : nlohmann::json(e.bits_per_byte)},
-                      {"loss_by_position", r.loss_by_position},
-                      {"accuracy_by_position", r.accuracy_by_position}};
+  nlohmann::json j = eval_result_json(r.totals);
+  j["seq_len"] = T;
+  j["batch_size"] = B;
+  j["loss_by_position"] = r.loss_by_position;
+  j["accuracy_by_position"] = r.accuracy_by_position;
   if (with_answers) {
     std::vector<int> correct(r.answer_correct.begin(), r.answer_correct.end());
     j["answers"] = {{"correct", correct}, {"loss", r.answer_loss}};

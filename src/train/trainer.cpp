@@ -17,6 +17,8 @@
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "model/backend_factory.h"
+#include "model/exported_weights.h"
+#include "model/safetensors.h"
 #include "train/checkpoint.h"
 #include "train/config_io.h"
 #include "train/evaluate.h"
@@ -74,6 +76,7 @@ void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::s
 }
 
 bool resume_must_match(const std::string& key) {
+  if (key == "model.init_from") return false;  // read on a fresh start only
   for (const char* p : {"model.", "data."})
     if (key.rfind(p, 0) == 0) return true;
   for (const char* k : {"train.seq_len", "train.batch_size", "train.tokens_per_step", "train.seed"})
@@ -223,7 +226,16 @@ void Run::start_or_resume() {
     if (opt_.resume.empty() && has_checkpoints(ckpt_root_))
       throw std::runtime_error(opt_.out_dir + " already holds checkpoints of a run: continue it with --resume auto, "
                                "or train into another --out");
-    backend_->init_params(cfg_.train.seed);
+    if (cfg_.model.init_from.empty()) {
+      backend_->init_params(cfg_.train.seed);
+    } else {
+      try {
+        backend_->set_params(read_exported_weights(cfg_.model.init_from, backend_->layout()));
+      } catch (const SafetensorsError& e) {
+        throw std::runtime_error(std::string("model.init_from: ") + e.what());
+      }
+      spdlog::info("parameters from {} (model.init_from)", cfg_.model.init_from);
+    }
     sample_rng_.seed(cfg_.train.seed ^ kSampleSeedSalt);
   }
   // A fresh start keeps no earlier records (resume step 0).

@@ -23,7 +23,8 @@ struct TrainOptions {
 int train(const RunConfig& cfg, const TrainOptions& opt);
 
 // Keys whose values differ between a checkpoint's config and the current one and that a resume
-// cannot change: model.*, data.*, train.seq_len, train.batch_size, train.tokens_per_step, train.seed.
+// cannot change: model.* (but model.init_from), data.*, train.seq_len, train.batch_size,
+// train.tokens_per_step, train.seed.
 // Each entry reads "key (checkpoint X, now Y)".
 std::vector<std::string> incompatible_keys(const nlohmann::json& saved, const nlohmann::json& now);
 
