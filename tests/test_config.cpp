@@ -124,6 +124,11 @@ struct Randomizer {
   }
   template <class R>
   void operator()(const char*, AttnMode& x, const R&) { x = AttnMode(rng() % 3); }
+  template <class R>
+  void operator()(const char*, std::map<std::string, std::string>& x, const R&) {
+    x.clear();
+    if (rng() % 2) x = {{"piqa", "valid \"q\".jsonl"}, {"hellaswag", "héllo/val.jsonl"}};
+  }
 };
 
 RunConfig random_config(uint64_t seed) {
@@ -241,6 +246,8 @@ TEST_F(ConfigTest, OverridesApplyOnTopOfFile) {
   EXPECT_EQ(c.model.n_layers, 5);                  // the last override wins
   // A quoted JSON string is decoded (escapes included).
   EXPECT_EQ(load_config("", {R"(eval.sample_prompt="Mr. \"Darcy\"\n")"}).eval.sample_prompt, "Mr. \"Darcy\"\n");
+  const auto tasks = load_config("", {R"(eval.tasks={"hellaswag": "hs/val.jsonl", "copa": "copa/val.jsonl"})"}).eval.tasks;
+  EXPECT_EQ(tasks, (std::map<std::string, std::string>{{"copa", "copa/val.jsonl"}, {"hellaswag", "hs/val.jsonl"}}));
 }
 
 TEST_F(ConfigTest, BadOverridesNameTheOverride) {
@@ -400,6 +407,10 @@ const BadValue kBadValues[] = {
     {R"({"eval": {"sample_every": -1}})", "eval.sample_every", "must be >= 0 (got -1)"},
     {R"({"eval": {"sample_tokens": 0}})", "eval.sample_tokens", "must be >= 1 (got 0)"},
     {R"({"eval": {"sample_prompt": ""}})", "eval.sample_prompt", "must not be empty (got \"\")"},
+    {R"({"eval": {"tasks": {"squad": "dev.json"}}})", "eval.tasks", "unknown task 'squad' (expected hellaswag|"},
+    {R"({"eval": {"tasks": {"piqa": ""}}})", "eval.tasks", "task 'piqa' needs a file"},
+    {R"({"eval": {"tasks": {"piqa": 3}}})", "eval.tasks", "the file of 'piqa' must be a string"},
+    {R"({"eval": {"tasks": ["piqa"]}})", "eval.tasks", "expected an object of task name -> file"},
     {R"({"data": {"train": ""}})", "data.train", "must not be empty (got \"\")"},
     {R"({"data": {"val": ""}})", "data.val", "must not be empty (got \"\")"},
     {R"({"data": {"tokenizer": ""}})", "data.tokenizer", "must not be empty (got \"\")"},

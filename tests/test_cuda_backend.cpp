@@ -1,10 +1,12 @@
 // The cuda backend vs the cpu backend on a small decoder: loss and every parameter gradient
 // (with gradient accumulation over two micro-batches), 30 AdamW steps tracking the CPU loss curve,
-// bitwise-identical repeated runs, and the memory plan's error when a configuration cannot fit.
+// bitwise-identical repeated runs, the memory plan's error when a configuration cannot fit, and
+// the per-token log-probabilities of zero-shot scoring (target_logprobs, score_requests).
 #ifdef GFWA_WITH_CUDA
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <stdexcept>
@@ -14,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "cuda_layer_test_util.h"
+#include "eval/loglikelihood.h"
 #include "model/cpu_backend.h"
 #include "model/cuda_backend.h"
 
@@ -140,9 +143,9 @@ TEST_P(CudaBackendParity, LossAndEveryGradientMatchCpu) {
   EXPECT_LT(rel_err(lg, lc), 3e-2);
 }
 
-// Per-position evaluation (`gfwa eval --per-position`, --gate-stats): per-token losses, arg maxes
-// and the gates' log f against the cpu backend.
-TEST_P(CudaBackendParity, TokenStatsAndGatesMatchCpu) {
+// Per-position evaluation (`gfwa eval --per-position`, --gate-stats): per-token log-probabilities,
+// arg maxes and the gates' log f against the cpu backend.
+TEST_P(CudaBackendParity, LogprobsArgmaxAndGatesMatchCpu) {
   GFWA_SKIP_WITHOUT_GPU();
   const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift);
   auto cpu = make_cpu_backend(cfg, kB, kT);
@@ -155,10 +158,11 @@ TEST_P(CudaBackendParity, TokenStatsAndGatesMatchCpu) {
   const size_t N = size_t(kB) * kT;
   std::vector<float> lc(N), lg(N);
   std::vector<int32_t> ac(N), ag(N);
-  cpu->forward_token_stats(in.data(), tg.data(), kB, kT, lc.data(), ac.data());
-  gpu->forward_token_stats(in.data(), tg.data(), kB, kT, lg.data(), ag.data());
+  cpu->target_logprobs(in.data(), tg.data(), kB, kT, lc.data(), ac.data());
+  gpu->target_logprobs(in.data(), tg.data(), kB, kT, lg.data(), ag.data());
   EXPECT_LT(rel_err(lg, lc), 2e-2);
-  EXPECT_NEAR(std::accumulate(lg.begin(), lg.end(), 0.0) / double(N), gpu->forward_loss(in.data(), tg.data(), kB, kT), 1e-4);
+  EXPECT_NEAR(-std::accumulate(lg.begin(), lg.end(), 0.0) / double(N), gpu->forward_loss(in.data(), tg.data(), kB, kT),
+              1e-4);
   // bf16 logits may reorder near-ties: most positions agree, the learnable ones above all.
   size_t same = 0;
   for (size_t i = 0; i < N; ++i) same += ac[i] == ag[i];
@@ -263,6 +267,73 @@ TEST(CudaBackend, PlanThatDoesNotFitNamesTheRequiredSize) {
     EXPECT_NE(std::string(e.what()).find("GiB"), std::string::npos) << e.what();
   }
 }
+
+// A cpu and a cuda backend of the same parameters.
+struct BackendPair {
+  std::unique_ptr<Backend> cpu, gpu;
+  BackendPair(const ModelConfig& cfg, uint64_t seed)
+      : cpu(make_cpu_backend(cfg, kB, kT)), gpu(make_cuda_backend(cfg, kB, kT)) {
+    const auto p = test_params(cfg, seed);
+    cpu->set_params(p);
+    gpu->set_params(p);
+  }
+};
+
+std::vector<int32_t> random_ids(size_t n, int vocab, std::mt19937_64& rng) {
+  std::vector<int32_t> t(n);
+  for (auto& v : t) v = int32_t(rng() % uint64_t(vocab));
+  return t;
+}
+
+class CudaTargetLogprobs : public ::testing::TestWithParam<ModeCase> {};
+
+TEST_P(CudaTargetLogprobs, MatchCpuInTrainingAndForwardOnlyShapes) {
+  GFWA_SKIP_WITHOUT_GPU();
+  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift);
+  BackendPair be(cfg, 21);
+  std::mt19937_64 rng(4);
+  // The training shape, then more rows than max_B (forward-only room: B*T <= kB*kT = 240).
+  for (const auto& [B, T] : {std::pair<int, int>{kB, kT}, {15, 16}, {6, 37}}) {
+    const auto in = random_ids(size_t(B) * T, cfg.vocab_size, rng), tg = random_ids(size_t(B) * T, cfg.vocab_size, rng);
+    std::vector<float> lc(size_t(B) * T), lg(size_t(B) * T);
+    be.cpu->target_logprobs(in.data(), tg.data(), B, T, lc.data(), nullptr);
+    be.gpu->target_logprobs(in.data(), tg.data(), B, T, lg.data(), nullptr);
+    double worst = 0, mean = 0;
+    for (size_t n = 0; n < lc.size(); ++n) {
+      worst = std::max(worst, std::fabs(double(lg[n]) - lc[n]));
+      mean += lc[n] / double(lc.size());
+    }
+    std::printf("[ info ] %d x %d: mean log p %.4f, max |cuda - cpu| %.4f\n", B, T, mean, worst);
+    EXPECT_LT(worst, 0.05) << B << " x " << T;  // bf16 activations and logits
+    if (B <= kB) {  // the forward of forward_loss
+      double sum = 0;
+      for (float v : lg) sum += v;
+      EXPECT_NEAR(-sum / double(lg.size()), be.gpu->forward_loss(in.data(), tg.data(), B, T), 1e-4);
+    }
+  }
+  std::vector<int32_t> x(size_t(kB) * kT + 16, 1);
+  std::vector<float> out(x.size());
+  EXPECT_THROW(be.gpu->target_logprobs(x.data(), x.data(), 16, 16, out.data(), nullptr), std::invalid_argument);  // 256 > 240
+  EXPECT_THROW(be.gpu->target_logprobs(x.data(), x.data(), 1, kT + 1, out.data(), nullptr), std::invalid_argument);
+}
+
+TEST_P(CudaTargetLogprobs, ZeroShotLogLikelihoodsMatchCpu) {
+  GFWA_SKIP_WITHOUT_GPU();
+  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift);
+  BackendPair be(cfg, 8);
+  std::mt19937_64 rng(9);
+  std::vector<eval::TokenRequest> reqs;
+  for (int i = 0; i < 40; ++i)
+    reqs.push_back({random_ids(1 + rng() % 110, cfg.vocab_size, rng), random_ids(1 + rng() % 12, cfg.vocab_size, rng)});
+  const auto lc = eval::score_requests(eval::backend_source(*be.cpu, kB, kT), reqs);
+  const auto lg = eval::score_requests(eval::backend_source(*be.gpu, kB, kT), reqs);
+  for (size_t i = 0; i < reqs.size(); ++i)
+    EXPECT_NEAR(lg[i], lc[i], 0.02 * double(reqs[i].continuation.size())) << "request " << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, CudaTargetLogprobs,
+                         ::testing::Values(ModeCase{AttnMode::gatedfwa, true}, ModeCase{AttnMode::gatedfwa, false},
+                                           ModeCase{AttnMode::full, false}, ModeCase{AttnMode::swa, true}));
 
 }  // namespace
 }  // namespace gfwa

@@ -1,5 +1,5 @@
 // What `gfwa eval --per-position / --answers / --gate-stats` is built on: per-row cross-entropy
-// and arg max (CPU twins), the cpu backend's per-token statistics and gate log f, the gate
+// and arg max (CPU twins), the cpu backend's per-token log-probabilities, arg maxes and gate log f, the gate
 // statistics (alpha distribution, effective memory length) and the answers file reader.
 #include <cmath>
 #include <fstream>
@@ -58,7 +58,7 @@ ModelConfig small_model(AttnMode mode) {
   return c;
 }
 
-TEST(EvalPositions, CpuTokenStatsMatchTheLossAndTheLogits) {
+TEST(EvalPositions, CpuLogprobsAndArgmaxMatchTheLossAndTheLogits) {
   const ModelConfig cfg = small_model(AttnMode::gatedfwa);
   const int B = 2, T = 9;
   auto be = make_cpu_backend(cfg, B, T);
@@ -69,8 +69,8 @@ TEST(EvalPositions, CpuTokenStatsMatchTheLossAndTheLogits) {
   for (auto& t : tg) t = int32_t(rng() % 61);
   std::vector<float> loss(in.size());
   std::vector<int32_t> argmax(in.size());
-  be->forward_token_stats(in.data(), tg.data(), B, T, loss.data(), argmax.data());
-  EXPECT_NEAR(std::accumulate(loss.begin(), loss.end(), 0.0) / double(loss.size()),
+  be->target_logprobs(in.data(), tg.data(), B, T, loss.data(), argmax.data());
+  EXPECT_NEAR(-std::accumulate(loss.begin(), loss.end(), 0.0) / double(loss.size()),
               be->forward_loss(in.data(), tg.data(), B, T), 1e-5);
   // Position t of sequence 1 sees tokens 0..t only: its arg max is that of the prefix's last logits.
   std::vector<float> logits;
@@ -99,7 +99,7 @@ TEST(EvalPositions, CpuGateLogFFollowsTheGateParameters) {
   std::vector<int32_t> in(size_t(B) * T, 7);
   std::vector<float> loss(in.size());
   std::vector<int32_t> argmax(in.size());
-  be->forward_token_stats(in.data(), in.data(), B, T, loss.data(), argmax.data());
+  be->target_logprobs(in.data(), in.data(), B, T, loss.data(), argmax.data());
   std::vector<std::vector<float>> logf;
   be->gate_log_f(logf);
   ASSERT_EQ(logf.size(), 2u);

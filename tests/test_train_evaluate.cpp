@@ -27,11 +27,12 @@ class FakeBackend : public Backend {
     const int peak = (tokens[T - 1] + 1) % cfg_.vocab_size;
     for (int i = 0; i < cfg_.vocab_size; ++i) logits[size_t(i)] = -0.5f * float((i - peak) * (i - peak));
   }
-  // Per token: the loss is the position in the window, the arg max follows the logits above.
-  void forward_token_stats(const int32_t* inputs, const int32_t*, int B, int T, float* loss, int32_t* argmax) override {
+  // Per token: the log-probability is minus the position in the window, the arg max follows the
+  // logits above.
+  void target_logprobs(const int32_t* inputs, const int32_t*, int B, int T, float* out, int32_t* argmax) override {
     for (int i = 0; i < B * T; ++i) {
-      loss[i] = float(i % T);
-      argmax[i] = (inputs[i] + 1) % cfg_.vocab_size;
+      out[i] = -float(i % T);
+      if (argmax) argmax[i] = (inputs[i] + 1) % cfg_.vocab_size;
     }
   }
   void gate_log_f(std::vector<std::vector<float>>&) override { throw std::logic_error("no gates"); }

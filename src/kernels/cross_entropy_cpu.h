@@ -7,13 +7,13 @@
 
 namespace gfwa::cpu {
 
-// Mean over rows of -log softmax(logits[n])[targets[n]].
-template <class F>
-double cross_entropy_forward(const F* logits, const int32_t* targets, int N, int V);
-
-// The same per row: loss[n] = -log softmax(logits[n])[targets[n]] (per-position evaluation).
+// loss[n] = -log softmax(logits[n])[targets[n]] for each of the N rows.
 template <class F>
 void cross_entropy_rows(const F* logits, const int32_t* targets, int N, int V, double* loss);
+
+// Mean over rows of cross_entropy_rows.
+template <class F>
+double cross_entropy_forward(const F* logits, const int32_t* targets, int N, int V);
 
 // Fused forward and backward (llm.c style; the [N, V] buffer is the largest activation, so it is
 // reused): returns the mean loss and overwrites logits with

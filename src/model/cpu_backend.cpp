@@ -6,7 +6,6 @@
 
 #include "kernels/adamw_cpu.h"
 #include "kernels/argmax_cpu.h"
-#include "kernels/cross_entropy_cpu.h"
 
 namespace gfwa {
 
@@ -31,14 +30,10 @@ void CpuBackend::last_logits(const int32_t* tokens, int T, std::vector<float>& l
   model_.last_logits(tokens, T, logits);
 }
 
-void CpuBackend::forward_token_stats(const int32_t* inputs, const int32_t* targets, int B, int T, float* loss,
-                                     int32_t* argmax) {
-  model_.forward_loss(inputs, targets, B, T);
-  const int N = B * T, V = config().vocab_size;
-  std::vector<double> rows(static_cast<size_t>(N));
-  cpu::cross_entropy_rows(model_.logits(), targets, N, V, rows.data());
-  for (int n = 0; n < N; ++n) loss[n] = float(rows[size_t(n)]);
-  cpu::argmax_rows(model_.logits(), N, V, argmax);
+void CpuBackend::target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out,
+                                 int32_t* argmax) {
+  model_.target_logprobs(inputs, targets, B, T, out);
+  if (argmax) cpu::argmax_rows(model_.logits(), B * T, config().vocab_size, argmax);
 }
 
 void CpuBackend::gate_log_f(std::vector<std::vector<float>>& out) {

@@ -110,11 +110,12 @@ void CpuModel<F>::zero_grad() {
 }
 
 template <class F>
-void CpuModel<F>::check_tokens(const int32_t* tokens, int B, int T, const char* what) const {
-  if (B < 1 || B > max_B_ || T < 1 || T > max_T_)
+void CpuModel<F>::check_tokens(const int32_t* tokens, int B, int T, const char* what, bool forward_only) const {
+  const bool fits = forward_only ? long(B) * T <= long(max_B_) * max_T_ : B <= max_B_;
+  if (B < 1 || !fits || T < 1 || T > max_T_)
     throw std::invalid_argument("CpuModel: batch " + std::to_string(B) + "x" + std::to_string(T) +
                                 " outside the allocated 1.." + std::to_string(max_B_) + " x 1.." +
-                                std::to_string(max_T_));
+                                std::to_string(max_T_) + (forward_only ? " (forward only: B*T tokens at most)" : ""));
   for (long n = 0; n < long(B) * T; ++n)
     if (tokens[n] < 0 || tokens[n] >= cfg_.vocab_size)
       throw std::invalid_argument(std::string("CpuModel: ") + what + " token id " + std::to_string(tokens[n]) +
@@ -280,6 +281,17 @@ void CpuModel<F>::last_logits(const int32_t* tokens, int T, std::vector<F>& out)
   cpu::rmsnorm_forward(lnf_.data(), rstdf_.data(), x, param("final_norm"), 1, C, double(cfg_.norm_eps));
   out.resize(V);
   cpu::matmul_forward(out.data(), lnf_.data(), param("embed"), (const F*)nullptr, 1, C, V);
+}
+
+template <class F>
+void CpuModel<F>::target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out) {
+  check_tokens(inputs, B, T, "input", true);
+  check_tokens(targets, B, T, "target", true);
+  forward_hidden(inputs, B, T);
+  classifier(B * T);
+  std::vector<double> nll(size_t(B) * T);
+  cpu::cross_entropy_rows(logits_.data(), targets, B * T, cfg_.vocab_size, nll.data());
+  for (size_t n = 0; n < nll.size(); ++n) out[n] = float(-nll[n]);
 }
 
 template class CpuModel<float>;

@@ -53,6 +53,10 @@ class CpuModel {
   // Logits [vocab] of the last position of one sequence tokens[0..T).
   void last_logits(const int32_t* tokens, int T, std::vector<F>& out);
 
+  // out[n] = log softmax(logits[n])[targets[n]] over the B*T rows (Backend::target_logprobs):
+  // forward only, so B may exceed max_B as long as B * T <= max_B * max_T.
+  void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out);
+
   // gatedfwa: layer l's log f [B, T, H] from the latest forward pass (empty for other modes).
   const std::vector<F>& gate_logf(int l) const { return acts_[size_t(l)].logf; }
 
@@ -72,7 +76,8 @@ class CpuModel {
   };
 
   LayerParams layer_params(F* base, int l) const;
-  void check_tokens(const int32_t* tokens, int B, int T, const char* what) const;
+  // forward_only: the activations are all that is needed, so B*T <= max_B*max_T is the bound on B.
+  void check_tokens(const int32_t* tokens, int B, int T, const char* what, bool forward_only = false) const;
   void forward_hidden(const int32_t* inputs, int B, int T);  // fills resid_[0..L] and the layer acts
   void forward_layer(int l, int B, int T);
   void backward_layer(int l, int B, int T);

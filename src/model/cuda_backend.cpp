@@ -182,8 +182,8 @@ class CudaBackend final : public Backend {
   float forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) override;
   float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) override;
   void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) override;
-  void forward_token_stats(const int32_t* inputs, const int32_t* targets, int B, int T, float* loss,
-                           int32_t* argmax) override;
+  void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out,
+                       int32_t* argmax) override;
   void gate_log_f(std::vector<std::vector<float>>& out) override;
   void zero_grad() override;
   double grad_norm() override;
@@ -201,7 +201,9 @@ class CudaBackend final : public Backend {
   void wait_comm();                                   // bounded wait for the gradient collectives
   void plan(Arena& a);
   void log_plan(const Arena& a) const;
-  void check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what) const;
+  // forward_only: every activation buffer holds max_B * max_T rows, so B * T is the bound on B.
+  void check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what,
+                   bool forward_only = false) const;
   void upload_tokens(const int32_t* inputs, const int32_t* targets, int N);
   void forward_hidden(int B, int T);  // embeddings -> final norm output hf
   void forward_layer(int l, int B, int T);
@@ -493,11 +495,13 @@ void CudaBackend::log_plan(const Arena& a) const {
                  double(a.bytes(Category(c))) / double(1ull << 30));
 }
 
-void CudaBackend::check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what) const {
-  if (B < 1 || T < 1 || B > max_B_ || T > max_T_)
+void CudaBackend::check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what,
+                              bool forward_only) const {
+  const bool fits = forward_only ? size_t(B) * size_t(T) <= size_t(max_B_) * size_t(max_T_) : B <= max_B_;
+  if (B < 1 || T < 1 || !fits || T > max_T_)
     throw std::invalid_argument(std::string("cuda backend ") + what + ": batch " + std::to_string(B) + " x " +
                                 std::to_string(T) + " outside the planned 1.." + std::to_string(max_B_) + " x 1.." +
-                                std::to_string(max_T_));
+                                std::to_string(max_T_) + (forward_only ? " (forward only: B*T tokens at most)" : ""));
   const size_t N = size_t(B) * T;
   for (const int32_t* ids : {inputs, targets}) {
     if (!ids) continue;
@@ -745,20 +749,6 @@ float CudaBackend::forward_loss(const int32_t* inputs, const int32_t* targets, i
   return loss / float(N);
 }
 
-void CudaBackend::forward_token_stats(const int32_t* inputs, const int32_t* targets, int B, int T, float* loss,
-                                      int32_t* argmax) {
-  check_batch(inputs, targets, B, T, "forward_token_stats");
-  const int N = B * T;
-  upload_tokens(inputs, targets, N);
-  prof_.begin(stream_);
-  forward_hidden(B, T);
-  classifier(N, 1.0f, false, argmax_rows_);
-  CUDA_CHECK(cudaMemcpyAsync(loss, loss_rows_, size_t(N) * 4, cudaMemcpyDeviceToHost, stream_));
-  CUDA_CHECK(cudaMemcpyAsync(argmax, argmax_rows_, size_t(N) * 4, cudaMemcpyDeviceToHost, stream_));
-  CUDA_CHECK(cudaStreamSynchronize(stream_));
-  prof_.end(false);
-}
-
 // log f from the saved fp32 gate pre-activations, through the CPU twin of the gate kernel (the
 // device keeps only the prefix sums, whose differences lose digits at long T).
 void CudaBackend::gate_log_f(std::vector<std::vector<float>>& out) {
@@ -786,6 +776,23 @@ void CudaBackend::last_logits(const int32_t* tokens, int T, std::vector<float>& 
   CUDA_CHECK(cudaMemcpyAsync(logits.data(), last_logits_, size_t(V_) * 4, cudaMemcpyDeviceToHost, stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
   prof_.end(false);
+}
+
+// The forward of forward_loss; the classifier's per-row losses are the negated log-probabilities
+// (and, when asked, each row's arg max).
+void CudaBackend::target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out,
+                                  int32_t* argmax) {
+  check_batch(inputs, targets, B, T, "target_logprobs", true);
+  const int N = B * T;
+  upload_tokens(inputs, targets, N);
+  prof_.begin(stream_);
+  forward_hidden(B, T);
+  classifier(N, 1.0f, false, argmax ? argmax_rows_ : nullptr);
+  CUDA_CHECK(cudaMemcpyAsync(out, loss_rows_, size_t(N) * 4, cudaMemcpyDeviceToHost, stream_));
+  if (argmax) CUDA_CHECK(cudaMemcpyAsync(argmax, argmax_rows_, size_t(N) * 4, cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  prof_.end(false);
+  for (int n = 0; n < N; ++n) out[n] = -out[n];
 }
 
 void CudaBackend::grads_final(const std::vector<int>& tensors) {

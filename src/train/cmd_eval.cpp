@@ -1,9 +1,13 @@
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
 
 #include <cxxopts.hpp>
 
 #include "data/loader.h"
-#include "data/write_file.h"
+#include "data/tokenizer.h"
+#include "eval/write_file.h"
+#include "eval/zeroshot.h"
 #include "model/backend_factory.h"
 #include "train/checkpoint.h"
 #include "train/commands.h"
@@ -12,9 +16,67 @@
 #include "train/position_eval.h"
 
 namespace gfwa {
+namespace {
+
+std::unique_ptr<Backend> backend_with(const RunConfig& cfg, const CheckpointData& ck) {
+  auto backend = make_backend(cfg, 1);
+  backend->set_params(ck.params);
+  return backend;
+}
+
+// Zero-shot tasks (docs/eval.md): each "NAME=FILE" read (every file checked before the model is
+// loaded), scored, its JSON printed and written to out_dir/NAME.json; with several tasks, a
+// Markdown table too (printed and out_dir/summary.md).
+void run_tasks(const RunConfig& cfg, const CheckpointData& ck, const std::vector<std::string>& specs,
+               const std::string& out_dir, const std::string& checkpoint) {
+  std::vector<std::pair<std::string, std::string>> tasks;
+  for (const std::string& s : specs) {
+    const size_t eq = s.find('=');
+    const std::string name = s.substr(0, eq);
+    if (eq == std::string::npos || eq + 1 == s.size())
+      throw std::runtime_error("--task " + s + ": expected NAME=FILE, NAME one of " + eval::task_name_list());
+    if (!eval::is_task_name(name))
+      throw std::runtime_error("--task " + s + ": unknown task '" + name + "' (expected one of " +
+                               eval::task_name_list() + ")");
+    tasks.emplace_back(name, s.substr(eq + 1));
+  }
+  const Tokenizer tok(cfg.data.tokenizer);
+  std::vector<eval::PreparedTask> prepared;
+  for (const auto& [name, file] : tasks) prepared.push_back(eval::prepare_task(name, file, tok, cfg.model.vocab_size));
+  auto backend = backend_with(cfg, ck);
+  const eval::LogprobSource src = eval::backend_source(*backend, cfg.train.batch_size, cfg.train.seq_len);
+  std::vector<eval::TaskScore> scores;
+  for (const eval::PreparedTask& task : prepared) {
+    const auto t0 = std::chrono::steady_clock::now();
+    scores.push_back(eval::score_task(task, src));
+    nlohmann::json j = eval::score_json(scores.back(), task.file);
+    j["checkpoint"] = checkpoint;
+    j["step"] = ck.state.at("step");
+    j["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::string text = j.dump(2) + "\n";
+    eval::write_file_atomic(out_dir + "/" + task.name + ".json", text);
+    std::printf("%s", text.c_str());
+  }
+  if (scores.size() > 1) {
+    const std::string table = eval::markdown_table(scores);
+    eval::write_file_atomic(out_dir + "/summary.md", table);
+    std::printf("\n%s", table.c_str());
+  }
+  std::printf("results in %s\n", out_dir.c_str());
+}
+
+// runs/NAME/checkpoints/step_N -> runs/NAME/eval/step_N
+std::string default_out_dir(const std::string& checkpoint) {
+  const std::filesystem::path p = std::filesystem::path(checkpoint).lexically_normal();
+  const std::filesystem::path dir = p.has_filename() ? p : p.parent_path();
+  return (dir.parent_path().parent_path() / "eval" / dir.filename()).string();
+}
+
+}  // namespace
 
 int cmd_eval(int argc, char** argv) {
-  cxxopts::Options options("gfwa eval", "Validation loss, perplexity and bits per byte of a saved model.");
+  cxxopts::Options options("gfwa eval", "Validation loss, perplexity and bits per byte of a saved model, or its "
+                                        "zero-shot accuracy on downstream tasks (--task; docs/eval.md).");
   options.add_options()
       ("checkpoint", "a checkpoint directory (step_*)", cxxopts::value<std::string>(), "PATH")
       ("batches", "batches to evaluate; 0: the whole split (default: the checkpoint's eval.batches)",
@@ -34,6 +96,10 @@ int cmd_eval(int argc, char** argv) {
       ("gate-stats", "gatedfwa models: write the distribution of the decay alpha = -log f and the effective "
                      "memory length per layer and head over the evaluated text to this JSON file",
        cxxopts::value<std::string>(), "FILE")
+      ("task", "a zero-shot task and its release file, NAME=FILE (repeat for several); NAME: " +
+       eval::task_name_list(), cxxopts::value<std::vector<std::string>>(), "NAME=FILE")
+      ("out", "folder for the task results (default: RUN/eval/step_N for RUN/checkpoints/step_N)",
+       cxxopts::value<std::string>(), "DIR")
       ("h,help", "show this help");
   const auto parsed = options.parse(argc, argv);
   if (parsed.count("help")) {
@@ -44,13 +110,25 @@ int cmd_eval(int argc, char** argv) {
   if (parsed.count("answers") && !parsed.count("per-position"))
     throw std::runtime_error("--answers needs --per-position FILE (the answers are written there)");
   const std::string dir = parsed["checkpoint"].as<std::string>();
+  const bool tasks = parsed.count("task") > 0;
+  for (const char* val_only :
+       {"batches", "json", "logits", "seq-len", "batch-size", "per-position", "answers", "gate-stats"})
+    if (tasks && parsed.count(val_only))
+      throw std::runtime_error(std::string("--") + val_only + " is for the validation loss, not --task");
+  if (!tasks && parsed.count("out")) throw std::runtime_error("--out is for --task results");
   const CheckpointData ck = load_checkpoint(dir);
   RunConfig cfg = config_from_json(ck.config, dir + "/config.json");
+  if (tasks) {
+    const std::string out = parsed.count("out") ? parsed["out"].as<std::string>() : default_out_dir(dir);
+    run_tasks(cfg, ck, parsed["task"].as<std::vector<std::string>>(), out, dir);
+    return 0;
+  }
   const int batches = parsed.count("batches") ? parsed["batches"].as<int>() : cfg.eval.batches;
   if (batches < 0) throw std::runtime_error("--batches must be >= 0 (got " + std::to_string(batches) + ")");
   for (const char* key : {"seq-len", "batch-size"})
     if (parsed.count(key) && parsed[key].as<int>() < 1)
-      throw std::runtime_error(std::string("--") + key + " must be >= 1 (got " + std::to_string(parsed[key].as<int>()) + ")");
+      throw std::runtime_error(std::string("--") + key + " must be >= 1 (got " +
+                               std::to_string(parsed[key].as<int>()) + ")");
   if (parsed.count("seq-len")) cfg.train.seq_len = parsed["seq-len"].as<int>();
   if (parsed.count("batch-size")) cfg.train.batch_size = parsed["batch-size"].as<int>();
   const bool gated = cfg.model.attention.mode == AttnMode::gatedfwa;
@@ -58,8 +136,7 @@ int cmd_eval(int argc, char** argv) {
     throw std::runtime_error(std::string("--gate-stats: the model has no gates (model.attention.mode is ") +
                              attn_mode_name(cfg.model.attention.mode) + ")");
 
-  auto backend = make_backend(cfg, 1);
-  backend->set_params(ck.params);
+  auto backend = backend_with(cfg, ck);
   LoaderOptions lo;
   lo.pattern = cfg.data.val;
   lo.B = cfg.train.batch_size;
@@ -87,14 +164,14 @@ int cmd_eval(int argc, char** argv) {
       nlohmann::json j = position_eval_json(pe, lo.B, lo.T, parsed.count("answers") > 0);
       j["checkpoint"] = dir;
       j["step"] = step;
-      write_file_atomic(parsed["per-position"].as<std::string>(), j.dump() + "\n");
+      eval::write_file_atomic(parsed["per-position"].as<std::string>(), j.dump() + "\n");
     }
     if (parsed.count("gate-stats")) {
       nlohmann::json j = gates.to_json();
       j["checkpoint"] = dir;
       j["step"] = step;
       j["window"] = cfg.model.attention.window;
-      write_file_atomic(parsed["gate-stats"].as<std::string>(), j.dump() + "\n");
+      eval::write_file_atomic(parsed["gate-stats"].as<std::string>(), j.dump() + "\n");
     }
   } else {
     r = evaluate(*backend, val, lo.B, lo.T, batches);

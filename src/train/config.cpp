@@ -192,6 +192,16 @@ std::string convert(const json& v, std::string& out) {
   return "";
 }
 
+std::string convert(const json& v, std::map<std::string, std::string>& out) {
+  if (!v.is_object()) return "expected an object of task name -> file";
+  out.clear();
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (!it->is_string()) return "the file of '" + it.key() + "' must be a string";
+    out[it.key()] = it->get<std::string>();
+  }
+  return "";
+}
+
 std::string convert(const json& v, AttnMode& out) {
   if (!v.is_string()) return "expected a string";
   if (!parse_attn_mode(v.get<std::string>(), &out)) return "must be one of full|swa|gatedfwa";

@@ -2,6 +2,7 @@
 // Every key is documented in docs/config.md; loading validates all of them.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -45,6 +46,7 @@ struct EvalConfig {
   int sample_every = 0;          // steps between text samples; 0 => never
   int sample_tokens = 64;
   std::string sample_prompt = "\n";
+  std::map<std::string, std::string> tasks;  // zero-shot task name -> its release file (docs/eval.md)
 };
 
 struct DataConfig {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/tasks.h"
 #include "train/config.h"
 
 namespace gfwa::config_schema {
@@ -32,6 +33,9 @@ inline std::string show(const std::string& x) {
   return nlohmann::json(x).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 inline std::string show(AttnMode m) { return show(std::string(attn_mode_name(m))); }
+inline std::string show(const std::map<std::string, std::string>& m) {
+  return nlohmann::json(m).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 // A rule returns the problem ("must be >= 1"), or "" when the value is acceptable.
 inline auto any() {
@@ -68,6 +72,17 @@ inline auto one_of(std::vector<std::string> names) {
 }
 inline auto non_empty() {
   return [](const std::string& x) { return x.empty() ? std::string("must not be empty") : std::string(); };
+}
+
+// eval.tasks: known task names, each with a file.
+inline auto task_files() {
+  return [](const std::map<std::string, std::string>& m) {
+    for (const auto& [task, file] : m) {
+      if (!eval::is_task_name(task)) return "unknown task '" + task + "' (expected " + eval::task_name_list() + ")";
+      if (file.empty()) return "task '" + task + "' needs a file";
+    }
+    return std::string();
+  };
 }
 
 // Calls v(path, field, rule) for every key, in documentation order. Cfg is RunConfig or const RunConfig.
@@ -115,6 +130,7 @@ void visit_fields(Cfg& c, V& v) {
   v("eval.sample_every", e.sample_every, at_least(0));
   v("eval.sample_tokens", e.sample_tokens, at_least(1));
   v("eval.sample_prompt", e.sample_prompt, non_empty());
+  v("eval.tasks", e.tasks, task_files());
   auto& d = c.data;
   v("data.train", d.train, non_empty());
   v("data.val", d.val, non_empty());

@@ -34,7 +34,8 @@ PositionEval evaluate_positions(Backend& backend, ValLoader& val, int B, int T, 
   double loss_sum = 0;
   int batches = 0;
   while ((max_batches == 0 || batches < max_batches) && val.next(in, tgt)) {
-    backend.forward_token_stats(in.data(), tgt.data(), B, T, loss.data(), argmax.data());
+    backend.target_logprobs(in.data(), tgt.data(), B, T, loss.data(), argmax.data());
+    for (float& x : loss) x = -x;  // log-probability -> loss
     if (gates) {
       backend.gate_log_f(logf);
       gates->add(logf, B);

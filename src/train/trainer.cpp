@@ -16,6 +16,7 @@
 
 #include "data/loader.h"
 #include "data/tokenizer.h"
+#include "eval/zeroshot.h"
 #include "model/backend_factory.h"
 #include "model/exported_weights.h"
 #include "model/safetensors.h"
@@ -118,6 +119,7 @@ class Run {
   void train_step();
   void log_step(double loss, double norm, double lr);
   void run_eval();
+  void run_tasks();
   void run_sample();
   void save();
   void save_parts();  // data-parallel: every rank writes its part
@@ -135,7 +137,8 @@ class Run {
   std::unique_ptr<TrainLoader> loader_;
   std::unique_ptr<ValLoader> val_;
   std::unique_ptr<Tokenizer> tokenizer_;
-  std::vector<int32_t> prompt_;  // the encoded eval.sample_prompt
+  std::vector<int32_t> prompt_;  // the encoded eval.sample_prompt; empty: no samples
+  std::vector<eval::PreparedTask> tasks_;  // eval.tasks, read and tokenized once
   std::unique_ptr<MetricsWriter> metrics_;
   std::mt19937_64 sample_rng_;
   int64_t accum_ = 1, tokens_per_step_ = 0, total_ = 0;
@@ -185,8 +188,11 @@ void Run::start_or_resume() {
   lo.pattern = cfg_.data.val;
   lo.shuffle = false;
   val_ = std::make_unique<ValLoader>(lo);
-  if (cfg_.eval.sample_every > 0 && lead()) {
-    tokenizer_ = std::make_unique<Tokenizer>(cfg_.data.tokenizer);
+  const bool samples = cfg_.eval.sample_every > 0 && lead();
+  if (samples || !cfg_.eval.tasks.empty()) tokenizer_ = std::make_unique<Tokenizer>(cfg_.data.tokenizer);
+  for (const auto& [name, file] : cfg_.eval.tasks)  // every rank scores its share of each task
+    tasks_.push_back(eval::prepare_task(name, file, *tokenizer_, cfg_.model.vocab_size));
+  if (samples) {
     prompt_ = tokenizer_->encode(cfg_.eval.sample_prompt);
     if (prompt_.empty()) prompt_.push_back(Tokenizer::kEndOfText);
     for (int32_t id : prompt_)
@@ -329,6 +335,37 @@ void Run::run_eval() {
                    {"val_bpb", r.bits_per_byte}, {"val_tokens", r.tokens}});
   spdlog::info("eval step {} | val loss {:.4f} | perplexity {:.2f} | bits/byte {:.4f} | {} tokens in {:.1f}s", step_,
                r.loss, r.perplexity, r.bits_per_byte, r.tokens, seconds_since(t0));
+}
+
+// Zero-shot accuracy on eval.tasks: each rank scores every world-th item, the counts are summed.
+void Run::run_tasks() {
+  const auto t0 = Clock::now();
+  const eval::LogprobSource src = eval::backend_source(*backend_, cfg_.train.batch_size, cfg_.train.seq_len);
+  std::vector<eval::TaskScore> scores;
+  std::vector<double> counts;
+  for (const eval::PreparedTask& t : tasks_) {
+    scores.push_back(eval::score_task(t, src, rank_, world_));
+    counts.insert(counts.end(), {double(scores.back().items), double(scores.back().correct),
+                                 double(scores.back().correct_norm)});
+  }
+  group_->sum(counts.data(), int(counts.size()));
+  if (!lead()) return;
+  nlohmann::json rec = {{"type", "tasks"}, {"step", step_}};
+  std::string line;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    eval::TaskScore& s = scores[i];
+    s.items = int64_t(counts[3 * i]);
+    s.correct = int64_t(counts[3 * i + 1]);
+    s.correct_norm = int64_t(counts[3 * i + 2]);
+    rec[s.task + "_acc"] = s.acc();
+    line += fmt::format(" | {} acc {:.2f}", s.task, 100 * s.acc());
+    if (s.has_norm) {
+      rec[s.task + "_acc_norm"] = s.acc_norm();
+      line += fmt::format(" acc_norm {:.2f}", 100 * s.acc_norm());
+    }
+  }
+  metrics_->write(rec);
+  spdlog::info("tasks step {}{} ({:.1f}s)", step_, line, seconds_since(t0));
 }
 
 void Run::run_sample() {
@@ -480,8 +517,11 @@ int Run::run() {
   while (step_ < total_) {
     train_step();
     const bool last = step_ == total_;
-    if (last || (cfg_.eval.every > 0 && step_ % cfg_.eval.every == 0)) run_eval();
-    if (tokenizer_ && (last || step_ % cfg_.eval.sample_every == 0)) run_sample();
+    if (last || (cfg_.eval.every > 0 && step_ % cfg_.eval.every == 0)) {
+      run_eval();
+      if (!tasks_.empty()) run_tasks();
+    }
+    if (!prompt_.empty() && (last || step_ % cfg_.eval.sample_every == 0)) run_sample();
     // A signal on any rank stops every rank after the same step.
     const bool stop = dist::any_rank(*group_, StopSignals::requested());
     if (last || stop || (cfg_.checkpoint.every > 0 && step_ % cfg_.checkpoint.every == 0)) save();
