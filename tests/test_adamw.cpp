@@ -26,7 +26,7 @@ using namespace gfwa;
 //     = (0.8544663027, -1.9106189910)
 TEST(AdamW, TwoHandComputedSteps) {
   std::vector<double> p = {1.0, -2.0}, m(2, 0.0), v(2, 0.0);
-  cpu::AdamWHyper h{0.1, 0.9, 0.999, 1e-8, 0.1, 0.5, 1};
+  AdamWStep h{0.1, 0.9, 0.999, 1e-8, 0.1, 0.5, 1};
   const std::vector<double> g1 = {0.4, -0.2}, g2 = {-0.2, 0.6};
   cpu::adamw_update(p.data(), g1.data(), m.data(), v.data(), 2, h, true);
   EXPECT_NEAR(m[0], 0.02, 1e-15);
@@ -68,12 +68,12 @@ TEST(AdamW, ClippingFromTheGlobalNorm) {
   g[31] = 4.0;
   const double norm = std::sqrt(cpu::sum_squares(g.data(), g.size()));
   EXPECT_EQ(norm, 5.0);
-  EXPECT_EQ(cpu::clip_scale(norm, 1.0), 0.2);
-  EXPECT_EQ(cpu::clip_scale(norm, 10.0), 1.0);
-  EXPECT_EQ(cpu::clip_scale(norm, 0.0), 1.0);  // disabled
+  EXPECT_EQ(clip_scale(norm, 1.0), 0.2);
+  EXPECT_EQ(clip_scale(norm, 10.0), 1.0);
+  EXPECT_EQ(clip_scale(norm, 0.0), 1.0);  // disabled
   std::vector<double> p(37, 1.0), m(37, 0.0), v(37, 0.0);
   cpu::adamw_update(p.data(), g.data(), m.data(), v.data(), g.size(),
-                    {0.1, 0.9, 0.999, 1e-8, 0.0, cpu::clip_scale(norm, 1.0), 1}, true);
+                    {0.1, 0.9, 0.999, 1e-8, 0.0, clip_scale(norm, 1.0), 1}, true);
   EXPECT_NEAR(m[5], 0.06, 1e-15);
   EXPECT_NEAR(m[31], 0.08, 1e-15);
   EXPECT_NEAR(v[5], 3.6e-4, 1e-18);

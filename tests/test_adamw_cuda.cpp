@@ -39,12 +39,11 @@ TEST(AdamWCuda, MatchesCpuOverTensorsWithDecayFlags) {
   DeviceArray<bf16> db(Pb);
   db.poison();
   for (int64_t t = 1; t <= 3; ++t) {
-    cpu::AdamWHyper h{1e-2, 0.9, 0.95, 1e-8, 0.1, 0.8, t};
+    const AdamWStep h{1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.8f, t};
     for (size_t i = 0; i < numels.size(); ++i)
       cpu::adamw_update(p.data() + offs[i], g.data() + offs[i], m.data() + offs[i], v.data() + offs[i], numels[i], h,
                         decay[i]);
-    cuda::AdamWArgs a{1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.8f, float(1 - std::pow(0.9, t)), float(1 - std::pow(0.95, t))};
-    cuda::adamw_step(nullptr, dch.get(), int(chunks.size()), a, dg.get(), dp.get(), dm.get(), dv.get(), db.get());
+    cuda::adamw_step(nullptr, dch.get(), int(chunks.size()), h, dg.get(), dp.get(), dm.get(), dv.get(), db.get());
   }
   EXPECT_LT(rel_err(dp.download(), p), 1e-6);
   EXPECT_LT(rel_err(dm.download(), m), 1e-6);

@@ -1,4 +1,4 @@
-// CPU reference attention and gate: special cases of gatedfwa.md section 2 and finite-difference
+// CPU reference attention and gate: special cases of docs/gatedfwa.md section 2 and finite-difference
 // gradients in double.
 #include <gtest/gtest.h>
 

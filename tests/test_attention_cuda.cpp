@@ -10,7 +10,7 @@
 //       the relative error grows by a small factor over o's.
 //   dlam 1e-3 (+1e-5 absolute): fp32 only (dS in fp32, row and column sums in fp32), relative to dlam's own
 //       scale; the absolute floor is fp32 rounding of dO.v ~ 1e-6 where the exact value is 0 (W = 1).
-//       dlam = rowsum_i dS - colsum_i dS on both sides (gatedfwa.md section 4): a kernel that drops the row
+//       dlam = rowsum_i dS - colsum_i dS on both sides (docs/gatedfwa.md section 4): a kernel that drops the row
 //       sums (0 in exact arithmetic, ~2e-3 relative noise with a bf16-rounded O) fails this bound.
 // The backward is fed the GPU forward's o and lse (as in training), and so is the reference backward:
 // the comparison isolates the backward.

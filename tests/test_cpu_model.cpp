@@ -1,5 +1,5 @@
 // The cpu decoder end to end: finite-difference gradients (double) of every parameter tensor for
-// each attention mode, with and without token shift; the special cases of gatedfwa.md section 2 at
+// each attention mode, with and without token shift; the special cases of docs/gatedfwa.md section 2 at
 // the model level; fp32 vs fp64; and the CpuBackend (init, state round trips, grad scaling,
 // determinism, bad input, learning a synthetic task).
 #include <gtest/gtest.h>
@@ -379,7 +379,7 @@ TEST(CpuBackend, LearnsAPeriodicSequence) {
     loss = be->forward_backward(in.data(), tgt.data(), B, T, 1.0f);
     if (step == 0) first = loss;
     if (loss < 0.05f) break;
-    const double scale = cpu::clip_scale(be->grad_norm(), 1.0);
+    const double scale = clip_scale(be->grad_norm(), 1.0);
     be->adamw_update({1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, float(scale), step + 1});
   }
   EXPECT_GT(first, 1.5f);  // ~ln 8 at init

@@ -255,6 +255,8 @@ TEST(CudaBackend, StateRoundTripsAndInitMatchesCpu) {
   std::vector<int32_t> bad(8, cfg.vocab_size);
   EXPECT_THROW(gpu->forward_loss(bad.data(), bad.data(), 1, 8), std::out_of_range);
   EXPECT_THROW(gpu->forward_loss(bad.data(), bad.data(), 2, 8), std::invalid_argument);
+  EXPECT_DOUBLE_EQ(gpu->peak_flops(), 989e12);  // H200 dense bf16, the MFU denominator
+  EXPECT_GT(gpu->memory_in_use(), 1 << 20);     // device memory: the arena at least
 }
 
 TEST(CudaBackend, PlanThatDoesNotFitNamesTheRequiredSize) {

@@ -11,7 +11,7 @@
 #include "data/shard.h"
 #include "data/tokenizer.h"
 #include "test_data_util.h"
-#include "train/commands.h"
+#include "cli/commands.h"
 
 using namespace gfwa;
 using gfwa::testing::TempDir;

@@ -5,9 +5,9 @@
 #include <random>
 #include <string>
 
-#include "train/dist/dist_error.h"
-#include "train/dist/env.h"
-#include "train/dist/slurm_lists.h"
+#include "dist/dist_error.h"
+#include "dist/env.h"
+#include "dist/slurm_lists.h"
 
 using namespace gfwa;
 using namespace gfwa::dist;

@@ -15,11 +15,11 @@
 #include <random>
 #include <thread>
 
-#include "train/dist/dist_error.h"
-#include "train/dist/file_exchange.h"
-#include "train/dist/id_exchange.h"
-#include "train/dist/socket_io.h"
-#include "train/dist/tcp_exchange.h"
+#include "dist/dist_error.h"
+#include "dist/file_exchange.h"
+#include "dist/id_exchange.h"
+#include "dist/socket_io.h"
+#include "dist/tcp_exchange.h"
 
 using namespace gfwa;
 using namespace gfwa::dist;

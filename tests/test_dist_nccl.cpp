@@ -10,8 +10,8 @@
 #include <cstring>
 #include <random>
 
-#include "train/dist/dist_error.h"
-#include "train/dist/nccl_comm.h"
+#include "dist/dist_error.h"
+#include "dist/nccl_comm.h"
 
 using namespace gfwa;
 using namespace gfwa::dist;

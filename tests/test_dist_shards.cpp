@@ -4,9 +4,9 @@
 
 #include <random>
 
-#include "train/dist/checkpoint_ranks.h"
-#include "train/dist/dist_error.h"
-#include "train/dist/zero1_shards.h"
+#include "dist/checkpoint_ranks.h"
+#include "dist/dist_error.h"
+#include "model/zero1_shards.h"
 
 using namespace gfwa;
 using namespace gfwa::dist;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cuda_test_util.h"
-#include "kernels/attention.h"
+#include "kernels/gate.h"
 #include "kernels/gate_cpu.h"
 
 using namespace gfwa;

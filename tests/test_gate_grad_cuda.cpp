@@ -7,7 +7,7 @@
 // exact arithmetic (delta comes from the bf16-rounded O), so a dlam built from the key-side sums alone
 // carries one rounding error per position into the scan, and the error grows with T (measured 2e-2 at
 // T 65 to 2e-1 at T 12k). With dlam = rowsum - colsum the scan keeps only the pairs that cross s
-// (gatedfwa.md section 4) and the error stays at the bf16 level of the other gradients (~3e-3).
+// (docs/gatedfwa.md section 4) and the error stays at the bf16 level of the other gradients (~3e-3).
 // Bound: 1e-2 relative L2, at every length (measured on an H200: 2.0-2.7e-3 from T 65 to 32845; the
 // column-sums-only kernel gave 3.7e-2 at T 65 rising to 5.1e-1 at T 32845). W = 1 has exact gate gradients
 // of 0 (no pair crosses any position): there the bound is absolute.
@@ -23,6 +23,7 @@
 #include "cuda_test_util.h"
 #include "kernels/attention.h"
 #include "kernels/attention_cpu.h"
+#include "kernels/gate.h"
 #include "kernels/gate_cpu.h"
 
 using namespace gfwa;

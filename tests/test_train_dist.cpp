@@ -8,7 +8,7 @@
 
 #include "data/sha256.h"
 #include "train/checkpoint.h"
-#include "train/dist/group.h"
+#include "dist/group.h"
 #include "train/trainer.h"
 #include "test_train_dist_util.h"
 #include "test_train_util.h"

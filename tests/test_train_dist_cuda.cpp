@@ -11,8 +11,8 @@
 
 #include "cuda_test_util.h"
 #include "train/checkpoint.h"
-#include "train/dist/dist_error.h"
-#include "train/dist/nccl_library.h"
+#include "dist/dist_error.h"
+#include "dist/nccl_library.h"
 #include "train/trainer.h"
 #include "test_train_dist_util.h"
 #include "test_train_util.h"

@@ -27,6 +27,8 @@ class FakeBackend : public Backend {
     const int peak = (tokens[T - 1] + 1) % cfg_.vocab_size;
     for (int i = 0; i < cfg_.vocab_size; ++i) logits[size_t(i)] = -0.5f * float((i - peak) * (i - peak));
   }
+  double peak_flops() const override { return 0; }
+  int64_t memory_in_use() const override { return 0; }
   // Per token: the log-probability is minus the position in the window, the arg max follows the
   // logits above.
   void target_logprobs(const int32_t* inputs, const int32_t*, int B, int T, float* out, int32_t* argmax) override {

@@ -14,6 +14,7 @@
 #include "model/cpu_model.h"
 #include "model/exported_weights.h"
 #include "model/safetensors.h"
+#include "train/backend_spec.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/export.h"
@@ -222,7 +223,7 @@ TEST_F(TrainExport, ExportRefusesANonEmptyOutAndLeavesNothingOnFailure) {
 // gfwa eval --logits: per-position logits from last_logits equal the batch forward's.
 TEST_F(TrainExport, BatchLogitsFileMatchesTheBatchForward) {
   const RunConfig cfg = cfg_of(config());
-  auto backend = make_backend(cfg, 1);
+  auto backend = make_backend(backend_spec(cfg, 1, 0, false));
   backend->init_params(3);
   const int B = 2, T = 7;
   std::vector<int32_t> in(B * T), tgt(B * T);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "model/cpu_backend.h"
 #include "train/metrics.h"
 
 namespace gfwa {
@@ -31,10 +32,13 @@ TEST(TrainMetrics, FlopsPerTokenIsWindowAware) {
   EXPECT_DOUBLE_EQ(flops_per_token(model(AttnMode::swa, 3), 1000, 8), 6000 + 12 * 2 * 16 * 2.625);
 }
 
-TEST(TrainMetrics, PeakIsOnlyKnownForCuda) {
-  EXPECT_DOUBLE_EQ(peak_flops_per_device("cuda"), 989e12);
-  EXPECT_DOUBLE_EQ(peak_flops_per_device("cpu"), 0.0);
-  EXPECT_GT(memory_in_use_bytes("cpu"), 1 << 20);
+TEST(TrainMetrics, CpuBackendHasNoPeakAndReportsItsResidentSet) {
+  ModelConfig m = model(AttnMode::full, 3);
+  m.vocab_size = 64;
+  m.n_heads = 2;
+  const auto be = make_cpu_backend(m, 1, 8);
+  EXPECT_DOUBLE_EQ(be->peak_flops(), 0.0);  // MFU is not reported on the cpu backend
+  EXPECT_GT(be->memory_in_use(), 1 << 20);
 }
 
 TEST(TrainMetrics, ResumingDropsRecordsPastTheCheckpoint) {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "train/checkpoint.h"
+#include "train/checkpointer.h"
 #include "train/trainer.h"
 #include "cuda_test_util.h"
 #include "test_data_util.h"

@@ -51,8 +51,9 @@ def main():
                 % (unicodedata.unidata_version, sys.version.split()[0]))
         f.write("// Do not edit. {first, last, class}: inclusive code point ranges, sorted, disjoint.\n")
         f.write("// %d ranges.\n" % len(ranges))
-        for a, b, k in ranges:
-            f.write("{0x%04X, 0x%04X, %s},\n" % (a, b, NAMES[k]))
+        entries = ["{0x%04X, 0x%04X, %s}," % (a, b, NAMES[k]) for a, b, k in ranges]
+        for i in range(0, len(entries), 4):  # four ranges a line: the file stays a readable length
+            f.write(" ".join(entries[i:i + 4]) + "\n")
     print("gen_unicode_table: %d ranges (Unicode %s) -> %s"
           % (len(ranges), unicodedata.unidata_version, os.path.normpath(out)))
 

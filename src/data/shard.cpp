@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "io/files.h"
+
 namespace gfwa {
 namespace {
 
@@ -91,42 +93,29 @@ void write_shard(const std::string& path, const int32_t* tokens, int64_t n, uint
   h[2] = int32_t(n);
   h[3] = int32_t(uint32_t(utf8_bytes));
   h[4] = int32_t(uint32_t(utf8_bytes >> 32));
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(tmp.c_str(), "wb"), &std::fclose);
-  if (!f) fail(tmp, std::string("cannot create: ") + std::strerror(errno));
-  auto abandon = [&](const std::string& what) {
-    f.reset();
-    std::remove(tmp.c_str());
-    fail(path, what);
-  };
-  if (std::fwrite(h, sizeof(h), 1, f.get()) != 1) abandon("write error");
-  std::vector<unsigned char> buf;
-  const int64_t chunk = 1 << 16;
-  for (int64_t pos = 0; pos < n; pos += chunk) {
-    const int64_t m = std::min(chunk, n - pos);
-    buf.resize(size_t(m) * (wide ? 4 : 2));
-    for (int64_t i = 0; i < m; ++i) {
-      const int32_t t = tokens[pos + i];
-      if (t < 0 || t >= vocab_size)
-        abandon("token " + std::to_string(t) + " at index " + std::to_string(pos + i) + " is outside [0, " +
-                std::to_string(vocab_size) + ")");
-      if (wide) std::memcpy(&buf[size_t(i) * 4], &t, 4);
-      else {
-        const uint16_t s = uint16_t(t);
-        std::memcpy(&buf[size_t(i) * 2], &s, 2);
+  // Tokens are checked before anything is written.
+  for (int64_t i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= vocab_size)
+      fail(path, "token " + std::to_string(tokens[i]) + " at index " + std::to_string(i) + " is outside [0, " +
+                     std::to_string(vocab_size) + ")");
+  write_file_atomic(path, [&](FileSink& f) {
+    f.write(h, sizeof(h));
+    std::vector<unsigned char> buf;
+    const int64_t chunk = 1 << 16;
+    for (int64_t pos = 0; pos < n; pos += chunk) {
+      const int64_t m = std::min(chunk, n - pos);
+      buf.resize(size_t(m) * (wide ? 4 : 2));
+      for (int64_t i = 0; i < m; ++i) {
+        const int32_t t = tokens[pos + i];
+        if (wide) std::memcpy(&buf[size_t(i) * 4], &t, 4);
+        else {
+          const uint16_t s = uint16_t(t);
+          std::memcpy(&buf[size_t(i) * 2], &s, 2);
+        }
       }
+      f.write(buf.data(), buf.size());
     }
-    if (std::fwrite(buf.data(), 1, buf.size(), f.get()) != buf.size()) abandon("write error");
-  }
-  if (std::fflush(f.get()) != 0 || ::fsync(::fileno(f.get())) != 0) abandon("write error while flushing");
-  if (std::fclose(f.release()) != 0) {
-    std::remove(tmp.c_str());
-    fail(path, "write error while closing");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    fail(path, std::string("cannot rename the temp file into place: ") + std::strerror(errno));
-  }
+  });
 }
 
 MappedShard::MappedShard(const std::string& path, int vocab_size) {

@@ -6,7 +6,7 @@
 #include <stdexcept>
 
 #include "data/pretokenizer.h"
-#include "data/read_file.h"
+#include "io/files.h"
 #include "data/sha256.h"
 
 namespace gfwa {

@@ -1,12 +1,19 @@
 #include "kernels/adamw.cuh"
 
 #include <algorithm>
+#include <cmath>
 
 #include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 
 namespace gfwa::cuda {
 namespace {
+
+// AdamWStep as the kernel reads it: fp32, bias corrections 1 - beta^t precomputed on the host.
+struct AdamWArgs {
+  float lr, beta1, beta2, eps, weight_decay, grad_scale;
+  float bias_corr1, bias_corr2;
+};
 
 __global__ void adamw_kernel(const AdamWChunk* __restrict__ chunks, AdamWArgs a, const float* __restrict__ grad,
                              float* __restrict__ master, float* __restrict__ m, float* __restrict__ v,
@@ -75,9 +82,18 @@ void params_from_master(cudaStream_t s, const AdamWChunk* chunks, int n_chunks, 
   CUDA_CHECK_LAUNCH();
 }
 
-void adamw_step(cudaStream_t s, const AdamWChunk* chunks, int n_chunks, const AdamWArgs& a, const float* grad,
+void adamw_step(cudaStream_t s, const AdamWChunk* chunks, int n_chunks, const AdamWStep& h, const float* grad,
                 float* master, float* m, float* v, __nv_bfloat16* params) {
   if (n_chunks == 0) return;
+  AdamWArgs a;
+  a.lr = float(h.lr);
+  a.beta1 = float(h.beta1);
+  a.beta2 = float(h.beta2);
+  a.eps = float(h.eps);
+  a.weight_decay = float(h.weight_decay);
+  a.grad_scale = float(h.grad_scale);
+  a.bias_corr1 = float(1.0 - std::pow(double(a.beta1), double(h.t)));
+  a.bias_corr2 = float(1.0 - std::pow(double(a.beta2), double(h.t)));
   adamw_kernel<<<n_chunks, 256, 0, s>>>(chunks, a, grad, master, m, v, params);
   CUDA_CHECK_LAUNCH();
 }

@@ -11,6 +11,8 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "kernels/adamw_step.h"
+
 namespace gfwa::cuda {
 
 struct AdamWChunk {
@@ -20,17 +22,13 @@ struct AdamWChunk {
   uint32_t decay;
 };
 
-struct AdamWArgs {
-  float lr, beta1, beta2, eps, weight_decay, grad_scale;
-  float bias_corr1, bias_corr2;  // 1 - beta^t
-};
-
 // Chunks of at most kAdamWChunk elements, each inside one [offset, offset + numel) range.
 constexpr uint32_t kAdamWChunk = 8192;
 std::vector<AdamWChunk> adamw_chunks(const std::vector<size_t>& offsets, const std::vector<size_t>& boffsets,
                                      const std::vector<size_t>& numels, const std::vector<bool>& decay);
 
-void adamw_step(cudaStream_t s, const AdamWChunk* chunks, int n_chunks, const AdamWArgs& a, const float* grad,
+// One AdamW step (adamw_step.h; the math of adamw_cpu.h in fp32) over the chunks.
+void adamw_step(cudaStream_t s, const AdamWChunk* chunks, int n_chunks, const AdamWStep& h, const float* grad,
                 float* master, float* m, float* v, __nv_bfloat16* params);
 
 // params[bstart + k] = bf16(master[start + k]) over all chunks (after set_params).

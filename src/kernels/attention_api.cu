@@ -21,7 +21,7 @@ void check_rows(const void* ptr, int64_t stride, const AttnParams& p, const char
 }
 
 void check(const AttnParams& p) {
-  require(p.D == 64 || p.D == 128, "head dim D=" + std::to_string(p.D) + " unsupported (64 or 128)");
+  require(cuda_attention_head_dim_supported(p.D), "head dim D=" + std::to_string(p.D) + " unsupported (64 or 128)");
   require(p.B >= 1 && p.T >= 1 && p.H >= 1,
           "B, T, H must be >= 1 (got " + std::to_string(p.B) + ", " + std::to_string(p.T) + ", " +
               std::to_string(p.H) + ")");

@@ -1,4 +1,4 @@
-// Backward attention (gatedfwa.md section 4), three launches and no atomics:
+// Backward attention (docs/gatedfwa.md section 4), three launches and no atomics:
 //   1. delta_i = rowsum(dO_i * O_i) into the workspace ([B,H,T] fp32);
 //   2. dK/dV/dlam: CTA per key tile, warp w owns keys 16w..16w+15 and works on the transposed problem
 //      (rows = keys): S^T = K Q^T, dP^T = V dO^T, P^T = exp2(S^T - lse), dS^T = P^T (dP^T - delta),

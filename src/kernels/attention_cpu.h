@@ -1,4 +1,4 @@
-// CPU reference of GatedFWA attention (gatedfwa.md section 2 and 4): the ground truth for the CUDA
+// CPU reference of GatedFWA attention (docs/gatedfwa.md section 2 and 4): the ground truth for the CUDA
 // kernels and the attention of the cpu backend. Templated so tests can run it in double.
 //
 // Layouts (token-major, as produced by the projections):

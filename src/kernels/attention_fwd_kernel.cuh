@@ -1,4 +1,4 @@
-// Forward attention, FlashAttention-2 structure with mma.sync (gatedfwa.md section 4).
+// Forward attention, FlashAttention-2 structure with mma.sync (docs/gatedfwa.md section 4).
 // CTA = (query tile of BM rows, head, batch); warp w owns kMT m-tiles of 16 query rows and keeps their O
 // accumulators, running max and sum in registers; Q fragments are re-read from shared memory per tile.
 // Key tiles run from the causal end down to the first tile of the window (O(W) tiles, never O(T)); K/V/lam

@@ -1,4 +1,4 @@
-// The three attention variants the project trains and compares (gatedfwa.md sections 2-3).
+// The three attention variants the project trains and compares (docs/gatedfwa.md sections 2-3).
 #pragma once
 #include <string>
 
@@ -25,5 +25,9 @@ inline bool parse_attn_mode(const std::string& s, AttnMode* out) {
 
 // Keys visible to query i: [i - W + 1, i]. Full causal attention is W = T.
 inline int effective_window(AttnMode m, int window, int T) { return m == AttnMode::full ? T : window; }
+
+// Head dims the CUDA attention kernels are built for (attention_{fwd,bwd}_hdim{64,128}.cu): the one
+// rule behind the kernel's argument check, the cuda backend and the configuration check.
+inline bool cuda_attention_head_dim_supported(int D) { return D == 64 || D == 128; }
 
 }  // namespace gfwa

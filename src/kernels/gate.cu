@@ -1,4 +1,4 @@
-// Gate scan (gatedfwa.md sections 2 and 4): lam = inclusive prefix sum of logf along T, and its backward
+// Gate scan (docs/gatedfwa.md sections 2 and 4): lam = inclusive prefix sum of logf along T, and its backward
 // (reverse scan + chain rule). One CTA per (b, h); each thread owns a contiguous chunk of T. Two passes
 // over the chunk (sum, then scan from the chunk's offset) with a block scan of the chunk sums in between;
 // the running sums are double, so a 32k-token prefix keeps fp32 accuracy in what is stored.
@@ -6,8 +6,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "kernels/attention.h"
 #include "kernels/cuda_check.h"
+#include "kernels/gate.h"
 
 namespace gfwa::cuda {
 namespace {

@@ -1,4 +1,4 @@
-// CPU reference of the GatedFWA gate path (gatedfwa.md section 2 and 4), fp32-or-better.
+// CPU reference of the GatedFWA gate path (docs/gatedfwa.md section 2 and 4), fp32-or-better.
 //   hg   [B, T, H]  gate pre-activation x.Wg + bg
 //   pre  [B, T, H]  sharpness pre-activation x.Wl; beta = 1 + ELU(pre)
 //   logf [B, T, H]  logsigmoid(beta*hg) / (beta + 1e-3)  (<= 0)

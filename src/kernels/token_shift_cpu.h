@@ -1,4 +1,4 @@
-// CPU reference of the data-dependent token shift on K or V (gatedfwa.md section 3), per head h:
+// CPU reference of the data-dependent token shift on K or V (docs/gatedfwa.md section 3), per head h:
 //   a[t,h] = sigmoid(x_t . ws[h,:]),   y_t = a_t * k_t + (1 - a_t) * k_{t-1},   k_{-1} = 0
 // x is the normalised block input h (the one that feeds Wk/Wv); k is the projected key or value.
 // Layouts:

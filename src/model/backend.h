@@ -1,28 +1,22 @@
 // What the trainer needs from a model backend (cpu: fp32 reference; cuda: bf16 + fp32 master).
 // Parameters, gradients and AdamW moments follow ParamLayout; host copies are fp32.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "kernels/adamw_step.h"
 #include "model/model_config.h"
 #include "model/param_layout.h"
 
 namespace gfwa {
 
-struct DistributedConfig;
 namespace dist {
-class NcclComm;
+class Collectives;
 }
-
-struct AdamWStep {
-  float lr;
-  float beta1, beta2, eps, weight_decay;
-  float grad_scale;   // multiplies every gradient before the update (clipping: min(1, clip / norm))
-  int64_t t;          // 1-based step count for bias correction
-};
 
 class Backend {
  public:
@@ -64,13 +58,18 @@ class Backend {
   virtual void get_adam_state(std::vector<float>& m, std::vector<float>& v) = 0;
   virtual void set_adam_state(const std::vector<float>& m, const std::vector<float>& v) = 0;
 
+  // Dense peak FLOP/s of one device, for MFU; 0 when unknown (the cpu backend: it depends on the host).
+  virtual double peak_flops() const = 0;
+  // Bytes in use: device memory for a GPU backend, the process's resident set size otherwise.
+  virtual int64_t memory_in_use() const = 0;
+
   // Data parallelism (docs/distributed.md). After set_communicator, the backward pass that follows
-  // reduce_grads_in_next_backward() averages the gradients across the communicator's ranks, and
-  // grad_norm / adamw_update see the averaged gradients. The communicator must outlive the backend.
-  // Backends without it refuse; the cpu backend is one.
-  virtual void set_communicator(dist::NcclComm* comm, const DistributedConfig& cfg) {
+  // reduce_grads_in_next_backward() averages the gradients across the communicator's ranks (in
+  // buckets of up to bucket_bytes), and grad_norm / adamw_update see the averaged gradients. The
+  // communicator must outlive the backend. Backends without it refuse; the cpu backend is one.
+  virtual void set_communicator(dist::Collectives* comm, size_t bucket_bytes) {
     (void)comm;
-    (void)cfg;
+    (void)bucket_bytes;
     throw std::runtime_error("the " + name() + " backend does not support data-parallel training");
   }
   virtual void reduce_grads_in_next_backward() {}

@@ -2,9 +2,9 @@
 
 #include <stdexcept>
 
+#include "kernels/attention_mode.h"
 #include "model/cpu_backend.h"
 #include "model/cuda_backend.h"
-#include "train/config_io.h"
 
 #ifdef GFWA_WITH_CUDA
 #include <cuda_runtime.h>
@@ -40,30 +40,34 @@ std::string resolve_backend_name(const std::string& requested) {
   throw std::runtime_error("train.backend: unknown backend '" + requested + "' (expected auto, cpu or cuda)");
 }
 
-void refuse_cpu_data_parallel(const std::string& backend, int world) {
-  if (backend == "cpu" && world > 1)
-    throw std::runtime_error("train.backend=cpu: data-parallel training (" + std::to_string(world) +
-                             " processes) needs the cuda backend; run the cpu backend as a single process");
+std::string model_support_problem(const std::string& kind, const ModelConfig& model) {
+  const int hd = model.head_dim();
+  if (kind != "cuda" || cuda_attention_head_dim_supported(hd)) return "";
+  return "head_dim = d_model / n_heads = " + std::to_string(model.d_model) + " / " + std::to_string(model.n_heads) +
+         " = " + std::to_string(hd) +
+         " is not supported by the GPU path (train.backend cuda supports head_dim 64 and 128)";
 }
 
-std::unique_ptr<Backend> make_backend(const RunConfig& cfg, int world, int rank, bool data_parallel) {
-  const std::string name = resolve_backend_name(cfg.train.backend);
-  check_backend_support(cfg, name, "train.backend=" + name);
-  refuse_cpu_data_parallel(name, world);
+std::string data_parallel_problem(const std::string& kind, int world) {
+  if (kind != "cpu" || world <= 1) return "";
+  return "data-parallel training (" + std::to_string(world) +
+         " processes) needs the cuda backend; run the cpu backend as a single process";
+}
+
+std::unique_ptr<Backend> make_backend(const BackendSpec& spec) {
+  const std::string name = resolve_backend_name(spec.kind);
+  std::string problem = model_support_problem(name, spec.model);
+  if (problem.empty()) problem = data_parallel_problem(name, spec.zero1_world);
+  if (!problem.empty()) throw std::invalid_argument("train.backend=" + name + ": " + problem);
 #ifdef GFWA_WITH_CUDA
   if (name == "cuda") {
     CudaDataParallel dp;
-    if (data_parallel && cfg.distributed.zero1) {
-      dp.zero1_rank = rank;
-      dp.zero1_world = world;
-    }
-    return make_cuda_backend(cfg.model, cfg.train.batch_size, cfg.train.seq_len, dp);
+    dp.zero1_rank = spec.zero1_rank;
+    dp.zero1_world = spec.zero1_world;
+    return make_cuda_backend(spec.model, spec.max_batch, spec.max_len, dp);
   }
-#else
-  (void)rank;
-  (void)data_parallel;
 #endif
-  return make_cpu_backend(cfg.model, cfg.train.batch_size, cfg.train.seq_len);
+  return make_cpu_backend(spec.model, spec.max_batch, spec.max_len);
 }
 
 }  // namespace gfwa

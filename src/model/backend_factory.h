@@ -1,24 +1,34 @@
-// Picks and builds the backend a run asks for (train.backend: auto | cpu | cuda).
+// Picks and builds a backend (train.backend: auto | cpu | cuda) from what it must hold; nothing
+// here knows the run configuration (train/backend_spec.h derives a spec from it).
 #pragma once
 #include <memory>
 #include <string>
 
 #include "model/backend.h"
-#include "train/config.h"
+#include "model/model_config.h"
 
 namespace gfwa {
 
-// The concrete backend for train.backend: "auto" resolves to the best one this build can run.
-// Throws std::runtime_error when the requested backend is unavailable.
+struct BackendSpec {
+  std::string kind = "auto";        // auto | cpu | cuda
+  ModelConfig model;
+  int max_batch = 1, max_len = 1;   // forward_backward takes micro-batches up to max_batch x max_len
+  // ZeRO-1 (docs/distributed.md): this rank of zero1_world keeps optimizer state for its shard
+  // only; zero1_world 0 keeps it whole. It sizes the buffers, so it is fixed here.
+  int zero1_rank = 0, zero1_world = 0;
+};
+
+// The concrete backend for `requested`: "auto" resolves to the best one this build can run.
+// Throws std::runtime_error naming train.backend when the requested backend is unavailable.
 std::string resolve_backend_name(const std::string& requested);
 
-// Throws the clear refusal of data parallelism (world > 1) on the cpu backend.
-void refuse_cpu_data_parallel(const std::string& backend, int world);
+// What a backend kind can run, answered before one is built (a refused run must stop before any
+// rank waits for another): "" when it can, else why not, in one line.
+std::string model_support_problem(const std::string& kind, const ModelConfig& model);  // names model.n_heads
+std::string data_parallel_problem(const std::string& kind, int world);                  // names train.backend
 
-// A backend for this process, sized for micro-batches of train.batch_size x train.seq_len, with
-// its backend-specific config checks applied. world, rank: this process in a data-parallel run;
-// data_parallel: it will get a communicator (then distributed.zero1 sizes the optimizer shards).
-// Data parallelism needs the cuda backend: the cpu backend with world > 1 is refused.
-std::unique_ptr<Backend> make_backend(const RunConfig& cfg, int world, int rank = 0, bool data_parallel = false);
+// A backend for this process. Throws std::runtime_error when the kind is unavailable and
+// std::invalid_argument when it cannot run the spec (the problems above).
+std::unique_ptr<Backend> make_backend(const BackendSpec& spec);
 
 }  // namespace gfwa

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <stdexcept>
+#include <string>
 
 #include "kernels/adamw_cpu.h"
 #include "kernels/argmax_cpu.h"
@@ -11,6 +13,13 @@ namespace gfwa {
 
 CpuBackend::CpuBackend(const ModelConfig& cfg, int max_B, int max_T)
     : model_(cfg, max_B, max_T), m_(model_.layout().total(), 0.0f), v_(model_.layout().total(), 0.0f) {}
+
+int64_t CpuBackend::memory_in_use() const {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmRSS:  1234 kB"
+  return 0;
+}
 
 void CpuBackend::init_params(uint64_t seed) {
   model_.init_params(seed);
@@ -50,11 +59,10 @@ double CpuBackend::grad_norm() {
 
 void CpuBackend::adamw_update(const AdamWStep& s) {
   if (s.t < 1) throw std::invalid_argument("adamw_update: step t must be >= 1 (got " + std::to_string(s.t) + ")");
-  const cpu::AdamWHyper h{s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, s.grad_scale, s.t};
   float* p = model_.params().data();
   const float* g = model_.grads().data();
   for (const ParamTensor& t : layout().tensors())
-    cpu::adamw_update(p + t.offset, g + t.offset, m_.data() + t.offset, v_.data() + t.offset, t.numel, h, t.decay);
+    cpu::adamw_update(p + t.offset, g + t.offset, m_.data() + t.offset, v_.data() + t.offset, t.numel, s, t.decay);
 }
 
 void CpuBackend::check_size(const std::vector<float>& x, const char* what) const {

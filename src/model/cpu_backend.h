@@ -12,6 +12,8 @@ class CpuBackend : public Backend {
   CpuBackend(const ModelConfig& cfg, int max_B, int max_T);
 
   std::string name() const override { return "cpu"; }
+  double peak_flops() const override { return 0.0; }  // depends on the host: no MFU
+  int64_t memory_in_use() const override;             // resident set size
   const ModelConfig& config() const override { return model_.config(); }
   const ParamLayout& layout() const override { return model_.layout(); }
 

@@ -1,4 +1,4 @@
-// The whole GatedFWA decoder (gatedfwa.md section 3) on the CPU: parameters, gradients and the
+// The whole GatedFWA decoder (docs/gatedfwa.md section 3) on the CPU: parameters, gradients and the
 // activations of one micro-batch, forward (loss) and exact backward for every parameter.
 // Templated on the float type: CpuModel<float> is the cpu backend, CpuModel<double> the ground
 // truth of the gradient checks.

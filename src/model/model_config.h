@@ -1,4 +1,4 @@
-// Shape and options of the decoder (gatedfwa.md section 3). Parsed and validated in train/config.cpp.
+// Shape and options of the decoder (docs/gatedfwa.md section 3). Parsed and validated in train/config.cpp.
 #pragma once
 #include <string>
 

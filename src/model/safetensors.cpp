@@ -1,15 +1,12 @@
 #include "model/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <limits>
 
 #include <nlohmann/json.hpp>
+
+#include "io/files.h"
 
 namespace gfwa {
 namespace {
@@ -34,32 +31,15 @@ bool element_count(const std::vector<int64_t>& shape, size_t* out) {
 
 std::string shape_text(const std::vector<int64_t>& shape) { return nlohmann::json(shape).dump(); }
 
-void write_all(int fd, const void* data, size_t bytes, const std::string& path) {
-  const char* p = static_cast<const char*>(data);
-  while (bytes > 0) {
-    const ssize_t w = ::write(fd, p, std::min<size_t>(bytes, size_t(1) << 26));
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) throw SafetensorsError(path + ": cannot write: " + std::strerror(errno));
-    p += w;
-    bytes -= size_t(w);
-  }
-}
-
-// The whole file into out (POSIX calls, like the writer: the model layer has no file helpers).
+// The whole file into out (io/files.h), errors as SafetensorsError naming the path.
 void read_all(const std::string& path, std::string& out) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(path, std::string("cannot open for reading: ") + std::strerror(errno));
-  struct stat st {};
-  int err = ::fstat(fd, &st) == 0 ? 0 : errno;
-  out.resize(err ? 0 : size_t(st.st_size));
-  for (size_t done = 0; !err && done < out.size();) {
-    const ssize_t r = ::read(fd, &out[done], out.size() - done);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) err = r < 0 ? errno : EIO;  // shrank while being read
-    else done += size_t(r);
+  try {
+    out = read_file(path);
+  } catch (const SafetensorsError&) {
+    throw;
+  } catch (const std::runtime_error& e) {
+    throw SafetensorsError(e.what());
   }
-  ::close(fd);
-  if (err) fail(path, std::string("read error: ") + std::strerror(err));
 }
 
 // The field `key` of tensor `name`'s header entry as a list of non-negative integers.
@@ -109,28 +89,14 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsTen
   unsigned char len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(uint64_t(text.size()) >> (8 * i));
 
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(path, std::string("cannot create ") + tmp + ": " + std::strerror(errno));
   try {
-    write_all(fd, len, sizeof len, path);
-    write_all(fd, text.data(), text.size(), path);
-    for (const auto& t : tensors) write_all(fd, t.data, t.bytes, path);
-    if (::fsync(fd) != 0) fail(path, std::string("cannot flush: ") + std::strerror(errno));
-    if (::close(fd) != 0) {
-      const int err = errno;
-      ::unlink(tmp.c_str());
-      fail(path, std::string("cannot close: ") + std::strerror(err));
-    }
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    fail(path, std::string("cannot rename the temp file into place: ") + std::strerror(err));
+    write_file_atomic(path, [&](FileSink& f) {
+      f.write(len, sizeof len);
+      f.write(text.data(), text.size());
+      for (const auto& t : tensors) f.write(t.data, t.bytes);
+    });
+  } catch (const std::runtime_error& e) {
+    throw SafetensorsError(e.what());  // "PATH: cannot ...": io/files names the path
   }
 }
 

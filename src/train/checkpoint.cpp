@@ -17,7 +17,8 @@
 #include <spdlog/spdlog.h>
 
 #include "data/sha256.h"
-#include "train/dist/checkpoint_ranks.h"
+#include "dist/checkpoint_ranks.h"
+#include "io/files.h"
 
 namespace gfwa {
 namespace fs = std::filesystem;
@@ -40,51 +41,42 @@ struct Span {
   size_t bytes;
 };
 
-// Writes the spans, in order, to a new file (O_EXCL), retrying short writes, then fsyncs it.
-// Consumes the injected fault budget.
+// Writes the spans, in order, to a new file and fsyncs it (io/files.h); the temporary checkpoint
+// directory is what gets renamed into place. Consumes the injected fault budget.
 void write_file_durably(const std::string& path, std::initializer_list<Span> spans) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) fail_errno("create", path, errno);
-  int err = 0;
-  for (const Span& s : spans) {
-    const auto* p = static_cast<const char*>(s.data);
-    size_t done = 0;
-    while (done < s.bytes && !err) {
-      size_t chunk = std::min<size_t>(s.bytes - done, size_t(1) << 26);
-      const int64_t budget = g_fault_budget.load();
-      const bool inject = budget >= 0 && int64_t(chunk) > budget;
-      if (inject) chunk = size_t(budget);
-      const ssize_t w = chunk ? ::write(fd, p + done, chunk) : 0;
-      if (w < 0) {
-        if (errno != EINTR) err = errno;
-        continue;
-      }
-      done += size_t(w);
-      if (budget >= 0) g_fault_budget.store(budget - w);
-      if (inject) {
+  try {
+    write_file_synced(path, [&](FileSink& f) {
+      for (const Span& s : spans) {
+        const auto* p = static_cast<const char*>(s.data);
+        const int64_t budget = g_fault_budget.load();
+        if (budget < 0 || int64_t(s.bytes) <= budget) {
+          f.write(p, s.bytes);
+          if (budget >= 0) g_fault_budget.store(budget - int64_t(s.bytes));
+          continue;
+        }
+        f.write(p, size_t(budget));  // the injected fault: the disk fills up here
+        g_fault_budget.store(0);
         if (g_fault_kind.load() == WriteFault::stall) {
           for (;;) ::pause();
         }
-        err = ENOSPC;
+        throw std::runtime_error(path + ": cannot write: " + std::strerror(ENOSPC));
       }
-    }
+    });
+  } catch (const std::runtime_error& e) {
+    throw CheckpointError(std::string("checkpoint: ") + e.what());
   }
-  if (!err && ::fsync(fd) != 0) err = errno;
-  if (::close(fd) != 0 && !err) err = errno;
-  if (err) fail_errno("write", path, err);
 }
 
 void write_file_durably(const std::string& path, const std::string& text) {
   write_file_durably(path, {{text.data(), text.size()}});
 }
 
-void fsync_dir(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) fail_errno("open directory", path, errno);
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) fail_errno("fsync directory", path, err);
+void fsync_dir_or_fail(const std::string& path) {
+  try {
+    fsync_dir(path);
+  } catch (const std::runtime_error& e) {
+    throw CheckpointError(std::string("checkpoint: ") + e.what());
+  }
 }
 
 nlohmann::json file_entry(size_t bytes, const std::string& sha) { return {{"bytes", bytes}, {"sha256", sha}}; }
@@ -126,12 +118,11 @@ void remove_stale_temporaries(const std::string& root) {
 }
 
 std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw CheckpointError("missing or unreadable file " + path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) throw CheckpointError("cannot read " + path);
-  return ss.str();
+  try {
+    return read_file(path);
+  } catch (const std::runtime_error&) {
+    throw CheckpointError("missing or unreadable file " + path);
+  }
 }
 
 // Parses state.json and checks its own checksum; throws CheckpointError describing the problem.
@@ -302,13 +293,13 @@ void write_rank_part(const std::string& tmp, int rank, int world, const RankPart
 std::string commit_checkpoint(const std::string& root, int64_t step, const std::string& tmp) {
   const std::string name = checkpoint_dir_name(step);
   const std::string final_dir = root + "/" + name;
-  fsync_dir(tmp);
+  fsync_dir_or_fail(tmp);
   // Same step saved again (e.g. a signal right after resuming): move the old one aside first.
   const std::string old = root + "/" + kOldPrefix + name + "-" + std::to_string(::getpid());
   const bool replacing = fs::exists(final_dir);
   if (replacing && ::rename(final_dir.c_str(), old.c_str()) != 0) fail_errno("move aside", final_dir, errno);
   if (::rename(tmp.c_str(), final_dir.c_str()) != 0) fail_errno("rename " + tmp + " to", final_dir, errno);
-  fsync_dir(root);
+  fsync_dir_or_fail(root);
   std::error_code ec;
   if (replacing) fs::remove_all(old, ec);
   return final_dir;

@@ -14,6 +14,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "io/files.h"
+#include "model/backend_factory.h"
 #include "train/config_io.h"
 #include "train/config_schema.h"
 
@@ -257,11 +259,8 @@ struct Writer {
 // ---- rules that relate several keys ------------------------------------------------------------
 
 void check_head_dim_for(const RunConfig& cfg, const std::string& backend, const std::string& source) {
-  const int hd = cfg.model.head_dim();
-  if (backend == "cuda" && hd != 64 && hd != 128)
-    fail(source, "model.n_heads",
-         "head_dim = d_model / n_heads = " + show(cfg.model.d_model) + " / " + show(cfg.model.n_heads) + " = " +
-             show(hd) + " is not supported by the GPU path (train.backend cuda supports head_dim 64 and 128)");
+  const std::string problem = model_support_problem(backend, cfg.model);
+  if (!problem.empty()) fail(source, "model.n_heads", problem);
 }
 
 void validate_relations(const RunConfig& cfg, const Sources& src) {
@@ -325,12 +324,12 @@ std::string parse_problem(const std::string& what) {
 json read_json_file(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) fail(path, "", "is a directory, not a JSON file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "", std::string("cannot open: ") + std::strerror(errno));
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) fail(path, "", "read error");
-  const std::string text = buf.str();
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const std::runtime_error& e) {
+    fail(path, "", std::string(e.what()).substr(path.size() + 2));  // "PATH: cannot open: ..." without PATH
+  }
 
   // nlohmann keeps the last of duplicate keys silently; a duplicate in a config is almost always a mistake.
   struct Frame {

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dist/dist_config.h"
 #include "model/model_config.h"
 
 namespace gfwa {
@@ -65,14 +66,6 @@ struct CheckpointConfig {
 struct LoggingConfig {
   int every = 10;                // steps between console lines
   std::string level = "info";    // trace | debug | info | warn | error
-};
-
-struct DistributedConfig {
-  std::string id_exchange = "tcp";  // tcp | file
-  std::string id_file = "";         // file exchange only: a path all ranks can see
-  int timeout_s = 300;
-  bool zero1 = false;
-  int bucket_mb = 25;
 };
 
 struct RunConfig {

@@ -1,6 +1,5 @@
 #include "train/export.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,9 +7,9 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "data/read_file.h"
 #include "data/sha256.h"
 #include "data/tokenizer.h"
+#include "io/files.h"
 #include "model/param_layout.h"
 #include "train/checkpoint.h"
 #include "train/config_io.h"
@@ -27,18 +26,7 @@ nlohmann::json number(float f) { return nlohmann::json::parse(config_schema::flo
 
 // Writes text to a new file and fsyncs it; the caller renames the whole folder into place.
 void write_new_file(const std::string& path, const std::string& text) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error(path + ": cannot create: " + std::strerror(errno));
-  size_t done = 0;
-  int err = 0;
-  while (done < text.size() && !err) {
-    const ssize_t w = ::write(fd, text.data() + done, text.size() - done);
-    if (w < 0 && errno != EINTR) err = errno;
-    if (w > 0) done += size_t(w);
-  }
-  if (!err && ::fsync(fd) != 0) err = errno;
-  if (::close(fd) != 0 && !err) err = errno;
-  if (err) throw std::runtime_error(path + ": cannot write: " + std::strerror(err));
+  write_file_synced(path, [&](FileSink& f) { f.write(text.data(), text.size()); });
 }
 
 }  // namespace

@@ -8,10 +8,6 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#ifdef GFWA_WITH_CUDA
-#include <cuda_runtime.h>
-#endif
-
 namespace gfwa {
 
 void setup_logging(const std::string& log_file, const std::string& level) {
@@ -58,23 +54,6 @@ double mean_attended_keys(const ModelConfig& model, int T) {
 
 double flops_per_token(const ModelConfig& model, int64_t n_params, int T) {
   return 6.0 * double(n_params) + 12.0 * model.n_layers * model.d_model * mean_attended_keys(model, T);
-}
-
-double peak_flops_per_device(const std::string& backend) { return backend == "cuda" ? 989e12 : 0.0; }
-
-int64_t memory_in_use_bytes(const std::string& backend) {
-#ifdef GFWA_WITH_CUDA
-  if (backend == "cuda") {
-    size_t free_b = 0, total_b = 0;
-    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) return int64_t(total_b - free_b);
-  }
-#else
-  (void)backend;
-#endif
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmRSS:  1234 kB"
-  return 0;
 }
 
 }  // namespace gfwa

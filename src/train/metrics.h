@@ -1,5 +1,5 @@
-// What a run reports: the spdlog console + file logger, the JSONL metrics file, and the numbers
-// behind MFU and memory.
+// What a run reports: the spdlog console + file logger, the JSONL metrics file, and the FLOPs
+// behind MFU (the peak and the memory in use are the backend's: Backend::peak_flops, memory_in_use).
 #pragma once
 #include <cstdint>
 #include <fstream>
@@ -28,17 +28,10 @@ class MetricsWriter {
   std::ofstream out_;
 };
 
-// Mean number of keys a query attends to over a sequence of length T (gatedfwa.md section 5).
+// Mean number of keys a query attends to over a sequence of length T (docs/gatedfwa.md section 5).
 double mean_attended_keys(const ModelConfig& model, int T);
 
 // Model FLOPs per trained token (forward + backward): 6 * N + 12 * L * d_model * ctx.
 double flops_per_token(const ModelConfig& model, int64_t n_params, int T);
-
-// Peak dense FLOP/s of one device of this backend for MFU: 989e12 (H200 bf16) for cuda; 0 for
-// cpu, whose peak depends on the host, so MFU is not reported there.
-double peak_flops_per_device(const std::string& backend);
-
-// Bytes in use: the device memory of the current GPU for cuda, the resident set size otherwise.
-int64_t memory_in_use_bytes(const std::string& backend);
 
 }  // namespace gfwa

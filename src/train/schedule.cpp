@@ -33,4 +33,16 @@ double lr_at(const ScheduleConfig& s, double peak, int64_t step, int64_t total) 
   return peak - (peak - floor_lr) * p;  // linear, and the decay phase of wsd
 }
 
+AdamWStep optimizer_step(const OptimizerConfig& o, double lr, double grad_norm, int64_t t) {
+  AdamWStep s;
+  s.lr = float(lr);
+  s.beta1 = o.beta1;
+  s.beta2 = o.beta2;
+  s.eps = o.eps;
+  s.weight_decay = o.weight_decay;
+  s.grad_scale = float(clip_scale(grad_norm, o.grad_clip));
+  s.t = t;
+  return s;
+}
+
 }  // namespace gfwa

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/adamw_step.h"
 #include "train/config.h"
 
 namespace gfwa {
@@ -14,5 +15,10 @@ int64_t total_steps(const TrainConfig& train, int64_t tokens_per_step);
 
 // The learning rate of 0-based step `step` in a run of `total` steps with peak `peak`.
 double lr_at(const ScheduleConfig& s, double peak, int64_t step, int64_t total);
+
+// The AdamW update of one step from optimizer.*, the scheduled lr and the global gradient norm
+// (clipped to optimizer.grad_clip). Every value is rounded to fp32 first, as the cuda kernel reads
+// it, so both backends apply the same numbers.
+AdamWStep optimizer_step(const OptimizerConfig& o, double lr, double grad_norm, int64_t t);
 
 }  // namespace gfwa

@@ -1,35 +1,30 @@
 #include "train/trainer.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <optional>
 #include <random>
-#include <sstream>
 
 #include <spdlog/spdlog.h>
 
 #include "data/loader.h"
 #include "data/tokenizer.h"
+#include "dist/env.h"
+#include "dist/group.h"
 #include "eval/zeroshot.h"
-#include "model/backend_factory.h"
 #include "model/exported_weights.h"
 #include "model/safetensors.h"
+#include "train/backend_spec.h"
 #include "train/checkpoint.h"
+#include "train/checkpointer.h"
 #include "train/config_io.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
 #include "train/schedule.h"
 #include "train/signals.h"
-#include "train/dist/checkpoint_ranks.h"
-#include "train/dist/env.h"
-#include "train/dist/group.h"
-#include "train/dist/zero1_shards.h"
 
 namespace gfwa {
 namespace fs = std::filesystem;
@@ -43,18 +38,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-std::string rng_to_string(const std::mt19937_64& rng) {
-  std::ostringstream s;
-  s << rng;
-  return s.str();
-}
-
-void rng_from_string(std::mt19937_64& rng, const std::string& text) {
-  std::istringstream s(text);
-  s >> rng;
-  if (!s) throw std::runtime_error("checkpoint state: unreadable sample_rng");
-}
-
 std::string human_bytes(int64_t b) {
   return b >= (int64_t(1) << 30) ? fmt::format("{:.2f} GiB", double(b) / double(1 << 30))
                                  : fmt::format("{:.0f} MiB", double(b) / double(1 << 20));
@@ -66,23 +49,6 @@ std::string human_duration(double s) {
   if (t >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(t / 3600), (long long)(t / 60 % 60));
   else std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(t / 60), (long long)(t % 60));
   return buf;
-}
-
-void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, nlohmann::json>& out) {
-  if (j.is_object()) {
-    for (const auto& [k, v] : j.items()) flatten(v, prefix.empty() ? k : prefix + "." + k, out);
-  } else {
-    out[prefix] = j;
-  }
-}
-
-bool resume_must_match(const std::string& key) {
-  if (key == "model.init_from") return false;  // read on a fresh start only
-  for (const char* p : {"model.", "data."})
-    if (key.rfind(p, 0) == 0) return true;
-  for (const char* k : {"train.seq_len", "train.batch_size", "train.tokens_per_step", "train.seed"})
-    if (key == k) return true;
-  return false;
 }
 
 // Whether root holds step_* directories, valid or not.
@@ -122,8 +88,6 @@ class Run {
   void run_tasks();
   void run_sample();
   void save();
-  void save_parts();  // data-parallel: every rank writes its part
-  void restore_optimizer(const std::string& dir, CheckpointData& ck, int parts);
   bool lead() const { return rank_ == 0; }
 
   const RunConfig& cfg_;
@@ -140,13 +104,11 @@ class Run {
   std::vector<int32_t> prompt_;  // the encoded eval.sample_prompt; empty: no samples
   std::vector<eval::PreparedTask> tasks_;  // eval.tasks, read and tokenized once
   std::unique_ptr<MetricsWriter> metrics_;
-  std::mt19937_64 sample_rng_;
+  std::unique_ptr<Checkpointer> checkpoints_;
   int64_t accum_ = 1, tokens_per_step_ = 0, total_ = 0;
   double flops_per_token_ = 0, peak_ = 0;
 
-  // Checkpointed progress.
-  int64_t step_ = 0, tokens_ = 0, updates_ = 0;
-  int bad_streak_ = 0;
+  RunProgress progress_;  // what a checkpoint carries besides the model (loader: filled when saving)
 
   std::string last_saved_dir_;
   std::vector<int32_t> in_, tgt_;
@@ -156,9 +118,9 @@ class Run {
 };
 
 void Run::start_or_resume() {
-  const std::string backend_name = resolve_backend_name(cfg_.train.backend);
-  refuse_cpu_data_parallel(backend_name, world_);  // before any rank waits for another
-  data_parallel_ = dist::wants_data_parallel(env_) && backend_name == "cuda";
+  // Checked before any rank waits for another; a cpu run of several processes is refused here.
+  const std::string kind = backend_spec(cfg_, world_, rank_, false).kind;
+  data_parallel_ = dist::wants_data_parallel(env_) && kind == "cuda";
   if (data_parallel_) {
     spdlog::info("rank {} of {} ({} launcher, local rank {}): joining the NCCL group", rank_, world_, env_.launcher,
                  env_.local_rank);
@@ -166,14 +128,14 @@ void Run::start_or_resume() {
   } else {
     group_ = std::make_unique<dist::SingleProcess>();
   }
-  backend_ = make_backend(cfg_, world_, rank_, data_parallel_);
-  if (data_parallel_) backend_->set_communicator(group_->nccl(), cfg_.distributed);
+  backend_ = make_backend(backend_spec(cfg_, world_, rank_, data_parallel_));
+  if (data_parallel_) backend_->set_communicator(group_->collectives(), size_t(cfg_.distributed.bucket_mb) << 20);
   accum_ = accumulation_steps(cfg_, world_, "train.tokens_per_step");
   tokens_per_step_ = accum_ * cfg_.train.batch_size * cfg_.train.seq_len * world_;
   total_ = total_steps(cfg_.train, tokens_per_step_);
   const int64_t n_params = int64_t(backend_->layout().total());
   flops_per_token_ = flops_per_token(cfg_.model, n_params, cfg_.train.seq_len);
-  peak_ = peak_flops_per_device(backend_->name()) * world_;
+  peak_ = backend_->peak_flops() * world_;
 
   LoaderOptions lo;
   lo.B = cfg_.train.batch_size;
@@ -202,32 +164,13 @@ void Run::start_or_resume() {
                                  std::to_string(cfg_.model.vocab_size) + ")");
   }
 
+  checkpoints_ = std::make_unique<Checkpointer>(cfg_, ckpt_root_, *group_, data_parallel_);
   const auto from = resume_dir(opt_, ckpt_root_);
   if (from) {
-    CheckpointData ck = load_checkpoint(*from);
-    const auto bad = incompatible_keys(ck.config, config_to_json(cfg_));
-    if (!bad.empty()) {
-      std::string msg = "cannot resume from " + *from + ": the config differs in keys a resume cannot change:";
-      for (const auto& b : bad) msg += " " + b + ";";
-      msg.pop_back();
-      throw std::runtime_error(msg);
-    }
-    const auto& st = ck.state;
-    dist::require_same_world(*from, st.at("world").get<int>(), world_);
-    if (ck.params.size() != backend_->layout().total())
-      throw std::runtime_error("cannot resume from " + *from + ": model.bin holds " + std::to_string(ck.params.size()) +
-                               " parameters, the model has " + std::to_string(backend_->layout().total()));
-    const int parts = st.value("rank_parts", 0);
-    backend_->set_params(ck.params);
-    restore_optimizer(*from, ck, parts);
-    step_ = st.at("step");
-    tokens_ = st.at("tokens");
-    updates_ = st.at("updates");
-    bad_streak_ = st.at("bad_streak");
-    rng_from_string(sample_rng_, st.at("sample_rng"));
-    loader_->restore(parts > 0 ? load_rank_part(*from, rank_, parts).state.at("loader") : st.at("loader"));
+    progress_ = checkpoints_->restore(*from, *backend_);
+    loader_->restore(progress_.loader);
     last_saved_dir_ = *from;
-    spdlog::info("resuming from {} (step {}, {} tokens seen)", *from, step_, tokens_);
+    spdlog::info("resuming from {} (step {}, {} tokens seen)", *from, progress_.step, progress_.tokens);
   } else {
     if (opt_.resume.empty() && has_checkpoints(ckpt_root_))
       throw std::runtime_error(opt_.out_dir + " already holds checkpoints of a run: continue it with --resume auto, "
@@ -242,10 +185,10 @@ void Run::start_or_resume() {
       }
       spdlog::info("parameters from {} (model.init_from)", cfg_.model.init_from);
     }
-    sample_rng_.seed(cfg_.train.seed ^ kSampleSeedSalt);
+    progress_.sample_rng.seed(cfg_.train.seed ^ kSampleSeedSalt);
   }
   // A fresh start keeps no earlier records (resume step 0).
-  if (lead()) metrics_ = std::make_unique<MetricsWriter>(opt_.out_dir + "/metrics.jsonl", step_);
+  if (lead()) metrics_ = std::make_unique<MetricsWriter>(opt_.out_dir + "/metrics.jsonl", progress_.step);
 
   spdlog::info("backend {} | {:.2f}M parameters | {} tokens/step = {} x {} tokens x {} micro-batches x {} processes | "
                "{} steps",
@@ -269,42 +212,35 @@ void Run::train_step() {
   double shared[2] = {loss_sum / double(accum_), std::isfinite(loss_sum) && std::isfinite(norm) ? 0.0 : 1.0};
   group_->sum(shared, 2);
   const double loss = shared[0] / double(world_);
-  const double lr = lr_at(cfg_.schedule, cfg_.optimizer.lr, step_, total_);
+  const double lr = lr_at(cfg_.schedule, cfg_.optimizer.lr, progress_.step, total_);
   const bool finite = shared[1] == 0.0 && std::isfinite(loss) && std::isfinite(norm);
   if (finite) {
-    const auto& o = cfg_.optimizer;
-    AdamWStep s;
-    s.lr = float(lr);
-    s.beta1 = o.beta1;
-    s.beta2 = o.beta2;
-    s.eps = o.eps;
-    s.weight_decay = o.weight_decay;
-    s.grad_scale = o.grad_clip > 0 && norm > o.grad_clip ? float(o.grad_clip / norm) : 1.0f;
-    s.t = ++updates_;
-    backend_->adamw_update(s);
-    bad_streak_ = 0;
+    backend_->adamw_update(optimizer_step(cfg_.optimizer, lr, norm, ++progress_.updates));
+    progress_.bad_streak = 0;
   } else {
-    ++bad_streak_;
-    spdlog::warn("step {}: non-finite loss {} or grad norm {}; update skipped ({} in a row, limit {})", step_ + 1,
-                 loss, norm, bad_streak_, cfg_.train.max_bad_steps);
+    ++progress_.bad_streak;
+    spdlog::warn("step {}: non-finite loss {} or grad norm {}; update skipped ({} in a row, limit {})",
+                 progress_.step + 1, loss, norm, progress_.bad_streak, cfg_.train.max_bad_steps);
   }
-  ++step_;
-  tokens_ += tokens_per_step_;
+  ++progress_.step;
+  progress_.tokens += tokens_per_step_;
   window_time_ += seconds_since(t0);
   ++window_steps_;
-  if (bad_streak_ >= cfg_.train.max_bad_steps)
-    throw std::runtime_error("stopping at step " + std::to_string(step_) + " after " + std::to_string(bad_streak_) +
+  if (progress_.bad_streak >= cfg_.train.max_bad_steps)
+    throw std::runtime_error("stopping at step " + std::to_string(progress_.step) + " after " +
+                             std::to_string(progress_.bad_streak) +
                              " non-finite steps in a row (train.max_bad_steps); the last good checkpoint is " +
                              (last_saved_dir_.empty() ? std::string("none") : last_saved_dir_));
-  if (lead() && (step_ % cfg_.logging.every == 0 || step_ == total_)) log_step(loss, norm, lr);
+  if (lead() && (progress_.step % cfg_.logging.every == 0 || progress_.step == total_)) log_step(loss, norm, lr);
 }
 
 void Run::log_step(double loss, double norm, double lr) {
   const double step_time = window_time_ / double(window_steps_);
   const double tok_s = double(tokens_per_step_) / step_time;
-  const int64_t mem = memory_in_use_bytes(backend_->name());
-  nlohmann::json rec = {{"type", "train"}, {"step", step_},   {"loss", loss},         {"lr", lr},
-                        {"grad_norm", norm}, {"tokens", tokens_}, {"tokens_per_s", tok_s}, {"memory_bytes", mem}};
+  const int64_t mem = backend_->memory_in_use();
+  nlohmann::json rec = {
+      {"type", "train"},   {"step", progress_.step},     {"loss", loss},          {"lr", lr},
+      {"grad_norm", norm}, {"tokens", progress_.tokens}, {"tokens_per_s", tok_s}, {"memory_bytes", mem}};
   std::string mfu_text;
   if (peak_ > 0) {
     const double mfu = flops_per_token_ * tok_s / peak_;
@@ -312,9 +248,9 @@ void Run::log_step(double loss, double norm, double lr) {
     mfu_text = fmt::format(" | MFU {:.1f}%", 100 * mfu);
   }
   metrics_->write(rec);
-  spdlog::info("step {}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} tok/s{} | mem {} | ETA {}", step_,
-               total_, loss, lr, norm, tok_s, mfu_text, human_bytes(mem),
-               human_duration(step_time * double(total_ - step_)));
+  spdlog::info("step {}/{} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.0f} tok/s{} | mem {} | ETA {}",
+               progress_.step, total_, loss, lr, norm, tok_s, mfu_text, human_bytes(mem),
+               human_duration(step_time * double(total_ - progress_.step)));
   window_time_ = 0;
   window_steps_ = 0;
 }
@@ -331,10 +267,10 @@ void Run::run_eval() {
     r.tokens *= world_;
   }
   if (!lead()) return;
-  metrics_->write({{"type", "eval"}, {"step", step_}, {"val_loss", r.loss}, {"val_ppl", r.perplexity},
+  metrics_->write({{"type", "eval"}, {"step", progress_.step}, {"val_loss", r.loss}, {"val_ppl", r.perplexity},
                    {"val_bpb", r.bits_per_byte}, {"val_tokens", r.tokens}});
-  spdlog::info("eval step {} | val loss {:.4f} | perplexity {:.2f} | bits/byte {:.4f} | {} tokens in {:.1f}s", step_,
-               r.loss, r.perplexity, r.bits_per_byte, r.tokens, seconds_since(t0));
+  spdlog::info("eval step {} | val loss {:.4f} | perplexity {:.2f} | bits/byte {:.4f} | {} tokens in {:.1f}s",
+               progress_.step, r.loss, r.perplexity, r.bits_per_byte, r.tokens, seconds_since(t0));
 }
 
 // Zero-shot accuracy on eval.tasks: each rank scores every world-th item, the counts are summed.
@@ -350,7 +286,7 @@ void Run::run_tasks() {
   }
   group_->sum(counts.data(), int(counts.size()));
   if (!lead()) return;
-  nlohmann::json rec = {{"type", "tasks"}, {"step", step_}};
+  nlohmann::json rec = {{"type", "tasks"}, {"step", progress_.step}};
   std::string line;
   for (size_t i = 0; i < scores.size(); ++i) {
     eval::TaskScore& s = scores[i];
@@ -365,129 +301,20 @@ void Run::run_tasks() {
     }
   }
   metrics_->write(rec);
-  spdlog::info("tasks step {}{} ({:.1f}s)", step_, line, seconds_since(t0));
+  spdlog::info("tasks step {}{} ({:.1f}s)", progress_.step, line, seconds_since(t0));
 }
 
 void Run::run_sample() {
   const auto ids = sample_tokens(*backend_, prompt_, cfg_.eval.sample_tokens, cfg_.train.seq_len,
-                                 tokenizer_->vocab_size(), kSampleTopK, sample_rng_);
+                                 tokenizer_->vocab_size(), kSampleTopK, progress_.sample_rng);
   const std::string text = tokenizer_->decode(prompt_) + tokenizer_->decode(ids);
-  metrics_->write({{"type", "sample"}, {"step", step_}, {"text", text}});
-  spdlog::info("sample step {}:\n{}", step_, text);
-}
-
-// Optimizer state: optimizer.bin, or (ZeRO-1) every rank part's shard put back in place, so any
-// world-size-1 run and every ZeRO-1 setting can resume it.
-void Run::restore_optimizer(const std::string& dir, CheckpointData& ck, int parts) {
-  const size_t total = backend_->layout().total();
-  if (ck.adam_m.empty()) {
-    ck.adam_m.assign(total, 0.0f);
-    ck.adam_v.assign(total, 0.0f);
-    for (int r = 0; r < parts; ++r) {
-      const RankPart p = load_rank_part(dir, r, parts);
-      const size_t b = p.state.at("shard").at("begin");
-      if (b + p.adam_m.size() > total)
-        throw CheckpointError("checkpoint " + dir + ": rank " + std::to_string(r) + "'s optimizer shard [" +
-                              std::to_string(b) + ", " + std::to_string(b + p.adam_m.size()) +
-                              ") lies outside the model's " + std::to_string(total) + " parameters");
-      std::copy(p.adam_m.begin(), p.adam_m.end(), ck.adam_m.begin() + std::ptrdiff_t(b));
-      std::copy(p.adam_v.begin(), p.adam_v.end(), ck.adam_v.begin() + std::ptrdiff_t(b));
-    }
-  }
-  backend_->set_adam_state(ck.adam_m, ck.adam_v);
-}
-
-void Run::save_parts() {
-  const bool zero1 = cfg_.distributed.zero1;
-  CheckpointData ck;
-  if (lead()) {
-    ck.config = config_to_json(cfg_);
-    backend_->get_params(ck.params);
-    if (!zero1) backend_->get_adam_state(ck.adam_m, ck.adam_v);  // the same on every rank
-    ck.state = {{"step", step_},
-                {"tokens", tokens_},
-                {"updates", updates_},
-                {"bad_streak", bad_streak_},
-                {"world", world_},
-                {"rank_parts", world_},
-                {"zero1", zero1},
-                {"total_steps", total_},
-                {"lr", lr_at(cfg_.schedule, cfg_.optimizer.lr, std::max<int64_t>(0, step_ - 1), total_)},
-                {"sample_rng", rng_to_string(sample_rng_)},
-                {"loader", loader_->state()},
-                {"tokenizer", {{"vocab", Tokenizer::kVocabFile}, {"sha256", Tokenizer::kVocabSha256}}}};
-  }
-  RankPart part;
-  const dist::ShardPlan plan = dist::plan_shards(backend_->layout().total(), world_);
-  part.state = {{"loader", loader_->state()}, {"shard", {{"begin", plan.begin(rank_)}, {"end", plan.end(rank_)}}}};
-  if (zero1) {
-    std::vector<float> m, v;
-    backend_->get_adam_state(m, v);
-    const auto b = std::ptrdiff_t(plan.begin(rank_)), e = std::ptrdiff_t(plan.end(rank_));
-    part.adam_m.assign(m.begin() + b, m.begin() + e);
-    part.adam_v.assign(v.begin() + b, v.begin() + e);
-  }
-  const auto t0 = Clock::now();
-  // Every rank writes into rank 0's temporary directory; rank 0 renames it into place only after
-  // every rank reported success, so a step_* directory is always complete.
-  double pid = lead() ? double(::getpid()) : 0.0;
-  group_->sum(&pid, 1);
-  const std::string tmp = checkpoint_temp_dir(ckpt_root_, step_, long(pid));
-  std::string err;
-  auto attempt = [&](const auto& f) {
-    if (!err.empty()) return;
-    try {
-      f();
-    } catch (const std::exception& e) {
-      err = e.what();
-    }
-  };
-  if (lead()) attempt([&] { begin_checkpoint(ckpt_root_, tmp); });
-  bool ok = dist::all_ranks(*group_, err.empty());
-  if (ok) {
-    attempt([&] {
-      write_rank_part(tmp, rank_, world_, part);
-      if (lead()) write_checkpoint_files(tmp, ck);
-    });
-    ok = dist::all_ranks(*group_, err.empty());
-  }
-  std::string dir;
-  if (ok && lead()) attempt([&] { dir = commit_checkpoint(ckpt_root_, step_, tmp); });
-  if (!err.empty() || !ok) {
-    if (lead()) discard_checkpoint(tmp);
-  }
-  ok = dist::all_ranks(*group_, err.empty());
-  if (!ok)
-    throw CheckpointError(!err.empty() ? "rank " + std::to_string(rank_) + ": " + err
-                                       : "rank " + std::to_string(rank_) + ": checkpoint step " +
-                                             std::to_string(step_) + " not written: another rank failed (see its log)");
-  last_saved_dir_ = ckpt_root_ + "/" + checkpoint_dir_name(step_);
-  if (lead()) {
-    prune_checkpoints(ckpt_root_, cfg_.checkpoint.keep_last, cfg_.checkpoint.keep_every);
-    spdlog::info("checkpoint {} written by {} ranks in {:.1f}s", dir, world_, seconds_since(t0));
-  }
+  metrics_->write({{"type", "sample"}, {"step", progress_.step}, {"text", text}});
+  spdlog::info("sample step {}:\n{}", progress_.step, text);
 }
 
 void Run::save() {
-  if (data_parallel_) return save_parts();
-  CheckpointData ck;
-  ck.config = config_to_json(cfg_);
-  backend_->get_params(ck.params);
-  backend_->get_adam_state(ck.adam_m, ck.adam_v);
-  ck.state = {{"step", step_},
-              {"tokens", tokens_},
-              {"updates", updates_},
-              {"bad_streak", bad_streak_},
-              {"world", world_},
-              {"total_steps", total_},
-              {"lr", lr_at(cfg_.schedule, cfg_.optimizer.lr, std::max<int64_t>(0, step_ - 1), total_)},
-              {"sample_rng", rng_to_string(sample_rng_)},
-              {"loader", loader_->state()},
-              {"tokenizer", {{"vocab", Tokenizer::kVocabFile}, {"sha256", Tokenizer::kVocabSha256}}}};
-  const auto t0 = Clock::now();
-  last_saved_dir_ = save_checkpoint(ckpt_root_, step_, ck);
-  prune_checkpoints(ckpt_root_, cfg_.checkpoint.keep_last, cfg_.checkpoint.keep_every);
-  spdlog::info("checkpoint {} written in {:.1f}s", last_saved_dir_, seconds_since(t0));
+  progress_.loader = loader_->state();
+  last_saved_dir_ = checkpoints_->save(*backend_, progress_, total_);
 }
 
 int Run::run() {
@@ -509,28 +336,29 @@ int Run::run() {
     f << resolved << '\n';
     if (!f) throw std::runtime_error("cannot write " + opt_.out_dir + "/config.json");
   }
-  if (step_ >= total_) {
-    spdlog::info("nothing to do: the run is at step {} of {}", step_, total_);
+  if (progress_.step >= total_) {
+    spdlog::info("nothing to do: the run is at step {} of {}", progress_.step, total_);
     return 0;
   }
   StopSignals stop;
-  while (step_ < total_) {
+  while (progress_.step < total_) {
     train_step();
-    const bool last = step_ == total_;
-    if (last || (cfg_.eval.every > 0 && step_ % cfg_.eval.every == 0)) {
+    const bool last = progress_.step == total_;
+    if (last || (cfg_.eval.every > 0 && progress_.step % cfg_.eval.every == 0)) {
       run_eval();
       if (!tasks_.empty()) run_tasks();
     }
-    if (!prompt_.empty() && (last || step_ % cfg_.eval.sample_every == 0)) run_sample();
+    if (!prompt_.empty() && (last || progress_.step % cfg_.eval.sample_every == 0)) run_sample();
     // A signal on any rank stops every rank after the same step.
     const bool stop = dist::any_rank(*group_, StopSignals::requested());
-    if (last || stop || (cfg_.checkpoint.every > 0 && step_ % cfg_.checkpoint.every == 0)) save();
+    if (last || stop || (cfg_.checkpoint.every > 0 && progress_.step % cfg_.checkpoint.every == 0)) save();
     if (stop && !last) {
       if (StopSignals::requested())
         spdlog::warn("stopped by signal {} at step {}; resume with --resume auto (exit status {})",
-                     StopSignals::signal_number(), step_, kExitPreempted);
+                     StopSignals::signal_number(), progress_.step, kExitPreempted);
       else
-        spdlog::warn("stopped at step {}: another rank received a stop signal (exit status {})", step_, kExitPreempted);
+        spdlog::warn("stopped at step {}: another rank received a stop signal (exit status {})", progress_.step,
+                     kExitPreempted);
       return kExitPreempted;
     }
   }
@@ -538,20 +366,6 @@ int Run::run() {
 }
 
 }  // namespace
-
-std::vector<std::string> incompatible_keys(const nlohmann::json& saved, const nlohmann::json& now) {
-  std::map<std::string, nlohmann::json> a, b;
-  flatten(saved, "", a);
-  flatten(now, "", b);
-  std::vector<std::string> out;
-  for (const auto& [k, v] : b) {
-    if (!resume_must_match(k)) continue;
-    const auto it = a.find(k);
-    const std::string old = it == a.end() ? std::string("absent") : it->second.dump();
-    if (it == a.end() || it->second != v) out.push_back(k + " (checkpoint " + old + ", now " + v.dump() + ")");
-  }
-  return out;
-}
 
 int train(const RunConfig& cfg, const TrainOptions& opt) {
   Run run(cfg, opt);

@@ -2,9 +2,6 @@
 // clipping, AdamW, evaluation, samples, logging, checkpoints, resume and preemption.
 #pragma once
 #include <string>
-#include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "train/config.h"
 
@@ -21,11 +18,5 @@ struct TrainOptions {
 // Runs to the end of the schedule and returns 0, or returns kExitPreempted after a stop signal
 // (checkpoint written). Throws on errors, including max_bad_steps non-finite steps in a row.
 int train(const RunConfig& cfg, const TrainOptions& opt);
-
-// Keys whose values differ between a checkpoint's config and the current one and that a resume
-// cannot change: model.* (but model.init_from), data.*, train.seq_len, train.batch_size,
-// train.tokens_per_step, train.seed.
-// Each entry reads "key (checkpoint X, now Y)".
-std::vector<std::string> incompatible_keys(const nlohmann::json& saved, const nlohmann::json& now);
 
 }  // namespace gfwa

@@ -1,0 +1,44 @@
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+#include "cli/commands.h"
+
+namespace {
+
+const gfwa::Command kCommands[] = {
+    {"config", "print the resolved configuration as JSON", gfwa::cmd_config},
+    {"train", "train a model from a JSON config (resumable; docs/training.md)", gfwa::cmd_train},
+    {"eval", "validation loss, perplexity and bits per byte of a checkpoint", gfwa::cmd_eval},
+    {"export", "a checkpoint as model.safetensors + config.json (docs/interop.md)", gfwa::cmd_export},
+    {"tokenize", "text files -> GPT-2 token shards (train/val)", gfwa::cmd_tokenize},
+#ifdef GFWA_WITH_CUDA
+    {"bench", "benchmarks: bench attention --B --H --T --D --W --mode | bench train --config FILE", gfwa::cmd_bench},
+#endif
+};
+
+void usage(FILE* f) {
+  std::fprintf(f, "usage: gfwa <command> [options]   (gfwa <command> --help for its options)\n\ncommands:\n");
+  for (const auto& c : kCommands) std::fprintf(f, "  %-10s %s\n", c.name, c.summary);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  for (const auto& c : kCommands) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      return c.run(argc - 1, argv + 1);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "gfwa %s: error: %s\n", c.name, e.what());
+      return 2;
+    }
+  }
+  std::fprintf(stderr, "gfwa: unknown command '%s'\n", argv[1]);
+  usage(stderr);
+  return 2;
+}

@@ -1,0 +1,120 @@
+// The CudaBackend class behind make_cuda_backend (cuda_backend.h), shared by its two sources:
+// cuda_backend.cpp (construction, memory plan, the llm.c-style forward and backward passes) and
+// cuda_backend_state.cpp (gradient norm, AdamW step, host copies of the state). Its parts:
+//   DeviceArena        one allocation for every buffer (cuda_arena.h)
+//   DeviceParamLayout  fp32 and bf16 offsets of every tensor, AdamW chunks (cuda_param_layout.h)
+//   GradSync           buckets, comm stream and ZeRO-1 across ranks (cuda_grad_sync.h)
+//   PhaseTimer         per-phase device time under GFWA_CUDA_PROFILE (cuda_phase_timer.h)
+// Internal to model/: include cuda_backend.h instead.
+#pragma once
+#ifdef GFWA_WITH_CUDA
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/adamw.cuh"
+#include "kernels/attention.h"
+#include "kernels/matmul.cuh"
+#include "model/backend.h"
+#include "model/cuda_arena.h"
+#include "model/cuda_backend.h"
+#include "model/cuda_grad_sync.h"
+#include "model/cuda_param_layout.h"
+#include "model/cuda_phase_timer.h"
+
+namespace gfwa {
+
+using bf16 = __nv_bfloat16;
+
+// One layer's activations saved for backward (bf16 tensors, then fp32 row statistics and gates).
+struct LayerActs {
+  bf16 *x, *h1, *qkv, *qkvr, *o, *xm, *h2, *u, *g;
+  float *rstd1, *rstdq, *rstdk, *rstd2, *prek, *prev, *hg, *pre, *lam, *lse;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const CudaDataParallel& dp);
+  ~CudaBackend() override;
+
+  std::string name() const override { return "cuda"; }
+  const ModelConfig& config() const override { return cfg_; }
+  const ParamLayout& layout() const override { return pl_.layout(); }
+  double peak_flops() const override { return 989e12; }  // H200 dense bf16
+  int64_t memory_in_use() const override;                 // of the current device
+
+  void init_params(uint64_t seed) override;
+  float forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) override;
+  float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) override;
+  void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) override;
+  void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out,
+                       int32_t* argmax) override;
+  void gate_log_f(std::vector<std::vector<float>>& out) override;
+  void zero_grad() override;
+  double grad_norm() override;
+  void adamw_update(const AdamWStep& step) override;
+  void get_params(std::vector<float>& out) override;
+  void set_params(const std::vector<float>& in) override;
+  void get_grads(std::vector<float>& out) override;
+  void get_adam_state(std::vector<float>& m, std::vector<float>& v) override;
+  void set_adam_state(const std::vector<float>& m, const std::vector<float>& v) override;
+  void set_communicator(dist::Collectives* comm, size_t bucket_bytes) override { sync_.connect(comm, bucket_bytes); }
+  void reduce_grads_in_next_backward() override { sync_.reduce_next_backward(); }
+
+ private:
+  void plan(DeviceArena& a);
+  void log_plan(const DeviceArena& a) const;
+  // forward_only: every activation buffer holds max_B * max_T rows, so B * T is the bound on B.
+  void check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what,
+                   bool forward_only = false) const;
+  void upload_tokens(const int32_t* inputs, const int32_t* targets, int N);
+  void forward_hidden(int B, int T);  // embeddings -> final norm output hf
+  void forward_layer(int l, int B, int T);
+  cuda::AttnParams attn_params(const LayerActs& A, int B, int T) const;  // one layer's attention operands
+  void backward_layer(int l, int B, int T);
+  void classifier(int N, float grad_scale, bool backward, int32_t* argmax = nullptr);
+  void download(const float* src, std::vector<float>& out);
+  void upload(const std::vector<float>& in, float* dst, const char* what);
+
+  const bf16* wb(size_t boff) const { return params_ + boff; }
+
+  ModelConfig cfg_;
+  DeviceParamLayout pl_;
+  int max_B_, max_T_;
+  int d_, H_, D_, F_, V_, L_;
+  bool shift_, gated_;
+  size_t P_ = 0;  // fp32 elements of the layout
+  std::vector<cuda::AdamWChunk> shard_chunks_;  // ZeRO-1: AdamW chunks of this rank's shard
+  int logits_rows_ = 0;
+
+  cudaStream_t stream_ = nullptr;
+  PhaseTimer prof_;
+  DeviceArena arena_;
+  GradSync sync_;  // after the arena: its collectives finish before the buffers are freed
+  std::unique_ptr<cuda::Matmul> mm_;
+
+  // arena buffers
+  bf16* params_;
+  float *master_, *grads_, *adam_m_, *adam_v_;
+  cuda::AdamWChunk *chunks_dev_, *shard_chunks_dev_;
+  std::vector<LayerActs> acts_;
+  bf16 *x_final_, *hf_;
+  float* rstdf_;
+  bf16 *g_, *dres_, *dh_, *do_, *dqkv_, *dqkv2_, *logits_;
+  float *dlam_, *dhg_, *dpre_, *loss_rows_, *loss_sum_, *partials_, *norm_partials_, *last_logits_;
+  double* norm_out_;
+  bf16 *dhg_b_, *dpre_b_, *dsk_b_, *dsv_b_;
+  int32_t *inputs_, *targets_, *tok_token_, *tok_start_, *tok_pos_, *argmax_rows_;
+  int last_B_ = 0, last_T_ = 0;  // shape of the latest forward pass (gate_log_f)
+  int n_unique_ = 0;
+  float2* rope_;
+  char* matmul_ws_;
+  float* attn_ws_;
+  size_t attn_ws_bytes_ = 0;
+};
+
+}  // namespace gfwa
+#endif  // GFWA_WITH_CUDA

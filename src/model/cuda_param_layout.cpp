@@ -1,0 +1,88 @@
+#ifdef GFWA_WITH_CUDA
+#include "model/cuda_param_layout.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace gfwa {
+
+namespace {
+
+bool name_continues_group(const std::string& n) {
+  auto ends = [&](const char* s) {
+    const size_t k = std::char_traits<char>::length(s);
+    return n.size() >= k && n.compare(n.size() - k, k, s) == 0;
+  };
+  return ends("attn.wk") || ends("attn.wv") || ends("mlp.w3");
+}
+
+}  // namespace
+
+DeviceParamLayout::DeviceParamLayout(const ModelConfig& cfg) : layout_(cfg) {
+  const auto& ts = layout_.tensors();
+  std::vector<size_t> offs, numels;
+  std::vector<bool> decay;
+  size_t cur = 0;
+  for (const ParamTensor& t : ts) {
+    if (!name_continues_group(t.name)) cur = (cur + 127) / 128 * 128;  // 128 bf16 = 256 bytes
+    bf16_offset_.push_back(cur);
+    cur += t.numel;
+    offs.push_back(t.offset);
+    numels.push_back(t.numel);
+    decay.push_back(t.decay);
+  }
+  bf16_total_ = cur;
+  chunks_ = cuda::adamw_chunks(offs, bf16_offset_, numels, decay);
+
+  auto find = [&](const std::string& n, bool b) {
+    for (size_t i = 0; i < ts.size(); ++i)
+      if (ts[i].name == n) return b ? bf16_offset_[i] : ts[i].offset;
+    if (b) throw std::out_of_range("no parameter tensor named '" + n + "'");
+    return layout_.get(n).offset;  // throws, naming the tensor
+  };
+  embed_bf16_ = find("embed", true);
+  final_norm_f32_ = find("final_norm", false);
+  final_norm_bf16_ = find("final_norm", true);
+  const bool shift = cfg.attention.token_shift, gated = cfg.attention.mode == AttnMode::gatedfwa;
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    const std::string p = "layers." + std::to_string(l) + ".";
+    for (int b = 0; b < 2; ++b) {
+      LayerOffsets o{};
+      o.attn_norm = find(p + "attn_norm", b);
+      o.wqkv = find(p + "attn.wq", b);
+      o.q_norm = find(p + "attn.q_norm", b);
+      o.k_norm = find(p + "attn.k_norm", b);
+      if (shift) {
+        o.shift_k = find(p + "attn.shift_k", b);
+        o.shift_v = find(p + "attn.shift_v", b);
+      }
+      if (gated) {
+        o.gate_w = find(p + "attn.gate_w", b);
+        o.gate_b = find(p + "attn.gate_b", b);
+        o.gate_sharp = find(p + "attn.gate_sharp", b);
+      }
+      o.wo = find(p + "attn.wo", b);
+      o.mlp_norm = find(p + "mlp_norm", b);
+      o.w13 = find(p + "mlp.w1", b);
+      o.w2 = find(p + "mlp.w2", b);
+      (b ? bf16_ : f32_).push_back(o);
+    }
+  }
+}
+
+std::vector<cuda::AdamWChunk> DeviceParamLayout::shard_chunks(const ShardPlan& plan, int rank) const {
+  const size_t shard_off = plan.shard * size_t(rank);
+  std::vector<size_t> so, sb, sn;
+  std::vector<bool> sd;
+  for (const auto& pc : shard_pieces(layout_.tensors(), plan, rank)) {
+    const ParamTensor& t = layout_.tensors()[size_t(pc.tensor)];
+    so.push_back(pc.begin - shard_off);
+    sb.push_back(bf16_offset_[size_t(pc.tensor)] + (pc.begin - t.offset));
+    sn.push_back(pc.end - pc.begin);
+    sd.push_back(t.decay);
+  }
+  return cuda::adamw_chunks(so, sb, sn, sd);
+}
+
+}  // namespace gfwa
+#endif  // GFWA_WITH_CUDA
