@@ -8,6 +8,7 @@
 #include <string>
 
 #include "kernels/adamw_cpu.h"
+#include "kernels/argmax_cpu.h"
 #include "model/host_memory.h"
 
 namespace gfwa {
@@ -73,8 +74,17 @@ void CpuBackend::last_logits(const int32_t* tokens, int T, std::vector<float>& l
   model_.last_logits(tokens, T, logits);
 }
 
-void CpuBackend::target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out) {
+void CpuBackend::target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out,
+                                 int32_t* argmax) {
   model_.target_logprobs(inputs, targets, B, T, out);
+  if (argmax) cpu::argmax_rows(model_.logits(), B * T, config().vocab_size, argmax);
+}
+
+void CpuBackend::gate_log_f(std::vector<std::vector<float>>& out) {
+  if (config().attention.mode != AttnMode::gatedfwa)
+    throw std::logic_error("gate_log_f: the model has no gates (model.attention.mode is not gatedfwa)");
+  out.resize(size_t(config().n_layers));
+  for (int l = 0; l < config().n_layers; ++l) out[size_t(l)] = model_.gate_logf(l);
 }
 
 double CpuBackend::grad_norm() {

@@ -21,7 +21,9 @@ class CpuBackend : public Backend {
   float forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) override;
   float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) override;
   void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) override;
-  void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out) override;
+  void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out,
+                       int32_t* argmax) override;
+  void gate_log_f(std::vector<std::vector<float>>& out) override;
 
   void zero_grad() override { model_.zero_grad(); }
   double grad_norm() override;

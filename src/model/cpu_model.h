@@ -69,6 +69,9 @@ class CpuModel {
   // forward only, so B may exceed max_B as long as B * T <= max_B * max_T.
   void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out);
 
+  // gatedfwa: layer l's log f [B, T, H] from the latest forward pass (empty for other modes).
+  const std::vector<F>& gate_logf(int l) const { return acts_[size_t(l)].logf; }
+
  private:
   struct LayerParams {  // pointers into params_ or grads_; null where the tensor does not exist
     F *attn_norm, *wq, *wk, *wv, *q_norm, *k_norm, *shift_k, *shift_v, *gate_w, *gate_b, *gate_sharp, *wo;
