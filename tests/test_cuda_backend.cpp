@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -108,6 +109,45 @@ TEST_P(CudaBackendParity, LossAndEveryGradientMatchCpu) {
   gpu->last_logits(in.data(), kT, lg);
   ASSERT_EQ(lc.size(), size_t(cfg.vocab_size));
   EXPECT_LT(rel_err(lg, lc), 3e-2);
+}
+
+// Per-position evaluation (`gfwa eval --per-position`, --gate-stats): per-token log-probabilities,
+// arg maxes and the gates' log f against the cpu backend.
+TEST_P(CudaBackendParity, LogprobsArgmaxAndGatesMatchCpu) {
+  GFWA_SKIP_WITHOUT_GPU();
+  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift);
+  auto cpu = make_cpu_backend(cfg, kB, kT);
+  auto gpu = make_cuda_backend(cfg, kB, kT);
+  const auto p = test_params(cfg, 9);
+  cpu->set_params(p);
+  gpu->set_params(p);
+  std::vector<int32_t> in, tg;
+  split(batch_tokens(cfg.vocab_size, 500, kB, kT), kB, kT, in, tg);
+  const size_t N = size_t(kB) * kT;
+  std::vector<float> lc(N), lg(N);
+  std::vector<int32_t> ac(N), ag(N);
+  cpu->target_logprobs(in.data(), tg.data(), kB, kT, lc.data(), ac.data());
+  gpu->target_logprobs(in.data(), tg.data(), kB, kT, lg.data(), ag.data());
+  EXPECT_LT(rel_err(lg, lc), 2e-2);
+  EXPECT_NEAR(-std::accumulate(lg.begin(), lg.end(), 0.0) / double(N), gpu->forward_loss(in.data(), tg.data(), kB, kT),
+              1e-4);
+  // bf16 logits may reorder near-ties: most positions agree, the learnable ones above all.
+  size_t same = 0;
+  for (size_t i = 0; i < N; ++i) same += ac[i] == ag[i];
+  EXPECT_GT(double(same) / double(N), 0.9) << same << " of " << N;
+  if (cfg.attention.mode != AttnMode::gatedfwa) {
+    std::vector<std::vector<float>> none;
+    EXPECT_THROW(gpu->gate_log_f(none), std::logic_error);
+    return;
+  }
+  std::vector<std::vector<float>> fc, fg;
+  cpu->gate_log_f(fc);
+  gpu->gate_log_f(fg);
+  ASSERT_EQ(fg.size(), size_t(cfg.n_layers));
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    ASSERT_EQ(fg[size_t(l)].size(), N * cfg.n_heads);
+    EXPECT_LT(rel_err(fg[size_t(l)], fc[size_t(l)]), 3e-2) << "layer " << l;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, CudaBackendParity,
@@ -226,8 +266,8 @@ TEST_P(CudaTargetLogprobs, MatchCpuInTrainingAndForwardOnlyShapes) {
   for (const auto& [B, T] : {std::pair<int, int>{kB, kT}, {15, 16}, {6, 37}}) {
     const auto in = random_ids(size_t(B) * T, cfg.vocab_size, rng), tg = random_ids(size_t(B) * T, cfg.vocab_size, rng);
     std::vector<float> lc(size_t(B) * T), lg(size_t(B) * T);
-    be.cpu->target_logprobs(in.data(), tg.data(), B, T, lc.data());
-    be.gpu->target_logprobs(in.data(), tg.data(), B, T, lg.data());
+    be.cpu->target_logprobs(in.data(), tg.data(), B, T, lc.data(), nullptr);
+    be.gpu->target_logprobs(in.data(), tg.data(), B, T, lg.data(), nullptr);
     double worst = 0, mean = 0;
     for (size_t n = 0; n < lc.size(); ++n) {
       worst = std::max(worst, std::fabs(double(lg[n]) - lc[n]));
@@ -243,8 +283,8 @@ TEST_P(CudaTargetLogprobs, MatchCpuInTrainingAndForwardOnlyShapes) {
   }
   std::vector<int32_t> x(size_t(kB) * kT + 16, 1);
   std::vector<float> out(x.size());
-  EXPECT_THROW(be.gpu->target_logprobs(x.data(), x.data(), 16, 16, out.data()), std::invalid_argument);  // 256 > 240
-  EXPECT_THROW(be.gpu->target_logprobs(x.data(), x.data(), 1, kT + 1, out.data()), std::invalid_argument);
+  EXPECT_THROW(be.gpu->target_logprobs(x.data(), x.data(), 16, 16, out.data(), nullptr), std::invalid_argument);  // 256 > 240
+  EXPECT_THROW(be.gpu->target_logprobs(x.data(), x.data(), 1, kT + 1, out.data(), nullptr), std::invalid_argument);
 }
 
 TEST_P(CudaTargetLogprobs, ZeroShotLogLikelihoodsMatchCpu) {

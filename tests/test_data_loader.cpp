@@ -3,6 +3,10 @@
 // shuffling on, save/restore at arbitrary steps), epoch rollover, rank slices of global batches,
 // the val loader covering its split once, and errors that name the pattern or file.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -261,4 +265,56 @@ TEST(DataLoader, ErrorsNamePatternOrFile) {
   expect_error([&] { l.next(in, tg); }, {dir.file("oov_000.bin"), "token id 60000", "index 17"});
   ValLoader v(o);
   expect_error([&] { v.next(in, tg); }, {dir.file("oov_000.bin"), "token id 60000"});
+}
+
+// Issue 20: a FIFO named like a shard is refused as "not a regular file" instead of blocking the
+// open forever. Run in a child process that the test kills after 10 s, so that a hang fails.
+TEST(DataLoader, FifoNamedLikeAShardDoesNotHang) {
+  TempDir dir;
+  make_shards(dir, "pipe", {50});
+  ASSERT_EQ(::mkfifo(dir.file("pipe_001.bin").c_str(), 0644), 0);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    try {
+      TrainLoader l(opts(dir, "pipe", 1, 4, 0, 1, false, 0));
+    } catch (const std::runtime_error& e) {
+      const std::string msg = e.what();
+      ::_exit(msg.find(dir.file("pipe_001.bin") + ": not a regular file") != std::string::npos ? 0 : 3);
+    }
+    ::_exit(4);
+  }
+  int status = 0;
+  for (int i = 0; i < 1000 && ::waitpid(child, &status, WNOHANG) == 0; ++i) ::usleep(10000);
+  if (::waitpid(child, &status, WNOHANG) == 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+    FAIL() << "opening a FIFO named like a shard hung";
+  }
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "wrong or no error for the FIFO";
+}
+
+// Issue 20: a shard truncated while it is being read fails the read with a ShardReadError naming
+// the shard (a memory map would have died of SIGBUS); the loader's position stays where the last
+// complete batch left it.
+TEST(DataLoader, ShardTruncatedWhileReadingIsAShardReadError) {
+  TempDir dir;
+  make_shards(dir, "cut", {4001});
+  TrainLoader l(opts(dir, "cut", 2, 8, 0, 1, false, 0));
+  std::vector<int32_t> in, tg;
+  l.next(in, tg);
+  const auto before = l.state();
+  std::filesystem::resize_file(dir.file("cut_000.bin"), 1024 + 2 * 20);
+  bool thrown = false;
+  for (int i = 0; i < 5 && !thrown; ++i) {
+    try {
+      l.next(in, tg);
+    } catch (const ShardReadError& e) {
+      thrown = true;
+      EXPECT_NE(std::string(e.what()).find(dir.file("cut_000.bin") + ": "), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(thrown);
+  EXPECT_EQ(l.state(), before);
 }

@@ -63,7 +63,7 @@ TEST(DataShard, RoundTripUint16) {
     EXPECT_EQ(info.tokens, int64_t(n));
     EXPECT_EQ(info.token_size, 2);
     EXPECT_EQ(info.utf8_bytes, 123456789012ull + n);
-    MappedShard m(path, 50257);
+    ShardReader m(path, 50257);
     std::vector<int32_t> back(n, -7);
     m.copy(0, int64_t(n), back.data());
     EXPECT_EQ(back, tokens);
@@ -89,11 +89,11 @@ TEST(DataShard, RoundTripUint32) {
   const ShardInfo info = read_shard_header(path);
   EXPECT_EQ(info.token_size, 4);
   EXPECT_EQ(info.utf8_bytes, 0u);
-  MappedShard m(path, vocab);
+  ShardReader m(path, vocab);
   std::vector<int32_t> back(tokens.size(), -1);
   m.copy(0, int64_t(back.size()), back.data());
   EXPECT_EQ(back, tokens);
-  expect_error([&] { MappedShard small(path, 65536); }, path, {"token id", ">= vocab size 65536"});
+  expect_error([&] { ShardReader small(path, 65536); }, path, {"token id", ">= vocab size 65536"});
 }
 
 TEST(DataShard, WriterRefusesBadInputAndLeavesNothing) {
@@ -139,8 +139,8 @@ TEST(DataShard, ReaderNamesFileAndProblem) {
   expect_error([&] { read_shard_header(p); }, p, {"truncated"});
   p = make("oov.bin", header_bytes(20240520, 1, 4) + body4);
   EXPECT_NO_THROW(read_shard_header(p));
-  expect_error([&] { MappedShard m(p, 257); }, p, {"token id 257", "index 0", ">= vocab size 257"});
-  EXPECT_NO_THROW(MappedShard(p, 258));
+  expect_error([&] { ShardReader m(p, 257); }, p, {"token id 257", "index 0", ">= vocab size 257"});
+  EXPECT_NO_THROW(ShardReader(p, 258));
   p = dir.file("missing.bin");
   expect_error([&] { read_shard_header(p); }, p, {"cannot open"});
   p = dir.path().string();

@@ -2,6 +2,9 @@
 // explicit val splits, shard sizes and byte counts, thread-count independence, removal of stale
 // shards, and nothing written when an input is missing. Skips without the tokenizer files.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <string>
@@ -35,7 +38,7 @@ std::vector<int32_t> read_split(const Tokenizer& tok, const fs::path& dir, const
     char name[64];
     std::snprintf(name, sizeof(name), "%s_%06d.bin", split.c_str(), i);
     if (!fs::exists(dir / name)) break;
-    MappedShard m((dir / name).string(), tok.vocab_size());
+    ShardReader m((dir / name).string(), tok.vocab_size());
     std::vector<int32_t> t(size_t(m.size()));
     m.copy(0, m.size(), t.data());
     uint64_t bytes = 0;
@@ -141,4 +144,60 @@ TEST_F(DataTokenizeTool, ExplicitValFilesAndFailureWritesNothing) {
   for (auto it = fs::directory_iterator(out); it != fs::directory_iterator(); ++it) ++entries;
   EXPECT_EQ(entries, 2u) << "a failed run left files behind";
   EXPECT_EQ(gfwa::testing::read_bytes((out / "train_000000.bin").string()), before);
+}
+
+namespace {
+
+std::string tokenize_error(std::vector<std::string> args) {
+  try {
+    run_tokenize(std::move(args));
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no exception";
+  return "";
+}
+
+bool has_staging(const fs::path& out) {
+  for (const auto& e : fs::directory_iterator(out))
+    if (e.path().filename().string().rfind(".tokenize.tmp", 0) == 0) return true;
+  return false;
+}
+
+}  // namespace
+
+// Issue 20: a FIFO, a directory or a device given as input is "not a regular file", not missing.
+TEST_F(DataTokenizeTool, InputsThatAreNotRegularFilesAreNamedSo) {
+  TempDir dir;
+  ASSERT_EQ(::mkfifo(dir.file("pipe.txt").c_str(), 0644), 0);
+  fs::create_directories(dir.file("folder.txt"));
+  const std::string out = dir.file("out");
+  for (const std::string& input : {dir.file("pipe.txt"), dir.file("folder.txt"), std::string("/dev/null")}) {
+    const std::string msg = tokenize_error({input, "--out", out, "--tokenizer", gfwa::testing::tokenizer_dir()});
+    EXPECT_NE(msg.find(input + ": not a regular file"), std::string::npos) << msg;
+  }
+  EXPECT_NE(tokenize_error({dir.file("none.txt"), "--out", out}).find(dir.file("none.txt") + ": no such file"),
+            std::string::npos);
+}
+
+// Issue 20: an absurd --threads is refused with a clear message (it used to abort the process in
+// std::terminate, leaving its staging folder), and staging folders of dead runs are removed.
+TEST_F(DataTokenizeTool, ThreadLimitAndStagingFoldersOfDeadRuns) {
+  TempDir dir;
+  gfwa::testing::write_bytes(dir.file("a.txt"), "Alpha text.");
+  const fs::path out = dir.path() / "out";
+  fs::create_directories(out);
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  const fs::path stale = out / (".tokenize.tmp" + std::to_string(dead));
+  fs::create_directories(stale);
+  gfwa::testing::write_bytes((stale / "train_000000.bin").string(), "partial");
+  const std::string msg = tokenize_error({dir.file("a.txt"), "--out", out.string(), "--threads", "100000",
+                                          "--tokenizer", gfwa::testing::tokenizer_dir()});
+  EXPECT_NE(msg.find("--threads 100000"), std::string::npos) << msg;
+  ASSERT_EQ(run_tokenize({dir.file("a.txt"), "--out", out.string(), "--threads", "3", "--tokenizer",
+                          gfwa::testing::tokenizer_dir()}),
+            0);
+  EXPECT_FALSE(has_staging(out));
 }

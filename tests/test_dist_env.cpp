@@ -33,7 +33,11 @@ DistributedConfig file_cfg(const std::string& path) {
   return c;
 }
 
-DistEnv parse(const Vars& vars, const DistributedConfig& cfg = tcp_cfg()) { return read_dist_env(cfg, lookup(vars)); }
+DistEnv parse(const Vars& vars, const DistributedConfig& cfg = tcp_cfg()) {
+  const DistEnv e = read_dist_env(lookup(vars));
+  check_id_exchange(e, cfg);
+  return e;
+}
 
 // The error message of parse(), or "" if it succeeded.
 std::string error_of(const Vars& vars, const DistributedConfig& cfg = tcp_cfg()) {

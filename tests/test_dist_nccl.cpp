@@ -46,7 +46,12 @@ struct DeviceBuffer {
   size_t n;
   explicit DeviceBuffer(size_t count) : n(count) { EXPECT_EQ(cudaMalloc(&p, n * sizeof(T)), cudaSuccess); }
   ~DeviceBuffer() { cudaFree(p); }
-  void put(const std::vector<T>& h) { ASSERT_EQ(cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess); }
+  // A pageable cudaMemcpy may return before its DMA lands; the collectives run on a non-blocking stream
+  // that does not wait for it, so synchronise here (an all_gather once read the NaN poison instead).
+  void put(const std::vector<T>& h) {
+    ASSERT_EQ(cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  }
   std::vector<T> get() const {
     std::vector<T> h(n);
     EXPECT_EQ(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);

@@ -96,10 +96,10 @@ TEST(EvalScoring, TargetLogprobsBoundsTheTokensNotTheRows) {
   be->init_params(2);
   std::vector<int32_t> ids(32, 3);
   std::vector<float> out(32);
-  be->target_logprobs(ids.data(), ids.data(), 4, 4, out.data());  // 16 tokens in 4 rows: fits
+  be->target_logprobs(ids.data(), ids.data(), 4, 4, out.data(), nullptr);  // 16 tokens in 4 rows: fits
   for (int n = 0; n < 16; ++n) EXPECT_LT(out[size_t(n)], 0.0f);
-  EXPECT_THROW(be->target_logprobs(ids.data(), ids.data(), 4, 5, out.data()), std::invalid_argument);  // 20 > 16
-  EXPECT_THROW(be->target_logprobs(ids.data(), ids.data(), 1, 9, out.data()), std::invalid_argument);  // T > max_T
+  EXPECT_THROW(be->target_logprobs(ids.data(), ids.data(), 4, 5, out.data(), nullptr), std::invalid_argument);  // 20 > 16
+  EXPECT_THROW(be->target_logprobs(ids.data(), ids.data(), 1, 9, out.data(), nullptr), std::invalid_argument);  // T > max_T
   EXPECT_THROW(be->forward_loss(ids.data(), ids.data(), 4, 4), std::invalid_argument);  // training shapes stay
 }
 

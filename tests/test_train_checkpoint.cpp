@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -170,6 +171,52 @@ TEST(TrainCheckpoint, PruneKeepsTheLastKAndEveryMth) {
                                                       "step_00000010"}));
   prune_checkpoints(root, 0, 0);  // the newest always stays
   EXPECT_EQ(entries(root), (std::vector<std::string>{"step_00000010"}));
+  fs::remove_all(root);
+}
+
+// Issue 20: pruning counts only valid checkpoints. A corrupt newest one is moved aside (renamed,
+// never deleted), and the good one before it stays even with keep_last = 1.
+TEST(TrainCheckpoint, PruneCountsOnlyValidOnesAndSetsCorruptOnesAside) {
+  const std::string root = fresh_dir("prune_corrupt");
+  for (int s = 1; s <= 4; ++s) save_checkpoint(root, s, random_data(8, uint64_t(s)));
+  flip_byte(root + "/step_00000004/model.bin", 5);
+  prune_checkpoints(root, 1, 0);
+  EXPECT_EQ(entries(root), (std::vector<std::string>{"invalid-step_00000004", "step_00000003"}));
+  EXPECT_TRUE(checkpoint_problem(root + "/step_00000003").empty());
+  // A second corrupt copy of the same step gets a name of its own.
+  save_checkpoint(root, 4, random_data(8, 4));
+  flip_byte(root + "/step_00000004/model.bin", 5);
+  prune_checkpoints(root, 1, 0);
+  EXPECT_EQ(entries(root), (std::vector<std::string>{"invalid-step_00000004", "invalid-step_00000004-2",
+                                                      "step_00000003"}));
+  fs::remove_all(root);
+}
+
+// Directories found valid are remembered, so that a save re-reads none of the checkpoints it keeps.
+TEST(TrainCheckpoint, PruneTrustsVerifiedDirectories) {
+  const std::string root = fresh_dir("prune_verified");
+  for (int s = 1; s <= 3; ++s) save_checkpoint(root, s, random_data(8, uint64_t(s)));
+  std::set<std::string> verified;
+  prune_checkpoints(root, 2, 0, verified);
+  EXPECT_EQ(verified, (std::set<std::string>{root + "/step_00000002", root + "/step_00000003"}));
+  flip_byte(root + "/step_00000003/model.bin", 5);  // not re-read: it is known valid
+  prune_checkpoints(root, 2, 0, verified);
+  EXPECT_EQ(entries(root), (std::vector<std::string>{"step_00000002", "step_00000003"}));
+  fs::remove_all(root);
+}
+
+// The newest valid checkpoint, the invalid ones newer than it, and those set aside earlier.
+TEST(TrainCheckpoint, ScanReportsInvalidCheckpoints) {
+  const std::string root = fresh_dir("scan");
+  for (int s = 1; s <= 3; ++s) save_checkpoint(root, s, random_data(8, uint64_t(s)));
+  flip_byte(root + "/step_00000003/model.bin", 5);
+  fs::create_directories(root + "/invalid-step_00000009");
+  const CheckpointScan scan = scan_checkpoints(root);
+  EXPECT_EQ(scan.latest, root + "/step_00000002");
+  ASSERT_EQ(scan.invalid.size(), 1u);
+  EXPECT_EQ(scan.invalid[0].first, root + "/step_00000003");
+  EXPECT_NE(scan.invalid[0].second.find("model.bin"), std::string::npos) << scan.invalid[0].second;
+  EXPECT_EQ(scan.set_aside, std::vector<std::string>{root + "/invalid-step_00000009"});
   fs::remove_all(root);
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "train/evaluate.h"
+#include "train/position_eval.h"
 #include "test_train_util.h"
 
 namespace gfwa {
@@ -29,7 +30,15 @@ class FakeBackend : public Backend {
   std::unique_ptr<Decoder> make_decoder(int, int64_t) override { throw std::logic_error("unused"); }
   double peak_flops() const override { return 0; }
   int64_t memory_in_use() const override { return 0; }
-  void target_logprobs(const int32_t*, const int32_t*, int, int, float*) override {}
+  // Per token: the log-probability is minus the position in the window, the arg max follows the
+  // logits above.
+  void target_logprobs(const int32_t* inputs, const int32_t*, int B, int T, float* out, int32_t* argmax) override {
+    for (int i = 0; i < B * T; ++i) {
+      out[i] = -float(i % T);
+      if (argmax) argmax[i] = (inputs[i] + 1) % cfg_.vocab_size;
+    }
+  }
+  void gate_log_f(std::vector<std::vector<float>>&) override { throw std::logic_error("no gates"); }
   void zero_grad() override {}
   double grad_norm() override { return 0; }
   void adamw_update(const AdamWStep&) override {}
@@ -75,16 +84,21 @@ TEST(TrainEvaluate, TopKStaysInTheTopKBelowTheLimitAndFollowsTheSeed) {
   EXPECT_NE(x, z);   // another seed, other draws
 }
 
-TEST(TrainEvaluate, LossPerplexityAndBitsPerByte) {
-  const std::string dir = fresh_dir("evaluate");
-  write_shards(dir, 5);  // val: 611 tokens, 1833 UTF-8 bytes, 55 windows of 11
+// The validation split of write_shards in file order, 3 windows of 11 per batch.
+LoaderOptions val_options(const std::string& dir) {
   LoaderOptions lo;
   lo.pattern = dir + "/val_*.bin";
   lo.B = 3;
   lo.T = 11;
   lo.shuffle = false;
   lo.vocab_size = kVocab;
-  ValLoader val(lo);
+  return lo;
+}
+
+TEST(TrainEvaluate, LossPerplexityAndBitsPerByte) {
+  const std::string dir = fresh_dir("evaluate");
+  write_shards(dir, 5);  // val: 611 tokens, 1833 UTF-8 bytes, 55 windows of 11
+  ValLoader val(val_options(dir));
   FakeBackend be(kVocab);
   const EvalResult r = evaluate(be, val, 3, 11, 4);  // losses 1..4
   EXPECT_EQ(r.batches, 4);
@@ -95,6 +109,41 @@ TEST(TrainEvaluate, LossPerplexityAndBitsPerByte) {
   const EvalResult all = evaluate(be, val, 3, 11, 0);  // the whole split: 18 batches, losses 5..22
   EXPECT_EQ(all.batches, 18);
   EXPECT_DOUBLE_EQ(all.loss, 13.5);
+  fs::remove_all(dir);
+}
+
+TEST(TrainEvaluate, PerPositionLossAccuracyAndAnswers) {
+  const std::string dir = fresh_dir("positions");
+  write_shards(dir, 5);  // val: 55 windows of 11
+  ValLoader val(val_options(dir));
+  FakeBackend be(kVocab);
+  EXPECT_EQ(evaluated_targets(val, 3, 11, 4), 132);
+  EXPECT_EQ(evaluated_targets(val, 3, 11, 0), 18 * 33);
+  const std::vector<int64_t> answers = {131, 0, 40, 12};
+  const PositionEval r = evaluate_positions(be, val, 3, 11, 4, answers, nullptr);
+  EXPECT_EQ(r.totals.batches, 4);
+  EXPECT_DOUBLE_EQ(r.totals.loss, 5.0);  // mean of positions 0..10
+  std::vector<int32_t> all_in, all_tgt, in, tgt;
+  val.reset();
+  for (int b = 0; b < 4 && val.next(in, tgt); ++b) {
+    all_in.insert(all_in.end(), in.begin(), in.end());
+    all_tgt.insert(all_tgt.end(), tgt.begin(), tgt.end());
+  }
+  auto hit = [&](size_t i) { return (all_in[i] + 1) % kVocab == all_tgt[i]; };
+  for (int t = 0; t < 11; ++t) {
+    EXPECT_DOUBLE_EQ(r.loss_by_position[size_t(t)], t);
+    int hits = 0;
+    for (int w = 0; w < 12; ++w) hits += hit(size_t(w) * 11 + t);
+    EXPECT_DOUBLE_EQ(r.accuracy_by_position[size_t(t)], hits / 12.0) << t;
+  }
+  for (size_t k = 0; k < answers.size(); ++k) {
+    EXPECT_EQ(r.answer_correct[k], hit(size_t(answers[k]))) << answers[k];
+    EXPECT_EQ(r.answer_loss[k], double(answers[k] % 11));
+  }
+  const nlohmann::json j = position_eval_json(r, 3, 11, true);
+  EXPECT_EQ(j["loss_by_position"].size(), 11u);
+  EXPECT_EQ(j["answers"]["correct"].size(), 4u);
+  EXPECT_THROW(evaluate_positions(be, val, 3, 11, 4, {132}, nullptr), std::invalid_argument);
   fs::remove_all(dir);
 }
 

@@ -65,6 +65,29 @@ TEST(TrainMetrics, ResumingDropsRecordsPastTheCheckpoint) {
   std::filesystem::remove(path);
 }
 
+// Issue 20 (found by scripts/kill_loop.sh): dropping records on resume must replace the file, not
+// truncate it in place: a kill -9 between the truncation and the rewrite lost every earlier record.
+// The old file, still open here, must keep its content.
+TEST(TrainMetrics, ResumeRewritesByReplacingTheFile) {
+  const std::string path = std::filesystem::temp_directory_path() / ("gfwa_metrics_swap_" + std::to_string(::getpid()) + ".jsonl");
+  std::filesystem::remove(path);
+  {
+    MetricsWriter w(path, 0);
+    for (int s = 1; s <= 6; ++s) w.write({{"step", s}, {"loss", 1.0 / s}});
+  }
+  std::ifstream old(path);  // the file as it was, by its inode
+  { MetricsWriter w(path, 4); }
+  int lines = 0;
+  for (std::string line; std::getline(old, line);) ++lines;
+  EXPECT_EQ(lines, 6) << "the records were rewritten in place";
+  std::ifstream now(path);
+  lines = 0;
+  for (std::string line; std::getline(now, line);) ++lines;
+  EXPECT_EQ(lines, 4);
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp." + std::to_string(::getpid())));
+  std::filesystem::remove(path);
+}
+
 TEST(TrainMetrics, UnknownLogLevelIsRejected) {
   EXPECT_THROW(setup_logging("", "chatty"), std::invalid_argument);
 }

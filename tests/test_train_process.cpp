@@ -13,6 +13,7 @@
 #include "train/checkpoint.h"
 #include "train/signals.h"
 #include "test_gfwa_process.h"
+#include "train/trainer.h"
 #include "test_train_util.h"
 
 namespace gfwa {
@@ -69,6 +70,51 @@ TEST_F(TrainProcess, SigtermWritesAResumableCheckpointAndExits75) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].at("loss"), b[i].at("loss")) << "step " << i + 1;
   EXPECT_EQ(records(out, "eval").back().at("val_loss"), records(ref, "eval").back().at("val_loss"));
+}
+
+// Issue 20: a second trainer into the folder of a running one is refused at once, naming the
+// holder; the running one is not disturbed.
+TEST_F(TrainProcess, ConcurrentStartIntoTheSameFolderIsRefused) {
+  const std::string out = root_ + "/run", log = root_ + "/run.log", log2 = root_ + "/second.log";
+  const pid_t first = spawn({"train", "--config", config_, "--out", out}, log);
+  wait_for_steps(out, 2);
+  EXPECT_EQ(run_gfwa({"train", "--config", config_, "--out", out, "--resume", "auto"}, log2), 2);
+  EXPECT_NE(file_bytes(log2).find(out + " is in use by pid " + std::to_string(first) + " on host "),
+            std::string::npos)
+      << file_bytes(log2);
+  ::kill(first, SIGTERM);
+  ASSERT_EQ(exit_status(first), kExitPreempted) << file_bytes(log);
+  const auto steps = records(out, "train");
+  for (size_t i = 0; i < steps.size(); ++i) EXPECT_EQ(steps[i].at("step"), int(i + 1));  // each step once
+}
+
+// Issue 20: a shard truncated under a running trainer stops it like a signal does, with a
+// checkpoint and exit status 74, naming the shard (it used to die of SIGBUS, without a word).
+TEST_F(TrainProcess, ShardTruncatedWhileTrainingStopsWithACheckpoint) {
+  const std::string out = root_ + "/run", log = root_ + "/run.log";
+  const pid_t pid = spawn({"train", "--config", config_, "--out", out, "--set", "logging.level=info"}, log);
+  wait_for_steps(out, 3);
+  for (const char* shard : {"/train_000.bin", "/train_001.bin"}) fs::resize_file(root_ + shard, 1024 + 2 * 12);
+  ASSERT_EQ(exit_status(pid), kExitDataError) << file_bytes(log);
+  const std::string text = file_bytes(log);
+  EXPECT_NE(text.find(root_ + "/train_00"), std::string::npos) << text;
+  EXPECT_NE(text.find("exit status 74"), std::string::npos) << text;
+  const auto latest = find_latest_valid(out + "/checkpoints");
+  ASSERT_TRUE(latest.has_value()) << text;
+  EXPECT_EQ(load_checkpoint(*latest).state.at("step"), records(out, "train").back().at("step")) << text;
+}
+
+// Issue 20: the cpu backend under a 2-process launcher says it cannot run distributed before it
+// says anything about the launcher's variables.
+TEST_F(TrainProcess, CpuBackendRefusesSeveralProcessesFirst) {
+  const std::string log = root_ + "/err.log";
+  EXPECT_EQ(run_gfwa({"train", "--config", config_, "--out", root_ + "/x"}, log, "",
+                     {"RANK=0", "WORLD_SIZE=2", "LOCAL_RANK=0"}),
+            2);
+  EXPECT_NE(file_bytes(log).find("train.backend=cpu: data-parallel training (2 processes) needs the cuda backend"),
+            std::string::npos)
+      << file_bytes(log);
+  EXPECT_EQ(file_bytes(log).find("MASTER_ADDR"), std::string::npos) << file_bytes(log);
 }
 
 TEST_F(TrainProcess, EvalCommandReportsTheSavedModel) {

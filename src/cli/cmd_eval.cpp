@@ -1,5 +1,4 @@
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -15,6 +14,7 @@
 #include "train/checkpoint.h"
 #include "train/config_io.h"
 #include "train/evaluate.h"
+#include "train/position_eval.h"
 
 namespace gfwa {
 namespace {
@@ -89,6 +89,17 @@ int cmd_eval(int argc, char** argv) {
       ("logits", "also write the first validation batch's input ids, targets and logits [B, T, vocab] to this "
                  "safetensors file (one forward per position: for small models and parity checks)",
        cxxopts::value<std::string>(), "FILE")
+      ("seq-len", "tokens per evaluated window (default: the checkpoint's train.seq_len; longer: length "
+                  "extrapolation)", cxxopts::value<int>(), "T")
+      ("batch-size", "windows per batch (default: the checkpoint's train.batch_size)", cxxopts::value<int>(), "B")
+      ("per-position", "also write the loss and arg-max accuracy at each position of the window, averaged over "
+                       "the evaluated windows, with the totals, to this JSON file", cxxopts::value<std::string>(), "FILE")
+      ("answers", "with --per-position: also record, for the evaluated targets listed in this file (one index "
+                  "per line; window w, position t is w*T+t), whether the arg max is the target and the loss",
+       cxxopts::value<std::string>(), "FILE")
+      ("gate-stats", "gatedfwa models: write the distribution of the decay alpha = -log f and the effective "
+                     "memory length per layer and head over the evaluated text to this JSON file",
+       cxxopts::value<std::string>(), "FILE")
       ("task", "a zero-shot task and its release file, NAME=FILE (repeat for several); NAME: " +
        eval::task_name_list(), cxxopts::value<std::vector<std::string>>(), "NAME=FILE")
       ("out", "folder for the task results (default: RUN/eval/step_N for RUN/checkpoints/step_N)",
@@ -100,14 +111,17 @@ int cmd_eval(int argc, char** argv) {
     return 0;
   }
   if (!parsed.count("checkpoint")) throw std::runtime_error("--checkpoint PATH is required");
+  if (parsed.count("answers") && !parsed.count("per-position"))
+    throw std::runtime_error("--answers needs --per-position FILE (the answers are written there)");
   const std::string dir = parsed["checkpoint"].as<std::string>();
   const bool tasks = parsed.count("task") > 0;
-  for (const char* val_only : {"batches", "json", "logits"})
+  for (const char* val_only :
+       {"batches", "json", "logits", "seq-len", "batch-size", "per-position", "answers", "gate-stats"})
     if (tasks && parsed.count(val_only))
       throw std::runtime_error(std::string("--") + val_only + " is for the validation loss, not --task");
   if (!tasks && parsed.count("out")) throw std::runtime_error("--out is for --task results");
   const CheckpointData ck = load_checkpoint(dir);
-  const RunConfig cfg = config_from_json(ck.config, dir + "/config.json");
+  RunConfig cfg = config_from_json(ck.config, dir + "/config.json");
   if (tasks) {
     const std::string out = parsed.count("out") ? parsed["out"].as<std::string>() : default_out_dir(dir);
     run_tasks(cfg, ck, parsed["task"].as<std::vector<std::string>>(), out, dir);
@@ -115,6 +129,16 @@ int cmd_eval(int argc, char** argv) {
   }
   const int batches = parsed.count("batches") ? parsed["batches"].as<int>() : cfg.eval.batches;
   if (batches < 0) throw std::runtime_error("--batches must be >= 0 (got " + std::to_string(batches) + ")");
+  for (const char* key : {"seq-len", "batch-size"})
+    if (parsed.count(key) && parsed[key].as<int>() < 1)
+      throw std::runtime_error(std::string("--") + key + " must be >= 1 (got " +
+                               std::to_string(parsed[key].as<int>()) + ")");
+  if (parsed.count("seq-len")) cfg.train.seq_len = parsed["seq-len"].as<int>();
+  if (parsed.count("batch-size")) cfg.train.batch_size = parsed["batch-size"].as<int>();
+  const bool gated = cfg.model.attention.mode == AttnMode::gatedfwa;
+  if (parsed.count("gate-stats") && !gated)
+    throw std::runtime_error(std::string("--gate-stats: the model has no gates (model.attention.mode is ") +
+                             attn_mode_name(cfg.model.attention.mode) + ")");
 
   auto backend = backend_with(cfg, ck);
   LoaderOptions lo;
@@ -130,22 +154,43 @@ int cmd_eval(int argc, char** argv) {
     if (!val.next(in, tgt)) throw std::runtime_error("--logits: the validation split holds less than one batch");
     write_batch_logits(*backend, in, tgt, lo.B, lo.T, parsed["logits"].as<std::string>());
   }
-  const EvalResult r = evaluate(*backend, val, lo.B, lo.T, batches);
   const int64_t step = ck.state.at("step").get<int64_t>();
+  EvalResult r;
+  if (parsed.count("per-position") || parsed.count("gate-stats")) {
+    std::vector<int64_t> answers;
+    if (parsed.count("answers"))
+      answers = read_target_indexes(parsed["answers"].as<std::string>(), evaluated_targets(val, lo.B, lo.T, batches));
+    GateStats gates(cfg.model.n_layers, cfg.model.n_heads, lo.T);
+    const PositionEval pe =
+        evaluate_positions(*backend, val, lo.B, lo.T, batches, answers, parsed.count("gate-stats") ? &gates : nullptr);
+    r = pe.totals;
+    if (parsed.count("per-position")) {
+      nlohmann::json j = position_eval_json(pe, lo.B, lo.T, parsed.count("answers") > 0);
+      j["checkpoint"] = dir;
+      j["step"] = step;
+      const std::string text = j.dump() + "\n";
+      write_file_atomic(parsed["per-position"].as<std::string>(), text.data(), text.size());
+    }
+    if (parsed.count("gate-stats")) {
+      nlohmann::json j = gates.to_json();
+      j["checkpoint"] = dir;
+      j["step"] = step;
+      j["window"] = cfg.model.attention.window;
+      const std::string text = j.dump() + "\n";
+      write_file_atomic(parsed["gate-stats"].as<std::string>(), text.data(), text.size());
+    }
+  } else {
+    r = evaluate(*backend, val, lo.B, lo.T, batches);
+  }
   if (parsed.count("json")) {
-    const nlohmann::json j = {{"checkpoint", dir},
-                              {"step", step},
-                              {"loss", r.loss},
-                              {"perplexity", r.perplexity},
-                              {"bits_per_byte", std::isnan(r.bits_per_byte) ? nlohmann::json() : nlohmann::json(r.bits_per_byte)},
-                              {"tokens", r.tokens},
-                              {"batches", r.batches}};
+    nlohmann::json j = eval_result_json(r);
+    j["checkpoint"] = dir;
+    j["step"] = step;
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
   std::printf("checkpoint %s (step %lld)\nval loss %.4f | perplexity %.2f | bits/byte %.4f | %lld tokens in %d batches\n",
-              dir.c_str(), (long long)step, r.loss, r.perplexity, r.bits_per_byte,
-              (long long)r.tokens, r.batches);
+              dir.c_str(), (long long)step, r.loss, r.perplexity, r.bits_per_byte, (long long)r.tokens, r.batches);
   return 0;
 }
 

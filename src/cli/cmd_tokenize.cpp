@@ -20,6 +20,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -28,6 +29,7 @@
 #include "data/shard.h"
 #include "data/tokenizer.h"
 #include "io/files.h"
+#include "io/pid_alive.h"
 
 namespace fs = std::filesystem;
 
@@ -36,15 +38,31 @@ namespace {
 
 constexpr size_t kBatchBytes = 64u << 20;   // text read per round of parallel work
 constexpr size_t kPieceBytes = 1u << 20;    // documents are cut into pieces of about this size
+constexpr int kMaxThreads = 1024;           // more would only cost memory (one stack and cache each)
+constexpr const char* kStagingPrefix = ".tokenize.tmp";  // + the writer's pid
 
 bool has_glob_chars(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+
+std::string kind_of(const fs::file_status& st) {
+  switch (st.type()) {
+    case fs::file_type::directory: return "a directory";
+    case fs::file_type::fifo: return "a FIFO";
+    case fs::file_type::character:
+    case fs::file_type::block: return "a device";
+    case fs::file_type::socket: return "a socket";
+    default: return "not a file";
+  }
+}
 
 // Files named by arguments (paths or globs), in argument order, each glob sorted.
 std::vector<std::string> expand_inputs(const std::vector<std::string>& args) {
   std::vector<std::string> out;
   for (const std::string& a : args) {
     if (!has_glob_chars(a)) {
-      if (!fs::is_regular_file(a)) throw std::runtime_error(a + ": no such file");
+      std::error_code ec;
+      const fs::file_status st = fs::status(a, ec);
+      if (!fs::exists(st)) throw std::runtime_error(a + ": no such file");
+      if (!fs::is_regular_file(st)) throw std::runtime_error(a + ": not a regular file (" + kind_of(st) + ")");
       out.push_back(a);
       continue;
     }
@@ -163,22 +181,33 @@ void encode_parallel(const Tokenizer& tok, const std::vector<std::string_view>& 
   std::mutex mu;
   std::condition_variable finished;
   std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
-  std::vector<std::thread> pool;
-  for (int w = 0; w < threads; ++w)
-    pool.emplace_back([&, w] {
-      try {
-        EncodeCache cache;
-        for (size_t i; (i = next++) < pieces.size();) {
-          tok.encode_append(pieces[i], out[i], cache);
-          done += int64_t(pieces[i].size());
-        }
-      } catch (...) {
-        errors[size_t(w)] = std::current_exception();
-        next = pieces.size();
+  auto work = [&](int w) {
+    try {
+      EncodeCache cache;
+      for (size_t i; (i = next++) < pieces.size();) {
+        tok.encode_append(pieces[i], out[i], cache);
+        done += int64_t(pieces[i].size());
       }
-      std::lock_guard<std::mutex> lock(mu);
-      if (--running == 0) finished.notify_one();
-    });
+    } catch (...) {
+      errors[size_t(w)] = std::current_exception();
+      next = pieces.size();
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    if (--running == 0) finished.notify_one();
+  };
+  std::vector<std::thread> pool;
+  for (int w = 0; w < threads; ++w) {
+    try {
+      pool.emplace_back(work, w);
+    } catch (const std::system_error& e) {
+      // A thread that cannot start (a process or memory limit) must not leave joinable threads
+      // behind (std::terminate): the started ones stop and are joined, then the failure is reported.
+      next = pieces.size();
+      for (auto& t : pool) t.join();
+      throw std::runtime_error("cannot start tokenizer thread " + std::to_string(w + 1) + " of " +
+                               std::to_string(threads) + " (" + e.what() + "); give a smaller --threads");
+    }
+  }
   {
     std::unique_lock<std::mutex> lock(mu);
     while (!finished.wait_for(lock, std::chrono::milliseconds(100), [&] { return running == 0; }))
@@ -187,6 +216,18 @@ void encode_parallel(const Tokenizer& tok, const std::vector<std::string_view>& 
   for (auto& t : pool) t.join();
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
+}
+
+// Staging folders of runs that died (killed, or aborted before this cleanup existed).
+void remove_dead_staging(const fs::path& out_dir) {
+  std::error_code ec;
+  const std::string prefix = kStagingPrefix;
+  for (const auto& e : fs::directory_iterator(out_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+    if (!pid_alive(pid)) fs::remove_all(e.path(), ec);
+  }
 }
 
 // Removes the staging folder on every exit; after a commit it is already empty.
@@ -237,7 +278,9 @@ int cmd_tokenize(int argc, char** argv) {
   if (!val_args.empty() && val_fraction > 0) throw std::runtime_error("give --val or --val-fraction, not both");
   const std::string doc_sep = a["doc-sep"].as<std::string>();
   int threads = a["threads"].as<int>();
-  if (threads < 0) throw std::runtime_error("--threads " + std::to_string(threads) + " is negative");
+  if (threads < 0 || threads > kMaxThreads)
+    throw std::runtime_error("--threads " + std::to_string(threads) + " is outside [0, " + std::to_string(kMaxThreads) +
+                             "] (0: one per core)");
   if (threads == 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
 
   const std::vector<std::string> val_files = expand_inputs(val_args);
@@ -259,7 +302,8 @@ int cmd_tokenize(int argc, char** argv) {
 
   const Tokenizer tok(a["tokenizer"].as<std::string>());
   fs::create_directories(out_dir);
-  StagingGuard staging{out_dir / (".tokenize.tmp" + std::to_string(::getpid()))};
+  remove_dead_staging(out_dir);
+  StagingGuard staging{out_dir / (kStagingPrefix + std::to_string(::getpid()))};
   fs::remove_all(staging.dir);
   fs::create_directories(staging.dir);
   ShardSink train("train", staging.dir, shard_tokens, tok), val("val", staging.dir, shard_tokens, tok);

@@ -20,7 +20,8 @@ int cmd_train(int argc, char** argv) {
   const auto parsed = options.parse(argc, argv);
   if (parsed.count("help")) {
     std::printf("%s\nexit status: 0 done, 75 stopped by a signal after writing a checkpoint (resume with\n"
-                "--resume auto), 130 a second signal, 2 an error.\n", options.help().c_str());
+                "--resume auto), 74 stopped on a shard that could not be read (checkpoint written; fix the\n"
+                "shard, then resume), 130 a second signal, 2 an error.\n", options.help().c_str());
     return 0;
   }
   if (!parsed.unmatched().empty()) throw std::runtime_error("unexpected argument '" + parsed.unmatched()[0] + "'");

@@ -45,9 +45,24 @@ std::vector<std::string> expand_glob(const std::string& pattern) {
 std::string base_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
 // Window w covers tokens [w*T, w*T+T]: inputs are its first T tokens, targets its last T.
-void split_window(const MappedShard& shard, int64_t w, int T, int32_t* in, int32_t* tgt) {
+void split_window(const ShardReader& shard, int64_t w, int T, int32_t* in, int32_t* tgt) {
   shard.copy(w * T, T, in);
   shard.copy(w * T + 1, T, tgt);
+}
+
+// Opens shard s of the set in place of the open one. Any failure is a ShardReadError: the file
+// passed the header check when the loader was built, so it changed since or holds bad ids.
+void open_shard(std::unique_ptr<ShardReader>& open, int32_t& open_index, const ShardSet& set, int32_t s, int vocab) {
+  open.reset();
+  open_index = -1;
+  try {
+    open = std::make_unique<ShardReader>(set.shards[size_t(s)].path, vocab);
+  } catch (const ShardReadError&) {
+    throw;
+  } catch (const std::runtime_error& e) {
+    throw ShardReadError(e.what());
+  }
+  open_index = s;
 }
 
 }  // namespace
@@ -91,11 +106,8 @@ void TrainLoader::read_window(int64_t epoch, int64_t index, int32_t* inputs, int
   const size_t pos = size_t(std::upper_bound(l.end.begin(), l.end.end(), index) - l.end.begin());
   const int32_t s = l.order[pos];
   int64_t w = index - (pos ? l.end[pos - 1] : 0);
-  if (s != mapped_index_) {
-    mapped_.reset();
-    mapped_index_ = -1;
-    mapped_ = std::make_unique<MappedShard>(set_.shards[s].path, opt_.vocab_size);
-    mapped_index_ = s;
+  if (s != open_index_) {
+    open_shard(open_, open_index_, set_, s, opt_.vocab_size);
     perm_epoch_ = -1;
   }
   if (opt_.shuffle) {
@@ -107,7 +119,7 @@ void TrainLoader::read_window(int64_t epoch, int64_t index, int32_t* inputs, int
     }
     w = perm_[size_t(w)];
   }
-  split_window(*mapped_, w, opt_.T, inputs, targets);
+  split_window(*open_, w, opt_.T, inputs, targets);
 }
 
 void TrainLoader::next(std::vector<int32_t>& inputs, std::vector<int32_t>& targets) {
@@ -188,13 +200,8 @@ bool ValLoader::next(std::vector<int32_t>& inputs, std::vector<int32_t>& targets
   for (int b = 0; b < opt_.B; ++b) {
     const int64_t g = first + b;
     const int32_t s = int32_t(std::upper_bound(end_window_.begin(), end_window_.end(), g) - end_window_.begin());
-    if (s != mapped_index_) {
-      mapped_.reset();
-      mapped_index_ = -1;
-      mapped_ = std::make_unique<MappedShard>(set_.shards[s].path, opt_.vocab_size);
-      mapped_index_ = s;
-    }
-    split_window(*mapped_, g - (s ? end_window_[s - 1] : 0), opt_.T, inputs.data() + b * T, targets.data() + b * T);
+    if (s != open_index_) open_shard(open_, open_index_, set_, s, opt_.vocab_size);
+    split_window(*open_, g - (s ? end_window_[s - 1] : 0), opt_.T, inputs.data() + b * T, targets.data() + b * T);
   }
   ++batch_;
   return true;

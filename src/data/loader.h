@@ -7,7 +7,7 @@
 // of world*B windows of the stream are global batches; rank r takes windows [r*B, (r+1)*B) of
 // each. A batch may span shards and epochs, so nothing is dropped. The position is one number,
 // the windows consumed in the current epoch, so state()/restore() are exact and small.
-// Shards are memory-mapped one at a time when first read in an epoch; real FineWeb shards
+// Shards are opened one at a time when first read in an epoch and read with pread (shard.h); real FineWeb shards
 // (100M tokens) are never all loaded.
 //
 // ValLoader: windows in file order over the sorted shards; full global batches only (every rank
@@ -57,6 +57,13 @@ class TrainLoader {
   // differ (the cursor counts windows of the whole stream), the stream then continues from there.
   nlohmann::json state() const;
   void restore(const nlohmann::json& state);
+  // Where the stream stands; seek() goes back there, e.g. after a ShardReadError part-way through
+  // the micro-batches of a step.
+  struct Position {
+    int64_t epoch, cursor;
+  };
+  Position position() const { return {epoch_, cursor_}; }
+  void seek(Position p) { epoch_ = p.epoch, cursor_ = p.cursor; }
   int64_t epoch() const { return epoch_; }
   int64_t windows_per_epoch() const { return set_.total_windows; }
   const std::vector<ShardInfo>& shards() const { return set_.shards; }
@@ -74,10 +81,10 @@ class TrainLoader {
   ShardSet set_;
   int64_t epoch_ = 0, cursor_ = 0;
   std::map<int64_t, Layout> layouts_;  // the current epoch and maybe the next
-  std::unique_ptr<MappedShard> mapped_;
-  int32_t mapped_index_ = -1;
+  std::unique_ptr<ShardReader> open_;
+  int32_t open_index_ = -1;
   int64_t perm_epoch_ = -1;
-  std::vector<int32_t> perm_;  // window order of the mapped shard in perm_epoch_
+  std::vector<int32_t> perm_;  // window order of the open shard in perm_epoch_
 };
 
 class ValLoader {
@@ -95,8 +102,8 @@ class ValLoader {
   ShardSet set_;
   std::vector<int64_t> end_window_;  // cumulative windows up to and including each shard
   int64_t batches_ = 0, batch_ = 0;
-  std::unique_ptr<MappedShard> mapped_;
-  int32_t mapped_index_ = -1;
+  std::unique_ptr<ShardReader> open_;
+  int32_t open_index_ = -1;
 };
 
 }  // namespace gfwa

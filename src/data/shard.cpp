@@ -1,10 +1,10 @@
 #include "data/shard.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -69,10 +69,19 @@ ShardInfo read_header_fd(const std::string& path, int fd) {
   return parse_header(path, h, st.st_size);
 }
 
+// O_NONBLOCK: opening a FIFO for reading would wait for a writer; read_header_fd then refuses
+// anything that is not a regular file (for which the flag changes nothing).
 int open_or_fail(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) fail(path, std::string("cannot open: ") + std::strerror(errno));
   return fd;
+}
+
+// The first id >= limit among n ids, or -1.
+int64_t first_out_of_range(const int32_t* ids, int64_t n, uint32_t limit) {
+  for (int64_t i = 0; i < n; ++i)
+    if (uint32_t(ids[i]) >= limit) return i;
+  return -1;
 }
 
 }  // namespace
@@ -118,54 +127,76 @@ void write_shard(const std::string& path, const int32_t* tokens, int64_t n, uint
   });
 }
 
-MappedShard::MappedShard(const std::string& path, int vocab_size) {
+ShardReader::ShardReader(const std::string& path, int vocab_size) : vocab_(uint32_t(vocab_size)) {
   Fd fd{open_or_fail(path)};
   info_ = read_header_fd(path, fd.fd);
-  map_len_ = size_t(kShardHeaderBytes + info_.tokens * info_.token_size);
-  map_ = ::mmap(nullptr, map_len_, PROT_READ, MAP_SHARED, fd.fd, 0);
-  if (map_ == MAP_FAILED) {
-    map_ = nullptr;
-    fail(path, std::string("cannot mmap: ") + std::strerror(errno));
-  }
-  data_ = static_cast<const unsigned char*>(map_) + kShardHeaderBytes;
+  fd_ = fd.fd;
+  fd.fd = -1;
   // Out-of-vocabulary ids would index past the embedding table: check them all once, here.
-  const uint32_t limit = uint32_t(vocab_size);
-  for (int64_t i = 0; i < info_.tokens; ++i) {
-    uint32_t t;
-    if (info_.token_size == 2) {
-      uint16_t s;
-      std::memcpy(&s, data_ + 2 * i, 2);
-      t = s;
-    } else {
-      std::memcpy(&t, data_ + 4 * i, 4);
+  std::vector<int32_t> ids;
+  constexpr int64_t kChunk = 1 << 20;
+  for (int64_t pos = 0; pos < info_.tokens; pos += kChunk) {
+    const int64_t n = std::min(kChunk, info_.tokens - pos);
+    ids.resize(size_t(n));
+    try {
+      read_ids(pos, n, ids.data());
+    } catch (...) {
+      ::close(fd_);
+      throw;
     }
-    if (t >= limit) {
-      ::munmap(map_, map_len_);
-      map_ = nullptr;
-      fail(path, "token id " + std::to_string(t) + " at index " + std::to_string(i) + " is >= vocab size " +
-                     std::to_string(vocab_size));
+    const int64_t bad = first_out_of_range(ids.data(), n, vocab_);
+    if (bad >= 0) {
+      ::close(fd_);
+      fail(path, "token id " + std::to_string(uint32_t(ids[size_t(bad)])) + " at index " + std::to_string(pos + bad) +
+                     " is >= vocab size " + std::to_string(vocab_size));
     }
   }
 }
 
-MappedShard::~MappedShard() {
-  if (map_) ::munmap(map_, map_len_);
+ShardReader::~ShardReader() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
-void MappedShard::copy(int64_t begin, int64_t n, int32_t* out) const {
+void ShardReader::read_ids(int64_t begin, int64_t n, int32_t* out) const {
+  const size_t bytes = size_t(n) * size_t(info_.token_size);
+  // uint32 ids land in out directly; uint16 ids in the upper half of out, then widen front to back
+  // (each 4-byte slot i is written after the 2-byte id i it overlaps was read).
+  char* dst = reinterpret_cast<char*>(out) + (info_.token_size == 2 ? bytes : 0);
+  const off_t at = off_t(kShardHeaderBytes + begin * info_.token_size);
+  size_t done = 0;
+  while (done < bytes) {
+    const ssize_t r = ::pread(fd_, dst + done, bytes - done, at + off_t(done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) throw ShardReadError(info_.path + ": read error: " + std::strerror(errno));
+    if (r == 0) {
+      struct stat st {};
+      ::fstat(fd_, &st);
+      throw ShardReadError(info_.path + ": truncated while in use: tokens [" + std::to_string(begin) + ", " +
+                           std::to_string(begin + n) + ") lie past its end (" + std::to_string(st.st_size) +
+                           " bytes now, " + std::to_string(kShardHeaderBytes + info_.tokens * info_.token_size) +
+                           " when opened)");
+    }
+    done += size_t(r);
+  }
+  if (info_.token_size == 2) {
+    const auto* src = reinterpret_cast<const unsigned char*>(dst);
+    for (int64_t i = 0; i < n; ++i) {
+      uint16_t s;
+      std::memcpy(&s, src + 2 * i, 2);
+      out[i] = s;
+    }
+  }
+}
+
+void ShardReader::copy(int64_t begin, int64_t n, int32_t* out) const {
   if (begin < 0 || n < 0 || begin + n > info_.tokens)
     fail(info_.path, "token range [" + std::to_string(begin) + ", " + std::to_string(begin + n) + ") is outside the " +
                          std::to_string(info_.tokens) + " tokens");
-  if (info_.token_size == 2) {
-    const unsigned char* p = data_ + 2 * begin;
-    for (int64_t i = 0; i < n; ++i) {
-      uint16_t s;
-      std::memcpy(&s, p + 2 * i, 2);
-      out[i] = s;
-    }
-  } else {
-    std::memcpy(out, data_ + 4 * begin, size_t(n) * 4);
-  }
+  read_ids(begin, n, out);
+  const int64_t bad = first_out_of_range(out, n, vocab_);
+  if (bad >= 0)
+    throw ShardReadError(info_.path + ": changed while in use: token id " + std::to_string(uint32_t(out[bad])) +
+                         " at index " + std::to_string(begin + bad) + " is >= vocab size " + std::to_string(vocab_));
 }
 
 }  // namespace gfwa

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 namespace gfwa {
@@ -32,24 +33,35 @@ ShardInfo read_shard_header(const std::string& path);
 // tokens when vocab_size <= 65536, else uint32.
 void write_shard(const std::string& path, const int32_t* tokens, int64_t n, uint64_t utf8_bytes, int vocab_size);
 
-// A read-only memory map of one shard; the constructor checks the header and every token id.
-class MappedShard {
+// A shard that opened fine but cannot be read as it was: truncated or rewritten while in use, or
+// an I/O error. The trainer stops on it with a checkpoint (docs/training.md).
+class ShardReadError : public std::runtime_error {
  public:
-  MappedShard(const std::string& path, int vocab_size);
-  ~MappedShard();
-  MappedShard(const MappedShard&) = delete;
-  MappedShard& operator=(const MappedShard&) = delete;
+  using std::runtime_error::runtime_error;
+};
+
+// One shard open for reading; the constructor checks the header and every token id. Tokens are
+// read with pread, not through a memory map: a file truncated under a map kills the process with
+// SIGBUS, while a short read is an error that names the file. Non-regular files (a FIFO named
+// like a shard) are refused without blocking.
+class ShardReader {
+ public:
+  ShardReader(const std::string& path, int vocab_size);
+  ~ShardReader();
+  ShardReader(const ShardReader&) = delete;
+  ShardReader& operator=(const ShardReader&) = delete;
 
   const ShardInfo& info() const { return info_; }
   int64_t size() const { return info_.tokens; }
-  // Copies tokens [begin, begin + n) to out as int32.
+  // Copies tokens [begin, begin + n) to out as int32, checking each id again; throws
+  // ShardReadError naming the file when they cannot be read as the header promised.
   void copy(int64_t begin, int64_t n, int32_t* out) const;
 
  private:
+  void read_ids(int64_t begin, int64_t n, int32_t* out) const;  // unchecked ids; short reads throw
   ShardInfo info_;
-  void* map_ = nullptr;
-  size_t map_len_ = 0;
-  const unsigned char* data_ = nullptr;  // first token
+  int fd_ = -1;
+  uint32_t vocab_ = 0;
 };
 
 }  // namespace gfwa

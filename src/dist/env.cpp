@@ -134,11 +134,7 @@ std::optional<std::string> process_env(const std::string& name) {
   return std::string(v);
 }
 
-DistEnv read_dist_env(const DistributedConfig& cfg, const EnvLookup& env) {
-  const bool tcp = cfg.id_exchange == "tcp";
-  if (!tcp && cfg.id_exchange != "file")
-    throw DistError("distributed.id_exchange = '" + cfg.id_exchange + "': expected tcp or file");
-
+DistEnv read_dist_env(const EnvLookup& env) {
   const Reader r(env);
   DistEnv e;
   const auto master_addr = r.get("MASTER_ADDR");
@@ -171,12 +167,18 @@ DistEnv read_dist_env(const DistributedConfig& cfg, const EnvLookup& env) {
     e.master_port = master_port.value_or(kDefaultMasterPort);
   }
 
+  return e;
+}
+
+void check_id_exchange(const DistEnv& e, const DistributedConfig& cfg) {
+  const bool tcp = cfg.id_exchange == "tcp";
+  if (!tcp && cfg.id_exchange != "file")
+    throw DistError("distributed.id_exchange = '" + cfg.id_exchange + "': expected tcp or file");
   if (e.world > 1 && tcp && e.master_addr.empty())
     throw DistError("MASTER_ADDR is not set: the tcp id exchange of this " + std::to_string(e.world) + "-process " +
                     e.launcher + " run needs rank 0's host (or set distributed.id_exchange = file)");
   if (e.world > 1 && !tcp && cfg.id_file.empty())
     throw DistError("distributed.id_file is empty: the file id exchange needs a path that every rank can see");
-  return e;
 }
 
 int cuda_device_for(const DistEnv& env, int visible) {

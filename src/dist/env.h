@@ -26,9 +26,13 @@ struct DistEnv {
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
 std::optional<std::string> process_env(const std::string& name);
 
-// Throws DistError naming the variable on a missing, non-integer or inconsistent value, and when
-// the tcp exchange of a multi-process run has no MASTER_ADDR (or the file exchange no id_file).
-DistEnv read_dist_env(const DistributedConfig& cfg, const EnvLookup& env = process_env);
+// Throws DistError naming the variable on a missing, non-integer or inconsistent value.
+DistEnv read_dist_env(const EnvLookup& env = process_env);
+
+// What the id exchange of a multi-process run needs, checked apart from read_dist_env so that a run
+// that cannot go distributed anyway (the cpu backend) says that first: throws DistError when the
+// tcp exchange has no MASTER_ADDR, or the file exchange no distributed.id_file.
+void check_id_exchange(const DistEnv& env, const DistributedConfig& cfg);
 
 constexpr int kDefaultMasterPort = 29500;
 

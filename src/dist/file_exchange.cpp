@@ -49,45 +49,6 @@ std::optional<std::vector<uint8_t>> read_all(const std::string& path) {
   }
 }
 
-struct IdFile {
-  uint32_t world = 0;
-  uint64_t nonce = 0;
-  int64_t written_ns = 0;
-  std::string run_id;
-  std::vector<uint8_t> blob;
-};
-
-std::vector<uint8_t> encode(const IdFile& f) {
-  std::vector<uint8_t> out(kIdMagic, kIdMagic + 8);
-  wire::put_u32(out, f.world);
-  wire::put_u64(out, f.nonce);
-  wire::put_u64(out, uint64_t(f.written_ns));
-  wire::put_u32(out, uint32_t(f.run_id.size()));
-  out.insert(out.end(), f.run_id.begin(), f.run_id.end());
-  wire::put_u32(out, uint32_t(f.blob.size()));
-  out.insert(out.end(), f.blob.begin(), f.blob.end());
-  return out;
-}
-
-std::optional<IdFile> decode(const std::vector<uint8_t>& b) {
-  IdFile f;
-  size_t pos = 8 + 4 + 8 + 8;
-  if (b.size() < pos + 4 || std::memcmp(b.data(), kIdMagic, 8) != 0) return std::nullopt;
-  f.world = wire::get_u32(b.data() + 8);
-  f.nonce = wire::get_u64(b.data() + 12);
-  f.written_ns = int64_t(wire::get_u64(b.data() + 20));
-  const uint32_t id_len = wire::get_u32(b.data() + pos);
-  pos += 4;
-  if (id_len > wire::kMaxBlobBytes || b.size() < pos + id_len + 4) return std::nullopt;
-  f.run_id.assign(b.begin() + long(pos), b.begin() + long(pos + id_len));
-  pos += id_len;
-  const uint32_t n = wire::get_u32(b.data() + pos);
-  pos += 4;
-  if (b.size() != pos + n) return std::nullopt;
-  f.blob.assign(b.begin() + long(pos), b.end());
-  return f;
-}
-
 // Pauses one poll interval, cut short at the deadline; false once the deadline has passed.
 bool sleep_before(Clock::time_point deadline) {
   const auto now = Clock::now();
@@ -111,7 +72,7 @@ std::vector<uint8_t> publish(const DistEnv& env, const std::string& path, const 
   f.written_ns = wall_ns();
   f.run_id = env.run_id;
   f.blob = blob;
-  write_atomic(path, encode(f), 0);
+  write_atomic(path, encode_id_file(f), 0);
 
   std::vector<bool> acked(size_t(env.world), false);
   int left = env.world - 1;
@@ -146,7 +107,7 @@ std::vector<uint8_t> fetch(const DistEnv& env, const std::string& path, std::chr
   do {
     const auto bytes = read_all(path);
     if (!bytes) continue;
-    const auto f = decode(*bytes);
+    const auto f = decode_id_file(*bytes);
     if (!f) throw DistError(me + ": " + path + " is not a gfwa id file (distributed.id_file points at another file?)");
     if ((!env.run_id.empty() && f->run_id != env.run_id) || f->written_ns < oldest_ns) {
       saw_stale = true;
@@ -164,6 +125,38 @@ std::vector<uint8_t> fetch(const DistEnv& env, const std::string& path, std::chr
 }
 
 }  // namespace
+
+std::vector<uint8_t> encode_id_file(const IdFile& f) {
+  std::vector<uint8_t> out(kIdMagic, kIdMagic + 8);
+  wire::put_u32(out, f.world);
+  wire::put_u64(out, f.nonce);
+  wire::put_u64(out, uint64_t(f.written_ns));
+  wire::put_u32(out, uint32_t(f.run_id.size()));
+  out.insert(out.end(), f.run_id.begin(), f.run_id.end());
+  wire::put_u32(out, uint32_t(f.blob.size()));
+  out.insert(out.end(), f.blob.begin(), f.blob.end());
+  return out;
+}
+
+std::optional<IdFile> decode_id_file(const std::vector<uint8_t>& b) {
+  IdFile f;
+  size_t pos = 8 + 4 + 8 + 8;
+  if (b.size() < pos + 4 || std::memcmp(b.data(), kIdMagic, 8) != 0) return std::nullopt;
+  f.world = wire::get_u32(b.data() + 8);
+  f.nonce = wire::get_u64(b.data() + 12);
+  f.written_ns = int64_t(wire::get_u64(b.data() + 20));
+  const uint32_t id_len = wire::get_u32(b.data() + pos);
+  pos += 4;
+  if (id_len > wire::kMaxBlobBytes || b.size() < pos + id_len + 4) return std::nullopt;
+  f.run_id.assign(b.begin() + long(pos), b.begin() + long(pos + id_len));
+  pos += id_len;
+  const uint32_t n = wire::get_u32(b.data() + pos);
+  pos += 4;
+  if (b.size() != pos + n) return std::nullopt;
+  f.blob.assign(b.begin() + long(pos), b.end());
+  return f;
+}
+
 
 std::vector<uint8_t> file_exchange_id(const DistEnv& env, const std::string& path, const std::vector<uint8_t>& blob,
                                       std::chrono::milliseconds timeout) {

@@ -7,12 +7,25 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "dist/env.h"
 
 namespace gfwa::dist {
+
+// The id file (magic, world, nonce, time, run id, blob); decode_id_file is nullopt for anything
+// else, a torn or foreign file included (fuzzed: fuzz/).
+struct IdFile {
+  uint32_t world = 0;
+  uint64_t nonce = 0;
+  int64_t written_ns = 0;
+  std::string run_id;
+  std::vector<uint8_t> blob;
+};
+std::vector<uint8_t> encode_id_file(const IdFile& f);
+std::optional<IdFile> decode_id_file(const std::vector<uint8_t>& bytes);
 
 // Every rank returns rank 0's blob; the others' `blob` is ignored. Throws DistError naming the
 // file and the ranks that did not answer in time.

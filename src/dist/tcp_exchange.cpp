@@ -14,7 +14,6 @@ namespace {
 // hello (peer -> rank 0): magic, rank, world. reply: status, rank 0's world, length, blob or message.
 // ack (peer -> rank 0): one byte, so rank 0 counts only peers that really hold the blob.
 constexpr char kMagic[8] = {'G', 'F', 'W', 'A', 'I', 'D', 'T', '1'};
-constexpr size_t kHelloBytes = 16, kReplyHeaderBytes = 12;
 constexpr uint32_t kOk = 0, kRefused = 1;
 constexpr uint8_t kAck = 'A';
 // A connection that sends no hello within this time is not one of ours; it must not stall the rest.
@@ -31,6 +30,23 @@ std::vector<uint8_t> reply(uint32_t status, uint32_t world, const uint8_t* data,
 }
 
 }  // namespace
+
+std::optional<Hello> parse_hello(const uint8_t* bytes) {
+  if (std::memcmp(bytes, kMagic, 8) != 0) return std::nullopt;
+  return Hello{wire::get_u32(bytes + 8), wire::get_u32(bytes + 12)};
+}
+
+std::string hello_problem(const Hello& h, int world, const std::vector<bool>& served) {
+  if (h.world != uint32_t(world)) return world_mismatch_text(int(h.rank), int(h.world), world);
+  if (h.rank == 0 || h.rank >= h.world)
+    return "a peer reports rank " + std::to_string(h.rank) + ", outside 1.." + std::to_string(world - 1);
+  if (served[h.rank]) return "rank " + std::to_string(h.rank) + " connected twice (two processes with the same rank?)";
+  return "";
+}
+
+ReplyHeader parse_reply_header(const uint8_t* bytes) {
+  return {wire::get_u32(bytes), wire::get_u32(bytes + 4), wire::get_u32(bytes + 8)};
+}
 
 TcpIdServer::TcpIdServer(int port, int world) : listener_(listen_any(port, 128)), world_(world) {
   port_ = bound_port(listener_);
@@ -52,16 +68,12 @@ void TcpIdServer::serve(const std::vector<uint8_t>& blob, std::chrono::milliseco
                       " within " + seconds_text(timeout) + " (not started, or MASTER_ADDR does not reach this host?)");
     }
     const auto peer_deadline = std::min<Clock::time_point>(deadline, Clock::now() + kPeerLimit);
-    uint8_t hello[kHelloBytes];
-    if (recv_all(c, hello, kHelloBytes, peer_deadline) != Io::ok || std::memcmp(hello, kMagic, 8) != 0) continue;
-    const uint32_t rank = wire::get_u32(hello + 8), world = wire::get_u32(hello + 12);
-    std::string problem;
-    if (world != uint32_t(world_))
-      problem = world_mismatch_text(int(rank), int(world), world_);
-    else if (rank == 0 || rank >= world)
-      problem = "a peer reports rank " + std::to_string(rank) + ", outside 1.." + std::to_string(world_ - 1);
-    else if (served[rank])
-      problem = "rank " + std::to_string(rank) + " connected twice (two processes with the same rank?)";
+    uint8_t bytes[kHelloBytes];
+    if (recv_all(c, bytes, kHelloBytes, peer_deadline) != Io::ok) continue;
+    const std::optional<Hello> hello = parse_hello(bytes);
+    if (!hello) continue;
+    const uint32_t rank = hello->rank;
+    const std::string problem = hello_problem(*hello, world_, served);
     if (!problem.empty()) {
       const auto msg = reply(kRefused, uint32_t(world_), reinterpret_cast<const uint8_t*>(problem.data()), problem.size());
       send_all(c, msg.data(), msg.size(), peer_deadline);
@@ -90,7 +102,8 @@ std::vector<uint8_t> tcp_fetch_id(const std::string& host, int port, int rank, i
       uint8_t head[kReplyHeaderBytes];
       if (send_all(c, hello.data(), hello.size(), deadline) == Io::ok &&
           recv_all(c, head, kReplyHeaderBytes, deadline) == Io::ok) {
-        const uint32_t status = wire::get_u32(head), n = wire::get_u32(head + 8);
+        const ReplyHeader h = parse_reply_header(head);
+        const uint32_t status = h.status, n = h.length;
         if (n > wire::kMaxBlobBytes) throw DistError("rank " + std::to_string(rank) + ": " + where + " is not a gfwa rank 0");
         std::vector<uint8_t> body(n);
         if (recv_all(c, body.data(), n, deadline) == Io::ok) {

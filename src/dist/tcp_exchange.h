@@ -4,12 +4,27 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "dist/socket_io.h"
 
 namespace gfwa::dist {
+
+// The messages, parsed apart from the sockets (and fuzzed: fuzz/). A peer's hello: magic, rank,
+// world size. Rank 0's reply header: status, its world size, length of the blob or message.
+constexpr size_t kHelloBytes = 16, kReplyHeaderBytes = 12;
+struct Hello {
+  uint32_t rank, world;
+};
+std::optional<Hello> parse_hello(const uint8_t* bytes);  // kHelloBytes; nullopt: not a gfwa peer
+// "" when rank 0 of `world` ranks, `served` of them done, hands this peer the blob; else the refusal.
+std::string hello_problem(const Hello& hello, int world, const std::vector<bool>& served);
+struct ReplyHeader {
+  uint32_t status, world, length;
+};
+ReplyHeader parse_reply_header(const uint8_t* bytes);  // kReplyHeaderBytes
 
 class TcpIdServer {
  public:

@@ -43,7 +43,7 @@ LogprobSource backend_source(Backend& backend, int max_B, int max_T) {
   s.max_T = max_T;
   s.max_tokens = int64_t(max_B) * max_T;
   s.logprobs = [&backend](const int32_t* in, const int32_t* tgt, int B, int T, float* out) {
-    backend.target_logprobs(in, tgt, B, T, out);
+    backend.target_logprobs(in, tgt, B, T, out, nullptr);
   };
   return s;
 }

@@ -37,10 +37,16 @@ class Backend {
   virtual float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) = 0;
   // Logits [vocab] of the last position of a single sequence of length T (sampling).
   virtual void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) = 0;
-  // Zero-shot scoring (src/eval): out[b*T + t] = log p(targets[b, t] | inputs[b, 0..t]) for [B, T]
-  // inputs/targets. Forward only, so the shape may be any B x T with T <= max_T and
-  // B * T <= max_B * max_T (many short rows fit where training takes few long ones).
-  virtual void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out) = 0;
+  // Per-token scoring (zero-shot tasks in src/eval, per-position evaluation):
+  // out[b*T + t] = log p(targets[b, t] | inputs[b, 0..t]) for [B, T] inputs/targets, and, when argmax
+  // is not null, argmax[b*T + t] = the most likely id there (the lowest one among equal maxima).
+  // Forward only, so the shape may be any B x T with T <= max_T and B * T <= max_B * max_T (many
+  // short rows fit where training takes few long ones).
+  virtual void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out,
+                               int32_t* argmax) = 0;
+  // gatedfwa: log f (gatedfwa.md section 2) of the latest forward pass, per layer [B, T, H] flattened
+  // (out[layer][(b * T + t) * H + h]). Throws std::logic_error for a model without gates.
+  virtual void gate_log_f(std::vector<std::vector<float>>& out) = 0;
 
   // Incremental decoding of `batch` sequences (model/decoder.h) with the current parameters.
   // max_length bounds a sequence for full attention (its cache holds every token); windowed

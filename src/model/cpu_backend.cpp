@@ -2,17 +2,53 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <stdexcept>
 #include <string>
 
 #include "kernels/adamw_cpu.h"
+#include "kernels/argmax_cpu.h"
 #include "model/cpu_decoder.h"
+#include "model/host_memory.h"
 
 namespace gfwa {
 
+namespace {
+
+// 1.50 GiB, 3.20 TiB, 41.00 PiB ...
+std::string gib(double bytes) {
+  const char* units[] = {"GiB", "TiB", "PiB", "EiB"};
+  double v = bytes / double(1ull << 30);
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) v /= 1024, ++u;
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.2f %s", v, units[u]);
+  return buf;
+}
+
+}  // namespace
+
 CpuBackend::CpuBackend(const ModelConfig& cfg, int max_B, int max_T)
-    : model_(cfg, max_B, max_T), m_(model_.layout().total(), 0.0f), v_(model_.layout().total(), 0.0f) {}
+    : model_((check_cpu_memory_plan(cfg, max_B, max_T, host_memory_available_bytes()), cfg), max_B, max_T),
+      m_(model_.layout().total(), 0.0f),
+      v_(model_.layout().total(), 0.0f) {}
+
+void check_cpu_memory_plan(const ModelConfig& cfg, int max_B, int max_T, double available_bytes) {
+  const CpuModelBytes b = CpuModel<float>::planned_bytes(cfg, max_B, max_T);
+  const double adamw = b.params;  // m and v: as many floats as parameters and gradients together
+  const double total = b.total() + adamw;
+  if (total <= available_bytes) return;
+  const std::string B = std::to_string(max_B), T = std::to_string(max_T);
+  throw std::runtime_error(
+      "cpu backend: the memory plan needs " + gib(total) + ", more than the " + gib(available_bytes) +
+      " of host memory available: parameters, gradients and AdamW moments " + gib(b.params + adamw) +
+      " (model.vocab_size " + std::to_string(cfg.vocab_size) + ", model.d_model " + std::to_string(cfg.d_model) +
+      ", model.n_layers " + std::to_string(cfg.n_layers) + ", MLP width " + std::to_string(cfg.hidden()) +
+      "); activations and scratch " + gib(b.activations + b.scratch) + " for micro-batches of train.batch_size " + B +
+      " x train.seq_len " + T + " tokens; logits " + gib(b.logits) + " (train.batch_size " + B + " x train.seq_len " +
+      T + " x model.vocab_size " + std::to_string(cfg.vocab_size) + "). Lower the keys of the largest part");
+}
 
 int64_t CpuBackend::memory_in_use() const {
   std::ifstream status("/proc/self/status");
@@ -39,8 +75,17 @@ void CpuBackend::last_logits(const int32_t* tokens, int T, std::vector<float>& l
   model_.last_logits(tokens, T, logits);
 }
 
-void CpuBackend::target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out) {
+void CpuBackend::target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out,
+                                 int32_t* argmax) {
   model_.target_logprobs(inputs, targets, B, T, out);
+  if (argmax) cpu::argmax_rows(model_.logits(), B * T, config().vocab_size, argmax);
+}
+
+void CpuBackend::gate_log_f(std::vector<std::vector<float>>& out) {
+  if (config().attention.mode != AttnMode::gatedfwa)
+    throw std::logic_error("gate_log_f: the model has no gates (model.attention.mode is not gatedfwa)");
+  out.resize(size_t(config().n_layers));
+  for (int l = 0; l < config().n_layers; ++l) out[size_t(l)] = model_.gate_logf(l);
 }
 
 double CpuBackend::grad_norm() {

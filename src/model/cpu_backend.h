@@ -21,7 +21,9 @@ class CpuBackend : public Backend {
   float forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) override;
   float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) override;
   void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) override;
-  void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out) override;
+  void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out,
+                       int32_t* argmax) override;
+  void gate_log_f(std::vector<std::vector<float>>& out) override;
 
   std::unique_ptr<Decoder> make_decoder(int batch, int64_t max_length) override;
 
@@ -40,6 +42,11 @@ class CpuBackend : public Backend {
   CpuModel<float> model_;
   std::vector<float> m_, v_;
 };
+
+// Throws std::runtime_error naming the sizes and the keys that set them when a CpuBackend for
+// micro-batches of max_B x max_T would need more than available_bytes (checked before allocating:
+// the constructor checks against host_memory_available_bytes()).
+void check_cpu_memory_plan(const ModelConfig& cfg, int max_B, int max_T, double available_bytes);
 
 // Throws std::invalid_argument when max_B or max_T < 1.
 std::unique_ptr<Backend> make_cpu_backend(const ModelConfig& cfg, int max_B, int max_T);

@@ -32,6 +32,20 @@ void add_into(F* x, const F* y, size_t n) {
 }  // namespace
 
 template <class F>
+CpuModelBytes CpuModel<F>::planned_bytes(const ModelConfig& cfg, int max_B, int max_T) {
+  const double N = double(max_B) * max_T, C = cfg.d_model, H = cfg.n_heads, FH = cfg.hidden(), L = cfg.n_layers;
+  const bool shift = cfg.attention.token_shift, gated = cfg.attention.mode == AttnMode::gatedfwa;
+  const double per_layer = 9 * N * C + 4 * N + 3 * N * FH + N * H + (shift ? 2 * N * C + 2 * N * H : 0) +
+                           (gated ? 4 * N * H : 0);
+  CpuModelBytes b;
+  b.params = 2 * double(ParamLayout(cfg).total()) * sizeof(F);
+  b.activations = ((L + 1) * N * C + L * per_layer + N * C + N) * sizeof(F);
+  b.logits = N * cfg.vocab_size * sizeof(F);
+  b.scratch = (11 * N * C + 3 * N * H + 3 * N * FH) * sizeof(F);
+  return b;
+}
+
+template <class F>
 CpuModel<F>::CpuModel(const ModelConfig& cfg, int max_B, int max_T)
     : cfg_(cfg), layout_(cfg), max_B_(max_B), max_T_(max_T) {
   if (max_B < 1 || max_T < 1)

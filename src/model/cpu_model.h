@@ -22,9 +22,21 @@
 
 namespace gfwa {
 
+// Bytes a CpuModel allocates, by kind; doubles, so that absurd sizes neither wrap nor overflow.
+struct CpuModelBytes {
+  double params = 0;       // parameters and gradients
+  double activations = 0;  // residual streams and what each layer's backward reads
+  double logits = 0;       // [B*T, vocab]
+  double scratch = 0;      // backward scratch
+  double total() const { return params + activations + logits + scratch; }
+};
+
 template <class F>
 class CpuModel {
  public:
+  // What the constructor below allocates for these sizes (keep the two in step).
+  static CpuModelBytes planned_bytes(const ModelConfig& cfg, int max_B, int max_T);
+
   // Buffers are sized for micro-batches up to max_B x max_T.
   CpuModel(const ModelConfig& cfg, int max_B, int max_T);
 
@@ -57,6 +69,9 @@ class CpuModel {
   // out[n] = log softmax(logits[n])[targets[n]] over the B*T rows (Backend::target_logprobs):
   // forward only, so B may exceed max_B as long as B * T <= max_B * max_T.
   void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out);
+
+  // gatedfwa: layer l's log f [B, T, H] from the latest forward pass (empty for other modes).
+  const std::vector<F>& gate_logf(int l) const { return acts_[size_t(l)].logf; }
 
  private:
   using LayerParams = CpuLayerParams<F>;

@@ -9,10 +9,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "kernels/argmax.cuh"
 #include "kernels/cross_entropy.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/embedding.cuh"
 #include "kernels/gate.h"
+#include "kernels/gate_cpu.h"
 #include "kernels/qk_norm_rope.cuh"
 #include "kernels/reduce.cuh"
 #include "kernels/rmsnorm.cuh"
@@ -141,6 +143,7 @@ void CudaBackend::plan(DeviceArena& a) {
   a.take(logits_, size_t(logits_rows_) * V_, w);
   a.take(last_logits_, size_t(V_), w);
   a.take(loss_rows_, N, w);
+  a.take(argmax_rows_, N, w);
   a.take(loss_sum_, 1, w);
   a.take(partials_, size_t(partial_blocks(int(N))) * 2 * d, w);
   a.take(norm_partials_, kGradNormBlocks, w);
@@ -245,6 +248,8 @@ void CudaBackend::forward_layer(int l, int B, int T) {
 
 void CudaBackend::forward_hidden(int B, int T) {
   const int N = B * T;
+  last_B_ = B;
+  last_T_ = T;
   embedding_forward(stream_, inputs_, wb(pl_.embed_bf16()), L_ > 0 ? acts_[0].x : x_final_, N, d_);
   prof_.mark("embedding fwd", stream_);
   for (int l = 0; l < L_; ++l) forward_layer(l, B, T);
@@ -253,8 +258,9 @@ void CudaBackend::forward_hidden(int B, int T) {
 }
 
 // Loss of the N rows (summed on the device into loss_sum_); with backward, also the logits
-// gradient, its product into dh_ (d hf) and the tied embedding's classifier gradient.
-void CudaBackend::classifier(int N, float grad_scale, bool backward) {
+// gradient, its product into dh_ (d hf) and the tied embedding's classifier gradient; with
+// argmax (forward only), each row's arg max.
+void CudaBackend::classifier(int N, float grad_scale, bool backward, int32_t* argmax) {
   for (int c0 = 0; c0 < N; c0 += logits_rows_) {
     const int r = std::min(logits_rows_, N - c0);
     const bf16* h = hf_ + size_t(c0) * d_;
@@ -262,6 +268,7 @@ void CudaBackend::classifier(int N, float grad_scale, bool backward) {
     prof_.mark("gemm classifier fwd", stream_);
     softmax_xent(stream_, logits_, targets_ + c0, loss_rows_ + c0, r, V_, grad_scale / float(N), backward);
     prof_.mark("softmax+xent", stream_);
+    if (argmax) argmax_rows(stream_, logits_, r, V_, argmax + c0);
     if (!backward) continue;
     mm_->linear_dx(stream_, logits_, wb(pl_.embed_bf16()), dh_ + size_t(c0) * d_, r, d_, V_);
     prof_.mark("gemm classifier dX", stream_);
@@ -383,6 +390,23 @@ float CudaBackend::forward_loss(const int32_t* inputs, const int32_t* targets, i
   return loss / float(N);
 }
 
+// log f from the saved fp32 gate pre-activations, through the CPU twin of the gate kernel (the
+// device keeps only the prefix sums, whose differences lose digits at long T).
+void CudaBackend::gate_log_f(std::vector<std::vector<float>>& out) {
+  if (!gated_) throw std::logic_error("gate_log_f: the model has no gates (model.attention.mode is not gatedfwa)");
+  if (last_B_ == 0) throw std::logic_error("gate_log_f: no forward pass yet");
+  const size_t n = size_t(last_B_) * last_T_ * H_;
+  std::vector<float> hg(n), pre(n), lam(n);
+  out.resize(size_t(L_));
+  for (int l = 0; l < L_; ++l) {
+    CUDA_CHECK(cudaMemcpyAsync(hg.data(), acts_[l].hg, n * 4, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(pre.data(), acts_[l].pre, n * 4, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    out[size_t(l)].resize(n);
+    cpu::gate_forward(last_B_, last_T_, H_, hg.data(), pre.data(), out[size_t(l)].data(), lam.data());
+  }
+}
+
 void CudaBackend::last_logits(const int32_t* tokens, int T, std::vector<float>& logits) {
   check_batch(tokens, nullptr, 1, T, "last_logits");
   upload_tokens(tokens, nullptr, T);
@@ -399,15 +423,18 @@ std::unique_ptr<Decoder> CudaBackend::make_decoder(int batch, int64_t max_length
   return std::make_unique<CudaDecoder>(*this, batch, max_length);
 }
 
-// The forward of forward_loss; the classifier's per-row losses are the negated log-probabilities.
-void CudaBackend::target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out) {
+// The forward of forward_loss; the classifier's per-row losses are the negated log-probabilities
+// (and, when asked, each row's arg max).
+void CudaBackend::target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out,
+                                  int32_t* argmax) {
   check_batch(inputs, targets, B, T, "target_logprobs", true);
   const int N = B * T;
   upload_tokens(inputs, targets, N);
   prof_.begin(stream_);
   forward_hidden(B, T);
-  classifier(N, 1.0f, false);
+  classifier(N, 1.0f, false, argmax ? argmax_rows_ : nullptr);
   CUDA_CHECK(cudaMemcpyAsync(out, loss_rows_, size_t(N) * 4, cudaMemcpyDeviceToHost, stream_));
+  if (argmax) CUDA_CHECK(cudaMemcpyAsync(argmax, argmax_rows_, size_t(N) * 4, cudaMemcpyDeviceToHost, stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
   prof_.end(false);
   for (int n = 0; n < N; ++n) out[n] = -out[n];

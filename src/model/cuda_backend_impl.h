@@ -52,7 +52,9 @@ class CudaBackend final : public Backend {
   float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) override;
   void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) override;
   std::unique_ptr<Decoder> make_decoder(int batch, int64_t max_length) override;
-  void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out) override;
+  void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out,
+                       int32_t* argmax) override;
+  void gate_log_f(std::vector<std::vector<float>>& out) override;
   void zero_grad() override;
   double grad_norm() override;
   void adamw_update(const AdamWStep& step) override;
@@ -76,7 +78,7 @@ class CudaBackend final : public Backend {
   void forward_layer(int l, int B, int T);
   cuda::AttnParams attn_params(const LayerActs& A, int B, int T) const;  // one layer's attention operands
   void backward_layer(int l, int B, int T);
-  void classifier(int N, float grad_scale, bool backward);
+  void classifier(int N, float grad_scale, bool backward, int32_t* argmax = nullptr);
   void download(const float* src, std::vector<float>& out);
   void upload(const std::vector<float>& in, float* dst, const char* what);
 
@@ -108,7 +110,8 @@ class CudaBackend final : public Backend {
   float *dlam_, *dhg_, *dpre_, *loss_rows_, *loss_sum_, *partials_, *norm_partials_, *last_logits_;
   double* norm_out_;
   bf16 *dhg_b_, *dpre_b_, *dsk_b_, *dsv_b_;
-  int32_t *inputs_, *targets_, *tok_token_, *tok_start_, *tok_pos_;
+  int32_t *inputs_, *targets_, *tok_token_, *tok_start_, *tok_pos_, *argmax_rows_;
+  int last_B_ = 0, last_T_ = 0;  // shape of the latest forward pass (gate_log_f)
   int n_unique_ = 0;
   float2* rope_;
   char* matmul_ws_;

@@ -19,6 +19,7 @@
 #include "data/sha256.h"
 #include "dist/checkpoint_ranks.h"
 #include "io/files.h"
+#include "io/pid_alive.h"
 
 namespace gfwa {
 namespace fs = std::filesystem;
@@ -111,8 +112,7 @@ void remove_stale_temporaries(const std::string& root) {
     const std::string name = e.path().filename().string();
     if (name.rfind(kTempPrefix, 0) != 0 && name.rfind(kOldPrefix, 0) != 0) continue;
     const long pid = std::strtol(name.substr(name.rfind('-') + 1).c_str(), nullptr, 10);
-    const bool alive = pid > 0 && pid != long(::getpid()) && (::kill(pid_t(pid), 0) == 0 || errno == EPERM);
-    if (alive) continue;  // another process may still be writing it
+    if (pid != long(::getpid()) && pid_alive(pid)) continue;  // another process may still be writing it
     fs::remove_all(e.path(), ec);
   }
 }
@@ -375,25 +375,74 @@ std::string checkpoint_problem(const std::string& dir) {
   }
 }
 
-std::optional<std::string> find_latest_valid(const std::string& root) {
-  auto steps = list_steps(root);
-  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
-    const std::string problem = checkpoint_problem(it->second);
-    if (problem.empty()) return it->second;
-    spdlog::warn("skipping checkpoint {}: {}", it->second, problem);
+std::string set_aside_invalid(const std::string& dir, const std::string& problem) {
+  const fs::path from(dir);
+  const std::string base = (from.parent_path() / (kInvalidPrefix + from.filename().string())).string();
+  std::string to = base;
+  std::error_code ec;
+  for (int n = 2; fs::exists(to, ec) || fs::is_symlink(to, ec); ++n) to = base + "-" + std::to_string(n);
+  if (::rename(dir.c_str(), to.c_str()) != 0) fail_errno("move aside the invalid checkpoint", dir, errno);
+  spdlog::warn("checkpoint {} is invalid ({}): moved aside to {}", dir, problem, to);
+  return to;
+}
+
+CheckpointScan scan_checkpoints(const std::string& root) {
+  CheckpointScan scan;
+  const auto steps = list_steps(root);
+  for (auto it = steps.rbegin(); it != steps.rend() && !scan.latest; ++it) {
+    std::string problem = checkpoint_problem(it->second);
+    if (problem.empty()) scan.latest = it->second;
+    else scan.invalid.emplace_back(it->second, std::move(problem));
   }
-  return std::nullopt;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec))
+    if (e.path().filename().string().rfind(std::string(kInvalidPrefix) + "step_", 0) == 0)
+      scan.set_aside.push_back(e.path().string());
+  std::sort(scan.set_aside.rbegin(), scan.set_aside.rend());
+  return scan;
+}
+
+std::string describe_invalid(const CheckpointScan& scan) {
+  std::string out;
+  for (const auto& [dir, problem] : scan.invalid) out += (out.empty() ? "" : "; ") + dir + " (" + problem + ")";
+  for (const auto& dir : scan.set_aside) out += (out.empty() ? "" : "; ") + dir + " (set aside as invalid earlier)";
+  return out;
+}
+
+std::optional<std::string> find_latest_valid(const std::string& root) {
+  const CheckpointScan scan = scan_checkpoints(root);
+  for (const auto& [dir, problem] : scan.invalid) spdlog::warn("skipping checkpoint {}: {}", dir, problem);
+  return scan.latest;
+}
+
+void prune_checkpoints(const std::string& root, int keep_last, int keep_every, std::set<std::string>& verified) {
+  const auto steps = list_steps(root);
+  const size_t keep = size_t(std::max(1, keep_last));
+  size_t kept = 0;
+  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+    const auto& [step, dir] = *it;
+    if (kept < keep) {
+      const std::string problem = verified.count(dir) ? std::string() : checkpoint_problem(dir);
+      if (problem.empty()) {
+        verified.insert(dir);
+        ++kept;
+      } else {
+        verified.erase(dir);
+        set_aside_invalid(dir, problem);
+      }
+      continue;
+    }
+    if (keep_every > 0 && step % keep_every == 0) continue;
+    verified.erase(dir);
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    if (ec) spdlog::warn("cannot remove old checkpoint {}: {}", dir, ec.message());
+  }
 }
 
 void prune_checkpoints(const std::string& root, int keep_last, int keep_every) {
-  const auto steps = list_steps(root);
-  const size_t keep = size_t(std::max(1, keep_last));
-  for (size_t i = 0; i + keep < steps.size(); ++i) {
-    if (keep_every > 0 && steps[i].first % keep_every == 0) continue;
-    std::error_code ec;
-    fs::remove_all(steps[i].second, ec);
-    if (ec) spdlog::warn("cannot remove old checkpoint {}: {}", steps[i].second, ec.message());
-  }
+  std::set<std::string> verified;
+  prune_checkpoints(root, keep_last, keep_every, verified);
 }
 
 }  // namespace gfwa

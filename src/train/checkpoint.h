@@ -15,6 +15,7 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -74,8 +75,30 @@ std::string checkpoint_problem(const std::string& dir);
 // the problem) incomplete or corrupted ones; nullopt when there is none.
 std::optional<std::string> find_latest_valid(const std::string& root);
 
-// Deletes step_* directories under root except the newest keep_last (at least 1) and those whose
-// step is a multiple of keep_every (when > 0).
+// An invalid checkpoint is never deleted for being invalid: it is renamed to
+// root/invalid-step_NNNNNNNN (then -2, -3, ... when taken), which no listing of checkpoints
+// matches, with a warning naming both paths and the problem. Returns the new path.
+constexpr const char* kInvalidPrefix = "invalid-";
+std::string set_aside_invalid(const std::string& dir, const std::string& problem);
+
+// What a folder of checkpoints holds, read newest first up to the first valid step_* directory.
+struct CheckpointScan {
+  std::optional<std::string> latest;                        // the newest valid one
+  std::vector<std::pair<std::string, std::string>> invalid;  // newer invalid ones, newest first: (dir, problem)
+  std::vector<std::string> set_aside;                        // invalid-step_* directories found
+};
+CheckpointScan scan_checkpoints(const std::string& root);
+
+// One line for a refusal: every invalid checkpoint of the scan, each with its problem.
+std::string describe_invalid(const CheckpointScan& scan);
+
+// Keeps the newest keep_last (at least 1) *valid* step_* directories under root and those whose
+// step is a multiple of keep_every (when > 0); deletes the other ones. Validity is checked newest
+// first (checkpoint_problem) until keep_last valid ones are found, except for directories listed
+// in `verified` (known valid: written or checked by this process); those found valid are added.
+// An invalid one among them is set aside (set_aside_invalid) and not counted, so a corrupt
+// checkpoint never displaces a good one.
+void prune_checkpoints(const std::string& root, int keep_last, int keep_every, std::set<std::string>& verified);
 void prune_checkpoints(const std::string& root, int keep_last, int keep_every);
 
 // Test-only fault injection: once save_checkpoint has written `after_bytes` more bytes, the next

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <map>
 #include <sstream>
 #include <utility>
@@ -35,6 +36,42 @@ void rng_from_string(std::mt19937_64& rng, const std::string& text) {
   std::istringstream s(text);
   s >> rng;
   if (!s) throw std::runtime_error("checkpoint state: unreadable sample_rng");
+}
+
+// An integer field of a checkpoint's state.json, at least `min`; errors name the file and field.
+int64_t state_int(const nlohmann::json& st, const char* key, int64_t min, const std::string& file) {
+  const auto it = st.find(key);
+  if (it == st.end()) throw CheckpointError(file + ": " + key + ": missing");
+  if (!it->is_number_integer() || (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(INT64_MAX)))
+    throw CheckpointError(file + ": " + key + ": expected an integer (got " + it->dump() + ")");
+  const int64_t v = it->get<int64_t>();
+  if (v < min) throw CheckpointError(file + ": " + key + ": must be >= " + std::to_string(min) + " (got " + it->dump() + ")");
+  return v;
+}
+
+std::string state_string(const nlohmann::json& st, const char* key, const std::string& file) {
+  const auto it = st.find(key);
+  if (it == st.end() || !it->is_string())
+    throw CheckpointError(file + ": " + key + ": expected a string (got " + (it == st.end() ? "nothing" : it->dump()) + ")");
+  return it->get<std::string>();
+}
+
+// The counters and sampling stream of a checkpoint, checked: a state.json that passes its checksum
+// can still hold values no run writes (edited by hand, or by a bug), which must not reach the optimizer.
+void restore_progress(RunProgress& p, const nlohmann::json& st, const std::string& file) {
+  p.step = state_int(st, "step", 0, file);
+  p.tokens = state_int(st, "tokens", 0, file);
+  p.updates = state_int(st, "updates", 0, file);
+  if (p.updates > p.step)
+    throw CheckpointError(file + ": updates: must be <= step " + std::to_string(p.step) + " (got " +
+                          std::to_string(p.updates) + ")");
+  p.bad_streak = int(std::min<int64_t>(state_int(st, "bad_streak", 0, file), INT32_MAX));
+  const std::string rng = state_string(st, "sample_rng", file);
+  try {
+    rng_from_string(p.sample_rng, rng);
+  } catch (const std::runtime_error&) {
+    throw CheckpointError(file + ": sample_rng: not a saved random stream");
+  }
 }
 
 void flatten(const nlohmann::json& j, const std::string& prefix, std::map<std::string, nlohmann::json>& out) {
@@ -91,7 +128,8 @@ std::string Checkpointer::save(Backend& backend, const RunProgress& p, int64_t t
     dir = save_checkpoint(root_, p.step, ck);
   }
   if (group_.rank() == 0) {
-    prune_checkpoints(root_, cfg_.checkpoint.keep_last, cfg_.checkpoint.keep_every);
+    verified_.insert(dir);
+    prune_checkpoints(root_, cfg_.checkpoint.keep_last, cfg_.checkpoint.keep_every, verified_);
     if (data_parallel_)
       spdlog::info("checkpoint {} written by {} ranks in {:.1f}s", dir, group_.world(), seconds_since(t0));
     else
@@ -164,7 +202,9 @@ RunProgress Checkpointer::restore(const std::string& dir, Backend& backend) {
     throw std::runtime_error(msg);
   }
   const auto& st = ck.state;
-  dist::require_same_world(dir, st.at("world").get<int>(), group_.world());
+  const std::string state_file = dir + "/state.json";
+  dist::require_same_world(dir, int(std::min<int64_t>(state_int(st, "world", 1, state_file), INT_MAX)),
+                           group_.world());
   if (ck.params.size() != backend.layout().total())
     throw std::runtime_error("cannot resume from " + dir + ": model.bin holds " + std::to_string(ck.params.size()) +
                              " parameters, the model has " + std::to_string(backend.layout().total()));
@@ -172,12 +212,9 @@ RunProgress Checkpointer::restore(const std::string& dir, Backend& backend) {
   backend.set_params(ck.params);
   restore_optimizer(dir, backend, ck.adam_m, ck.adam_v, parts);
   RunProgress p;
-  p.step = st.at("step");
-  p.tokens = st.at("tokens");
-  p.updates = st.at("updates");
-  p.bad_streak = st.at("bad_streak");
-  rng_from_string(p.sample_rng, st.at("sample_rng"));
+  restore_progress(p, st, state_file);
   p.loader = parts > 0 ? load_rank_part(dir, group_.rank(), parts).state.at("loader") : st.at("loader");
+  verified_.insert(dir);
   return p;
 }
 

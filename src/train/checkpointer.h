@@ -10,6 +10,7 @@
 #pragma once
 #include <cstdint>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,8 @@ class Checkpointer {
   // writes its part (its loader position, its ZeRO-1 optimizer shard), so saving is collective.
   Checkpointer(const RunConfig& cfg, std::string root, dist::Group& group, bool data_parallel);
 
-  // Writes root/step_<p.step> and prunes older ones (checkpoint.keep_last, keep_every); returns
+  // Writes root/step_<p.step> and prunes older ones (checkpoint.keep_last, keep_every: the newest
+  // keep_last *valid* ones stay, an invalid one among them is set aside, train/checkpoint.h); returns
   // the directory. Data-parallel: rank 0 writes the model and commits only once every rank wrote
   // its part, so a step_* directory is always complete. Throws CheckpointError (on every rank
   // when any rank failed), leaving the checkpoints already there untouched.
@@ -43,7 +45,9 @@ class Checkpointer {
 
   // Loads a checkpoint into the backend (parameters, optimizer state; ZeRO-1 shards of every
   // rank put back in place) after checking that it fits this run: the keys a resume cannot
-  // change, the world size, the parameter count. Returns the progress with this rank's loader.
+  // change, the world size, the parameter count, and the state.json fields (integers in range,
+  // updates <= step, a readable sample_rng; CheckpointError naming the file and field). Returns
+  // the progress with this rank's loader.
   RunProgress restore(const std::string& dir, Backend& backend);
 
  private:
@@ -56,6 +60,7 @@ class Checkpointer {
   const std::string root_;
   dist::Group& group_;
   const bool data_parallel_;
+  std::set<std::string> verified_;  // checkpoints known valid (written or restored here): pruning trusts them
 };
 
 // Keys whose values differ between a checkpoint's config and the current one and that a resume

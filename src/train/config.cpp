@@ -321,14 +321,25 @@ std::string parse_problem(const std::string& what) {
   return s;
 }
 
-json read_json_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) fail(path, "", "is a directory, not a JSON file");
-  std::string text;
-  try {
-    text = read_file(path);
-  } catch (const std::runtime_error& e) {
-    fail(path, "", std::string(e.what()).substr(path.size() + 2));  // "PATH: cannot open: ..." without PATH
+// The number quoted in nlohmann's "number overflow parsing '1e400'".
+std::string number_in(const std::string& what) {
+  const size_t a = what.find('\''), b = what.rfind('\'');
+  return a == std::string::npos || b <= a ? what : what.substr(a + 1, b - a - 1);
+}
+
+// The line of the first occurrence of that number in the text (the exception carries no position).
+size_t line_of_number(const std::string& text, const std::string& what) {
+  const size_t at = text.find(number_in(what));
+  return line_column(text, at == std::string::npos ? 0 : at).first;
+}
+
+// The JSON of a config file's text; errors name `path` (with line:column where there is one).
+json parse_config_text(const std::string& text, const std::string& path) {
+  // nlohmann's lexer takes a NUL byte for the end of the input: whatever follows would be dropped.
+  const size_t nul = text.find('\0');
+  if (nul != std::string::npos) {
+    const auto [line, column] = line_column(text, nul);
+    fail(path + ":" + std::to_string(line) + ":" + std::to_string(column), "", "a NUL byte (a config is text)");
   }
 
   // nlohmann keeps the last of duplicate keys silently; a duplicate in a config is almost always a mistake.
@@ -374,9 +385,26 @@ json read_json_file(const std::string& path) {
   } catch (const json::parse_error& e) {
     const auto [line, column] = line_column(text, e.byte == 0 ? 0 : e.byte - 1);
     fail(path + ":" + std::to_string(line) + ":" + std::to_string(column), "", "malformed JSON: " + parse_problem(e.what()));
+  } catch (const json::out_of_range& e) {  // a number beyond double, e.g. 1e400: the key being read is on the stack
+    const Frame* top = stack.empty() ? nullptr : &stack.back();
+    const std::string key = !top ? "" : !top->is_object ? top->path + "[]"
+                                      : top->path.empty() ? top->last_key : top->path + "." + top->last_key;
+    fail(path + ":" + std::to_string(line_of_number(text, e.what())), key, "number out of range (" + number_in(e.what()) + ")");
   }
   if (!duplicate.empty()) fail(path, duplicate, "duplicate key");
   return j;
+}
+
+json read_json_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail(path, "", "is a directory, not a JSON file");
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const std::runtime_error& e) {
+    fail(path, "", std::string(e.what()).substr(path.size() + 2));  // "PATH: cannot open: ..." without PATH
+  }
+  return parse_config_text(text, path);
 }
 
 json override_value(const std::string& text, bool takes_string) {
@@ -409,16 +437,24 @@ void apply_override(json& j, const std::string& text, Sources& src) {
   src.set(key, source);
 }
 
-}  // namespace
-
-RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  const std::string source = path.empty() ? "<defaults>" : path;
-  json j = path.empty() ? json::object() : read_json_file(path);
+// A config's JSON with the overrides applied, validated; errors name `source` or the override.
+RunConfig load_json(json j, const std::string& source, const std::vector<std::string>& overrides) {
   if (!j.is_object()) fail(source, "", std::string("the top level must be a JSON object (got ") + j.type_name() + ")");
   check_structure(j, "", source);  // before overrides, so that file mistakes are blamed on the file
   Sources src(source);
   for (const auto& o : overrides) apply_override(j, o, src);
   return from_json(j, src);
+}
+
+}  // namespace
+
+RunConfig config_from_text(const std::string& text, const std::string& source_name) {
+  return load_json(parse_config_text(text, source_name), source_name, {});
+}
+
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  const std::string source = path.empty() ? "<defaults>" : path;
+  return load_json(path.empty() ? json::object() : read_json_file(path), source, overrides);
 }
 
 json config_to_json(const RunConfig& cfg) {

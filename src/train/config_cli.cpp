@@ -12,6 +12,9 @@ void add_config_options(cxxopts::Options& options) {
 }
 
 RunConfig load_config_from_cli(const cxxopts::ParseResult& parsed) {
+  if (parsed.count("config") > 1)
+    throw ConfigError("--config is given " + std::to_string(parsed.count("config")) +
+                      " times: give one file (and --set to change keys)");
   const std::string path = parsed.count("config") ? parsed["config"].as<std::string>() : std::string();
   // The vector value of --set is split at commas by cxxopts; the raw arguments are not.
   std::vector<std::string> overrides;

@@ -17,6 +17,9 @@ namespace gfwa {
 // take the text as written unless it is a quoted JSON string. The result is fully validated.
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
+// A config file's text (as load_config reads it, without overrides); errors name source_name.
+RunConfig config_from_text(const std::string& text, const std::string& source_name);
+
 // All keys, resolved, nested like the structs. Floats are written as the shortest decimal that reads
 // back to the same float, so config_from_json(config_to_json(c)) reproduces c bit for bit.
 nlohmann::json config_to_json(const RunConfig& cfg);

@@ -14,14 +14,20 @@ EvalResult evaluate(Backend& backend, ValLoader& val, int B, int T, int max_batc
   val.reset();
   std::vector<int32_t> in, tgt;
   double loss_sum = 0;
-  EvalResult r;
-  while ((max_batches == 0 || r.batches < max_batches) && val.next(in, tgt)) {
+  int batches = 0;
+  while ((max_batches == 0 || batches < max_batches) && val.next(in, tgt)) {
     loss_sum += backend.forward_loss(in.data(), tgt.data(), B, T);
-    ++r.batches;
+    ++batches;
   }
-  if (r.batches == 0) throw std::runtime_error("evaluation: the validation split holds less than one batch");
-  r.tokens = int64_t(r.batches) * B * T;
-  r.loss = loss_sum / r.batches;
+  return eval_result(batches ? loss_sum / batches : 0.0, batches, int64_t(batches) * B * T, val);
+}
+
+EvalResult eval_result(double loss, int batches, int64_t tokens, const ValLoader& val) {
+  if (batches == 0) throw std::runtime_error("evaluation: the validation split holds less than one batch");
+  EvalResult r;
+  r.batches = batches;
+  r.tokens = tokens;
+  r.loss = loss;
   r.perplexity = std::exp(r.loss);
   const int64_t bytes = val.total_utf8_bytes();
   r.bits_per_byte = bytes > 0 ? r.loss * double(val.total_tokens()) / (double(bytes) * std::log(2.0))
@@ -43,6 +49,14 @@ void write_batch_logits(Backend& backend, const std::vector<int32_t>& inputs, co
                      {"targets", "I32", {B, T}, targets.data(), targets.size() * sizeof(int32_t)},
                      {"logits", "F32", {B, T, V}, all.data(), all.size() * sizeof(float)}},
                     {});
+}
+
+nlohmann::json eval_result_json(const EvalResult& r) {
+  return {{"loss", r.loss},
+          {"perplexity", r.perplexity},
+          {"bits_per_byte", std::isnan(r.bits_per_byte) ? nlohmann::json() : nlohmann::json(r.bits_per_byte)},
+          {"tokens", r.tokens},
+          {"batches", r.batches}};
 }
 
 std::vector<int32_t> sample_tokens(Backend& backend, const std::vector<int32_t>& prompt, int n, int max_T,

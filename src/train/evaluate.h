@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "data/loader.h"
 #include "model/backend.h"
 
@@ -21,6 +23,13 @@ struct EvalResult {
 // Mean loss over the first max_batches [B, T] batches of the split (0: the whole split), from its
 // start. bits per byte = loss * tokens / (bytes * ln 2), with the split's tokens-per-byte ratio.
 EvalResult evaluate(Backend& backend, ValLoader& val, int B, int T, int max_batches);
+
+// The result of `batches` batches of `tokens` tokens in all with mean loss `loss`: perplexity and
+// bits per byte from it. Throws when batches is 0 (a split of less than one batch).
+EvalResult eval_result(double loss, int batches, int64_t tokens, const ValLoader& val);
+
+// {loss, perplexity, bits_per_byte (null when unknown), tokens, batches}
+nlohmann::json eval_result_json(const EvalResult& r);
 
 // Writes a safetensors file (atomically) with "input_ids" and "targets" (I32 [B, T]) and "logits"
 // (F32 [B, T, vocab]): the backend's logits of every position of the batch, each from the

@@ -8,6 +8,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "io/files.h"
+
 namespace gfwa {
 
 void setup_logging(const std::string& log_file, const std::string& level) {
@@ -31,10 +33,11 @@ MetricsWriter::MetricsWriter(const std::string& path, int64_t resume_step) : pat
     if (rec.is_object() && rec.value("step", int64_t(0)) <= resume_step) kept.push_back(line);
   }
   in.close();
-  {
-    std::ofstream rewrite(path, std::ios::trunc);
-    for (const auto& line : kept) rewrite << line << '\n';
-  }
+  // Written aside and renamed over the file: truncating it in place would lose every record to a
+  // kill -9 that lands before the rewrite is done.
+  std::string text;
+  for (const auto& line : kept) text += line + '\n';
+  write_file_atomic(path, text.data(), text.size());
   out_.open(path, std::ios::app);
   if (!out_) throw std::runtime_error("cannot open metrics file " + path);
 }

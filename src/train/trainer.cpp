@@ -7,10 +7,12 @@
 #include <fstream>
 #include <optional>
 #include <random>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
 #include "data/loader.h"
+#include "data/shard.h"
 #include "data/tokenizer.h"
 #include "dist/env.h"
 #include "dist/group.h"
@@ -23,6 +25,7 @@
 #include "train/config_io.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
+#include "train/run_lock.h"
 #include "train/schedule.h"
 #include "train/signals.h"
 
@@ -51,26 +54,50 @@ std::string human_duration(double s) {
   return buf;
 }
 
-// Whether root holds step_* directories, valid or not.
+// Whether root holds checkpoints, valid or not, including those set aside as invalid.
 bool has_checkpoints(const std::string& root) {
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(root, ec))
-    if (e.path().filename().string().rfind("step_", 0) == 0) return true;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("step_", 0) == 0 || name.rfind(std::string(kInvalidPrefix) + "step_", 0) == 0) return true;
+  }
   return false;
 }
 
-// The checkpoint a --resume value designates; nullopt for a fresh start.
-std::optional<std::string> resume_dir(const TrainOptions& opt, const std::string& ckpt_root) {
-  if (opt.resume.empty()) return std::nullopt;
-  if (opt.resume == "auto") {
-    auto found = find_latest_valid(ckpt_root);
-    if (!found) spdlog::info("resume auto: no valid checkpoint under {}, starting fresh", ckpt_root);
-    return found;
+// --resume auto: the newest valid checkpoint of this run's own folder, whose newer invalid ones
+// are moved aside (by rank 0) so that they can never be mistaken for the run's latest state.
+// A fresh start only when the folder holds no checkpoint at all: invalid ones alone are refused.
+std::optional<std::string> resume_auto(const std::string& ckpt_root, bool lead) {
+  const CheckpointScan scan = scan_checkpoints(ckpt_root);
+  if (scan.latest) {
+    for (const auto& [dir, problem] : scan.invalid) {
+      if (lead) set_aside_invalid(dir, problem);
+      else spdlog::warn("skipping checkpoint {}: {}", dir, problem);
+    }
+    return scan.latest;
   }
+  if (scan.invalid.empty() && scan.set_aside.empty()) {
+    spdlog::info("resume auto: no checkpoint under {}, starting fresh", ckpt_root);
+    return std::nullopt;
+  }
+  throw std::runtime_error("--resume auto: no valid checkpoint under " + ckpt_root + ", only invalid ones: " +
+                           describe_invalid(scan) + ". Nothing was started or changed; restore a valid checkpoint, "
+                           "give --resume PATH, or move these away to start afresh");
+}
+
+// The checkpoint a --resume value designates; nullopt for a fresh start.
+std::optional<std::string> resume_dir(const TrainOptions& opt, const std::string& ckpt_root, bool lead) {
+  if (opt.resume.empty()) return std::nullopt;
+  if (opt.resume == "auto") return resume_auto(ckpt_root, lead);
   if (fs::exists(opt.resume + "/state.json")) return opt.resume;
-  auto found = find_latest_valid(opt.resume);
-  if (!found) throw std::runtime_error("--resume " + opt.resume + ": no valid checkpoint there");
-  return found;
+  const CheckpointScan scan = scan_checkpoints(opt.resume);
+  if (!scan.latest) {
+    const std::string invalid = describe_invalid(scan);
+    throw std::runtime_error("--resume " + opt.resume + ": no valid checkpoint there" +
+                             (invalid.empty() ? std::string() : ", only invalid ones: " + invalid));
+  }
+  for (const auto& [dir, problem] : scan.invalid) spdlog::warn("skipping checkpoint {}: {}", dir, problem);
+  return scan.latest;
 }
 
 class Run {
@@ -82,9 +109,11 @@ class Run {
 
  private:
   void start_or_resume();
+  bool read_step_batches();
   void train_step();
+  int stop_on_data_error();
   void log_step(double loss, double norm, double lr);
-  void run_eval();
+  bool run_eval();  // false on every rank when a val shard could not be read
   void run_tasks();
   void run_sample();
   void save();
@@ -95,6 +124,7 @@ class Run {
   const std::string ckpt_root_;
   dist::DistEnv env_;
   int world_ = 1, rank_ = 0;
+  std::string backend_kind_;    // train.backend resolved
   bool data_parallel_ = false;  // joined an NCCL group: gradients, losses and decisions are shared
   std::unique_ptr<dist::Group> group_;  // outlives the backend, which uses its communicator
   std::unique_ptr<Backend> backend_;
@@ -111,17 +141,18 @@ class Run {
   RunProgress progress_;  // what a checkpoint carries besides the model (loader: filled when saving)
 
   std::string last_saved_dir_;
-  std::vector<int32_t> in_, tgt_;
+  std::unique_ptr<RunLock> lock_;               // rank 0: one run per output folder
+  std::vector<std::vector<int32_t>> in_, tgt_;  // the step's micro-batches
+  std::string data_error_;                      // this rank's failed shard read, if any
   // Logging window.
   double window_time_ = 0;
   int64_t window_steps_ = 0;
 };
 
 void Run::start_or_resume() {
-  // Checked before any rank waits for another; a cpu run of several processes is refused here.
-  const std::string kind = backend_spec(cfg_, world_, rank_, false).kind;
-  data_parallel_ = dist::wants_data_parallel(env_) && kind == "cuda";
+  data_parallel_ = dist::wants_data_parallel(env_) && backend_kind_ == "cuda";
   if (data_parallel_) {
+    dist::check_id_exchange(env_, cfg_.distributed);
     spdlog::info("rank {} of {} ({} launcher, local rank {}): joining the NCCL group", rank_, world_, env_.launcher,
                  env_.local_rank);
     group_ = dist::join_group(env_, cfg_.distributed);
@@ -165,7 +196,7 @@ void Run::start_or_resume() {
   }
 
   checkpoints_ = std::make_unique<Checkpointer>(cfg_, ckpt_root_, *group_, data_parallel_);
-  const auto from = resume_dir(opt_, ckpt_root_);
+  const auto from = resume_dir(opt_, ckpt_root_, lead());
   if (from) {
     progress_ = checkpoints_->restore(*from, *backend_);
     loader_->restore(progress_.loader);
@@ -196,15 +227,32 @@ void Run::start_or_resume() {
                accum_, world_, total_);
 }
 
+// Every micro-batch of the next step, read before any compute, so that a shard that cannot be read
+// stops all ranks at the same step boundary. Returns false on every rank when a read failed on any
+// (this rank's message in data_error_), with the loader back at the step's start.
+bool Run::read_step_batches() {
+  const TrainLoader::Position start = loader_->position();
+  in_.resize(size_t(accum_));
+  tgt_.resize(size_t(accum_));
+  try {
+    for (int64_t m = 0; m < accum_; ++m) loader_->next(in_[size_t(m)], tgt_[size_t(m)]);
+  } catch (const ShardReadError& e) {
+    data_error_ = e.what();
+  }
+  if (!dist::any_rank(*group_, !data_error_.empty())) return true;
+  loader_->seek(start);
+  return false;
+}
+
 void Run::train_step() {
   const auto t0 = Clock::now();
   backend_->zero_grad();
   double loss_sum = 0;
   const float scale = 1.0f / float(accum_);
   for (int64_t m = 0; m < accum_; ++m) {
-    loader_->next(in_, tgt_);
     if (data_parallel_ && m + 1 == accum_) backend_->reduce_grads_in_next_backward();
-    loss_sum += backend_->forward_backward(in_.data(), tgt_.data(), cfg_.train.batch_size, cfg_.train.seq_len, scale);
+    loss_sum += backend_->forward_backward(in_[size_t(m)].data(), tgt_[size_t(m)].data(), cfg_.train.batch_size,
+                                           cfg_.train.seq_len, scale);
   }
   // The norm is already global (averaged gradients); the loss is averaged here, and one rank's
   // non-finite value makes every rank skip the update.
@@ -255,9 +303,15 @@ void Run::log_step(double loss, double norm, double lr) {
   window_steps_ = 0;
 }
 
-void Run::run_eval() {
+bool Run::run_eval() {
   const auto t0 = Clock::now();
-  EvalResult r = evaluate(*backend_, *val_, cfg_.train.batch_size, cfg_.train.seq_len, cfg_.eval.batches);
+  EvalResult r;
+  try {
+    r = evaluate(*backend_, *val_, cfg_.train.batch_size, cfg_.train.seq_len, cfg_.eval.batches);
+  } catch (const ShardReadError& e) {
+    data_error_ = e.what();
+  }
+  if (dist::any_rank(*group_, !data_error_.empty())) return false;
   if (world_ > 1) {  // every rank evaluated its own slice of the same number of batches
     double v[2] = {r.loss, r.bits_per_byte};
     group_->sum(v, 2);
@@ -266,11 +320,12 @@ void Run::run_eval() {
     r.perplexity = std::exp(r.loss);
     r.tokens *= world_;
   }
-  if (!lead()) return;
+  if (!lead()) return true;
   metrics_->write({{"type", "eval"}, {"step", progress_.step}, {"val_loss", r.loss}, {"val_ppl", r.perplexity},
                    {"val_bpb", r.bits_per_byte}, {"val_tokens", r.tokens}});
   spdlog::info("eval step {} | val loss {:.4f} | perplexity {:.2f} | bits/byte {:.4f} | {} tokens in {:.1f}s",
                progress_.step, r.loss, r.perplexity, r.bits_per_byte, r.tokens, seconds_since(t0));
+  return true;
 }
 
 // Zero-shot accuracy on eval.tasks: each rank scores every world-th item, the counts are summed.
@@ -317,14 +372,35 @@ void Run::save() {
   last_saved_dir_ = checkpoints_->save(*backend_, progress_, total_);
 }
 
+// A shard that cannot be read mid-run: stop as a signal stop does, with a checkpoint of the last
+// complete step, but with a status of its own, so that requeue loops (which restart on 75) do not
+// restart into the same broken file.
+int Run::stop_on_data_error() {
+  save();
+  if (!data_error_.empty())
+    spdlog::error("stopping at step {}: {}; checkpoint {} written; fix or remove the shard, then resume with "
+                  "--resume auto (exit status {})", progress_.step, data_error_, last_saved_dir_, kExitDataError);
+  else
+    spdlog::error("stopping at step {}: another rank could not read a shard (see its log); checkpoint {} written "
+                  "(exit status {})", progress_.step, last_saved_dir_, kExitDataError);
+  return kExitDataError;
+}
+
 int Run::run() {
-  env_ = dist::read_dist_env(cfg_.distributed);
+  env_ = dist::read_dist_env();
   rank_ = env_.rank;
   world_ = env_.world;
-  fs::create_directories(opt_.out_dir);
+  // Checked before anything about the launcher and before any rank waits for another: a cpu run of
+  // several processes is refused here (ConfigError naming train.backend).
+  backend_kind_ = backend_spec(cfg_, world_, rank_, false).kind;
   if (lead()) {
+    lock_ = std::make_unique<RunLock>(opt_.out_dir);  // before anything is written into the folder
     setup_logging(opt_.out_dir + "/train.log", cfg_.logging.level);
+    if (!lock_->stale_holder().empty())
+      spdlog::warn("{}: the previous run ({}) ended without releasing it (killed or crashed)", lock_->path(),
+                   lock_->stale_holder());
   } else {  // other ranks: warnings and errors on the console only
+    fs::create_directories(opt_.out_dir);
     const bool quieter = spdlog::level::from_str(cfg_.logging.level) > spdlog::level::warn;
     setup_logging("", quieter ? cfg_.logging.level : "warn");
   }
@@ -342,10 +418,11 @@ int Run::run() {
   }
   StopSignals stop;
   while (progress_.step < total_) {
+    if (!read_step_batches()) return stop_on_data_error();
     train_step();
     const bool last = progress_.step == total_;
     if (last || (cfg_.eval.every > 0 && progress_.step % cfg_.eval.every == 0)) {
-      run_eval();
+      if (!run_eval()) return stop_on_data_error();
       if (!tasks_.empty()) run_tasks();
     }
     if (!prompt_.empty() && (last || progress_.step % cfg_.eval.sample_every == 0)) run_sample();

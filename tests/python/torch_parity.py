@@ -84,7 +84,8 @@ def check(gfwa, backend, work, mode, shift):
     export = os.path.join(work, name + "_export")
     run([gfwa, "export", "--checkpoint", ckpt, "--out", export])
     dump = os.path.join(work, name + "_logits.safetensors")
-    ev = json.loads(run([gfwa, "eval", "--checkpoint", ckpt, "--batches", "1", "--json", "--logits", dump]))
+    # The JSON is the last line: the cuda backend logs its memory plan to stdout before it.
+    ev = json.loads(run([gfwa, "eval", "--checkpoint", ckpt, "--batches", "1", "--json", "--logits", dump]).strip().splitlines()[-1])
 
     model = gfwa_torch.GFWAForCausalLM.from_pretrained(export)
     ours = gfwa_torch.load_safetensors(dump)
