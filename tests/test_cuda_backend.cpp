@@ -17,6 +17,7 @@
 
 #include "cuda_layer_test_util.h"
 #include "eval/loglikelihood.h"
+#include "model_test_params.h"
 #include "model/cpu_backend.h"
 #include "model/cuda_backend.h"
 
@@ -26,39 +27,6 @@ namespace {
 using namespace gfwa::test;
 
 constexpr int kB = 3, kT = 80;
-
-ModelConfig small_config(AttnMode mode, bool shift) {
-  ModelConfig c;
-  c.vocab_size = 389;
-  c.n_layers = 2;
-  c.d_model = 128;
-  c.n_heads = 2;
-  c.ffn_hidden = 200;
-  c.attention.mode = mode;
-  c.attention.window = 24;
-  c.attention.token_shift = shift;
-  c.attention.gate_bias_init = 0.5f;
-  return c;
-}
-
-// The documented init, then noise on the tensors it leaves constant (norm weights, gate and
-// shift vectors), so every path carries signal.
-std::vector<float> test_params(const ModelConfig& cfg, uint64_t seed) {
-  auto cpu = make_cpu_backend(cfg, 1, 1);
-  cpu->init_params(seed);
-  std::vector<float> p;
-  cpu->get_params(p);
-  std::mt19937_64 rng(seed + 1);
-  std::normal_distribution<double> n01(0.0, 1.0);
-  for (const auto& t : cpu->layout().tensors()) {
-    double s = 0.0;
-    if (t.name.find("norm") != std::string::npos) s = 0.1;
-    if (t.name.find("gate_sharp") != std::string::npos || t.name.find("shift_") != std::string::npos) s = 0.05;
-    if (t.name.find("gate_b") != std::string::npos) s = 0.5;
-    for (size_t i = 0; i < t.numel; ++i) p[t.offset + i] += float(s * n01(rng));
-  }
-  return p;
-}
 
 // Learnable token streams: each sequence follows x' = (a x + b) mod V with occasional noise.
 std::vector<int32_t> batch_tokens(int V, uint64_t seed, int B, int T) {

@@ -27,6 +27,7 @@ class FakeBackend : public Backend {
     const int peak = (tokens[T - 1] + 1) % cfg_.vocab_size;
     for (int i = 0; i < cfg_.vocab_size; ++i) logits[size_t(i)] = -0.5f * float((i - peak) * (i - peak));
   }
+  std::unique_ptr<Decoder> make_decoder(int, int64_t) override { throw std::logic_error("unused"); }
   double peak_flops() const override { return 0; }
   int64_t memory_in_use() const override { return 0; }
   // Per token: the log-probability is minus the position in the window, the arg max follows the

@@ -12,52 +12,14 @@
 
 #include "train/checkpoint.h"
 #include "train/signals.h"
+#include "test_gfwa_process.h"
 #include "train/trainer.h"
 #include "test_train_util.h"
 
 namespace gfwa {
 namespace {
 using namespace testing_train;
-
-const std::string kGfwa = std::string(GFWA_BINARY_DIR) + "/gfwa";
-
-// Starts gfwa with args; stdout and stderr go to log. Two OpenMP threads, waiting passively, so
-// the threaded code is what resumes bit-identically, without spinning on a loaded machine.
-// `env`: more variables, "NAME=VALUE".
-pid_t spawn(const std::vector<std::string>& args, const std::string& log, const std::vector<std::string>& env = {}) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::setenv("OMP_NUM_THREADS", "2", 1);
-    ::setenv("OMP_WAIT_POLICY", "passive", 1);
-    for (const auto& kv : env) ::putenv(const_cast<char*>(kv.c_str()));
-    std::vector<char*> argv{const_cast<char*>(kGfwa.c_str())};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(kGfwa.c_str(), argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-int exit_status(pid_t pid) {
-  int status = 0;
-  if (::waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
-}
-
-int run_gfwa(const std::vector<std::string>& args, const std::string& log, const std::vector<std::string>& env = {}) {
-  return exit_status(spawn(args, log, env));
-}
-
-// Waits until out/metrics.jsonl holds n train records (at most 30 s).
-void wait_for_steps(const std::string& out, size_t n) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (records(out, "train").size() < n && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-}
+using namespace testing_process;
 
 class TrainProcess : public ::testing::Test {
  protected:
@@ -146,7 +108,7 @@ TEST_F(TrainProcess, ShardTruncatedWhileTrainingStopsWithACheckpoint) {
 // says anything about the launcher's variables.
 TEST_F(TrainProcess, CpuBackendRefusesSeveralProcessesFirst) {
   const std::string log = root_ + "/err.log";
-  EXPECT_EQ(run_gfwa({"train", "--config", config_, "--out", root_ + "/x"}, log,
+  EXPECT_EQ(run_gfwa({"train", "--config", config_, "--out", root_ + "/x"}, log, "",
                      {"RANK=0", "WORLD_SIZE=2", "LOCAL_RANK=0"}),
             2);
   EXPECT_NE(file_bytes(log).find("train.backend=cpu: data-parallel training (2 processes) needs the cuda backend"),

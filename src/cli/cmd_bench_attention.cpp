@@ -133,8 +133,11 @@ int bench_attention(int argc_in, char** argv_in) {
 
 int cmd_bench(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "train") return cmd_bench_train(argc - 1, argv + 1);
+  if (argc >= 2 && std::string(argv[1]) == "generate") return cmd_bench_generate(argc - 1, argv + 1);
   if (argc < 2 || std::string(argv[1]) != "attention")
-    throw std::invalid_argument("usage: gfwa bench attention [options] | gfwa bench train --config FILE [options]");
+    throw std::invalid_argument(
+        "usage: gfwa bench attention [options] | gfwa bench train --config FILE [options] | "
+        "gfwa bench generate --config FILE [options]");
   return bench_attention(argc - 1, argv + 1);
 }
 

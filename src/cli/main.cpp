@@ -10,10 +10,11 @@ const gfwa::Command kCommands[] = {
     {"config", "print the resolved configuration as JSON", gfwa::cmd_config},
     {"train", "train a model from a JSON config (resumable; docs/training.md)", gfwa::cmd_train},
     {"eval", "validation loss, perplexity and bits per byte of a checkpoint", gfwa::cmd_eval},
+    {"generate", "continue prompts with a checkpoint through the O(W) cache (docs/generate.md)", gfwa::cmd_generate},
     {"export", "a checkpoint as model.safetensors + config.json (docs/interop.md)", gfwa::cmd_export},
     {"tokenize", "text files -> GPT-2 token shards (train/val)", gfwa::cmd_tokenize},
 #ifdef GFWA_WITH_CUDA
-    {"bench", "benchmarks: bench attention --B --H --T --D --W --mode | bench train --config FILE", gfwa::cmd_bench},
+    {"bench", "benchmarks: bench attention --B --H --T --D --W --mode | bench train|generate --config FILE", gfwa::cmd_bench},
 #endif
 };
 

@@ -57,4 +57,16 @@ CharInfo decode_non_ascii(const unsigned char* p, const unsigned char* end) {
 }
 
 }  // namespace detail
+
+size_t first_invalid_utf8(std::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto* end = p + text.size();
+  for (const auto* c = p; c < end;) {
+    const CharInfo ch = char_at(c, end);
+    if (*c >= 0x80 && ch.len == 1) return size_t(c - p);  // a valid non-ASCII code point is >= 2 bytes
+    c += ch.len;
+  }
+  return std::string_view::npos;
+}
+
 }  // namespace gfwa

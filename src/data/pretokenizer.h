@@ -35,6 +35,10 @@ inline CharInfo char_at(const unsigned char* p, const unsigned char* end) {
   return detail::decode_non_ascii(p, end);
 }
 
+// Offset of the first byte of text that does not start a well-formed UTF-8 sequence (char_at's
+// rules), or std::string_view::npos when text is valid UTF-8.
+size_t first_invalid_utf8(std::string_view text);
+
 // Calls piece(offset, length) for each pre-token of text, in order; the pieces tile the text.
 template <class Fn>
 void pretokenize(std::string_view text, Fn&& piece) {

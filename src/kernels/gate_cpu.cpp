@@ -12,6 +12,11 @@ inline double beta_of(double pre) { return 1.0 + (pre > 0 ? pre : std::expm1(pre
 
 }  // namespace
 
+double gate_log_forget(double hg, double pre) {
+  const double beta = beta_of(pre);
+  return log_sigmoid(beta * hg) / (beta + kGateBetaEps);
+}
+
 template <class F>
 void gate_forward(int B, int T, int H, const F* hg, const F* pre, F* logf, F* lam) {
 #pragma omp parallel for collapse(2) schedule(static) if (long(B) * T * H * 16 >= kOmpMinWork)
@@ -20,8 +25,7 @@ void gate_forward(int B, int T, int H, const F* hg, const F* pre, F* logf, F* la
       double run = 0.0;  // the prefix sum is kept in double: it grows like T
       for (int t = 0; t < T; ++t) {
         const size_t i = (size_t(b) * T + t) * H + h;
-        const double beta = beta_of(double(pre[i]));
-        const double lf = log_sigmoid(beta * double(hg[i])) / (beta + kGateBetaEps);
+        const double lf = gate_log_forget(double(hg[i]), double(pre[i]));
         run += lf;
         logf[i] = F(lf);
         lam[i] = F(run);

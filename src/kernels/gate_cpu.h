@@ -9,6 +9,9 @@ namespace gfwa::cpu {
 
 constexpr double kGateBetaEps = 1e-3;
 
+// logf of one token and head from its two pre-activations (the training scan and the decode step).
+double gate_log_forget(double hg, double pre);
+
 template <class F>
 void gate_forward(int B, int T, int H, const F* hg, const F* pre, F* logf, F* lam);
 

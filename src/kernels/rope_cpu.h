@@ -12,6 +12,11 @@ namespace gfwa::cpu {
 template <class F>
 void rope_forward(F* y, const F* x, int B, int T, int H, int D, double theta);
 
+// One token per row at an explicit position (the decode step: rows of different sequences, any
+// position, millions included): x, y [N, H, D], pos [N]. Same angles as rope_forward at t = pos.
+template <class F>
+void rope_forward_at(F* y, const F* x, const long long* pos, int N, int H, int D, double theta);
+
 // Overwrites dx with the inverse rotation of dy; dx may alias dy.
 template <class F>
 void rope_backward(F* dx, const F* dy, int B, int T, int H, int D, double theta);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/adamw_step.h"
+#include "model/decoder.h"
 #include "model/model_config.h"
 #include "model/param_layout.h"
 
@@ -46,6 +47,11 @@ class Backend {
   // gatedfwa: log f (gatedfwa.md section 2) of the latest forward pass, per layer [B, T, H] flattened
   // (out[layer][(b * T + t) * H + h]). Throws std::logic_error for a model without gates.
   virtual void gate_log_f(std::vector<std::vector<float>>& out) = 0;
+
+  // Incremental decoding of `batch` sequences (model/decoder.h) with the current parameters.
+  // max_length bounds a sequence for full attention (its cache holds every token); windowed
+  // attention ignores it. The decoder must not outlive the backend.
+  virtual std::unique_ptr<Decoder> make_decoder(int batch, int64_t max_length) = 0;
 
   virtual void zero_grad() = 0;
   virtual double grad_norm() = 0;   // global L2 norm of the accumulated gradients

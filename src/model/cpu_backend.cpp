@@ -9,6 +9,7 @@
 
 #include "kernels/adamw_cpu.h"
 #include "kernels/argmax_cpu.h"
+#include "model/cpu_decoder.h"
 #include "model/host_memory.h"
 
 namespace gfwa {
@@ -104,6 +105,10 @@ void CpuBackend::check_size(const std::vector<float>& x, const char* what) const
   if (x.size() != layout().total())
     throw std::invalid_argument(std::string("cpu backend: ") + what + " has " + std::to_string(x.size()) +
                                 " values, the model has " + std::to_string(layout().total()));
+}
+
+std::unique_ptr<Decoder> CpuBackend::make_decoder(int batch, int64_t max_length) {
+  return std::make_unique<CpuDecoder>(model_.config(), model_.layout(), model_.params(), batch, max_length);
 }
 
 void CpuBackend::set_params(const std::vector<float>& in) {

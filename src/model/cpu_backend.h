@@ -25,6 +25,8 @@ class CpuBackend : public Backend {
                        int32_t* argmax) override;
   void gate_log_f(std::vector<std::vector<float>>& out) override;
 
+  std::unique_ptr<Decoder> make_decoder(int batch, int64_t max_length) override;
+
   void zero_grad() override { model_.zero_grad(); }
   double grad_norm() override;
   void adamw_update(const AdamWStep& step) override;

@@ -87,27 +87,7 @@ CpuModel<F>::CpuModel(const ModelConfig& cfg, int max_B, int max_T)
 
 template <class F>
 typename CpuModel<F>::LayerParams CpuModel<F>::layer_params(F* base, int l) const {
-  const std::string p = "layers." + std::to_string(l) + ".";
-  auto at = [&](const char* name) { return base + layout_.get(p + name).offset; };
-  const bool shift = cfg_.attention.token_shift, gated = cfg_.attention.mode == AttnMode::gatedfwa;
-  LayerParams lp;
-  lp.attn_norm = at("attn_norm");
-  lp.wq = at("attn.wq");
-  lp.wk = at("attn.wk");
-  lp.wv = at("attn.wv");
-  lp.q_norm = at("attn.q_norm");
-  lp.k_norm = at("attn.k_norm");
-  lp.shift_k = shift ? at("attn.shift_k") : nullptr;
-  lp.shift_v = shift ? at("attn.shift_v") : nullptr;
-  lp.gate_w = gated ? at("attn.gate_w") : nullptr;
-  lp.gate_b = gated ? at("attn.gate_b") : nullptr;
-  lp.gate_sharp = gated ? at("attn.gate_sharp") : nullptr;
-  lp.wo = at("attn.wo");
-  lp.mlp_norm = at("mlp_norm");
-  lp.w1 = at("mlp.w1");
-  lp.w3 = at("mlp.w3");
-  lp.w2 = at("mlp.w2");
-  return lp;
+  return cpu_layer_params(cfg_, layout_, base, l);
 }
 
 template <class F>

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "model/cpu_layer_params.h"
 #include "model/model_config.h"
 #include "model/param_layout.h"
 
@@ -73,10 +74,7 @@ class CpuModel {
   const std::vector<F>& gate_logf(int l) const { return acts_[size_t(l)].logf; }
 
  private:
-  struct LayerParams {  // pointers into params_ or grads_; null where the tensor does not exist
-    F *attn_norm, *wq, *wk, *wv, *q_norm, *k_norm, *shift_k, *shift_v, *gate_w, *gate_b, *gate_sharp, *wo;
-    F *mlp_norm, *w1, *w3, *w2;
-  };
+  using LayerParams = CpuLayerParams<F>;
   struct LayerActs {  // what the backward of one layer reads
     std::vector<F> h, rstd1;             // attention-norm output and its 1/rms
     std::vector<F> qp, k0, v0;           // projections h Wq^T, h Wk^T, h Wv^T

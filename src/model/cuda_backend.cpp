@@ -20,6 +20,7 @@
 #include "kernels/rmsnorm.cuh"
 #include "kernels/swiglu.cuh"
 #include "model/cuda_backend_impl.h"
+#include "model/cuda_decoder.h"
 
 namespace gfwa {
 
@@ -416,6 +417,10 @@ void CudaBackend::last_logits(const int32_t* tokens, int T, std::vector<float>& 
   CUDA_CHECK(cudaMemcpyAsync(logits.data(), last_logits_, size_t(V_) * 4, cudaMemcpyDeviceToHost, stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
   prof_.end(false);
+}
+
+std::unique_ptr<Decoder> CudaBackend::make_decoder(int batch, int64_t max_length) {
+  return std::make_unique<CudaDecoder>(*this, batch, max_length);
 }
 
 // The forward of forward_loss; the classifier's per-row losses are the negated log-probabilities

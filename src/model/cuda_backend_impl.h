@@ -1,6 +1,7 @@
 // The CudaBackend class behind make_cuda_backend (cuda_backend.h), shared by its two sources:
 // cuda_backend.cpp (construction, memory plan, the llm.c-style forward and backward passes) and
-// cuda_backend_state.cpp (gradient norm, AdamW step, host copies of the state). Its parts:
+// cuda_backend_state.cpp (gradient norm, AdamW step, host copies of the state); cuda_decoder.cpp
+// decodes with its parameters. Its parts:
 //   DeviceArena        one allocation for every buffer (cuda_arena.h)
 //   DeviceParamLayout  fp32 and bf16 offsets of every tensor, AdamW chunks (cuda_param_layout.h)
 //   GradSync           buckets, comm stream and ZeRO-1 across ranks (cuda_grad_sync.h)
@@ -50,6 +51,7 @@ class CudaBackend final : public Backend {
   float forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) override;
   float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) override;
   void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) override;
+  std::unique_ptr<Decoder> make_decoder(int batch, int64_t max_length) override;
   void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out,
                        int32_t* argmax) override;
   void gate_log_f(std::vector<std::vector<float>>& out) override;
@@ -65,6 +67,7 @@ class CudaBackend final : public Backend {
   void reduce_grads_in_next_backward() override { sync_.reduce_next_backward(); }
 
  private:
+  friend class CudaDecoder;  // prefills with forward_hidden and steps with the same parameters and GEMMs
   void plan(DeviceArena& a);
   void log_plan(const DeviceArena& a) const;
   // forward_only: every activation buffer holds max_B * max_T rows, so B * T is the bound on B.

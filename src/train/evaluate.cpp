@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numeric>
 #include <stdexcept>
 
 #include "model/safetensors.h"
+#include "train/sampling.h"
 
 namespace gfwa {
 
@@ -63,27 +63,13 @@ std::vector<int32_t> sample_tokens(Backend& backend, const std::vector<int32_t>&
                                    int vocab_limit, int top_k, std::mt19937_64& rng) {
   std::vector<int32_t> seq = prompt;
   std::vector<float> logits;
-  std::vector<int32_t> ids;
-  std::vector<double> probs;
+  SamplingOptions o;
+  o.top_k = top_k;
+  o.vocab_limit = vocab_limit;
   for (int i = 0; i < n; ++i) {
     const int T = std::min<int>(int(seq.size()), max_T);
     backend.last_logits(seq.data() + seq.size() - T, T, logits);
-    const int V = std::min<int>(vocab_limit, int(logits.size()));
-    const int k = std::max(1, std::min(top_k, V));
-    ids.resize(size_t(V));
-    std::iota(ids.begin(), ids.end(), 0);
-    // Ties broken by id so the choice does not depend on the sort implementation.
-    std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
-      return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
-    });
-    probs.resize(size_t(k));
-    double sum = 0;
-    for (int j = 0; j < k; ++j) sum += probs[size_t(j)] = std::exp(double(logits[size_t(ids[size_t(j)])] - logits[size_t(ids[0])]));
-    // A uniform draw from 53 random bits: the same stream on every standard library.
-    double u = double(rng() >> 11) * 0x1.0p-53 * sum;
-    int pick = 0;
-    while (pick + 1 < k && u >= probs[size_t(pick)]) u -= probs[size_t(pick++)];
-    seq.push_back(ids[size_t(pick)]);
+    seq.push_back(sample_token(logits.data(), int(logits.size()), o, rng));
   }
   return std::vector<int32_t>(seq.begin() + long(prompt.size()), seq.end());
 }

@@ -1,0 +1,157 @@
+// The cpu decoder (model/cpu_decoder.h, kernels/decode_cpu.h) against the training forward:
+// teacher-forced decoding through the O(W) cache gives the full forward's logits at every
+// position, past W and past the longest sequence the model trained on, in all three modes, with
+// and without token shift, for prompts prefilled in one or several chunks and sequences of
+// different lengths decoded together. Then 100k tokens: the cache does not grow, and the rebased
+// gate state keeps its digits (the last logits match a fresh decoder fed only the receptive field).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "model/cpu_backend.h"
+#include "model/cpu_model.h"
+#include "model_test_params.h"
+
+using namespace gfwa;
+using gfwa::test::random_tokens;
+
+namespace {
+
+ModelConfig decode_config(AttnMode mode, bool shift, int window) {
+  ModelConfig c;
+  c.vocab_size = 37;
+  c.n_layers = 2;
+  c.d_model = 16;
+  c.n_heads = 2;
+  c.ffn_hidden = 24;
+  c.attention.mode = mode;
+  c.attention.window = window;
+  c.attention.token_shift = shift;
+  return c;
+}
+
+// Weights N(0, 0.3^2), norm weights around 1, gate biases around gate_bias: every path matters.
+std::vector<float> random_params(const ParamLayout& layout, uint64_t seed, double gate_bias) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> z(0.0, 1.0);
+  std::vector<float> p(layout.total());
+  for (const ParamTensor& t : layout.tensors()) {
+    const bool norm = t.name.size() >= 4 && t.name.compare(t.name.size() - 4, 4, "norm") == 0;
+    const bool bias = t.name.find("gate_b") != std::string::npos;
+    for (size_t i = 0; i < t.numel; ++i)
+      p[t.offset + i] = float(norm ? 1.0 + 0.2 * z(rng) : bias ? gate_bias + 0.5 * z(rng) : 0.3 * z(rng));
+  }
+  return p;
+}
+
+// max |a - b| / max |b| over one row of logits.
+double row_error(const float* a, const float* b, int n) {
+  double num = 0, den = 0;
+  for (int i = 0; i < n; ++i) {
+    num = std::max(num, double(std::fabs(a[i] - b[i])));
+    den = std::max(den, double(std::fabs(b[i])));
+  }
+  return num / std::max(den, 1e-30);
+}
+
+struct Case {
+  AttnMode mode;
+  bool shift;
+};
+
+class DecodeCpu : public ::testing::TestWithParam<Case> {};
+
+// The model "trained" at T 16 (training length) with W 6, against the full forward in double; sequences of 150 and 97 tokens decoded
+// together: slot 0 prefilled with 70 tokens (two chunks of the prefill path), slot 1 with 1.
+TEST_P(DecodeCpu, TeacherForcedDecodingMatchesTheFullForwardAtEveryPosition) {
+  const Case c = GetParam();
+  const ModelConfig cfg = decode_config(c.mode, c.shift, 6);
+  const std::vector<int> lengths{150, 97}, prompts{70, 1};
+  CpuBackend be(cfg, 1, 16);
+  const std::vector<float> params = random_params(be.layout(), 11, 0.5);
+  be.set_params(params);
+  auto dec = be.make_decoder(2, 200);  // full attention: room for every position stepped
+  const int V = cfg.vocab_size;
+
+  std::vector<std::vector<int32_t>> seqs;
+  // The full forward's logits [T, V] of each sequence, in double: the fp32 forward has rounding of
+  // its own (its absolute Lam loses digits with T) of the size of the tolerance.
+  std::vector<std::vector<float>> ref;
+  for (int b = 0; b < 2; ++b) {
+    seqs.push_back(random_tokens(size_t(lengths[b]), V, 100 + b));
+    CpuModel<double> m(cfg, 1, lengths[b]);
+    m.params().assign(params.begin(), params.end());
+    m.forward_loss(seqs[b].data(), seqs[b].data(), 1, lengths[b]);
+    ref.emplace_back(m.logits(), m.logits() + size_t(lengths[b]) * V);
+  }
+  double worst = 0;
+  auto check = [&](int b, int t) {  // the decoder's logits of slot b are those after position t
+    const double e = row_error(&dec->logits()[size_t(b) * V], &ref[b][size_t(t) * V], V);
+    worst = std::max(worst, e);
+    ASSERT_LT(e, 1e-5) << "slot " << b << " position " << t;
+  };
+  for (int b = 0; b < 2; ++b) {
+    dec->prefill(b, seqs[b].data(), prompts[b]);
+    check(b, prompts[b] - 1);
+  }
+  std::vector<int32_t> next(2);
+  for (int step = 0;; ++step) {
+    bool any = false;
+    for (int b = 0; b < 2; ++b) {
+      const int t = prompts[b] + step;  // the position this step appends
+      any |= t < lengths[b];
+      next[b] = t < lengths[b] ? seqs[b][size_t(t)] : 0;
+    }
+    if (!any) break;
+    dec->step(next.data());
+    for (int b = 0; b < 2; ++b)
+      if (prompts[b] + step < lengths[b]) check(b, prompts[b] + step);
+    if (HasFatalFailure()) return;
+  }
+  EXPECT_EQ(dec->position(0), 70 + 96);  // slot 0 kept stepping (a filler token) until slot 1 was done
+  EXPECT_EQ(dec->position(1), 97);
+  std::printf("  %s shift %d: worst relative logit error %.2e over %d + %d positions\n", attn_mode_name(c.mode),
+              int(c.shift), worst, lengths[0], lengths[1]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, DecodeCpu,
+                         ::testing::Values(Case{AttnMode::gatedfwa, false}, Case{AttnMode::gatedfwa, true},
+                                           Case{AttnMode::swa, false}, Case{AttnMode::swa, true},
+                                           Case{AttnMode::full, false}, Case{AttnMode::full, true}),
+                         [](const auto& info) {
+                           return std::string(attn_mode_name(info.param.mode)) + (info.param.shift ? "_shift" : "");
+                         });
+
+// 100k tokens through a gatedfwa decoder whose gates close fast (Lam falls ~1.3 per token, to
+// ~-1.3e5): the cache holds the same bytes after the first W tokens as at the end, and the last
+// logits equal those of a fresh decoder fed only the last 32 tokens (2 layers of window 4 with
+// token shift see 9 tokens back; RoPE depends on distances only). With Lam kept absolute in fp32
+// (no rebasing) its ulp there (~8e-3) moves these logits by 2e-4; rebased, they stay within 1e-7.
+TEST(DecodeCpuLong, CacheIsConstantAndTheGateKeepsItsDigitsAfter100kTokens) {
+  const ModelConfig cfg = decode_config(AttnMode::gatedfwa, true, 4);
+  CpuBackend be(cfg, 1, 1);
+  be.set_params(random_params(be.layout(), 5, -1.0));
+  const int n = 100000, V = cfg.vocab_size, tail = 32;
+  const std::vector<int32_t> seq = random_tokens(size_t(n), V, 9);
+  auto dec = be.make_decoder(1, 0);
+  dec->prefill(0, seq.data(), 1);
+  int64_t after_w = 0;
+  for (int t = 1; t < n; ++t) {
+    dec->step(&seq[size_t(t)]);
+    if (t == cfg.attention.window) after_w = dec->cache_bytes();
+  }
+  EXPECT_EQ(dec->cache_bytes(), after_w);
+  std::printf("  cache %lld bytes after %d tokens and after %d\n", (long long)after_w, cfg.attention.window + 1, n);
+  const std::vector<float> last = dec->logits();
+  auto fresh = be.make_decoder(1, 0);
+  fresh->prefill(0, seq.data() + n - tail, tail);
+  const double e = row_error(last.data(), fresh->logits().data(), V);
+  std::printf("  relative logit difference after %d tokens vs a fresh decoder: %.2e\n", n, e);
+  EXPECT_LT(e, 1e-5);
+}
+
+}  // namespace
