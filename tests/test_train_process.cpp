@@ -21,6 +21,13 @@ namespace {
 using namespace testing_train;
 using namespace testing_process;
 
+// Waits until out/metrics.jsonl holds n train records (at most 30 s).
+void wait_for_steps(const std::string& out, size_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (records(out, "train").size() < n && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
 class TrainProcess : public ::testing::Test {
  protected:
   void SetUp() override {
