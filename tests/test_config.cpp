@@ -125,6 +125,8 @@ struct Randomizer {
   template <class R>
   void operator()(const char*, AttnMode& x, const R&) { x = AttnMode(rng() % 3); }
   template <class R>
+  void operator()(const char*, AttentionPattern&, const R&) {}  // depends on n_layers: random_config
+  template <class R>
   void operator()(const char*, std::map<std::string, std::string>& x, const R&) {
     x.clear();
     if (rng() % 2) x = {{"piqa", "valid \"q\".jsonl"}, {"hellaswag", "héllo/val.jsonl"}};
@@ -145,6 +147,16 @@ RunConfig random_config(uint64_t seed) {
   c.train.tokens_per_step = int64_t(c.train.batch_size) * c.train.seq_len * int64_t(rng() % 5);
   if (c.train.token_budget == 0 && c.train.max_steps == 0) c.train.max_steps = 7;
   if (c.distributed.id_exchange == "file") c.distributed.id_file = "/shared/nccl_id";
+  c.model.n_layers = 1 + int(rng() % 24);
+  switch (rng() % 3) {  // none, letters tiling the layers, or one entry per layer
+    case 1:
+      for (int k = 0; k < (c.model.n_layers % 2 ? 1 : 2); ++k) c.model.attention.pattern.letters += "SL"[rng() % 2];
+      break;
+    case 2:
+      for (int l = 0; l < c.model.n_layers; ++l)
+        c.model.attention.pattern.layers.push_back({AttnMode(rng() % 3), int(rng() % 3) * int(rng() % 5000)});
+      break;
+  }
   return c;
 }
 
@@ -220,7 +232,8 @@ TEST_F(ConfigTest, JsonRoundTripIsExact) {
   EXPECT_EQ(d.size(), 9u);
   EXPECT_EQ(d["model"].size(), 9u);
   EXPECT_EQ(d["model"]["init_from"], "");
-  EXPECT_EQ(d["model"]["attention"].size(), 5u);
+  EXPECT_EQ(d["model"]["attention"].size(), 6u);
+  EXPECT_EQ(d["model"]["attention"]["pattern"], "");
 }
 
 // ---- overrides ---------------------------------------------------------------------------------
@@ -387,6 +400,30 @@ const BadValue kBadValues[] = {
      "must be one of full|swa|gatedfwa (got \"linear\")"},
     {R"({"model": {"attention": {"window": 0}}})", "model.attention.window", "must be >= 1 (got 0)"},
     {R"({"model": {"attention": {"rope_theta": 0}}})", "model.attention.rope_theta", "must be > 0 (got 0)"},
+    {R"({"model": {"attention": {"pattern": 3}}})", "model.attention.pattern",
+     "expected a string of letters (\"SSSL\") or a list of {\"mode\", \"window\"} objects (got 3)"},
+    {R"({"model": {"n_layers": 10, "attention": {"pattern": "SSSL"}}})", "model.attention.pattern",
+     "\"SSSL\" has 4 letters, which do not tile model.n_layers 10 (the letters repeat over the layers: give a "
+     "length that divides it, or a list of 10 layers)"},
+    {R"({"model": {"n_layers": 3, "attention": {"pattern": "SsL"}}})", "model.attention.pattern",
+     "letter 's' at position 2 of \"SsL\" is neither S (model.attention.mode with model.attention.window) nor L "
+     "(full attention)"},
+    {R"({"model": {"n_layers": 2, "attention": {"pattern": [{"mode": "full"}]}}})", "model.attention.pattern",
+     "lists 1 layers, the model has model.n_layers 2"},
+    {R"({"model": {"attention": {"pattern": []}}})", "model.attention.pattern",
+     "an empty list (leave the key out, or \"\", for the same attention in every layer)"},
+    {R"({"model": {"attention": {"pattern": ["S"]}}})", "model.attention.pattern",
+     "layer 0: expected an object {\"mode\": ..., \"window\": ...} (got \"S\")"},
+    {R"({"model": {"attention": {"pattern": [{"mode": "full"}, {"window": 3}]}}})", "model.attention.pattern",
+     "layer 1: needs a mode (full|swa|gatedfwa)"},
+    {R"({"model": {"attention": {"pattern": [{"mode": "gated"}]}}})", "model.attention.pattern",
+     "layer 0: mode must be one of full|swa|gatedfwa (got \"gated\")"},
+    {R"({"model": {"attention": {"pattern": [{"mode": "swa", "window": 0}]}}})", "model.attention.pattern",
+     "layer 0: window must be >= 1 (got 0)"},
+    {R"({"model": {"attention": {"pattern": [{"mode": "swa", "window": "64"}]}}})", "model.attention.pattern",
+     "layer 0: window expected an integer (got \"64\")"},
+    {R"({"model": {"attention": {"pattern": [{"mode": "swa", "windw": 64}]}}})", "model.attention.pattern",
+     "layer 0: unknown key \"windw\" (expected mode, window)"},
     {R"({"model": {"d_model": 768, "n_heads": 10}})", "model.d_model", "must be divisible by model.n_heads (768 % 10 = 8)"},
     {R"({"model": {"d_model": 66, "n_heads": 2}})", "model.n_heads",
      "head_dim = d_model / n_heads must be even for RoPE (got 66 / 2 = 33)"},

@@ -172,6 +172,81 @@ TEST(CpuModel, ClosedGatesEqualSwaAndLargeWindowsEqualFull) {
     }
 }
 
+// Per-layer patterns (model.attention.pattern): every layer with its own mode and window.
+TEST(CpuModel, GradientsPattern) {
+  ModelConfig cfg = tiny_config(AttnMode::gatedfwa, 3, true);
+  cfg.n_layers = 3;
+  cfg.attention.pattern.layers = {{AttnMode::gatedfwa, 0}, {AttnMode::full, 0}, {AttnMode::swa, 2}};
+  check_model_gradients(cfg, 600);
+  cfg.attention.token_shift = false;
+  cfg.attention.pattern = AttentionPattern{"SSL", {}};
+  check_model_gradients(cfg, 610);
+}
+
+// A pattern of S only is the uniform model bit for bit (layout, loss, every gradient), as letters
+// or as a list; L layers are full attention: "LL" is the uniform full model, and so is "SL" with
+// W >= T, while with W < T it is neither the uniform windowed nor the full model.
+TEST(CpuModel, PatternsOfOneKindAreTheUniformModels) {
+  const int B = 2, T = 13;
+  const auto in = random_tokens(size_t(B) * T, 11, 701), tgt = random_tokens(size_t(B) * T, 11, 702);
+  auto same = [&](const ModelConfig& a, const ModelConfig& b) {
+    CpuModel<double> ma(a, B, T), mb(b, B, T);
+    ASSERT_EQ(ma.layout().total(), mb.layout().total());
+    randomize(ma, 703);
+    randomize(mb, 703);
+    const RunResult ra = run(ma, in, tgt, B, T), rb = run(mb, in, tgt, B, T);
+    EXPECT_EQ(ra.loss, rb.loss);
+    EXPECT_EQ(ra.grads, rb.grads);
+  };
+  for (AttnMode mode : {AttnMode::full, AttnMode::swa, AttnMode::gatedfwa})
+    for (bool shift : {false, true}) {
+      SCOPED_TRACE(std::string(attn_mode_name(mode)) + " shift=" + std::to_string(shift));
+      const ModelConfig uniform = tiny_config(mode, 4, shift);
+      for (const AttentionPattern& p : {AttentionPattern{"S", {}}, AttentionPattern{"SS", {}},
+                                        AttentionPattern{"", {{mode, 0}, {mode, 4}}}}) {
+        ModelConfig patterned = uniform;
+        patterned.attention.pattern = p;
+        same(uniform, patterned);
+      }
+      ModelConfig long_layers = uniform;
+      long_layers.attention.pattern.letters = "LL";
+      same(tiny_config(AttnMode::full, 4, shift), long_layers);
+    }
+  ModelConfig wide = tiny_config(AttnMode::swa, T + 5, true);
+  wide.attention.pattern.letters = "SL";
+  same(tiny_config(AttnMode::full, 4, true), wide);
+
+  ModelConfig mixed = tiny_config(AttnMode::swa, 3, true);
+  mixed.attention.pattern.letters = "SL";
+  CpuModel<double> m(mixed, B, T), swa(tiny_config(AttnMode::swa, 3, true), B, T),
+      full(tiny_config(AttnMode::full, 3, true), B, T);
+  for (auto* x : {&m, &swa, &full}) randomize(*x, 704);
+  const double loss = run(m, in, tgt, B, T).loss;
+  EXPECT_GT(std::fabs(loss - run(swa, in, tgt, B, T).loss), 1e-6);
+  EXPECT_GT(std::fabs(loss - run(full, in, tgt, B, T).loss), 1e-6);
+}
+
+// Gates exist only in gatedfwa layers: their tensors, and their log f (empty elsewhere).
+TEST(CpuBackend, GatesOnlyInGatedLayers) {
+  ModelConfig cfg = tiny_config(AttnMode::gatedfwa, 3, false);
+  cfg.attention.pattern.letters = "SL";
+  CpuBackend be(cfg, 2, 5);
+  EXPECT_NO_THROW(be.layout().get("layers.0.attn.gate_w"));
+  EXPECT_THROW(be.layout().get("layers.1.attn.gate_w"), std::out_of_range);
+  EXPECT_EQ(be.layout().total() + 2 * 8 + 2 + 2 * 8, ParamLayout(tiny_config(AttnMode::gatedfwa, 3, false)).total());
+  be.init_params(3);
+  const auto in = random_tokens(10, 11, 705);
+  be.forward_loss(in.data(), in.data(), 2, 5);
+  std::vector<std::vector<float>> logf;
+  be.gate_log_f(logf);
+  ASSERT_EQ(logf.size(), 2u);
+  EXPECT_EQ(logf[0].size(), 2u * 5 * 2);
+  EXPECT_TRUE(logf[1].empty());
+  cfg.attention.pattern.letters = "LL";
+  CpuBackend none(cfg, 2, 5);
+  EXPECT_THROW(none.gate_log_f(logf), std::logic_error);
+}
+
 // W == 1: o_i = v_i, so queries, keys and gates cannot matter: their gradients are exactly zero.
 TEST(CpuModel, WindowOneIgnoresQueriesKeysAndGates) {
   const int B = 2, T = 13;

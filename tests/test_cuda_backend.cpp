@@ -55,13 +55,20 @@ void split(const std::vector<int32_t>& seq, int B, int T, std::vector<int32_t>& 
 struct ModeCase {
   AttnMode mode;
   bool shift;
+  const char* pattern = "";  // model.attention.pattern letters over the 2 layers
 };
+
+ModelConfig case_config(const ModeCase& c) {
+  ModelConfig cfg = small_config(c.mode, c.shift);
+  cfg.attention.pattern.letters = c.pattern;
+  return cfg;
+}
 
 class CudaBackendParity : public ::testing::TestWithParam<ModeCase> {};
 
 TEST_P(CudaBackendParity, LossAndEveryGradientMatchCpu) {
   GFWA_SKIP_WITHOUT_GPU();
-  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift);
+  const ModelConfig cfg = case_config(GetParam());
   auto cpu = make_cpu_backend(cfg, kB, kT);
   auto gpu = make_cuda_backend(cfg, kB, kT);
   const auto p = test_params(cfg, 7);
@@ -115,7 +122,7 @@ TEST_P(CudaBackendParity, LossAndEveryGradientMatchCpu) {
 // arg maxes and the gates' log f against the cpu backend.
 TEST_P(CudaBackendParity, LogprobsArgmaxAndGatesMatchCpu) {
   GFWA_SKIP_WITHOUT_GPU();
-  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift);
+  const ModelConfig cfg = case_config(GetParam());
   auto cpu = make_cpu_backend(cfg, kB, kT);
   auto gpu = make_cuda_backend(cfg, kB, kT);
   const auto p = test_params(cfg, 9);
@@ -135,7 +142,7 @@ TEST_P(CudaBackendParity, LogprobsArgmaxAndGatesMatchCpu) {
   size_t same = 0;
   for (size_t i = 0; i < N; ++i) same += ac[i] == ag[i];
   EXPECT_GT(double(same) / double(N), 0.9) << same << " of " << N;
-  if (cfg.attention.mode != AttnMode::gatedfwa) {
+  if (!cfg.any_gated()) {
     std::vector<std::vector<float>> none;
     EXPECT_THROW(gpu->gate_log_f(none), std::logic_error);
     return;
@@ -145,7 +152,9 @@ TEST_P(CudaBackendParity, LogprobsArgmaxAndGatesMatchCpu) {
   gpu->gate_log_f(fg);
   ASSERT_EQ(fg.size(), size_t(cfg.n_layers));
   for (int l = 0; l < cfg.n_layers; ++l) {
-    ASSERT_EQ(fg[size_t(l)].size(), N * cfg.n_heads);
+    ASSERT_EQ(fg[size_t(l)].size(), cfg.layer_gated(l) ? N * cfg.n_heads : 0) << "layer " << l;
+    ASSERT_EQ(fc[size_t(l)].size(), fg[size_t(l)].size()) << "layer " << l;
+    if (!cfg.layer_gated(l)) continue;
     EXPECT_LT(rel_err(fg[size_t(l)], fc[size_t(l)]), 3e-2) << "layer " << l;
   }
 }
@@ -153,6 +162,10 @@ TEST_P(CudaBackendParity, LogprobsArgmaxAndGatesMatchCpu) {
 INSTANTIATE_TEST_SUITE_P(Modes, CudaBackendParity,
                          ::testing::Values(ModeCase{AttnMode::gatedfwa, true}, ModeCase{AttnMode::gatedfwa, false},
                                            ModeCase{AttnMode::full, false}, ModeCase{AttnMode::swa, true}));
+// Per-layer patterns (model.attention.pattern): a gated windowed layer then a full one, and the reverse.
+INSTANTIATE_TEST_SUITE_P(Patterns, CudaBackendParity,
+                         ::testing::Values(ModeCase{AttnMode::gatedfwa, true, "SL"},
+                                           ModeCase{AttnMode::gatedfwa, false, "LS"}));
 
 std::vector<float> train(Backend& be, const std::vector<float>& p0, int steps, const ModelConfig& cfg) {
   be.set_params(p0);
@@ -234,7 +247,9 @@ TEST(CudaBackend, PlanThatDoesNotFitNamesTheRequiredSize) {
     make_cuda_backend(cfg, 4096, 8192);
     FAIL() << "a 32M-token micro-batch cannot fit";
   } catch (const std::runtime_error& e) {
+    // The plan's message (cuda_memory_plan_problem): its size and the batch size that would fit.
     EXPECT_NE(std::string(e.what()).find("GiB"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("fits: lower it"), std::string::npos) << e.what();
   }
 }
 
@@ -259,7 +274,7 @@ class CudaTargetLogprobs : public ::testing::TestWithParam<ModeCase> {};
 
 TEST_P(CudaTargetLogprobs, MatchCpuInTrainingAndForwardOnlyShapes) {
   GFWA_SKIP_WITHOUT_GPU();
-  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift);
+  const ModelConfig cfg = case_config(GetParam());
   BackendPair be(cfg, 21);
   std::mt19937_64 rng(4);
   // The training shape, then more rows than max_B (forward-only room: B*T <= kB*kT = 240).
@@ -289,7 +304,7 @@ TEST_P(CudaTargetLogprobs, MatchCpuInTrainingAndForwardOnlyShapes) {
 
 TEST_P(CudaTargetLogprobs, ZeroShotLogLikelihoodsMatchCpu) {
   GFWA_SKIP_WITHOUT_GPU();
-  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift);
+  const ModelConfig cfg = case_config(GetParam());
   BackendPair be(cfg, 8);
   std::mt19937_64 rng(9);
   std::vector<eval::TokenRequest> reqs;

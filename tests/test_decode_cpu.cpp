@@ -61,6 +61,7 @@ double row_error(const float* a, const float* b, int n) {
 struct Case {
   AttnMode mode;
   bool shift;
+  const char* pattern = "";  // model.attention.pattern letters over the 2 layers
 };
 
 class DecodeCpu : public ::testing::TestWithParam<Case> {};
@@ -69,7 +70,8 @@ class DecodeCpu : public ::testing::TestWithParam<Case> {};
 // together: slot 0 prefilled with 70 tokens (two chunks of the prefill path), slot 1 with 1.
 TEST_P(DecodeCpu, TeacherForcedDecodingMatchesTheFullForwardAtEveryPosition) {
   const Case c = GetParam();
-  const ModelConfig cfg = decode_config(c.mode, c.shift, 6);
+  ModelConfig cfg = decode_config(c.mode, c.shift, 6);
+  cfg.attention.pattern.letters = c.pattern;
   const std::vector<int> lengths{150, 97}, prompts{70, 1};
   CpuBackend be(cfg, 1, 16);
   const std::vector<float> params = random_params(be.layout(), 11, 0.5);
@@ -124,6 +126,13 @@ INSTANTIATE_TEST_SUITE_P(Modes, DecodeCpu,
                                            Case{AttnMode::full, false}, Case{AttnMode::full, true}),
                          [](const auto& info) {
                            return std::string(attn_mode_name(info.param.mode)) + (info.param.shift ? "_shift" : "");
+                         });
+// Per-layer patterns (a windowed and a full layer): each layer decodes through its own cache.
+INSTANTIATE_TEST_SUITE_P(Patterns, DecodeCpu,
+                         ::testing::Values(Case{AttnMode::gatedfwa, true, "SL"}, Case{AttnMode::swa, false, "LS"}),
+                         [](const auto& info) {
+                           return std::string(attn_mode_name(info.param.mode)) + (info.param.shift ? "_shift_" : "_") +
+                                  info.param.pattern;
                          });
 
 // 100k tokens through a gatedfwa decoder whose gates close fast (Lam falls ~1.3 per token, to

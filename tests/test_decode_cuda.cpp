@@ -37,11 +37,12 @@ struct Case {
   AttnMode mode;
   bool shift;
   int head_dim;
+  const char* pattern = "";  // model.attention.pattern letters over the 2 layers
 };
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   return std::string(attn_mode_name(info.param.mode)) + (info.param.shift ? "_shift" : "") + "_D" +
-         std::to_string(info.param.head_dim);
+         std::to_string(info.param.head_dim) + (*info.param.pattern ? std::string("_") + info.param.pattern : "");
 }
 
 class DecodeKernels : public ::testing::TestWithParam<Case> {};
@@ -116,7 +117,8 @@ class DecodeCuda : public ::testing::TestWithParam<Case> {};
 TEST_P(DecodeCuda, TeacherForcedDecodingMatchesTheCpuForwardAtEveryPosition) {
   GFWA_SKIP_WITHOUT_GPU();
   const Case c = GetParam();
-  const ModelConfig cfg = small_config(c.mode, c.shift, c.head_dim);
+  ModelConfig cfg = small_config(c.mode, c.shift, c.head_dim);
+  cfg.attention.pattern.letters = c.pattern;
   const std::vector<int> lengths{300, 181}, prompts{70, 1};
   const std::vector<float> params = test_params(cfg, 5);
   auto gpu = make_cuda_backend(cfg, 1, 70);
@@ -170,6 +172,11 @@ INSTANTIATE_TEST_SUITE_P(Modes, DecodeCuda,
                                            Case{AttnMode::gatedfwa, true, 128}, Case{AttnMode::swa, false, 64},
                                            Case{AttnMode::swa, true, 128}, Case{AttnMode::full, false, 64},
                                            Case{AttnMode::full, true, 128}),
+                         case_name);
+// Per-layer patterns: a windowed and a full layer, each with its own cache (O(W) and O(T)).
+INSTANTIATE_TEST_SUITE_P(Patterns, DecodeCuda,
+                         ::testing::Values(Case{AttnMode::gatedfwa, true, 64, "SL"},
+                                           Case{AttnMode::swa, false, 128, "LS"}),
                          case_name);
 
 // 20k tokens: the device memory in use and the cache's bytes are the same after the first W tokens

@@ -34,12 +34,13 @@ void add_into(F* x, const F* y, size_t n) {
 template <class F>
 CpuModelBytes CpuModel<F>::planned_bytes(const ModelConfig& cfg, int max_B, int max_T) {
   const double N = double(max_B) * max_T, C = cfg.d_model, H = cfg.n_heads, FH = cfg.hidden(), L = cfg.n_layers;
-  const bool shift = cfg.attention.token_shift, gated = cfg.attention.mode == AttnMode::gatedfwa;
-  const double per_layer = 9 * N * C + 4 * N + 3 * N * FH + N * H + (shift ? 2 * N * C + 2 * N * H : 0) +
-                           (gated ? 4 * N * H : 0);
+  const bool shift = cfg.attention.token_shift;
+  double gated_layers = 0;
+  for (int l = 0; l < cfg.n_layers; ++l) gated_layers += cfg.layer_gated(l);
+  const double per_layer = 9 * N * C + 4 * N + 3 * N * FH + N * H + (shift ? 2 * N * C + 2 * N * H : 0);
   CpuModelBytes b;
   b.params = 2 * double(ParamLayout(cfg).total()) * sizeof(F);
-  b.activations = ((L + 1) * N * C + L * per_layer + N * C + N) * sizeof(F);
+  b.activations = ((L + 1) * N * C + L * per_layer + gated_layers * 4 * N * H + N * C + N) * sizeof(F);
   b.logits = N * cfg.vocab_size * sizeof(F);
   b.scratch = (11 * N * C + 3 * N * H + 3 * N * FH) * sizeof(F);
   return b;
@@ -54,16 +55,22 @@ CpuModel<F>::CpuModel(const ModelConfig& cfg, int max_B, int max_T)
   if (cfg.n_heads < 1 || cfg.d_model % cfg.n_heads != 0 || cfg.head_dim() % 2 != 0)
     throw std::invalid_argument("CpuModel: d_model " + std::to_string(cfg.d_model) + " must split into n_heads " +
                                 std::to_string(cfg.n_heads) + " heads of even size (RoPE pairs)");
-  if (cfg.attention.mode != AttnMode::full && cfg.attention.window < 1)
-    throw std::invalid_argument("CpuModel: attention.window must be >= 1 (got " +
-                                std::to_string(cfg.attention.window) + ")");
+  const std::string pattern = attention_pattern_problem(cfg);
+  if (!pattern.empty()) throw std::invalid_argument("CpuModel: model.attention.pattern: " + pattern);
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    const LayerAttention a = cfg.layer_attention(l);
+    if (a.mode != AttnMode::full && a.window < 1)
+      throw std::invalid_argument("CpuModel: layer " + std::to_string(l) + ": attention window must be >= 1 (got " +
+                                  std::to_string(a.window) + ")");
+  }
   const size_t N = size_t(max_B) * max_T, C = cfg.d_model, H = cfg.n_heads, FH = cfg.hidden();
-  const bool shift = cfg.attention.token_shift, gated = cfg.attention.mode == AttnMode::gatedfwa;
+  const bool shift = cfg.attention.token_shift;
   params_.assign(layout_.total(), F(0));
   grads_.assign(layout_.total(), F(0));
   resid_.assign(cfg.n_layers + 1, std::vector<F>(N * C));
   acts_.resize(cfg.n_layers);
-  for (LayerActs& a : acts_) {
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    LayerActs& a = acts_[size_t(l)];
     for (auto* v : {&a.h, &a.qp, &a.k0, &a.v0, &a.q, &a.k, &a.o, &a.x_mid, &a.h2}) v->resize(N * C);
     for (auto* v : {&a.rstd1, &a.rstd_q, &a.rstd_k, &a.rstd2}) v->resize(N);
     for (auto* v : {&a.a1, &a.a3, &a.g}) v->resize(N * FH);
@@ -74,7 +81,7 @@ CpuModel<F>::CpuModel(const ModelConfig& cfg, int max_B, int max_T)
       a.ak.resize(N * H);
       a.av.resize(N * H);
     }
-    if (gated)
+    if (cfg.layer_gated(l))
       for (auto* v : {&a.hg, &a.pre, &a.logf, &a.lam}) v->resize(N * H);
   }
   lnf_.resize(N * C);
@@ -121,7 +128,8 @@ template <class F>
 void CpuModel<F>::forward_layer(int l, int B, int T) {
   const int N = B * T, C = cfg_.d_model, H = cfg_.n_heads, D = cfg_.head_dim(), FH = cfg_.hidden();
   const double eps = cfg_.norm_eps, theta = cfg_.attention.rope_theta;
-  const AttnMode mode = cfg_.attention.mode;
+  const LayerAttention attn = cfg_.layer_attention(l);
+  const AttnMode mode = attn.mode;
   const bool shift = cfg_.attention.token_shift, gated = mode == AttnMode::gatedfwa;
   const LayerParams P = layer_params(params_.data(), l);
   LayerActs& a = acts_[l];
@@ -146,7 +154,7 @@ void CpuModel<F>::forward_layer(int l, int B, int T) {
     cpu::matmul_forward(a.pre.data(), a.h.data(), P.gate_sharp, (const F*)nullptr, N, C, H);
     cpu::gate_forward(B, T, H, a.hg.data(), a.pre.data(), a.logf.data(), a.lam.data());
   }
-  const cpu::AttnShape shape{B, T, H, D, cfg_.attention.window};
+  const cpu::AttnShape shape{B, T, H, D, attn.window};
   cpu::attention_forward(shape, mode, a.q.data(), a.k.data(), vin, gated ? a.lam.data() : (const F*)nullptr,
                          a.o.data(), a.lse.data());
   cpu::matmul_forward(tmp_.data(), a.o.data(), P.wo, (const F*)nullptr, N, C, C);
@@ -190,7 +198,8 @@ template <class F>
 void CpuModel<F>::backward_layer(int l, int B, int T) {
   const int N = B * T, C = cfg_.d_model, H = cfg_.n_heads, D = cfg_.head_dim(), FH = cfg_.hidden();
   const double theta = cfg_.attention.rope_theta;
-  const AttnMode mode = cfg_.attention.mode;
+  const LayerAttention attn = cfg_.layer_attention(l);
+  const AttnMode mode = attn.mode;
   const bool shift = cfg_.attention.token_shift, gated = mode == AttnMode::gatedfwa;
   const LayerParams P = layer_params(params_.data(), l);
   const LayerParams G = layer_params(grads_.data(), l);
@@ -213,7 +222,7 @@ void CpuModel<F>::backward_layer(int l, int B, int T) {
   cpu::matmul_backward(dout_.data(), G.wo, (F*)nullptr, dx_.data(), a.o.data(), P.wo, N, C, C);
   const F* vin = shift ? a.vs.data() : a.v0.data();
   const F* kin = shift ? a.ks.data() : a.k0.data();
-  const cpu::AttnShape shape{B, T, H, D, cfg_.attention.window};
+  const cpu::AttnShape shape{B, T, H, D, attn.window};
   cpu::attention_backward(shape, mode, a.q.data(), a.k.data(), vin, gated ? a.lam.data() : (const F*)nullptr,
                           a.o.data(), a.lse.data(), dout_.data(), dq_.data(), dk_.data(), dv_.data(),
                           gated ? dlam_.data() : (F*)nullptr);

@@ -68,15 +68,15 @@ class CudaBackend final : public Backend {
 
  private:
   friend class CudaDecoder;  // prefills with forward_hidden and steps with the same parameters and GEMMs
-  void plan(DeviceArena& a);
-  void log_plan(const DeviceArena& a) const;
+  void plan(DeviceArena& a);  // every buffer; cuda_memory_plan.cpp mirrors it without CUDA
   // forward_only: every activation buffer holds max_B * max_T rows, so B * T is the bound on B.
   void check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what,
                    bool forward_only = false) const;
   void upload_tokens(const int32_t* inputs, const int32_t* targets, int N);
   void forward_hidden(int B, int T);  // embeddings -> final norm output hf
   void forward_layer(int l, int B, int T);
-  cuda::AttnParams attn_params(const LayerActs& A, int B, int T) const;  // one layer's attention operands
+  cuda::AttnParams attn_params(const LayerActs& A, int l, int B, int T) const;  // layer l's attention operands
+  bool gated(int l) const { return attn_[size_t(l)].mode == AttnMode::gatedfwa; }
   void backward_layer(int l, int B, int T);
   void classifier(int N, float grad_scale, bool backward, int32_t* argmax = nullptr);
   void download(const float* src, std::vector<float>& out);
@@ -88,7 +88,8 @@ class CudaBackend final : public Backend {
   DeviceParamLayout pl_;
   int max_B_, max_T_;
   int d_, H_, D_, F_, V_, L_;
-  bool shift_, gated_;
+  bool shift_;
+  std::vector<LayerAttention> attn_;  // each layer's mode and window (model.attention.pattern)
   size_t P_ = 0;  // fp32 elements of the layout
   std::vector<cuda::AdamWChunk> shard_chunks_;  // ZeRO-1: AdamW chunks of this rank's shard
   int logits_rows_ = 0;
