@@ -65,6 +65,13 @@ void expect_contains(const std::string& msg, const std::string& part) {
   EXPECT_NE(msg.find(part), std::string::npos) << "message: " << msg << "\nexpected to contain: " << part;
 }
 
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
 // Exact text of every field (floats as bit patterns), to compare configurations field by field.
 struct Fingerprint {
   std::vector<std::string> fields;
@@ -213,6 +220,52 @@ TEST_F(ConfigTest, EveryPresetLoads) {
   const RunConfig quick = load_config((dir / "quickstart.json").string());
   EXPECT_LT(quick.model.attention.window, quick.train.seq_len);
   EXPECT_LE(quick.model.n_layers, 4);
+
+  // Issue 17's sizes in every mode: T 2048, W 512, 0.5M tokens per step, SwiGLU width 4 d.
+  struct Size {
+    const char* name;
+    int d, layers, heads;
+  };
+  for (const Size& s : {Size{"gpt350m", 1024, 24, 16}, Size{"gpt774m", 1280, 36, 20}, Size{"gpt1.3b", 2048, 24, 16}})
+    for (const auto& [mode_name, mode] : {std::pair{"full", AttnMode::full}, std::pair{"swa", AttnMode::swa},
+                                          std::pair{"gatedfwa", AttnMode::gatedfwa}}) {
+      const std::string file = std::string(s.name) + "_" + mode_name + ".json";
+      SCOPED_TRACE(file);
+      const RunConfig c = load_config((dir / file).string());
+      EXPECT_EQ(c.model.d_model, s.d);
+      EXPECT_EQ(c.model.n_layers, s.layers);
+      EXPECT_EQ(c.model.n_heads, s.heads);
+      EXPECT_EQ(c.model.hidden(), 4 * s.d);
+      EXPECT_EQ(c.model.attention.mode, mode);
+      EXPECT_EQ(c.model.attention.window, 512);
+      EXPECT_EQ(c.train.seq_len, 2048);
+      EXPECT_EQ(c.train.tokens_per_step, 524288);
+    }
+  // The authors' run (their nanochat fork): depth 20, T 2048, W 512, gates and K/V token shift.
+  const RunConfig d20 = load_config((dir / "nanochat_d20_gatedfwa.json").string());
+  EXPECT_EQ(d20.model.n_layers, 20);
+  EXPECT_EQ(d20.model.d_model, 1280);
+  EXPECT_EQ(d20.model.head_dim(), 128);
+  EXPECT_EQ(d20.model.attention.mode, AttnMode::gatedfwa);
+  EXPECT_EQ(d20.model.attention.window, 512);
+  EXPECT_TRUE(d20.model.attention.token_shift);
+  EXPECT_EQ(d20.train.seq_len, 2048);
+  EXPECT_EQ(d20.train.tokens_per_step, 524288);
+}
+
+// No preset fixes model.ffn_hidden: left at 0 it is 4 * d_model, so a --set of the width scales the
+// MLP with it (a preset's fixed 3072 once stayed 3072 at d_model 2048).
+TEST_F(ConfigTest, PresetsDeriveTheMlpWidthFromTheModelWidth) {
+  for (const auto& entry : fs::directory_iterator(fs::path(GFWA_SOURCE_DIR) / "configs")) {
+    if (entry.path().extension() != ".json") continue;
+    SCOPED_TRACE(entry.path().string());
+    EXPECT_FALSE(json::parse(slurp(entry.path().string()))["model"].contains("ffn_hidden"));
+  }
+  const std::string preset = std::string(GFWA_SOURCE_DIR) + "/configs/gpt124m_gatedfwa.json";
+  EXPECT_EQ(load_config(preset).model.hidden(), 3072);
+  EXPECT_EQ(load_config(preset, {"model.d_model=2048", "model.n_heads=16"}).model.hidden(), 8192);
+  EXPECT_EQ(load_config(preset, {"model.d_model=2048", "model.n_heads=16", "model.ffn_hidden=5632"}).model.hidden(),
+            5632);
 }
 
 TEST_F(ConfigTest, JsonRoundTripIsExact) {
@@ -531,13 +584,6 @@ int run_shell(const std::string& cmd) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 TEST_F(ConfigTest, ConfigCommandPrintsResolvedConfig) {
   const std::string gfwa = std::string(GFWA_BINARY_DIR) + "/gfwa";
   const std::string preset = std::string(GFWA_SOURCE_DIR) + "/configs/quickstart.json";
@@ -550,6 +596,20 @@ TEST_F(ConfigTest, ConfigCommandPrintsResolvedConfig) {
   const RunConfig expected = load_config(preset, {"model.attention.window=16", "data.train=x,y_*.bin"});
   EXPECT_EQ(printed, config_to_json(expected));
   EXPECT_EQ(printed["data"]["train"], "x,y_*.bin");
+}
+
+// --memory-plan: the cuda backend's plan, computed without a GPU, the lines a cuda run logs at start.
+TEST_F(ConfigTest, ConfigCommandPrintsTheMemoryPlan) {
+  const std::string gfwa = std::string(GFWA_BINARY_DIR) + "/gfwa";
+  const std::string preset = std::string(GFWA_SOURCE_DIR) + "/configs/gpt124m_gatedfwa.json";
+  const std::string out = (dir_ / "plan.txt").string();
+  ASSERT_EQ(run_shell("'" + gfwa + "' config --config '" + preset + "' --memory-plan >'" + out + "' 2>&1"), 0)
+      << slurp(out);
+  const std::string text = slurp(out);
+  expect_contains(text, "cuda backend memory plan: 17.");
+  expect_contains(text, "micro-batch up to 32 x 1024, logits chunk 10624 rows");
+  expect_contains(text, "activations (saved for backward)");
+  expect_contains(text, "13.108 GiB");
 }
 
 TEST_F(ConfigTest, ConfigCommandFailsOnBadInput) {
