@@ -95,12 +95,13 @@ TEST(CudaMemoryPlan, Zero1ShardsTheOptimizerState) {
   }
 }
 
-// The refusal: the plan's parts and keys, and the largest batch size that fits (bisection).
+// The refusal: the plan's parts and keys, and the largest divisor of the batch size that fits
+// (train.tokens_per_step, a multiple of 64 x 1024 here, is then a multiple of it too).
 TEST(CudaMemoryPlan, RefusalNamesTheBatchSizeThatFits) {
   const CudaMemoryShape s{ModelConfig{}, 64, 1024, 0, 0};
   const size_t need = cuda_memory_plan(s).arena.total();
   EXPECT_EQ(cuda_memory_plan_problem(s, need), "");
-  for (int fits : {1, 17, 63}) {
+  for (const auto& [fits, divisor] : {std::pair{1, 1}, std::pair{17, 16}, std::pair{63, 32}}) {
     CudaMemoryShape f = s;
     f.max_B = fits;
     const size_t free_bytes = cuda_memory_plan(f).arena.total() + 1000;  // B fits, B + 1 does not
@@ -110,7 +111,7 @@ TEST(CudaMemoryPlan, RefusalNamesTheBatchSizeThatFits) {
     for (const char* part : {"model.d_model 768", "model.n_layers 12", "MLP width 3072", "model.vocab_size 50304",
                              "train.batch_size 64 x train.seq_len 1024", "per layer"})
       EXPECT_NE(msg.find(part), std::string::npos) << part;
-    EXPECT_NE(msg.find("train.batch_size " + std::to_string(fits) + " fits: lower it"), std::string::npos);
+    EXPECT_NE(msg.find("train.batch_size " + std::to_string(divisor) + " fits: lower it to that"), std::string::npos);
   }
   const size_t weights = cuda_memory_plan({ModelConfig{}, 1, 1, 0, 0}).arena.total();
   EXPECT_NE(cuda_memory_plan_problem(s, weights + 1000).find("Not even train.batch_size 1 fits: lower train.seq_len"),

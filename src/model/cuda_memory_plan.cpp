@@ -141,18 +141,17 @@ std::string cuda_memory_plan_problem(const CudaMemoryShape& s, size_t free_bytes
                     gib(double(p.activations_per_layer)) + " per layer) and workspace " +
                     gib(double(a.bytes(ArenaCategory::workspace))) + " for micro-batches of train.batch_size " + B +
                     " x train.seq_len " + T + ". ";
-  // Memory grows with the batch: the largest batch that fits, found by bisection.
+  // The largest divisor of the batch size that fits: train.tokens_per_step, a multiple of the batch
+  // size, stays a multiple of it, so gradient accumulation keeps the tokens per step.
   CudaMemoryShape t = s;
-  t.max_B = 1;
-  if (cuda_memory_plan(t).arena.total() <= free_bytes) {
-    int lo = 1, hi = s.max_B;  // lo fits, hi does not
-    while (hi - lo > 1) {
-      t.max_B = lo + (hi - lo) / 2;
-      (cuda_memory_plan(t).arena.total() <= free_bytes ? lo : hi) = t.max_B;
-    }
-    return msg + "train.batch_size " + std::to_string(lo) + " fits: lower it (train.tokens_per_step keeps the tokens " +
-           "per step through gradient accumulation), or lower train.seq_len";
+  for (int b = s.max_B - 1; b >= 1; --b) {
+    if (s.max_B % b != 0) continue;
+    t.max_B = b;
+    if (cuda_memory_plan(t).arena.total() <= free_bytes)
+      return msg + "train.batch_size " + std::to_string(b) + " fits: lower it to that (train.tokens_per_step keeps " +
+             "the tokens per step through gradient accumulation), or lower train.seq_len";
   }
+  t.max_B = 1;
   t.max_T = 1;
   if (cuda_memory_plan(t).arena.total() <= free_bytes)
     return msg + "Not even train.batch_size 1 fits: lower train.seq_len (or the model's size)";

@@ -43,7 +43,8 @@ struct CudaMemoryPlan {
 CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s);
 
 // "" when the plan fits in free_bytes of device memory, else one line: the plan's parts and the
-// keys that set them, with the largest train.batch_size that would fit (or why none does).
+// keys that set them, with the largest divisor of train.batch_size that would fit (a divisor keeps
+// train.tokens_per_step valid), or why none does.
 std::string cuda_memory_plan_problem(const CudaMemoryShape& s, size_t free_bytes);
 
 // The plan as printed at start: a header line, then one line per category.
