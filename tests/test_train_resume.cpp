@@ -225,6 +225,13 @@ TEST(TrainResumeKeys, OnlyShapeDataAndBatchKeysMustMatch) {
             (std::vector<std::string>{"data.val (checkpoint absent, now \"x\")",
                                       "model.attention.window (checkpoint 5, now 6)",
                                       "train.batch_size (checkpoint 3, now 4)"}));
+  // A checkpoint from before a key existed resumes when the key holds its default.
+  now = saved;
+  now["model"]["attention"]["pattern"] = "";
+  EXPECT_TRUE(incompatible_keys(saved, now).empty());
+  now["model"]["attention"]["pattern"] = "SL";
+  EXPECT_EQ(incompatible_keys(saved, now),
+            (std::vector<std::string>{"model.attention.pattern (checkpoint absent, now \"SL\")"}));
 }
 
 TEST_F(TrainResume, NonFiniteStepsAreSkippedThenStopTheRun) {
