@@ -148,7 +148,7 @@ TEST_F(TrainProcess, EvalJsonOnStdoutIsOneDocumentOnTheGpu) {
   GFWA_SKIP_WITHOUT_GPU();
   const std::string out = root_ + "/run", log = root_ + "/run.log", err = root_ + "/err.log";
   ASSERT_EQ(run_gfwa({"train", "--config", config_, "--out", out, "--set", "train.max_steps=1", "--set",
-                      "train.backend=cuda"},
+                      "train.backend=cuda", "--set", "model.d_model=128"},  // head_dim 64
                      log),
             0)
       << file_bytes(log);
