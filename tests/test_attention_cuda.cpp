@@ -1,5 +1,6 @@
 // CUDA attention (forward and backward, all three modes, multi-head and grouped-query) against the CPU
-// reference run in double on the same bf16-rounded inputs. Every output is poisoned (NaN) before each run and must come back finite.
+// reference run in double on the same bf16-rounded inputs. Every output is poisoned (NaN) before each
+// run and must come back finite.
 //
 // Error bounds (relative L2 against the double reference):
 //   o   1e-2: o is rounded to bf16 on output (rms relative error ~2^-9/sqrt(3) ~ 1e-3) and P is rounded to
@@ -289,35 +290,28 @@ std::vector<Case> grouped_cases() {
 INSTANTIATE_TEST_SUITE_P(GroupedQuery, AttentionCuda, ::testing::ValuesIn(grouped_cases()),
                          [](const auto& info) { return name(info.param); });
 
-TEST(AttentionCudaApi, RejectsKvHeadsThatDoNotDivideTheQueryHeads) {
+// A one-token swa call with H heads over Hkv and head dim D: the argument check throws naming `part`.
+void expect_refused(int H, int Hkv, int D, const std::string& part) {
   cuda::AttnParams p{};
   p.B = p.T = 1;
-  p.H = 4;
-  p.Hkv = 3;
-  p.D = 64;
+  p.H = H;
+  p.Hkv = Hkv;
+  p.D = D;
   p.window = 1;
   p.mode = AttnMode::swa;
   try {
     cuda::attention_forward(p, nullptr);
-    FAIL() << "Hkv=3 of H=4 accepted";
+    ADD_FAILURE() << "accepted; expected an error containing: " << part;
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("Hkv=3 must divide the query heads H=4"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
   }
 }
 
-TEST(AttentionCudaApi, RejectsUnsupportedHeadDim) {
-  cuda::AttnParams p{};
-  p.B = p.T = p.H = 1;
-  p.D = 96;
-  p.window = 1;
-  p.mode = AttnMode::swa;
-  try {
-    cuda::attention_forward(p, nullptr);
-    FAIL() << "D=96 accepted";
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("D=96"), std::string::npos) << e.what();
-  }
+TEST(AttentionCudaApi, RejectsKvHeadsThatDoNotDivideTheQueryHeads) {
+  expect_refused(4, 3, 64, "Hkv=3 must divide the query heads H=4");
 }
+
+TEST(AttentionCudaApi, RejectsUnsupportedHeadDim) { expect_refused(1, 1, 96, "D=96"); }
 
 }  // namespace
 #endif  // GFWA_WITH_CUDA

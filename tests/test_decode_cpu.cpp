@@ -2,8 +2,9 @@
 // teacher-forced decoding through the O(W) cache gives the full forward's logits at every
 // position, past W and past the longest sequence the model trained on, in all three modes, with
 // and without token shift, for prompts prefilled in one or several chunks and sequences of
-// different lengths decoded together, and with grouped-query attention. Then 100k tokens: the cache does not grow, and the rebased
-// gate state keeps its digits (the last logits match a fresh decoder fed only the receptive field).
+// different lengths decoded together, and with grouped-query attention. Then 100k tokens: the
+// cache does not grow, and the rebased gate state keeps its digits (the last logits match a fresh
+// decoder fed only the receptive field).
 #include <gtest/gtest.h>
 
 #include <algorithm>

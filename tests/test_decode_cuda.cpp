@@ -3,7 +3,8 @@
 // (model/cuda_decoder.h) against the fp32 training forward of
 // the cpu model: teacher-forced decoding through the bf16 cache gives the same logits at every
 // position (bf16 level), past W and past the prefill length, in all three modes, with and without
-// token shift, multi-head and grouped-query; prefills of different lengths decoded together, steps replayed from a CUDA graph.
+// token shift, multi-head and grouped-query; prefills of different lengths decoded together, steps
+// replayed from a CUDA graph.
 // The device argmax equals the host one; 20k tokens leave device memory and the cache unchanged.
 #ifdef GFWA_WITH_CUDA
 #include <algorithm>
@@ -78,7 +79,8 @@ TEST_P(DecodeKernels, AppendAndAttentionMatchTheCpuTwin) {
   double worst = 0;
   for (int s = 0; s < steps; ++s) {
     const std::vector<float> x = random_bf16_values(size_t(B) * ld, 100 + s);
-    const std::vector<float> a = random_bf16_values(size_t(B) * Hkv, 300 + s), b2 = random_bf16_values(size_t(B) * Hkv, 900 + s);
+    const std::vector<float> a = random_bf16_values(size_t(B) * Hkv, 300 + s),
+                             b2 = random_bf16_values(size_t(B) * Hkv, 900 + s);
     const std::vector<float> g = random_bf16_values(size_t(B) * H, 500 + s, 1.0, -0.5),
                              p = random_bf16_values(size_t(B) * H, 700 + s, 0.3);
     qkv.upload(to_bf16(x));
@@ -115,8 +117,9 @@ INSTANTIATE_TEST_SUITE_P(Modes, DecodeKernels,
                                            Case{AttnMode::swa, true, 128}, Case{AttnMode::full, false, 64}),
                          case_name);
 INSTANTIATE_TEST_SUITE_P(GroupedQuery, DecodeKernels,
-                         ::testing::Values(Case{AttnMode::gatedfwa, true, 64, 1}, Case{AttnMode::gatedfwa, false, 128, 2},
-                                           Case{AttnMode::swa, true, 128, 1}, Case{AttnMode::full, false, 64, 2}),
+                         ::testing::Values(Case{AttnMode::gatedfwa, true, 64, 1},
+                                           Case{AttnMode::gatedfwa, false, 128, 2}, Case{AttnMode::swa, true, 128, 1},
+                                           Case{AttnMode::full, false, 64, 2}),
                          case_name);
 
 class DecodeCuda : public ::testing::TestWithParam<Case> {};

@@ -40,13 +40,17 @@ TEST_P(QkNormRopeCuda, ForwardBackwardMatchCpu) {
   const auto x = random_bf16_values(size_t(N) * C, seed + 1);
   const auto wsk = random_bf16_values(size_t(Hkv) * C, seed + 2, 0.3);
   const auto wsv = random_bf16_values(size_t(Hkv) * C, seed + 3, 0.3);
-  const auto wq = random_bf16_values(size_t(d), seed + 4, 0.2, 1.0), wk = random_bf16_values(size_t(kd), seed + 5, 0.2, 1.0);
+  const auto wq = random_bf16_values(size_t(d), seed + 4, 0.2, 1.0);
+  const auto wk = random_bf16_values(size_t(kd), seed + 5, 0.2, 1.0);
   const auto dout = random_bf16_values(size_t(N) * ld, seed + 6);
 
   // CPU reference in double on separate [N, d] and [N, kd] tensors.
   Vec q(size_t(N) * d), k(size_t(N) * kd), v(k.size()), dqr(q.size()), dkr(k.size()), dvs(k.size());
   for (int n = 0; n < N; ++n) {
-    for (int c = 0; c < d; ++c) q[size_t(n) * d + c] = qkv[size_t(n) * ld + c], dqr[size_t(n) * d + c] = dout[size_t(n) * ld + c];
+    for (int c = 0; c < d; ++c) {
+      q[size_t(n) * d + c] = qkv[size_t(n) * ld + c];
+      dqr[size_t(n) * d + c] = dout[size_t(n) * ld + c];
+    }
     for (int c = 0; c < kd; ++c) {
       const size_t i = size_t(n) * kd + c, j = size_t(n) * ld + d + c;
       k[i] = qkv[j], v[i] = qkv[j + kd];

@@ -9,8 +9,8 @@
 //   hg, pre      [B, H]  gate pre-activations (null unless gatedfwa)
 //   q, o   [B, d] bf16    the query after QK-norm and RoPE; the attention output
 // The attention splits each sequence's keys into chunks of kDecodeChunk positions, one CTA per
-// (chunk, query head, sequence), reading K/V head h / (H/Hkv), and merges the chunks' softmax partials (flash-decoding), so a long
-// full-attention cache or a batch of one still fills the GPU.
+// (chunk, query head, sequence), reading K/V head h / (H/Hkv), and merges the chunks' softmax
+// partials (flash-decoding), so a long full-attention cache or a batch of one still fills the GPU.
 #pragma once
 #include <cstddef>
 #include <cstdint>
