@@ -139,6 +139,8 @@ RunConfig random_config(uint64_t seed) {
   // rules between keys
   c.model.n_heads = 1 + int(rng() % 16);
   c.model.d_model = c.model.n_heads * 2 * (1 + int(rng() % 40));
+  for (c.model.n_kv_heads = int(rng() % 17); c.model.n_kv_heads > 0 && c.model.n_heads % c.model.n_kv_heads != 0;)
+    --c.model.n_kv_heads;  // 0 (= n_heads) or a divisor of n_heads
   if (c.model.head_dim() != 64 && c.model.head_dim() != 128 && c.train.backend == "cuda") c.train.backend = "cpu";
   c.train.batch_size = 1 + int(rng() % 64);
   c.train.seq_len = 1 + int(rng() % 4096);
@@ -218,7 +220,7 @@ TEST_F(ConfigTest, JsonRoundTripIsExact) {
   EXPECT_EQ(d["model"]["init_std"].dump(), "0.02");
   EXPECT_EQ(d["model"]["attention"]["mode"], "gatedfwa");
   EXPECT_EQ(d.size(), 9u);
-  EXPECT_EQ(d["model"].size(), 9u);
+  EXPECT_EQ(d["model"].size(), 10u);
   EXPECT_EQ(d["model"]["init_from"], "");
   EXPECT_EQ(d["model"]["attention"].size(), 5u);
 }
@@ -388,6 +390,10 @@ const BadValue kBadValues[] = {
     {R"({"model": {"attention": {"window": 0}}})", "model.attention.window", "must be >= 1 (got 0)"},
     {R"({"model": {"attention": {"rope_theta": 0}}})", "model.attention.rope_theta", "must be > 0 (got 0)"},
     {R"({"model": {"d_model": 768, "n_heads": 10}})", "model.d_model", "must be divisible by model.n_heads (768 % 10 = 8)"},
+    {R"({"model": {"n_kv_heads": -1}})", "model.n_kv_heads", "must be >= 0 (got -1)"},
+    {R"({"model": {"n_heads": 12, "n_kv_heads": 5}})", "model.n_kv_heads", "must divide model.n_heads (12 % 5 = 2)"},
+    {R"({"model": {"n_heads": 12, "n_kv_heads": 24}})", "model.n_kv_heads",
+     "must divide model.n_heads (12 % 24 = 12)"},
     {R"({"model": {"d_model": 66, "n_heads": 2}})", "model.n_heads",
      "head_dim = d_model / n_heads must be even for RoPE (got 66 / 2 = 33)"},
     {R"({"model": {"d_model": 768, "n_heads": 24}, "train": {"backend": "cuda"}})", "model.n_heads",

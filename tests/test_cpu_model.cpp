@@ -91,8 +91,8 @@ void check_model_gradients(const ModelConfig& cfg, uint64_t seed) {
       const double fd = fd_entry(m.params().data(), t.offset + i, loss);
       const double an = grads[t.offset + i];
       EXPECT_TRUE(grad_close(fd, an)) << attn_mode_name(cfg.attention.mode) << " W=" << cfg.attention.window
-                                      << " shift=" << cfg.attention.token_shift << " " << t.name << "[" << i
-                                      << "]: fd " << fd << " analytic " << an;
+                                      << " shift=" << cfg.attention.token_shift << " kv_heads=" << cfg.kv_heads()
+                                      << " " << t.name << "[" << i << "]: fd " << fd << " analytic " << an;
     }
   }
 }
@@ -133,6 +133,21 @@ TEST(CpuModel, GradientsGatedFwa) {
   check_model_gradients(tiny_config(AttnMode::gatedfwa, 1, false), 310);
   check_model_gradients(tiny_config(AttnMode::gatedfwa, 9, false), 320);
   check_model_gradients(tiny_config(AttnMode::gatedfwa, 4, true), 330);
+}
+
+// Grouped-query attention: 4 query heads over 1 (multi-query) or 2 K/V heads, every mode, token shift
+// off and on: wk, wv, k_norm and the shift vectors have the K/V heads' shapes, and their gradients sum
+// over each group of query heads.
+TEST(CpuModel, GradientsGroupedQuery) {
+  uint64_t seed = 400;
+  for (AttnMode mode : {AttnMode::full, AttnMode::swa, AttnMode::gatedfwa})
+    for (int kv : {1, 2})
+      for (bool shift : {false, true}) {
+        ModelConfig cfg = tiny_config(mode, 3, shift);
+        cfg.n_heads = 4;
+        cfg.n_kv_heads = kv;
+        check_model_gradients(cfg, seed += 10);
+      }
 }
 
 // logf == 0 -> SWA; and SWA with W >= T is full attention. Gates are shut off through the model's

@@ -55,13 +55,14 @@ void split(const std::vector<int32_t>& seq, int B, int T, std::vector<int32_t>& 
 struct ModeCase {
   AttnMode mode;
   bool shift;
+  int kv = 0;  // K/V heads of small_config's two query heads; 0: two
 };
 
 class CudaBackendParity : public ::testing::TestWithParam<ModeCase> {};
 
 TEST_P(CudaBackendParity, LossAndEveryGradientMatchCpu) {
   GFWA_SKIP_WITHOUT_GPU();
-  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift);
+  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift, 64, GetParam().kv);
   auto cpu = make_cpu_backend(cfg, kB, kT);
   auto gpu = make_cuda_backend(cfg, kB, kT);
   const auto p = test_params(cfg, 7);
@@ -115,7 +116,7 @@ TEST_P(CudaBackendParity, LossAndEveryGradientMatchCpu) {
 // arg maxes and the gates' log f against the cpu backend.
 TEST_P(CudaBackendParity, LogprobsArgmaxAndGatesMatchCpu) {
   GFWA_SKIP_WITHOUT_GPU();
-  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift);
+  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift, 64, GetParam().kv);
   auto cpu = make_cpu_backend(cfg, kB, kT);
   auto gpu = make_cuda_backend(cfg, kB, kT);
   const auto p = test_params(cfg, 9);
@@ -153,6 +154,11 @@ TEST_P(CudaBackendParity, LogprobsArgmaxAndGatesMatchCpu) {
 INSTANTIATE_TEST_SUITE_P(Modes, CudaBackendParity,
                          ::testing::Values(ModeCase{AttnMode::gatedfwa, true}, ModeCase{AttnMode::gatedfwa, false},
                                            ModeCase{AttnMode::full, false}, ModeCase{AttnMode::swa, true}));
+// Multi-query: both query heads read one K/V head (the narrower wk, wv, k_norm and shift tensors,
+// dK/dV summed over the group on the GPU).
+INSTANTIATE_TEST_SUITE_P(GroupedQuery, CudaBackendParity,
+                         ::testing::Values(ModeCase{AttnMode::gatedfwa, true, 1}, ModeCase{AttnMode::swa, false, 1},
+                                           ModeCase{AttnMode::full, true, 1}));
 
 std::vector<float> train(Backend& be, const std::vector<float>& p0, int steps, const ModelConfig& cfg) {
   be.set_params(p0);
@@ -259,7 +265,7 @@ class CudaTargetLogprobs : public ::testing::TestWithParam<ModeCase> {};
 
 TEST_P(CudaTargetLogprobs, MatchCpuInTrainingAndForwardOnlyShapes) {
   GFWA_SKIP_WITHOUT_GPU();
-  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift);
+  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift, 64, GetParam().kv);
   BackendPair be(cfg, 21);
   std::mt19937_64 rng(4);
   // The training shape, then more rows than max_B (forward-only room: B*T <= kB*kT = 240).
@@ -289,7 +295,7 @@ TEST_P(CudaTargetLogprobs, MatchCpuInTrainingAndForwardOnlyShapes) {
 
 TEST_P(CudaTargetLogprobs, ZeroShotLogLikelihoodsMatchCpu) {
   GFWA_SKIP_WITHOUT_GPU();
-  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift);
+  const ModelConfig cfg = small_config(GetParam().mode, GetParam().shift, 64, GetParam().kv);
   BackendPair be(cfg, 8);
   std::mt19937_64 rng(9);
   std::vector<eval::TokenRequest> reqs;

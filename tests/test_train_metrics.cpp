@@ -2,10 +2,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "model/cpu_backend.h"
+#include "model/param_layout.h"
 #include "train/metrics.h"
 
 namespace gfwa {
@@ -30,6 +32,20 @@ TEST(TrainMetrics, MeanAttendedKeys) {
 TEST(TrainMetrics, FlopsPerTokenIsWindowAware) {
   EXPECT_DOUBLE_EQ(flops_per_token(model(AttnMode::full, 3), 1000, 8), 6000 + 12 * 2 * 16 * 4.5);
   EXPECT_DOUBLE_EQ(flops_per_token(model(AttnMode::swa, 3), 1000, 8), 6000 + 12 * 2 * 16 * 2.625);
+}
+
+// Grouped-query attention: the parameter count loses the K/V rows of the dropped heads (wk, wv, k_norm,
+// the token-shift vectors) and the FLOPs follow it; the attention term (query heads) is unchanged.
+TEST(TrainMetrics, ParametersAndFlopsFollowTheKvHeads) {
+  ModelConfig mha;  // the 124m-class defaults: 12 layers, d 768, 12 heads of 64
+  mha.attention.token_shift = true;
+  ModelConfig gqa = mha;
+  gqa.n_kv_heads = 4;
+  const int64_t n_mha = int64_t(ParamLayout(mha).total()), n_gqa = int64_t(ParamLayout(gqa).total());
+  const int64_t dropped = 768 - 4 * 64;  // K/V channels per layer
+  EXPECT_EQ(n_mha - n_gqa, 12 * (2 * dropped * 768 + dropped + 2 * (12 - 4) * 768));
+  EXPECT_EQ(ParamLayout(gqa).get("layers.0.attn.wk").shape, (std::vector<int>{256, 768}));
+  EXPECT_DOUBLE_EQ(flops_per_token(mha, n_mha, 1024) - flops_per_token(gqa, n_gqa, 1024), 6.0 * double(n_mha - n_gqa));
 }
 
 TEST(TrainMetrics, CpuBackendHasNoPeakAndReportsItsResidentSet) {

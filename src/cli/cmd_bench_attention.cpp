@@ -75,6 +75,8 @@ int bench_attention(int argc_in, char** argv_in) {
   cxxopts::Options opts("gfwa bench attention", "time the CUDA attention kernels");
   opts.add_options()("B", "batch", cxxopts::value<int>()->default_value("4"))(
       "H", "heads", cxxopts::value<int>()->default_value("16"))(
+      "kv-heads", "K/V heads (grouped-query attention; must divide H; 0: H)",
+      cxxopts::value<int>()->default_value("0"))(
       "T", "sequence length", cxxopts::value<int>()->default_value("8192"))(
       "D", "head dim (64 or 128)", cxxopts::value<int>()->default_value("128"))(
       "W", "window (ignored in full mode)", cxxopts::value<int>()->default_value("1024"))(
@@ -92,30 +94,34 @@ int bench_attention(int argc_in, char** argv_in) {
   if (!parse_attn_mode(r["mode"].as<std::string>(), &mode))
     throw std::invalid_argument("--mode: unknown mode '" + r["mode"].as<std::string>() + "'");
   if (iters < 1 || warmup < 0) throw std::invalid_argument("--iters must be >= 1 and --warmup >= 0");
-  const int W = r["W"].as<int>();
+  const int W = r["W"].as<int>(), Hkv = r["kv-heads"].as<int>() > 0 ? r["kv-heads"].as<int>() : H;
+  if (H < 1 || H % Hkv != 0)
+    throw std::invalid_argument("--kv-heads " + std::to_string(Hkv) + " must divide -H " + std::to_string(H));
   const bool fwd_only = r.count("fwd-only") > 0;
 
-  // q/k/v (and their gradients) as views of one fused [B,T,3,H,D] buffer, as the model produces them.
-  const size_t HD = size_t(H) * D, rows = size_t(B) * T, ntok = rows * H;
+  // q/k/v (and their gradients) as views of one fused q | k | v buffer, as the model produces them.
+  const size_t HD = size_t(H) * D, ld = size_t(cuda::qkv_row_stride(H, Hkv, D)), rows = size_t(B) * T;
+  const size_t ntok = rows * H;
   cudaStream_t s;
   CUDA_CHECK(cudaStreamCreate(&s));
-  DevBuf<__nv_bfloat16> qkv(rows * 3 * HD), o(rows * HD), dout(rows * HD), dqkv(rows * 3 * HD);
+  DevBuf<__nv_bfloat16> qkv(rows * ld), o(rows * HD), dout(rows * HD), dqkv(rows * ld);
   DevBuf<float> hg(ntok), pre(ntok), lam(ntok), dlam(ntok), lse(ntok);
-  cuda::fill_uniform_bf16(qkv.p, rows * 3 * HD, 1, -1.7f, 1.7f, s);  // unit variance
+  cuda::fill_uniform_bf16(qkv.p, rows * ld, 1, -1.7f, 1.7f, s);  // unit variance
   cuda::fill_uniform_bf16(dout.p, rows * HD, 2, -1.7f, 1.7f, s);
   cuda::fill_uniform_f32(hg.p, ntok, 3, -1.f, 5.f, s);  // mostly open gates, some strong decay
   cuda::fill_uniform_f32(pre.p, ntok, 4, -1.f, 1.f, s);
   cuda::gate_forward(hg.p, pre.p, lam.p, B, T, H, s);
 
-  const cuda::AttnParams fwd = cuda::attn_params(qkv.p, qkv.p + 2 * HD, lam.p, o.p, lse.p, B, T, H, D, W, mode);
+  const cuda::AttnParams fwd =
+      cuda::attn_params(qkv.p, qkv.p + ld - size_t(Hkv) * D, lam.p, o.p, lse.p, B, T, H, Hkv, D, W, mode);
   DevBuf<float> ws((cuda::attention_bwd_workspace_bytes(fwd) + 3) / 4);
   const cuda::AttnBwdParams p = cuda::attn_bwd_params(fwd, dout.p, dqkv.p, dlam.p, ws.p);
 
   const double fwd_flops =
       4.0 * D * mask_pairs(T, effective_window(mode, W, T)) * double(B) * H;
   const double fwd_ms = median_ms(warmup, iters, s, [&] { cuda::attention_forward(p, s); });
-  std::printf("bench attention mode=%s B=%d H=%d T=%d D=%d W=%d fwd_ms=%.4f fwd_tflops=%.1f", attn_mode_name(mode),
-              B, H, T, D, W, fwd_ms, fwd_flops / fwd_ms / 1e9);
+  std::printf("bench attention mode=%s B=%d H=%d Hkv=%d T=%d D=%d W=%d fwd_ms=%.4f fwd_tflops=%.1f",
+              attn_mode_name(mode), B, H, Hkv, T, D, W, fwd_ms, fwd_flops / fwd_ms / 1e9);
   if (!fwd_only) {
     const double fb_ms = median_ms(warmup, iters, s, [&] {
       cuda::attention_forward(p, s);

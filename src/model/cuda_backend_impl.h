@@ -88,6 +88,7 @@ class CudaBackend final : public Backend {
   DeviceParamLayout pl_;
   int max_B_, max_T_;
   int d_, H_, D_, F_, V_, L_;
+  int Hkv_, dkv_, qkv_ld_;  // K/V heads, their width Hkv*D, and the fused q | k | v row width d + 2*dkv
   bool shift_, gated_;
   size_t P_ = 0;  // fp32 elements of the layout
   std::vector<cuda::AdamWChunk> shard_chunks_;  // ZeRO-1: AdamW chunks of this rank's shard

@@ -120,7 +120,8 @@ std::vector<float> read_exported_weights(const std::string& path, const ParamLay
     const std::vector<int64_t> want(p.shape.begin(), p.shape.end());
     if (t->shape != want)
       fail(path, "tensor " + name + " has shape " + shape_text(t->shape) + ", the configured model expects " +
-                     shape_text(want));
+                     shape_text(want) + " (check model.d_model, model.n_heads and model.n_kv_heads against the " +
+                     "exported config.json)");
     float* dst = out.data() + p.offset;
     if (t->dtype == "F32") {
       std::memcpy(dst, t->data, p.numel * sizeof(float));

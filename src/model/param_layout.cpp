@@ -5,19 +5,20 @@
 namespace gfwa {
 
 ParamLayout::ParamLayout(const ModelConfig& cfg) {
-  const int d = cfg.d_model, H = cfg.n_heads, F = cfg.hidden();
+  // K and V (and what acts on them: k_norm, the token-shift vectors) have the kv heads only.
+  const int d = cfg.d_model, H = cfg.n_heads, Hkv = cfg.kv_heads(), dkv = cfg.kv_dim(), F = cfg.hidden();
   add("embed", {cfg.vocab_size, d});  // tied: also the classifier
   for (int l = 0; l < cfg.n_layers; ++l) {
     const std::string p = "layers." + std::to_string(l) + ".";
     add(p + "attn_norm", {d});
     add(p + "attn.wq", {d, d});
-    add(p + "attn.wk", {d, d});
-    add(p + "attn.wv", {d, d});
+    add(p + "attn.wk", {dkv, d});
+    add(p + "attn.wv", {dkv, d});
     add(p + "attn.q_norm", {d});
-    add(p + "attn.k_norm", {d});
+    add(p + "attn.k_norm", {dkv});
     if (cfg.attention.token_shift) {
-      add(p + "attn.shift_k", {H, d});
-      add(p + "attn.shift_v", {H, d});
+      add(p + "attn.shift_k", {Hkv, d});
+      add(p + "attn.shift_v", {Hkv, d});
     }
     if (cfg.attention.mode == AttnMode::gatedfwa) {
       add(p + "attn.gate_w", {H, d});

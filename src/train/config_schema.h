@@ -93,6 +93,7 @@ void visit_fields(Cfg& c, V& v) {
   v("model.n_layers", m.n_layers, at_least(1));
   v("model.d_model", m.d_model, at_least(1));
   v("model.n_heads", m.n_heads, at_least(1));
+  v("model.n_kv_heads", m.n_kv_heads, at_least(0));  // 0: n_heads; dividing n_heads is checked in config.cpp
   v("model.ffn_hidden", m.ffn_hidden, at_least(0));
   v("model.norm_eps", m.norm_eps, positive());
   v("model.init_std", m.init_std, positive());
