@@ -28,30 +28,6 @@ using namespace gfwa::test;
 
 constexpr int kB = 3, kT = 80;
 
-// Learnable token streams: each sequence follows x' = (a x + b) mod V with occasional noise.
-std::vector<int32_t> batch_tokens(int V, uint64_t seed, int B, int T) {
-  std::mt19937_64 rng(seed);
-  std::vector<int32_t> x(size_t(B) * (T + 1));
-  for (int b = 0; b < B; ++b) {
-    int v = int(rng() % V);
-    for (int t = 0; t <= T; ++t) {
-      x[size_t(b) * (T + 1) + t] = v;
-      v = (rng() % 10 == 0) ? int(rng() % V) : (5 * v + 3) % V;
-    }
-  }
-  return x;
-}
-
-void split(const std::vector<int32_t>& seq, int B, int T, std::vector<int32_t>& in, std::vector<int32_t>& tg) {
-  in.resize(size_t(B) * T);
-  tg.resize(size_t(B) * T);
-  for (int b = 0; b < B; ++b)
-    for (int t = 0; t < T; ++t) {
-      in[size_t(b) * T + t] = seq[size_t(b) * (T + 1) + t];
-      tg[size_t(b) * T + t] = seq[size_t(b) * (T + 1) + t + 1];
-    }
-}
-
 struct ModeCase {
   AttnMode mode;
   bool shift;
@@ -73,7 +49,7 @@ TEST_P(CudaBackendParity, LossAndEveryGradientMatchCpu) {
   for (int mb = 0; mb < 2; ++mb) {
     const int B = mb == 0 ? kB : 2, T = mb == 0 ? kT : 57;
     std::vector<int32_t> in, tg;
-    split(batch_tokens(cfg.vocab_size, 100 + mb, B, T), B, T, in, tg);
+    split_sequences(learnable_tokens(cfg.vocab_size, 100 + mb, B, T), B, T, in, tg);
     const float lc = cpu->forward_backward(in.data(), tg.data(), B, T, 0.5f);
     const float lg = gpu->forward_backward(in.data(), tg.data(), B, T, 0.5f);
     EXPECT_NEAR(lg, lc, 1e-2) << "micro-batch " << mb;
@@ -103,7 +79,7 @@ TEST_P(CudaBackendParity, LossAndEveryGradientMatchCpu) {
   EXPECT_NEAR(gpu->grad_norm(), cpu->grad_norm(), 2e-2 * cpu->grad_norm());
 
   std::vector<int32_t> in, tg;
-  split(batch_tokens(cfg.vocab_size, 300, 1, kT), 1, kT, in, tg);
+  split_sequences(learnable_tokens(cfg.vocab_size, 300, 1, kT), 1, kT, in, tg);
   std::vector<float> lc, lg;
   cpu->last_logits(in.data(), kT, lc);
   gpu->last_logits(in.data(), kT, lg);
@@ -122,7 +98,7 @@ TEST_P(CudaBackendParity, LogprobsArgmaxAndGatesMatchCpu) {
   cpu->set_params(p);
   gpu->set_params(p);
   std::vector<int32_t> in, tg;
-  split(batch_tokens(cfg.vocab_size, 500, kB, kT), kB, kT, in, tg);
+  split_sequences(learnable_tokens(cfg.vocab_size, 500, kB, kT), kB, kT, in, tg);
   const size_t N = size_t(kB) * kT;
   std::vector<float> lc(N), lg(N);
   std::vector<int32_t> ac(N), ag(N);
@@ -160,7 +136,7 @@ std::vector<float> train(Backend& be, const std::vector<float>& p0, int steps, c
   std::vector<float> losses;
   for (int s = 0; s < steps; ++s) {
     std::vector<int32_t> in, tg;
-    split(batch_tokens(cfg.vocab_size, 1000 + s % 4, kB, kT), kB, kT, in, tg);
+    split_sequences(learnable_tokens(cfg.vocab_size, 1000 + s % 4, kB, kT), kB, kT, in, tg);
     be.zero_grad();
     losses.push_back(be.forward_backward(in.data(), tg.data(), kB, kT, 1.0f));
     const double norm = be.grad_norm();
