@@ -12,6 +12,7 @@
 
 #include "train/checkpoint.h"
 #include "train/signals.h"
+#include "cuda_test_util.h"
 #include "test_gfwa_process.h"
 #include "train/trainer.h"
 #include "test_train_util.h"
@@ -139,6 +140,26 @@ TEST_F(TrainProcess, EvalCommandReportsTheSavedModel) {
   ASSERT_EQ(run_gfwa({"eval", "--checkpoint", out + "/checkpoints/step_00000002", "--batches", "0"}, log), 0);
   EXPECT_NE(file_bytes(log).find("594 tokens in 18 batches"), std::string::npos) << file_bytes(log);
 }
+
+#ifdef GFWA_WITH_CUDA
+// `eval --json` on stdout is one JSON document: the cuda backend's notes (its memory plan) go to
+// stderr, so scripts can parse stdout whole.
+TEST_F(TrainProcess, EvalJsonOnStdoutIsOneDocumentOnTheGpu) {
+  GFWA_SKIP_WITHOUT_GPU();
+  const std::string out = root_ + "/run", log = root_ + "/run.log", err = root_ + "/err.log";
+  ASSERT_EQ(run_gfwa({"train", "--config", config_, "--out", out, "--set", "train.max_steps=1", "--set",
+                      "train.backend=cuda", "--set", "model.d_model=128"},  // head_dim 64
+                     log),
+            0)
+      << file_bytes(log);
+  ASSERT_EQ(run_gfwa({"eval", "--checkpoint", out + "/checkpoints/step_00000001", "--json"}, log, err), 0)
+      << file_bytes(err);
+  const auto j = nlohmann::json::parse(file_bytes(log), nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(j.is_object()) << "stdout:\n" << file_bytes(log);
+  EXPECT_TRUE(j.contains("loss")) << j.dump();
+  EXPECT_NE(file_bytes(err).find("memory plan"), std::string::npos) << file_bytes(err);
+}
+#endif
 
 TEST_F(TrainProcess, ErrorsAreOneLineWithStatus2) {
   const std::string log = root_ + "/err.log";

@@ -8,7 +8,6 @@
 
 #include <cxxopts.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
@@ -71,9 +70,7 @@ int cmd_generate(int argc, char** argv) {
   if (!parsed.count("checkpoint")) throw std::runtime_error("--checkpoint PATH is required");
   if (parsed.count("prompt") && parsed.count("prompt-file"))
     throw std::runtime_error("--prompt and --prompt-file exclude each other");
-  auto log = spdlog::stderr_color_mt("generate");
-  log->set_level(spdlog::level::warn);  // stdout carries the text; backend notes stay quiet
-  spdlog::set_default_logger(log);
+  spdlog::set_level(spdlog::level::warn);  // backend notes stay quiet beside the text
 
   GenerateOptions go;
   go.max_new_tokens = parsed["max-new-tokens"].as<int>();

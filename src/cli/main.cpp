@@ -2,6 +2,9 @@
 #include <cstring>
 #include <exception>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include "cli/commands.h"
 
 namespace {
@@ -30,6 +33,9 @@ int main(int argc, char** argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  // Notes go to stderr, so what a command prints on stdout (eval --json, generated text) can be
+  // parsed whole; `gfwa train` sets up its own log (stdout and train.log).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("gfwa"));
   for (const auto& c : kCommands) {
     if (std::strcmp(argv[1], c.name) != 0) continue;
     try {

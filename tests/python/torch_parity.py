@@ -85,7 +85,7 @@ def check(gfwa, backend, work, mode, shift):
     run([gfwa, "export", "--checkpoint", ckpt, "--out", export])
     dump = os.path.join(work, name + "_logits.safetensors")
     # The JSON is the last line: the cuda backend logs its memory plan to stdout before it.
-    ev = json.loads(run([gfwa, "eval", "--checkpoint", ckpt, "--batches", "1", "--json", "--logits", dump]).strip().splitlines()[-1])
+    ev = json.loads(run([gfwa, "eval", "--checkpoint", ckpt, "--batches", "1", "--json", "--logits", dump]))
 
     model = gfwa_torch.GFWAForCausalLM.from_pretrained(export)
     ours = gfwa_torch.load_safetensors(dump)
