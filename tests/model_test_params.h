@@ -50,31 +50,4 @@ inline std::vector<int32_t> random_tokens(size_t n, int vocab, uint64_t seed) {
   return t;
 }
 
-// Learnable token streams: each of B sequences of T + 1 tokens follows x' = (a x + b) mod V with
-// occasional noise.
-inline std::vector<int32_t> learnable_tokens(int V, uint64_t seed, int B, int T) {
-  std::mt19937_64 rng(seed);
-  std::vector<int32_t> x(size_t(B) * (T + 1));
-  for (int b = 0; b < B; ++b) {
-    int v = int(rng() % V);
-    for (int t = 0; t <= T; ++t) {
-      x[size_t(b) * (T + 1) + t] = v;
-      v = (rng() % 10 == 0) ? int(rng() % V) : (5 * v + 3) % V;
-    }
-  }
-  return x;
-}
-
-// Inputs and next-token targets [B, T] of B sequences of T + 1 tokens.
-inline void split_sequences(const std::vector<int32_t>& seq, int B, int T, std::vector<int32_t>& in,
-                            std::vector<int32_t>& tg) {
-  in.resize(size_t(B) * T);
-  tg.resize(size_t(B) * T);
-  for (int b = 0; b < B; ++b)
-    for (int t = 0; t < T; ++t) {
-      in[size_t(b) * T + t] = seq[size_t(b) * (T + 1) + t];
-      tg[size_t(b) * T + t] = seq[size_t(b) * (T + 1) + t + 1];
-    }
-}
-
 }  // namespace gfwa::test

@@ -72,6 +72,10 @@ class CudaBackend final : public Backend {
   friend class CudaDecoder;  // prefills with forward_hidden and steps with the same parameters and GEMMs
   void plan(DeviceArena& a);
   void plan_muon();  // Muon's chunk lists, matrices and scratch sizes (before plan)
+  // ZeRO-1 after the shard's update: every rank gets every shard's fp32 master weights (the
+  // forward reads fp32 gate biases from them, and get_params stays local) and refreshes its bf16
+  // copy; waits for the all-gather.
+  void share_master();
   void log_plan(const DeviceArena& a) const;
   // forward_only: every activation buffer holds max_B * max_T rows, so B * T is the bound on B.
   void check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what,

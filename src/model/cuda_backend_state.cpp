@@ -56,18 +56,21 @@ void CudaBackend::adamw_update(const AdamWStep& st) {
     return;
   }
   if (!sync_.connected()) throw std::logic_error("cuda backend adamw_update: ZeRO-1 needs set_communicator first");
-  // Update the shard, then every rank gets every shard's fp32 master weights (the forward reads
-  // fp32 gate biases from them, and get_params stays local) and refreshes its bf16 copy.
+  // Update the shard, then share it (share_master).
   const size_t off = sync_.shard_offset();
   adamw_step(stream_, shard_chunks_dev_, int(shard_chunks_.size()), st, grads_ + off, master_ + off, adam_m_, adam_v_,
              params_);
   prof_.mark("adamw (shard)", stream_);
+  share_master();
+  prof_.end(false);
+}
+
+void CudaBackend::share_master() {
   sync_.all_gather_shards(master_, stream_);
   prof_.mark("all-gather master", stream_);
   params_from_master(stream_, chunks_dev_, int(pl_.chunks().size()), master_, params_);
   prof_.mark("bf16 params", stream_);
   sync_.synchronize(stream_);
-  prof_.end(false);
 }
 
 // AdamW on the other tensors and Muon's momentum on the hidden matrices (this rank's shard under
@@ -100,13 +103,7 @@ void CudaBackend::muon_update(const MuonStep& mu, const AdamWStep& st) {
                pc.end - t.offset, mu, rows, cols);
   }
   prof_.mark("newton-schulz + muon update", stream_);
-  if (sync_.zero1()) {
-    sync_.all_gather_shards(master_, stream_);
-    prof_.mark("all-gather master", stream_);
-    params_from_master(stream_, chunks_dev_, int(pl_.chunks().size()), master_, params_);
-    prof_.mark("bf16 params", stream_);
-    sync_.synchronize(stream_);
-  }
+  if (sync_.zero1()) share_master();
   prof_.end(false);
 }
 
