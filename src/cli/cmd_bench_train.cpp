@@ -1,4 +1,4 @@
-// `gfwa bench train`: times whole training steps (forward, backward, grad norm, optimizer.type) of the cuda
+// `gfwa bench train`: times whole training steps (forward, backward, grad norm, optimizer step) of the cuda
 // backend on random tokens for the model and micro-batch of a run configuration, and reports
 // tokens/s, ms/step (median), model TFLOP/s, MFU and device memory. FLOPs per token, peak and
 // memory are the trainer's (train/metrics.h, Backend, docs/gatedfwa.md section 5); bench_py/e2e_anchor.py counts

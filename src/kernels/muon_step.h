@@ -9,7 +9,6 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
 
 namespace gfwa {
 

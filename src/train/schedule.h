@@ -1,6 +1,7 @@
 // Learning-rate schedules: linear warmup, then cosine | linear | constant | wsd (warmup-stable-decay).
 // Steps are 0-based; the update of step s uses lr_at(s). Warmup reaches the peak at step warmup-1;
 // the decaying schedules reach final_lr_fraction * peak exactly at the last step (total - 1).
+// The optimizer steps they feed (AdamW, Muon) and the update a backend applies are here too.
 #pragma once
 #include <cstdint>
 
