@@ -119,7 +119,7 @@ struct Randomizer {
   void operator()(const char*, std::string& x, const R& rule) {
     const char* pool[] = {"cosine", "linear", "constant", "wsd",   "auto", "cpu",  "cuda",
                           "trace",  "debug",  "info",     "warn",  "error", "tcp", "file",
-                          "a,b=c",  "tab\there \"quoted\"\nnewline", "héllo", "data/x_*.bin"};
+                          "adamw",  "muon",   "a,b=c", "tab\there \"quoted\"\nnewline", "héllo", "data/x_*.bin"};
     do x = pool[rng() % (sizeof pool / sizeof pool[0])]; while (!rule(x).empty());
   }
   template <class R>
@@ -406,6 +406,13 @@ const BadValue kBadValues[] = {
     {R"({"optimizer": {"eps": 1e-60}})", "optimizer.eps", "must be > 0 (got 1e-60)"},  // underflows to 0
     {R"({"optimizer": {"weight_decay": -0.1}})", "optimizer.weight_decay", "must be >= 0 (got -0.1)"},
     {R"({"optimizer": {"grad_clip": -1}})", "optimizer.grad_clip", "must be >= 0 (got -1)"},
+    {R"({"optimizer": {"type": "sgd"}})", "optimizer.type", "must be one of adamw|muon (got \"sgd\")"},
+    {R"({"optimizer": {"muon": {"lr": -0.02}}})", "optimizer.muon.lr", "must be >= 0 (got -0.02)"},
+    {R"({"optimizer": {"muon": {"momentum": 1}}})", "optimizer.muon.momentum", "must be in [0, 1) (got 1)"},
+    {R"({"optimizer": {"muon": {"nesterov": "yes"}}})", "optimizer.muon.nesterov", "expected true or false (got \"yes\")"},
+    {R"({"optimizer": {"muon": {"ns_steps": 0}}})", "optimizer.muon.ns_steps", "must be >= 1 (got 0)"},
+    {R"({"optimizer": {"muon": {"ns_steps": 2.5}}})", "optimizer.muon.ns_steps", "expected an integer (got 2.5)"},
+    {R"({"optimizer": {"muon": {"weight_decay": -1}}})", "optimizer.muon.weight_decay", "must be >= 0 (got -1)"},
     {R"({"schedule": {"type": "step"}})", "schedule.type", "must be one of cosine|linear|constant|wsd (got \"step\")"},
     {R"({"schedule": {"warmup_steps": -1}})", "schedule.warmup_steps", "must be >= 0 (got -1)"},
     {R"({"schedule": {"final_lr_fraction": 1.5}})", "schedule.final_lr_fraction", "must be in [0, 1] (got 1.5)"},

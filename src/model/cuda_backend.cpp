@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -33,7 +34,7 @@ constexpr size_t kLogitsChunkBytes = size_t(1) << 30;
 
 }  // namespace
 
-CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const CudaDataParallel& dp)
+CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const CudaDataParallel& dp, bool muon)
     : cfg_(cfg),
       pl_(cfg),
       max_B_(max_B),
@@ -65,6 +66,8 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const Cud
                                 std::to_string(H_));
   P_ = pl_.f32_total();
   if (sync_.zero1()) shard_chunks_ = pl_.shard_chunks(sync_.plan(), sync_.rank());
+  muon_ = muon;
+  if (muon_) plan_muon();
   const size_t N = size_t(max_B) * max_T;
   logits_rows_ = int(std::min<size_t>(N, std::max<size_t>(64, kLogitsChunkBytes / (size_t(V_) * 2) / 64 * 64)));
 
@@ -78,9 +81,11 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const Cud
 
   CUDA_CHECK(cudaMemcpyAsync(chunks_dev_, pl_.chunks().data(), pl_.chunks().size() * sizeof(AdamWChunk),
                              cudaMemcpyHostToDevice, stream_));
-  if (!shard_chunks_.empty())
-    CUDA_CHECK(cudaMemcpyAsync(shard_chunks_dev_, shard_chunks_.data(), shard_chunks_.size() * sizeof(AdamWChunk),
-                               cudaMemcpyHostToDevice, stream_));
+  for (const auto& [dev, host] : {std::make_pair(shard_chunks_dev_, &shard_chunks_),
+                                   std::make_pair(muon_adamw_dev_, &muon_adamw_chunks_),
+                                   std::make_pair(muon_momentum_dev_, &muon_momentum_chunks_)})
+    if (!host->empty())
+      CUDA_CHECK(cudaMemcpyAsync(dev, host->data(), host->size() * sizeof(AdamWChunk), cudaMemcpyHostToDevice, stream_));
   const std::vector<float> rope = rope_table(max_T, D_, cfg.attention.rope_theta);
   CUDA_CHECK(cudaMemcpyAsync(rope_, rope.data(), rope.size() * sizeof(float), cudaMemcpyHostToDevice, stream_));
   // Padding of the bf16 copy stays zero; moments start at zero as in the cpu backend.
@@ -108,6 +113,14 @@ void CudaBackend::plan(DeviceArena& a) {
   a.take(adam_v_, sync_.moment_elems(), ArenaCategory::optimizer);
   a.take(chunks_dev_, pl_.chunks().size(), ArenaCategory::optimizer);
   a.take(shard_chunks_dev_, shard_chunks_.size(), ArenaCategory::optimizer);
+  a.take(muon_adamw_dev_, muon_adamw_chunks_.size(), ArenaCategory::optimizer);
+  a.take(muon_momentum_dev_, muon_momentum_chunks_.size(), ArenaCategory::optimizer);
+  a.take(ns_.x, ns_max_numel_, ArenaCategory::optimizer);
+  a.take(ns_.y, ns_max_numel_, ArenaCategory::optimizer);
+  a.take(ns_.gram, ns_max_side_ * ns_max_side_, ArenaCategory::optimizer);
+  a.take(ns_.poly, ns_max_side_ * ns_max_side_, ArenaCategory::optimizer);
+  a.take(ns_.partial, muon_ ? size_t(kGradNormBlocks) : 0, ArenaCategory::optimizer);
+  a.take(ns_.sumsq, muon_ ? 1 : 0, ArenaCategory::optimizer);
   acts_.assign(L_, LayerActs{});
   for (auto& A : acts_) {
     const ArenaCategory c = ArenaCategory::activations;
@@ -169,6 +182,27 @@ void CudaBackend::plan(DeviceArena& a) {
   a.take(rope_, size_t(max_T_) * (D_ / 2), w);
   a.take(matmul_ws_, Matmul::kWorkspaceBytes, w);
   a.take(attn_ws_, (attn_ws_bytes_ + 3) / 4, w);
+}
+
+void CudaBackend::plan_muon() {
+  using Tensors = DeviceParamLayout::Tensors;
+  const auto& ts = pl_.layout().tensors();
+  if (sync_.zero1()) {
+    muon_adamw_chunks_ = pl_.shard_chunks(sync_.plan(), sync_.rank(), Tensors::not_hidden);
+    muon_momentum_chunks_ = pl_.shard_chunks(sync_.plan(), sync_.rank(), Tensors::hidden);
+    for (const ShardPiece& pc : shard_pieces(ts, sync_.plan(), sync_.rank()))
+      if (ts[size_t(pc.tensor)].hidden) muon_pieces_.push_back(pc);
+  } else {
+    muon_adamw_chunks_ = pl_.chunks(Tensors::not_hidden);
+    muon_momentum_chunks_ = pl_.chunks(Tensors::hidden);
+    for (size_t i = 0; i < ts.size(); ++i)
+      if (ts[i].hidden) muon_pieces_.push_back({int(i), ts[i].offset, ts[i].offset + ts[i].numel});
+  }
+  for (const ShardPiece& pc : muon_pieces_) {
+    const ParamTensor& t = ts[size_t(pc.tensor)];
+    ns_max_numel_ = std::max(ns_max_numel_, t.numel);
+    ns_max_side_ = std::max(ns_max_side_, size_t(std::min(t.shape[0], t.shape[1])));
+  }
 }
 
 void CudaBackend::log_plan(const DeviceArena& a) const {
@@ -447,8 +481,8 @@ void CudaBackend::target_logprobs(const int32_t* inputs, const int32_t* targets,
 }
 
 std::unique_ptr<Backend> make_cuda_backend(const ModelConfig& cfg, int max_B, int max_T,
-                                           const CudaDataParallel& dp) {
-  return std::make_unique<CudaBackend>(cfg, max_B, max_T, dp);
+                                           const CudaDataParallel& dp, bool muon) {
+  return std::make_unique<CudaBackend>(cfg, max_B, max_T, dp, muon);
 }
 
 }  // namespace gfwa

@@ -4,6 +4,10 @@
 
 namespace gfwa {
 
+namespace {
+constexpr bool kHidden = true;  // the attention and MLP projections (ParamTensor::hidden)
+}  // namespace
+
 ParamLayout::ParamLayout(const ModelConfig& cfg) {
   // K and V (and what acts on them: k_norm, the token-shift vectors) have the kv heads only.
   const int d = cfg.d_model, H = cfg.n_heads, Hkv = cfg.kv_heads(), dkv = cfg.kv_dim(), F = cfg.hidden();
@@ -11,9 +15,9 @@ ParamLayout::ParamLayout(const ModelConfig& cfg) {
   for (int l = 0; l < cfg.n_layers; ++l) {
     const std::string p = "layers." + std::to_string(l) + ".";
     add(p + "attn_norm", {d});
-    add(p + "attn.wq", {d, d});
-    add(p + "attn.wk", {dkv, d});
-    add(p + "attn.wv", {dkv, d});
+    add(p + "attn.wq", {d, d}, kHidden);
+    add(p + "attn.wk", {dkv, d}, kHidden);
+    add(p + "attn.wv", {dkv, d}, kHidden);
     add(p + "attn.q_norm", {d});
     add(p + "attn.k_norm", {dkv});
     if (cfg.attention.token_shift) {
@@ -25,21 +29,22 @@ ParamLayout::ParamLayout(const ModelConfig& cfg) {
       add(p + "attn.gate_b", {H});
       add(p + "attn.gate_sharp", {H, d});
     }
-    add(p + "attn.wo", {d, d});
+    add(p + "attn.wo", {d, d}, kHidden);
     add(p + "mlp_norm", {d});
-    add(p + "mlp.w1", {F, d});
-    add(p + "mlp.w3", {F, d});
-    add(p + "mlp.w2", {d, F});
+    add(p + "mlp.w1", {F, d}, kHidden);
+    add(p + "mlp.w3", {F, d}, kHidden);
+    add(p + "mlp.w2", {d, F}, kHidden);
   }
   add("final_norm", {d});
 }
 
-void ParamLayout::add(const std::string& name, std::vector<int> shape) {
+void ParamLayout::add(const std::string& name, std::vector<int> shape, bool hidden) {
   ParamTensor t;
   t.name = name;
   t.numel = 1;
   for (int s : shape) t.numel *= size_t(s);
   t.decay = shape.size() == 2;
+  t.hidden = hidden;
   t.shape = std::move(shape);
   t.offset = total_;
   total_ += t.numel;
