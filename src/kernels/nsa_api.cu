@@ -26,7 +26,7 @@ void check_shape(const NsaShape& s) {
   require(s.block == kNsaBlock,
           "block=" + std::to_string(s.block) + " unsupported: the kernels are built for " + std::to_string(kNsaBlock));
   require(s.top_k <= kNsaMaxTopK, "top_k=" + std::to_string(s.top_k) + " exceeds " + std::to_string(kNsaMaxTopK));
-  require(s.B <= 65535 && int64_t(s.Hkv) * s.groups() <= 65535, "B and H must be <= 65535 (grid dimensions)");
+  require(int64_t(s.B) * s.H <= 65535, "B*H=" + std::to_string(int64_t(s.B) * s.H) + " exceeds 65535 (grid dimensions)");
 }
 
 NsaDims dims(const NsaShape& s) {
@@ -173,9 +173,11 @@ BwdWork carve_bwd(const NsaShape& s, const NsaSplit& split, Carver& c) {
   return w;
 }
 
-void check_split(const NsaSplit& split) {
+void check_split(const NsaShape& s, const NsaSplit& split) {
   require(split.cmp_rows >= 64 && split.cmp_rows % 64 == 0,
           "split.cmp_rows=" + std::to_string(split.cmp_rows) + " must be a positive multiple of 64");
+  require((int64_t(s.T) * s.groups() + split.cmp_rows - 1) / split.cmp_rows <= 65535,
+          "split.cmp_rows=" + std::to_string(split.cmp_rows) + " makes more than 65535 chunks (grid dimension)");
   require(split.sel_rows >= 1, "split.sel_rows=" + std::to_string(split.sel_rows) + " must be >= 1");
 }
 
@@ -216,7 +218,7 @@ size_t nsa_fwd_workspace_bytes(const NsaShape& s) {
 }
 
 size_t nsa_bwd_workspace_bytes(const NsaShape& s, const NsaSplit& split) {
-  check_split(split);
+  check_split(s, split);
   Carver c(nullptr);
   carve_bwd(s, split, c);
   return c.bytes();
@@ -243,7 +245,7 @@ void nsa_forward(const NsaParams& p, cudaStream_t stream) {
 
 void nsa_backward(const NsaBwdParams& p, cudaStream_t stream) {
   check_params(p);
-  check_split(p.split);
+  check_split(p.s, p.split);
   check_rows(p.dout, p.dout_row_stride, p.s.H, p.s.D, "dout");
   check_rows(p.dq, p.dq_row_stride, p.s.H, p.s.D, "dq");
   check_rows(p.dk, p.dk_row_stride, p.s.Hkv, p.s.D, "dk");

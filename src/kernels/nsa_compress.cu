@@ -51,10 +51,27 @@ struct FwdSmem {
   static constexpr int kQ = 0, kK = kQ + kRows * D * 2, kV = kK + 2 * kKeys * D * 2, kBytes = kV + 2 * kKeys * D * 2;
 };
 
+// Compressed K/V tiles of (b, hk): key tile kt into `stage` of the tiles at sK, sV.
+struct CmpKv {
+  const bf16 *k, *v;
+  int64_t stride;
+  int Tc;
+  __device__ CmpKv(const NsaDims& n, const bf16* k_cmp, const bf16* v_cmp, int b, int hk)
+      : k(k_cmp + (int64_t(b) * n.Tc * n.Hkv + hk) * n.D),
+        v(v_cmp + (int64_t(b) * n.Tc * n.Hkv + hk) * n.D),
+        stride(int64_t(n.Hkv) * n.D),
+        Tc(n.Tc) {}
+  template <int D>
+  __device__ void load(uint32_t sK, uint32_t sV, int kt, int stage) const {
+    load_tile_async<kKeys, D, kThreads>(sK + stage * kKeys * D * 2, k, stride, kt * kKeys, Tc);
+    load_tile_async<kKeys, D, kThreads>(sV + stage * kKeys * D * 2, v, stride, kt * kKeys, Tc);
+  }
+};
+
 template <int D>
 __global__ void __launch_bounds__(kThreads) nsa_cmp_fwd_kernel(const NsaDims n, const CmpFwdArgs a) {
   using S = FwdSmem<D>;
-  constexpr int kKSteps = D / 16, kNB = kKeys / 8, kDB = D / 8;
+  constexpr int kDB = D / 8;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sbase = smem_addr(smem);
   const GroupRows gr{int64_t(n.T) * n.G, n.G, n.H, n.T, int(blockIdx.z), int(blockIdx.y)};
@@ -63,17 +80,11 @@ __global__ void __launch_bounds__(kThreads) nsa_cmp_fwd_kernel(const NsaDims n, 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3, wr = warp * 16;
   const uint32_t aoff = a_off<D>(lane), bnoff = bn_off<D>(lane), bkoff = bk_off<D>(lane);
 
-  const int64_t kv_stride = int64_t(n.Hkv) * D;
-  const bf16* gK = a.k_cmp + int64_t(gr.b) * n.Tc * kv_stride + gr.hk * D;
-  const bf16* gV = a.v_cmp + int64_t(gr.b) * n.Tc * kv_stride + gr.hk * D;
-  auto load_kv = [&](int kt, int stage) {
-    load_tile_async<kKeys, D, kThreads>(sbase + S::kK + stage * kKeys * D * 2, gK, kv_stride, kt * kKeys, n.Tc);
-    load_tile_async<kKeys, D, kThreads>(sbase + S::kV + stage * kKeys * D * 2, gV, kv_stride, kt * kKeys, n.Tc);
-  };
+  const CmpKv kv(n, a.k_cmp, a.v_cmp, gr.b, gr.hk);
   load_rows_async<kRows, D, kThreads>(
       sbase + S::kQ,
       [&](int r) { return r0 + r < gr.rows ? a.q.p + gr.at(r0 + r, a.q.stride, D) : nullptr; }, a.q.p);
-  if (n_kt > 0) load_kv(0, 0);
+  if (n_kt > 0) kv.load<D>(sbase + S::kK, sbase + S::kV, 0, 0);
   cp_async_commit();
 
   // This thread's two rows (g, g+8 of the warp's 16): how many compressed keys each sees.
@@ -88,87 +99,21 @@ __global__ void __launch_bounds__(kThreads) nsa_cmp_fwd_kernel(const NsaDims n, 
 #pragma unroll
   for (int d = 0; d < kDB; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
 
-  for (int kt = 0, stage = 0; kt < n_kt; ++kt, stage ^= 1) {
-    if (kt + 1 < n_kt) {
-      load_kv(kt + 1, stage ^ 1);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
-    const int c0 = kt * kKeys;
-    if (warp_nc > c0) {
-      const uint32_t sK = sbase + S::kK + stage * kKeys * D * 2, sV = sbase + S::kV + stage * kKeys * D * 2;
-      float s[kNB][4];
+  pipeline(
+      n_kt, [&](int kt, int stage) { kv.load<D>(sbase + S::kK, sbase + S::kV, kt, stage); },
+      [&](int kt, int stage) {
+        const int c0 = kt * kKeys;
+        if (warp_nc <= c0) return;
+        float s[kKeys / 8][4];
+        mma_abt<D, kKeys / 8>(s, sbase + S::kQ, wr, sbase + S::kK + stage * kKeys * D * 2, 0, aoff, bnoff);
 #pragma unroll
-      for (int nb = 0; nb < kNB; ++nb) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
+        for (int nb = 0; nb < kKeys / 8; ++nb)
 #pragma unroll
-      for (int kk = 0; kk < kKSteps; ++kk) {
-        uint32_t qa[4];
-        ldsm_x4(qa, a_addr<D>(sbase + S::kQ, wr, kk, aoff));
-#pragma unroll
-        for (int n2 = 0; n2 < kNB / 2; ++n2) {
-          uint32_t bf[4];
-          ldsm_x4(bf, bn_addr<D>(sK, n2 * 16, kk, bnoff));
-          mma_bf16(s[2 * n2], qa, bf[0], bf[1]);
-          mma_bf16(s[2 * n2 + 1], qa, bf[2], bf[3]);
-        }
-      }
-      float mx[2] = {m[0], m[1]};
-#pragma unroll
-      for (int nb = 0; nb < kNB; ++nb)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int hr = e >> 1, c = c0 + nb * 8 + 2 * tq + (e & 1);
-          const float v = c < nc[hr] ? s[nb][e] * n.scale_log2 : -INFINITY;
-          s[nb][e] = v;
-          mx[hr] = fmaxf(mx[hr], v);
-        }
-      float base[2];
-#pragma unroll
-      for (int hr = 0; hr < 2; ++hr) {
-        float x = mx[hr];
-        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-        base[hr] = x == -INFINITY ? 0.f : x;  // nothing visible yet: keep the row all-zero
-        const float corr = exp2_approx(m[hr] - base[hr]);
-        m[hr] = x;
-        l[hr] *= corr;
-#pragma unroll
-        for (int d = 0; d < kDB; ++d) {
-          o[d][2 * hr] *= corr;
-          o[d][2 * hr + 1] *= corr;
-        }
-      }
-      uint32_t pk[kNB][2];
-#pragma unroll
-      for (int nb = 0; nb < kNB; ++nb) {
-        float pv[4];
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          pv[e] = exp2_approx(s[nb][e] - base[e >> 1]);
-          l[e >> 1] += pv[e];
-        }
-        pk[nb][0] = pack_bf16(pv[0], pv[1]);
-        pk[nb][1] = pack_bf16(pv[2], pv[3]);
-      }
-#pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk) {
-        const uint32_t pa[4] = {pk[2 * kk][0], pk[2 * kk][1], pk[2 * kk + 1][0], pk[2 * kk + 1][1]};
-#pragma unroll
-        for (int d2 = 0; d2 < kDB / 2; ++d2) {
-          uint32_t bf[4];
-          ldsm_x4_trans(bf, bk_addr<D>(sV, kk, d2, bkoff));
-          mma_bf16(o[2 * d2], pa, bf[0], bf[1]);
-          mma_bf16(o[2 * d2 + 1], pa, bf[2], bf[3]);
-        }
-      }
-    }
-    __syncthreads();  // this stage is refilled by the next iteration's prefetch
-  }
-  cp_async_wait<0>();
-  __syncthreads();  // with no key tile, the Q copies may still be landing in the rows staged below
+          for (int e = 0; e < 4; ++e)
+            s[nb][e] = c0 + nb * 8 + 2 * tq + (e & 1) < nc[e >> 1] ? s[nb][e] * n.scale_log2 : -INFINITY;
+        softmax_step<D, kKeys / 8>(s, m, l, o);
+        mma_xb<D, kKeys / 16>(o, s, sbase + S::kV + stage * kKeys * D * 2, 0, bkoff);
+      });
 
   // O goes out through this warp's own rows of the Q tile.
   bf16* sO = reinterpret_cast<bf16*>(smem + S::kQ);
@@ -201,7 +146,7 @@ struct DqSmem {
 template <int D>
 __global__ void __launch_bounds__(kThreads) nsa_cmp_dq_kernel(const NsaDims n, const CmpBwdArgs a) {
   using S = DqSmem<D>;
-  constexpr int kKSteps = D / 16, kNB = kKeys / 8, kDB = D / 8;
+  constexpr int kDB = D / 8;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sbase = smem_addr(smem);
   const GroupRows gr{int64_t(n.T) * n.G, n.G, n.H, n.T, int(blockIdx.z), int(blockIdx.y)};
@@ -210,19 +155,14 @@ __global__ void __launch_bounds__(kThreads) nsa_cmp_dq_kernel(const NsaDims n, c
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3, wr = warp * 16;
   const uint32_t aoff = a_off<D>(lane), bnoff = bn_off<D>(lane), bkoff = bk_off<D>(lane);
 
-  const int64_t kv_stride = int64_t(n.Hkv) * D, packed = int64_t(n.H) * D;
-  const bf16* gK = a.k_cmp + int64_t(gr.b) * n.Tc * kv_stride + gr.hk * D;
-  const bf16* gV = a.v_cmp + int64_t(gr.b) * n.Tc * kv_stride + gr.hk * D;
-  auto load_kv = [&](int kt, int stage) {
-    load_tile_async<kKeys, D, kThreads>(sbase + S::kK + stage * kKeys * D * 2, gK, kv_stride, kt * kKeys, n.Tc);
-    load_tile_async<kKeys, D, kThreads>(sbase + S::kV + stage * kKeys * D * 2, gV, kv_stride, kt * kKeys, n.Tc);
-  };
+  const int64_t packed = int64_t(n.H) * D;
+  const CmpKv kv(n, a.k_cmp, a.v_cmp, gr.b, gr.hk);
   load_rows_async<kRows, D, kThreads>(
       sbase + S::kQ,
       [&](int r) { return r0 + r < gr.rows ? a.q.p + gr.at(r0 + r, a.q.stride, D) : nullptr; }, a.q.p);
   load_rows_async<kRows, D, kThreads>(
       sbase + S::kdO, [&](int r) { return r0 + r < gr.rows ? a.dout + gr.at(r0 + r, packed, D) : nullptr; }, a.dout);
-  if (n_kt > 0) load_kv(0, 0);
+  if (n_kt > 0) kv.load<D>(sbase + S::kK, sbase + S::kV, 0, 0);
   cp_async_commit();
 
   int nc[2];
@@ -235,113 +175,60 @@ __global__ void __launch_bounds__(kThreads) nsa_cmp_dq_kernel(const NsaDims n, c
     rc[hr] = ok ? -a.lse[gr.scalar(r)] * kLog2e : 0.f;
     dlt[hr] = ok ? a.delta[gr.scalar(r)] : 0.f;
   }
-  const int warp_nc = __reduce_max_sync(0xffffffffu, unsigned(max(nc[0], nc[1])));  // keys any row of the warp sees
+  const int warp_nc = __reduce_max_sync(0xffffffffu, unsigned(max(nc[0], nc[1])));
   float dq[kDB][4];
 #pragma unroll
   for (int d = 0; d < kDB; ++d) dq[d][0] = dq[d][1] = dq[d][2] = dq[d][3] = 0.f;
 
-  for (int kt = 0, stage = 0; kt < n_kt; ++kt, stage ^= 1) {
-    if (kt + 1 < n_kt) {
-      load_kv(kt + 1, stage ^ 1);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
-    const int c0 = kt * kKeys;
-    if (warp_nc > c0) {
-      const uint32_t sK = sbase + S::kK + stage * kKeys * D * 2, sV = sbase + S::kV + stage * kKeys * D * 2;
-      float s[kNB][4], dp[kNB][4];
+  pipeline(
+      n_kt, [&](int kt, int stage) { kv.load<D>(sbase + S::kK, sbase + S::kV, kt, stage); },
+      [&](int kt, int stage) {
+        const int c0 = kt * kKeys;
+        if (warp_nc <= c0) return;
+        const uint32_t sK = sbase + S::kK + stage * kKeys * D * 2, sV = sbase + S::kV + stage * kKeys * D * 2;
+        float s[kKeys / 8][4], dp[kKeys / 8][4];
+        mma_abt<D, kKeys / 8>(s, sbase + S::kQ, wr, sK, 0, aoff, bnoff);
+        mma_abt<D, kKeys / 8>(dp, sbase + S::kdO, wr, sV, 0, aoff, bnoff);
 #pragma unroll
-      for (int nb = 0; nb < kNB; ++nb)
+        for (int nb = 0; nb < kKeys / 8; ++nb)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) s[nb][e] = dp[nb][e] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < kKSteps; ++kk) {
-        uint32_t aq[4], ao[4];
-        ldsm_x4(aq, a_addr<D>(sbase + S::kQ, wr, kk, aoff));
-        ldsm_x4(ao, a_addr<D>(sbase + S::kdO, wr, kk, aoff));
-#pragma unroll
-        for (int n2 = 0; n2 < kNB / 2; ++n2) {
-          uint32_t bk[4], bv[4];
-          ldsm_x4(bk, bn_addr<D>(sK, n2 * 16, kk, bnoff));
-          ldsm_x4(bv, bn_addr<D>(sV, n2 * 16, kk, bnoff));
-          mma_bf16(s[2 * n2], aq, bk[0], bk[1]);
-          mma_bf16(s[2 * n2 + 1], aq, bk[2], bk[3]);
-          mma_bf16(dp[2 * n2], ao, bv[0], bv[1]);
-          mma_bf16(dp[2 * n2 + 1], ao, bv[2], bv[3]);
-        }
-      }
-#pragma unroll
-      for (int nb = 0; nb < kNB; ++nb)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int hr = e >> 1, c = c0 + nb * 8 + 2 * tq + (e & 1);
-          const float pv = c < nc[hr] ? exp2_approx(fmaf(s[nb][e], n.scale_log2, rc[hr])) : 0.f;
-          s[nb][e] = pv * (dp[nb][e] - dlt[hr]);
-        }
-#pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk) {
-        const uint32_t sa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                                pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-        for (int d2 = 0; d2 < kDB / 2; ++d2) {
-          uint32_t bk[4];
-          ldsm_x4_trans(bk, bk_addr<D>(sK, kk, d2, bkoff));
-          mma_bf16(dq[2 * d2], sa, bk[0], bk[1]);
-          mma_bf16(dq[2 * d2 + 1], sa, bk[2], bk[3]);
-        }
-      }
-    }
-    __syncthreads();
-  }
-  cp_async_wait<0>();
+          for (int e = 0; e < 4; ++e) {
+            const int hr = e >> 1;
+            const float pv =
+                c0 + nb * 8 + 2 * tq + (e & 1) < nc[hr] ? exp2_approx(fmaf(s[nb][e], n.scale_log2, rc[hr])) : 0.f;
+            s[nb][e] = pv * (dp[nb][e] - dlt[hr]);
+          }
+        mma_xb<D, kKeys / 16>(dq, s, sK, 0, bkoff);
+      });
 
-#pragma unroll
-  for (int hr = 0; hr < 2; ++hr) {
-    const int64_t r = r0 + wr + g + 8 * hr;
-    if (r >= gr.rows) continue;
-    float* dst = a.dq + gr.at(r, packed, D);
-#pragma unroll
-    for (int d = 0; d < kDB; ++d)
-      *reinterpret_cast<float2*>(dst + d * 8 + 2 * tq) =
-          make_float2(dq[d][2 * hr] * n.scale, dq[d][2 * hr + 1] * n.scale);
-  }
+  store_acc_f32<D>(dq, n.scale, [&](int r) {
+    const int64_t i = r0 + wr + r;
+    return i < gr.rows ? a.dq + gr.at(i, packed, D) : nullptr;
+  });
 }
-
-template <int D>
-struct DkvSmem {
-  static constexpr int kK = 0, kV = kK + kKeys * D * 2, kQ = kV + kKeys * D * 2, kdO = kQ + 2 * kRows * D * 2,
-                       kLse = kdO + 2 * kRows * D * 2,  // 2 stages of kRows floats each: -lse*log2e,
-      kDelta = kLse + 2 * kRows * 4,                    // delta,
-      kNc = kDelta + 2 * kRows * 4,                     // visible compressed keys (int)
-      kBytes = kNc + 2 * kRows * 4;
-};
 
 // CTA (64 compressed keys c0.., chunk of rows, b*Hkv + hk); rows of the chunk that see none of the keys are
 // skipped, and the chunk's partial sums are written even when empty (the reduction reads every chunk).
 template <int D>
 __global__ void __launch_bounds__(kThreads) nsa_cmp_dkv_kernel(const NsaDims n, const CmpBwdArgs a) {
   using S = DkvSmem<D>;
-  constexpr int kKSteps = D / 16, kNQ = kRows / 8, kDB = D / 8;
+  constexpr int kDB = D / 8;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sbase = smem_addr(smem);
   const int b = int(blockIdx.z) / n.Hkv, hk = int(blockIdx.z) % n.Hkv, chunk = blockIdx.y;
   const GroupRows gr{int64_t(n.T) * n.G, n.G, n.H, n.T, b, hk};
   const int c0 = blockIdx.x * kKeys;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3, wr = warp * 16;
-  const uint32_t aoff = a_off<D>(lane), bnoff = bn_off<D>(lane), bkoff = bk_off<D>(lane);
+  const int wr = (threadIdx.x >> 5) * 16;
 
-  // Row tiles [rt_lo, rt_hi]: the chunk's rows from the first that sees key c0 (token (c0 + 1)*64 - 1).
+  // Row tiles rt_lo + [0, n_rt): the chunk's rows from the first that sees key c0 (token (c0 + 1)*64 - 1).
   const int64_t chunk_lo = int64_t(chunk) * a.chunk_rows, chunk_hi = min(gr.rows, chunk_lo + a.chunk_rows);
   const int64_t first = max(chunk_lo, (int64_t(c0 + 1) * kNsaBlock - 1) * n.G);
-  const int64_t rt_lo = first / kRows, rt_hi = first < chunk_hi ? (chunk_hi - 1) / kRows : rt_lo - 1;
+  const int64_t rt_lo = first / kRows;
+  const int n_rt = first < chunk_hi ? int((chunk_hi - 1) / kRows - rt_lo + 1) : 0;
 
-  const int64_t kv_stride = int64_t(n.Hkv) * D, packed = int64_t(n.H) * D;
-  auto load_rows = [&](int64_t rt, int stage) {
-    const int64_t i0 = rt * kRows;
+  const int64_t packed = int64_t(n.H) * D;
+  auto load_rows = [&](int i, int stage) {
+    const int64_t i0 = (rt_lo + i) * kRows;
     load_rows_async<kRows, D, kThreads>(
         sbase + S::kQ + stage * kRows * D * 2,
         [&](int r) { return i0 + r < chunk_hi ? a.q.p + gr.at(i0 + r, a.q.stride, D) : nullptr; }, a.q.p);
@@ -350,20 +237,19 @@ __global__ void __launch_bounds__(kThreads) nsa_cmp_dkv_kernel(const NsaDims n, 
         [&](int r) { return i0 + r < chunk_hi ? a.dout + gr.at(i0 + r, packed, D) : nullptr; }, a.dout);
     float* lse = reinterpret_cast<float*>(smem + S::kLse) + stage * kRows;
     float* dlt = reinterpret_cast<float*>(smem + S::kDelta) + stage * kRows;
-    int* nc = reinterpret_cast<int*>(smem + S::kNc) + stage * kRows;
+    int* nc = reinterpret_cast<int*>(smem + S::kMask) + stage * kRows;
     for (int r = threadIdx.x; r < kRows; r += kThreads) {
-      const int64_t i = i0 + r;
-      const bool ok = i < chunk_hi;
-      lse[r] = ok ? -a.lse[gr.scalar(i)] * kLog2e : 0.f;
-      dlt[r] = ok ? a.delta[gr.scalar(i)] : 0.f;
-      nc[r] = ok ? visible_cmp(gr.token(i)) : 0;
+      const int64_t row = i0 + r;
+      const bool ok = row < chunk_hi;
+      lse[r] = ok ? -a.lse[gr.scalar(row)] * kLog2e : 0.f;
+      dlt[r] = ok ? a.delta[gr.scalar(row)] : 0.f;
+      nc[r] = ok ? visible_cmp(gr.token(row)) : 0;
     }
   };
-  const bf16* gK = a.k_cmp + int64_t(b) * n.Tc * kv_stride + hk * D;
-  const bf16* gV = a.v_cmp + int64_t(b) * n.Tc * kv_stride + hk * D;
-  load_tile_async<kKeys, D, kThreads>(sbase + S::kK, gK, kv_stride, c0, n.Tc);
-  load_tile_async<kKeys, D, kThreads>(sbase + S::kV, gV, kv_stride, c0, n.Tc);
-  if (rt_lo <= rt_hi) load_rows(rt_lo, 0);
+  const CmpKv kv(n, a.k_cmp, a.v_cmp, b, hk);
+  load_tile_async<kKeys, D, kThreads>(sbase + S::kK, kv.k, kv.stride, c0, n.Tc);
+  load_tile_async<kKeys, D, kThreads>(sbase + S::kV, kv.v, kv.stride, c0, n.Tc);
+  if (n_rt > 0) load_rows(0, 0);
   cp_async_commit();
 
   float dk[kDB][4], dv[kDB][4];
@@ -372,90 +258,20 @@ __global__ void __launch_bounds__(kThreads) nsa_cmp_dkv_kernel(const NsaDims n, 
 #pragma unroll
     for (int e = 0; e < 4; ++e) dk[d][e] = dv[d][e] = 0.f;
 
-  int stage = 0;
-  for (int64_t rt = rt_lo; rt <= rt_hi; ++rt, stage ^= 1) {
-    if (rt < rt_hi) {
-      load_rows(rt + 1, stage ^ 1);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
-    const int* nc = reinterpret_cast<const int*>(smem + S::kNc) + stage * kRows;
+  pipeline(n_rt, load_rows, [&](int i, int stage) {
+    const int* nc = reinterpret_cast<const int*>(smem + S::kMask) + stage * kRows;
     // The tile's last row sees the most keys: skip the arithmetic when it sees none of this warp's.
-    const int last = int(min(chunk_hi - rt * kRows, int64_t(kRows))) - 1;
-    if (nc[last] > c0 + wr) {
-      const uint32_t sQ = sbase + S::kQ + stage * kRows * D * 2, sdO = sbase + S::kdO + stage * kRows * D * 2;
-      const float* lse = reinterpret_cast<const float*>(smem + S::kLse) + stage * kRows;
-      const float* dlt = reinterpret_cast<const float*>(smem + S::kDelta) + stage * kRows;
-      float st[kNQ][4], dpt[kNQ][4];
-#pragma unroll
-      for (int nq = 0; nq < kNQ; ++nq)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) st[nq][e] = dpt[nq][e] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < kKSteps; ++kk) {
-        uint32_t ak[4], av[4];
-        ldsm_x4(ak, a_addr<D>(sbase + S::kK, wr, kk, aoff));
-        ldsm_x4(av, a_addr<D>(sbase + S::kV, wr, kk, aoff));
-#pragma unroll
-        for (int n2 = 0; n2 < kNQ / 2; ++n2) {
-          uint32_t bq[4], bo[4];
-          ldsm_x4(bq, bn_addr<D>(sQ, n2 * 16, kk, bnoff));
-          ldsm_x4(bo, bn_addr<D>(sdO, n2 * 16, kk, bnoff));
-          mma_bf16(st[2 * n2], ak, bq[0], bq[1]);
-          mma_bf16(st[2 * n2 + 1], ak, bq[2], bq[3]);
-          mma_bf16(dpt[2 * n2], av, bo[0], bo[1]);
-          mma_bf16(dpt[2 * n2 + 1], av, bo[2], bo[3]);
-        }
-      }
-#pragma unroll
-      for (int nq = 0; nq < kNQ; ++nq)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int col = nq * 8 + 2 * tq + (e & 1), c = c0 + wr + g + 8 * (e >> 1);
-          const float pv = c < nc[col] ? exp2_approx(fmaf(st[nq][e], n.scale_log2, lse[col])) : 0.f;
-          dpt[nq][e] = pv * (dpt[nq][e] - dlt[col]);
-          st[nq][e] = pv;
-        }
-#pragma unroll
-      for (int kk = 0; kk < kRows / 16; ++kk) {
-        const uint32_t ap[4] = {pack_bf16(st[2 * kk][0], st[2 * kk][1]), pack_bf16(st[2 * kk][2], st[2 * kk][3]),
-                                pack_bf16(st[2 * kk + 1][0], st[2 * kk + 1][1]),
-                                pack_bf16(st[2 * kk + 1][2], st[2 * kk + 1][3])};
-        const uint32_t as[4] = {pack_bf16(dpt[2 * kk][0], dpt[2 * kk][1]), pack_bf16(dpt[2 * kk][2], dpt[2 * kk][3]),
-                                pack_bf16(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
-                                pack_bf16(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
-#pragma unroll
-        for (int d2 = 0; d2 < kDB / 2; ++d2) {
-          uint32_t bo[4], bq[4];
-          ldsm_x4_trans(bo, bk_addr<D>(sdO, kk, d2, bkoff));
-          ldsm_x4_trans(bq, bk_addr<D>(sQ, kk, d2, bkoff));
-          mma_bf16(dv[2 * d2], ap, bo[0], bo[1]);
-          mma_bf16(dv[2 * d2 + 1], ap, bo[2], bo[3]);
-          mma_bf16(dk[2 * d2], as, bq[0], bq[1]);
-          mma_bf16(dk[2 * d2 + 1], as, bq[2], bq[3]);
-        }
-      }
-    }
-    __syncthreads();
-  }
-  cp_async_wait<0>();
+    if (nc[int(min(chunk_hi - (rt_lo + i) * kRows, int64_t(kRows))) - 1] <= c0 + wr) return;
+    dkv_tile<D>(sbase + S::kK, sbase + S::kV, wr, sbase + S::kQ + stage * kRows * D * 2,
+                sbase + S::kdO + stage * kRows * D * 2, reinterpret_cast<const float*>(smem + S::kLse) + stage * kRows,
+                reinterpret_cast<const float*>(smem + S::kDelta) + stage * kRows, n.scale_log2,
+                [&](int col, int key) { return c0 + wr + key < nc[col]; }, dk, dv);
+  });
 
-  const int64_t part_row0 = ((int64_t(chunk) * n.B + b) * n.Hkv + hk) * n.Tc;
-#pragma unroll
-  for (int hr = 0; hr < 2; ++hr) {
-    const int c = c0 + wr + g + 8 * hr;
-    if (c >= n.Tc) continue;
-    float* pk = a.part_k + (part_row0 + c) * D;
-    float* pv = a.part_v + (part_row0 + c) * D;
-#pragma unroll
-    for (int d = 0; d < kDB; ++d) {
-      *reinterpret_cast<float2*>(pk + d * 8 + 2 * tq) = make_float2(dk[d][2 * hr] * n.scale, dk[d][2 * hr + 1] * n.scale);
-      *reinterpret_cast<float2*>(pv + d * 8 + 2 * tq) = make_float2(dv[d][2 * hr], dv[d][2 * hr + 1]);
-    }
-  }
+  const int64_t part_row0 = ((int64_t(chunk) * n.B + b) * n.Hkv + hk) * n.Tc + c0 + wr;
+  auto row = [&](float* base, int r) { return c0 + wr + r < n.Tc ? base + (part_row0 + r) * D : nullptr; };
+  store_acc_f32<D>(dk, n.scale, [&](int r) { return row(a.part_k, r); });
+  store_acc_f32<D>(dv, 1.f, [&](int r) { return row(a.part_v, r); });
 }
 
 // dk_cmp[b, c, hk, d] = sum over the chunks, in order.
@@ -475,11 +291,6 @@ __global__ void nsa_cmp_reduce_kernel(const NsaDims n, const CmpBwdArgs a) {
   }
   a.dk_cmp[e] = sk;
   a.dv_cmp[e] = sv;
-}
-
-template <class Kernel>
-void set_smem(Kernel k, int bytes) {
-  CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
 }
 
 template <int D>

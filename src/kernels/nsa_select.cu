@@ -22,11 +22,6 @@ namespace {
 
 constexpr int kThreads = 128, kWarps = 4, kRows = 64;
 
-template <class Kernel>
-void set_smem(Kernel k, int bytes) {
-  CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-}
-
 // ---------------------------------------------------------------------------------------------------- top-k
 
 struct TopkSmem {
@@ -47,7 +42,7 @@ struct TopkSmem {
 // passes of 64. `mt` tokens per CTA (64 / G, or 1 when G > 64).
 template <int D>
 __global__ void __launch_bounds__(kThreads) nsa_topk_kernel(const NsaDims n, const TopkArgs a, int mt) {
-  constexpr int kKSteps = D / 16, kNB = kRows / 8;
+  constexpr int kNB = kRows / 8;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sbase = smem_addr(smem);
   const int keep = n.S - 1;  // blocks chosen by importance; the own block is added at the end
@@ -84,20 +79,7 @@ __global__ void __launch_bounds__(kThreads) nsa_topk_kernel(const NsaDims n, con
       __syncthreads();
 
       float s[kNB][4];
-#pragma unroll
-      for (int nb = 0; nb < kNB; ++nb) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < kKSteps; ++kk) {
-        uint32_t qa[4];
-        ldsm_x4(qa, a_addr<D>(sbase + L.q, wr, kk, aoff));
-#pragma unroll
-        for (int n2 = 0; n2 < kNB / 2; ++n2) {
-          uint32_t bf[4];
-          ldsm_x4(bf, bn_addr<D>(sbase + L.k, n2 * 16, kk, bnoff));
-          mma_bf16(s[2 * n2], qa, bf[0], bf[1]);
-          mma_bf16(s[2 * n2 + 1], qa, bf[2], bf[3]);
-        }
-      }
+      mma_abt<D, kNB>(s, sbase + L.q, wr, sbase + L.k, 0, aoff, bnoff);
       // p of this thread's rows over the candidates: blocks that end before the token's own block.
 #pragma unroll
       for (int hr = 0; hr < 2; ++hr) {
@@ -231,11 +213,17 @@ struct SelSmem {
 struct SelCta {
   int t, hk, gh0, b, nv;  // token, K/V head, first head of the CTA within the group, sequence, valid blocks
   int64_t bT;
+  // Query row r of the CTA (head gh0 + r of the group), or nullptr past the group.
+  __device__ const bf16* q_row(const RowsIn& q, int r, int G) const {
+    return gh0 + r < G ? q.p + (bT + t) * q.stride + int64_t(hk * G + gh0 + r) * q_dim : nullptr;
+  }
+  int q_dim;
 };
 
 template <int R>
 __device__ __forceinline__ SelCta sel_cta(const NsaDims& n, const int32_t* idx, int* sIdx) {
   SelCta c;
+  c.q_dim = n.D;
   const int n_hc = (n.G + R - 1) / R;
   c.t = blockIdx.x;
   c.hk = blockIdx.y / n_hc;
@@ -261,7 +249,7 @@ __device__ __forceinline__ void load_block(uint32_t sK, uint32_t sV, const RowsI
 template <int D, int MT>
 __global__ void __launch_bounds__(kThreads) nsa_sel_fwd_kernel(const NsaDims n, const SelFwdArgs a) {
   using S = SelSmem<D, MT>;
-  constexpr int R = S::R, kKSteps = D / 16, kDB = D / 8;
+  constexpr int R = S::R, kDB = D / 8;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sbase = smem_addr(smem);
   int* sIdx = reinterpret_cast<int*>(smem + S::kIdx);
@@ -270,13 +258,7 @@ __global__ void __launch_bounds__(kThreads) nsa_sel_fwd_kernel(const NsaDims n, 
   const int kw = 16 * warp;  // this warp's keys within every block
   const uint32_t aoff = a_off<D>(lane), bnoff = bn_off<D>(lane), bkoff = bk_off<D>(lane);
 
-  load_rows_async<R, D, kThreads>(
-      sbase + S::kQ,
-      [&](int r) {
-        const int gh = c.gh0 + r;
-        return gh < G ? a.q.p + (c.bT + c.t) * a.q.stride + int64_t(c.hk * G + gh) * D : nullptr;
-      },
-      a.q.p);
+  load_rows_async<R, D, kThreads>(sbase + S::kQ, [&](int r) { return c.q_row(a.q, r, G); }, a.q.p);
   auto load = [&](int i, int stage) {
     load_block<D>(sbase + S::kK + stage * kRows * D * 2, sbase + S::kV + stage * kRows * D * 2, a.k, a.v, c.bT,
                   c.hk, sIdx[i], n.T);
@@ -293,89 +275,23 @@ __global__ void __launch_bounds__(kThreads) nsa_sel_fwd_kernel(const NsaDims n, 
     for (int d = 0; d < kDB; ++d) o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.f;
   }
 
-  for (int i = 0, stage = 0; i < c.nv; ++i, stage ^= 1) {
-    if (i + 1 < c.nv) {
-      load(i + 1, stage ^ 1);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+  pipeline(c.nv, load, [&](int i, int stage) {
     const int j0 = sIdx[i] * kNsaBlock + kw;
-    if (j0 <= c.t) {  // the warp has a key the query sees (only the own block is cut by causality)
-      const uint32_t sK = sbase + S::kK + stage * kRows * D * 2, sV = sbase + S::kV + stage * kRows * D * 2;
-      float s[MT][2][4];
+    if (j0 > c.t) return;  // none of the warp's keys is visible (only the own block is cut by causality)
+    const uint32_t sK = sbase + S::kK + stage * kRows * D * 2, sV = sbase + S::kV + stage * kRows * D * 2;
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
+    for (int mt = 0; mt < MT; ++mt) {
+      float s[2][4];
+      mma_abt<D, 2>(s, sbase + S::kQ, 16 * mt, sK, kw, aoff, bnoff);
 #pragma unroll
-        for (int nb = 0; nb < 2; ++nb) s[mt][nb][0] = s[mt][nb][1] = s[mt][nb][2] = s[mt][nb][3] = 0.f;
+      for (int nb = 0; nb < 2; ++nb)
 #pragma unroll
-      for (int kk = 0; kk < kKSteps; ++kk) {
-        uint32_t bf[4];
-        ldsm_x4(bf, bn_addr<D>(sK, kw, kk, bnoff));
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          uint32_t qa[4];
-          ldsm_x4(qa, a_addr<D>(sbase + S::kQ, 16 * mt, kk, aoff));
-          mma_bf16(s[mt][0], qa, bf[0], bf[1]);
-          mma_bf16(s[mt][1], qa, bf[2], bf[3]);
-        }
-      }
-      const bool masked = j0 + 15 > c.t;
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        float mx[2] = {m[mt][0], m[mt][1]};
-#pragma unroll
-        for (int nb = 0; nb < 2; ++nb)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int j = j0 + nb * 8 + 2 * tq + (e & 1);
-            const float v = masked && j > c.t ? -INFINITY : s[mt][nb][e] * n.scale_log2;
-            s[mt][nb][e] = v;
-            mx[e >> 1] = fmaxf(mx[e >> 1], v);
-          }
-        float base[2];
-#pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {
-          float x = mx[hr];
-          x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-          x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
-          base[hr] = x == -INFINITY ? 0.f : x;
-          const float corr = exp2_approx(m[mt][hr] - base[hr]);
-          m[mt][hr] = x;
-          l[mt][hr] *= corr;
-#pragma unroll
-          for (int d = 0; d < kDB; ++d) {
-            o[mt][d][2 * hr] *= corr;
-            o[mt][d][2 * hr + 1] *= corr;
-          }
-        }
-        uint32_t pa[4];
-#pragma unroll
-        for (int nb = 0; nb < 2; ++nb) {
-          float pv[4];
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            pv[e] = exp2_approx(s[mt][nb][e] - base[e >> 1]);
-            l[mt][e >> 1] += pv[e];
-          }
-          pa[2 * nb] = pack_bf16(pv[0], pv[1]);
-          pa[2 * nb + 1] = pack_bf16(pv[2], pv[3]);
-        }
-#pragma unroll
-        for (int d2 = 0; d2 < kDB / 2; ++d2) {
-          uint32_t bf[4];
-          ldsm_x4_trans(bf, bk_addr<D>(sV, warp, d2, bkoff));
-          mma_bf16(o[mt][2 * d2], pa, bf[0], bf[1]);
-          mma_bf16(o[mt][2 * d2 + 1], pa, bf[2], bf[3]);
-        }
-      }
+        for (int e = 0; e < 4; ++e)
+          s[nb][e] = j0 + nb * 8 + 2 * tq + (e & 1) <= c.t ? s[nb][e] * n.scale_log2 : -INFINITY;
+      softmax_step<D, 2>(s, m[mt], l[mt], o[mt]);
+      mma_xb<D, 1>(o[mt], s, sV, warp, bkoff);
     }
-    __syncthreads();  // this stage is refilled by the next iteration's prefetch
-  }
-  cp_async_wait<0>();
-  __syncthreads();
+  });
 
   // Merge the four warps' softmaxes: M = max m_w, L = sum l_w 2^(m_w - M), o = sum o_w 2^(m_w - M) / L.
   float* sM = reinterpret_cast<float*>(smem + S::kM);
@@ -430,7 +346,7 @@ __global__ void __launch_bounds__(kThreads) nsa_sel_fwd_kernel(const NsaDims n, 
 template <int D, int MT>
 __global__ void __launch_bounds__(kThreads) nsa_sel_dq_kernel(const NsaDims n, const SelBwdArgs a) {
   using S = SelSmem<D, MT>;
-  constexpr int R = S::R, kKSteps = D / 16, kDB = D / 8;
+  constexpr int R = S::R, kDB = D / 8;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sbase = smem_addr(smem);
   int* sIdx = reinterpret_cast<int*>(smem + S::kIdx);
@@ -440,13 +356,7 @@ __global__ void __launch_bounds__(kThreads) nsa_sel_dq_kernel(const NsaDims n, c
   const uint32_t aoff = a_off<D>(lane), bnoff = bn_off<D>(lane), bkoff = bk_off<D>(lane);
   const int64_t head0 = (c.bT + c.t) * n.H + c.hk * G + c.gh0;  // row (token t, first head of the CTA)
 
-  load_rows_async<R, D, kThreads>(
-      sbase + S::kQ,
-      [&](int r) {
-        const int gh = c.gh0 + r;
-        return gh < G ? a.q.p + (c.bT + c.t) * a.q.stride + int64_t(c.hk * G + gh) * D : nullptr;
-      },
-      a.q.p);
+  load_rows_async<R, D, kThreads>(sbase + S::kQ, [&](int r) { return c.q_row(a.q, r, G); }, a.q.p);
   load_rows_async<R, D, kThreads>(
       sbase + S::kdO, [&](int r) { return c.gh0 + r < G ? a.dout + (head0 + r) * D : nullptr; }, a.dout);
   auto load = [&](int i, int stage) {
@@ -470,70 +380,28 @@ __global__ void __launch_bounds__(kThreads) nsa_sel_dq_kernel(const NsaDims n, c
     for (int d = 0; d < kDB; ++d) dq[mt][d][0] = dq[mt][d][1] = dq[mt][d][2] = dq[mt][d][3] = 0.f;
   }
 
-  for (int i = 0, stage = 0; i < c.nv; ++i, stage ^= 1) {
-    if (i + 1 < c.nv) {
-      load(i + 1, stage ^ 1);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
+  pipeline(c.nv, load, [&](int i, int stage) {
     const int j0 = sIdx[i] * kNsaBlock + kw;
-    if (j0 <= c.t) {
-      const uint32_t sK = sbase + S::kK + stage * kRows * D * 2, sV = sbase + S::kV + stage * kRows * D * 2;
-      float s[MT][2][4], dp[MT][2][4];
+    if (j0 > c.t) return;
+    const uint32_t sK = sbase + S::kK + stage * kRows * D * 2, sV = sbase + S::kV + stage * kRows * D * 2;
 #pragma unroll
-      for (int mt = 0; mt < MT; ++mt)
+    for (int mt = 0; mt < MT; ++mt) {
+      float s[2][4], dp[2][4];
+      mma_abt<D, 2>(s, sbase + S::kQ, 16 * mt, sK, kw, aoff, bnoff);
+      mma_abt<D, 2>(dp, sbase + S::kdO, 16 * mt, sV, kw, aoff, bnoff);
 #pragma unroll
-        for (int nb = 0; nb < 2; ++nb)
+      for (int nb = 0; nb < 2; ++nb)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) s[mt][nb][e] = dp[mt][nb][e] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < kKSteps; ++kk) {
-        uint32_t bk[4], bv[4];
-        ldsm_x4(bk, bn_addr<D>(sK, kw, kk, bnoff));
-        ldsm_x4(bv, bn_addr<D>(sV, kw, kk, bnoff));
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-          uint32_t aq[4], ao[4];
-          ldsm_x4(aq, a_addr<D>(sbase + S::kQ, 16 * mt, kk, aoff));
-          ldsm_x4(ao, a_addr<D>(sbase + S::kdO, 16 * mt, kk, aoff));
-          mma_bf16(s[mt][0], aq, bk[0], bk[1]);
-          mma_bf16(s[mt][1], aq, bk[2], bk[3]);
-          mma_bf16(dp[mt][0], ao, bv[0], bv[1]);
-          mma_bf16(dp[mt][1], ao, bv[2], bv[3]);
+        for (int e = 0; e < 4; ++e) {
+          const int hr = e >> 1;
+          const float pv = j0 + nb * 8 + 2 * tq + (e & 1) <= c.t
+                               ? exp2_approx(fmaf(s[nb][e], n.scale_log2, rc[mt][hr]))
+                               : 0.f;
+          s[nb][e] = pv * (dp[nb][e] - dlt[mt][hr]);
         }
-      }
-      const bool masked = j0 + 15 > c.t;
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        uint32_t sa[4];
-#pragma unroll
-        for (int nb = 0; nb < 2; ++nb) {
-          float ds[4];
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int hr = e >> 1, j = j0 + nb * 8 + 2 * tq + (e & 1);
-            const float pv = masked && j > c.t ? 0.f : exp2_approx(fmaf(s[mt][nb][e], n.scale_log2, rc[mt][hr]));
-            ds[e] = pv * (dp[mt][nb][e] - dlt[mt][hr]);
-          }
-          sa[2 * nb] = pack_bf16(ds[0], ds[1]);
-          sa[2 * nb + 1] = pack_bf16(ds[2], ds[3]);
-        }
-#pragma unroll
-        for (int d2 = 0; d2 < kDB / 2; ++d2) {
-          uint32_t bk[4];
-          ldsm_x4_trans(bk, bk_addr<D>(sK, warp, d2, bkoff));
-          mma_bf16(dq[mt][2 * d2], sa, bk[0], bk[1]);
-          mma_bf16(dq[mt][2 * d2 + 1], sa, bk[2], bk[3]);
-        }
-      }
+      mma_xb<D, 1>(dq[mt], s, sK, warp, bkoff);
     }
-    __syncthreads();
-  }
-  cp_async_wait<0>();
-  __syncthreads();
+  });
 
   // The four warps' partial dQ, added in warp order onto the compressed branch's dQ.
   float* sO = reinterpret_cast<float*>(smem + S::kMerge);
@@ -625,20 +493,11 @@ __global__ void __launch_bounds__(256) nsa_sel_fill_kernel(const NsaDims n, cons
 
 // ------------------------------------------------------------------------------ selected branch: dK, dV
 
-template <int D>
-struct DkvSmem {
-  static constexpr int kK = 0, kV = kK + kRows * D * 2, kQ = kV + kRows * D * 2, kdO = kQ + 2 * kRows * D * 2,
-                       kLse = kdO + 2 * kRows * D * 2,  // 2 stages of 64 floats: -lse*log2e,
-      kDelta = kLse + 2 * kRows * 4,                    // delta,
-      kTok = kDelta + 2 * kRows * 4,                    // the row's token (-1: padding)
-      kBytes = kTok + 2 * kRows * 4;
-};
-
 // CTA per item (block c, a piece of the tokens that picked it), K/V head hk, sequence b.
 template <int D>
 __global__ void __launch_bounds__(kThreads) nsa_sel_dkv_kernel(const NsaDims n, const SelBwdArgs a) {
   using S = DkvSmem<D>;
-  constexpr int kKSteps = D / 16, kNQ = kRows / 8, kDB = D / 8;
+  constexpr int kDB = D / 8;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sbase = smem_addr(smem);
   const int hk = blockIdx.y, b = blockIdx.z, item = blockIdx.x, G = n.G;
@@ -660,9 +519,8 @@ __global__ void __launch_bounds__(kThreads) nsa_sel_dkv_kernel(const NsaDims n, 
   const int th = min(tok_off[c + 1], tl + a.ix.item_tokens);
   const int* list = a.ix.list + bh * int64_t(n.T) * n.S;
   const int rows = (th - tl) * G, n_rt = (rows + kRows - 1) / kRows;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3, wr = warp * 16;
+  const int wr = (threadIdx.x >> 5) * 16;
   const int j0 = c * kNsaBlock + wr;  // this warp's first key
-  const uint32_t aoff = a_off<D>(lane), bnoff = bn_off<D>(lane), bkoff = bk_off<D>(lane);
 
   auto load_rows = [&](int rt, int stage) {
     const int i0 = rt * kRows;
@@ -670,8 +528,9 @@ __global__ void __launch_bounds__(kThreads) nsa_sel_dkv_kernel(const NsaDims n, 
     load_rows_async<kRows, D, kThreads>(
         sbase + S::kQ + stage * kRows * D * 2,
         [&](int r) {
-          return i0 + r < rows ? a.q.p + (bT + list[tl + (i0 + r) / G]) * a.q.stride + int64_t(hk * G + (i0 + r) % G) * D
-                               : nullptr;
+          return i0 + r < rows
+                     ? a.q.p + (bT + list[tl + (i0 + r) / G]) * a.q.stride + int64_t(hk * G + (i0 + r) % G) * D
+                     : nullptr;
         },
         a.q.p);
     load_rows_async<kRows, D, kThreads>(
@@ -679,7 +538,7 @@ __global__ void __launch_bounds__(kThreads) nsa_sel_dkv_kernel(const NsaDims n, 
         [&](int r) { return i0 + r < rows ? a.dout + head_row(r) * D : nullptr; }, a.dout);
     float* lse = reinterpret_cast<float*>(smem + S::kLse) + stage * kRows;
     float* dlt = reinterpret_cast<float*>(smem + S::kDelta) + stage * kRows;
-    int* tok = reinterpret_cast<int*>(smem + S::kTok) + stage * kRows;
+    int* tok = reinterpret_cast<int*>(smem + S::kMask) + stage * kRows;
     for (int r = threadIdx.x; r < kRows; r += kThreads) {
       const bool ok = i0 + r < rows;
       lse[r] = ok ? -a.lse[head_row(r)] * kLog2e : 0.f;
@@ -697,87 +556,19 @@ __global__ void __launch_bounds__(kThreads) nsa_sel_dkv_kernel(const NsaDims n, 
 #pragma unroll
     for (int e = 0; e < 4; ++e) dk[d][e] = dv[d][e] = 0.f;
 
-  for (int rt = 0, stage = 0; rt < n_rt; ++rt, stage ^= 1) {
-    if (rt + 1 < n_rt) {
-      load_rows(rt + 1, stage ^ 1);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
-    const int* tok = reinterpret_cast<const int*>(smem + S::kTok) + stage * kRows;
-    // Tokens ascend along the rows: the last valid row's token is the latest; none may reach this warp's keys.
-    if (tok[min(rows - rt * kRows, kRows) - 1] >= j0) {
-      const uint32_t sQ = sbase + S::kQ + stage * kRows * D * 2, sdO = sbase + S::kdO + stage * kRows * D * 2;
-      const float* lse = reinterpret_cast<const float*>(smem + S::kLse) + stage * kRows;
-      const float* dlt = reinterpret_cast<const float*>(smem + S::kDelta) + stage * kRows;
-      float st[kNQ][4], dpt[kNQ][4];
-#pragma unroll
-      for (int nq = 0; nq < kNQ; ++nq)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) st[nq][e] = dpt[nq][e] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < kKSteps; ++kk) {
-        uint32_t ak[4], av[4];
-        ldsm_x4(ak, a_addr<D>(sbase + S::kK, wr, kk, aoff));
-        ldsm_x4(av, a_addr<D>(sbase + S::kV, wr, kk, aoff));
-#pragma unroll
-        for (int n2 = 0; n2 < kNQ / 2; ++n2) {
-          uint32_t bq[4], bo[4];
-          ldsm_x4(bq, bn_addr<D>(sQ, n2 * 16, kk, bnoff));
-          ldsm_x4(bo, bn_addr<D>(sdO, n2 * 16, kk, bnoff));
-          mma_bf16(st[2 * n2], ak, bq[0], bq[1]);
-          mma_bf16(st[2 * n2 + 1], ak, bq[2], bq[3]);
-          mma_bf16(dpt[2 * n2], av, bo[0], bo[1]);
-          mma_bf16(dpt[2 * n2 + 1], av, bo[2], bo[3]);
-        }
-      }
-#pragma unroll
-      for (int nq = 0; nq < kNQ; ++nq)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int col = nq * 8 + 2 * tq + (e & 1), j = j0 + g + 8 * (e >> 1);
-          const float pv = j <= tok[col] ? exp2_approx(fmaf(st[nq][e], n.scale_log2, lse[col])) : 0.f;
-          dpt[nq][e] = pv * (dpt[nq][e] - dlt[col]);
-          st[nq][e] = pv;
-        }
-#pragma unroll
-      for (int kk = 0; kk < kRows / 16; ++kk) {
-        const uint32_t ap[4] = {pack_bf16(st[2 * kk][0], st[2 * kk][1]), pack_bf16(st[2 * kk][2], st[2 * kk][3]),
-                                pack_bf16(st[2 * kk + 1][0], st[2 * kk + 1][1]),
-                                pack_bf16(st[2 * kk + 1][2], st[2 * kk + 1][3])};
-        const uint32_t as[4] = {pack_bf16(dpt[2 * kk][0], dpt[2 * kk][1]), pack_bf16(dpt[2 * kk][2], dpt[2 * kk][3]),
-                                pack_bf16(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
-                                pack_bf16(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
-#pragma unroll
-        for (int d2 = 0; d2 < kDB / 2; ++d2) {
-          uint32_t bo[4], bq[4];
-          ldsm_x4_trans(bo, bk_addr<D>(sdO, kk, d2, bkoff));
-          ldsm_x4_trans(bq, bk_addr<D>(sQ, kk, d2, bkoff));
-          mma_bf16(dv[2 * d2], ap, bo[0], bo[1]);
-          mma_bf16(dv[2 * d2 + 1], ap, bo[2], bo[3]);
-          mma_bf16(dk[2 * d2], as, bq[0], bq[1]);
-          mma_bf16(dk[2 * d2 + 1], as, bq[2], bq[3]);
-        }
-      }
-    }
-    __syncthreads();
-  }
-  cp_async_wait<0>();
+  pipeline(n_rt, load_rows, [&](int rt, int stage) {
+    const int* tok = reinterpret_cast<const int*>(smem + S::kMask) + stage * kRows;
+    // Tokens ascend along the rows: skip the arithmetic when the last valid row's token precedes the warp's keys.
+    if (tok[min(rows - rt * kRows, kRows) - 1] < j0) return;
+    dkv_tile<D>(sbase + S::kK, sbase + S::kV, wr, sbase + S::kQ + stage * kRows * D * 2,
+                sbase + S::kdO + stage * kRows * D * 2, reinterpret_cast<const float*>(smem + S::kLse) + stage * kRows,
+                reinterpret_cast<const float*>(smem + S::kDelta) + stage * kRows, n.scale_log2,
+                [&](int col, int key) { return j0 + key <= tok[col]; }, dk, dv);
+  });
 
-  const int64_t part_row0 = (bh * a.ix.max_items + item) * kNsaBlock;
-#pragma unroll
-  for (int hr = 0; hr < 2; ++hr) {
-    const int key = wr + g + 8 * hr;
-    float* pk = a.part_k + (part_row0 + key) * D;
-    float* pv = a.part_v + (part_row0 + key) * D;
-#pragma unroll
-    for (int d = 0; d < kDB; ++d) {
-      *reinterpret_cast<float2*>(pk + d * 8 + 2 * tq) = make_float2(dk[d][2 * hr] * n.scale, dk[d][2 * hr + 1] * n.scale);
-      *reinterpret_cast<float2*>(pv + d * 8 + 2 * tq) = make_float2(dv[d][2 * hr], dv[d][2 * hr + 1]);
-    }
-  }
+  const int64_t part_row0 = (bh * a.ix.max_items + item) * kNsaBlock + wr;
+  store_acc_f32<D>(dk, n.scale, [&](int r) { return a.part_k + (part_row0 + r) * D; });
+  store_acc_f32<D>(dv, 1.f, [&](int r) { return a.part_v + (part_row0 + r) * D; });
 }
 
 // ----------------------------------------------------------------------------------------------- launchers
