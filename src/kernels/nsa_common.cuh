@@ -82,6 +82,47 @@ struct DkvSmem {
                        kBytes = kMask + 2 * 64 * 4;
 };
 
+// One query row of a transposed backward tile: where its q row and its [B,T,H] scalars are, and the int the
+// mask reads (compressed: visible keys; selected: the token).
+struct DkvRow {
+  bool ok;       // false: padding past the rows of the CTA
+  int64_t q;     // element offset of the row in q
+  int64_t head;  // (b*T + t)*H + h: the row in [B,T,H] tensors (and in packed dO, times D)
+  int mask;
+};
+
+// Loads the 64 query rows row(0..63) into `stage` of DkvSmem: Q, dO (packed), -lse*log2e, delta, the mask int
+// (mask_fill, and zeros elsewhere, for padding rows).
+template <int D, int NTHREADS, class RowFn>
+__device__ __forceinline__ void load_dkv_rows(unsigned char* smem, int stage, const RowFn& row, const bf16* q,
+                                              const bf16* dout, const float* lse, const float* delta, int mask_fill) {
+  using S = DkvSmem<D>;
+  const uint32_t sbase = smem_addr(smem);
+  load_rows_async<64, D, NTHREADS>(
+      sbase + S::kQ + stage * 64 * D * 2,
+      [&](int r) {
+        const DkvRow x = row(r);
+        return x.ok ? q + x.q : nullptr;
+      },
+      q);
+  load_rows_async<64, D, NTHREADS>(
+      sbase + S::kdO + stage * 64 * D * 2,
+      [&](int r) {
+        const DkvRow x = row(r);
+        return x.ok ? dout + x.head * D : nullptr;
+      },
+      dout);
+  float* sl = reinterpret_cast<float*>(smem + S::kLse) + stage * 64;
+  float* sd = reinterpret_cast<float*>(smem + S::kDelta) + stage * 64;
+  int* sm = reinterpret_cast<int*>(smem + S::kMask) + stage * 64;
+  for (int r = threadIdx.x; r < 64; r += NTHREADS) {
+    const DkvRow x = row(r);
+    sl[r] = x.ok ? -lse[x.head] * kLog2e : 0.f;
+    sd[r] = x.ok ? delta[x.head] : 0.f;
+    sm[r] = x.ok ? x.mask : mask_fill;
+  }
+}
+
 // ---- Warp-level tile products (mma_sm80.cuh layouts; this thread holds rows g, g+8 of each 16-row block).
 
 // s = rows r0..r0+15 of tile A times rows n0..n0+8*NB-1 of tile B, transposed (both row-major, D columns):

@@ -226,25 +226,16 @@ __global__ void __launch_bounds__(kThreads) nsa_cmp_dkv_kernel(const NsaDims n, 
   const int64_t rt_lo = first / kRows;
   const int n_rt = first < chunk_hi ? int((chunk_hi - 1) / kRows - rt_lo + 1) : 0;
 
-  const int64_t packed = int64_t(n.H) * D;
   auto load_rows = [&](int i, int stage) {
     const int64_t i0 = (rt_lo + i) * kRows;
-    load_rows_async<kRows, D, kThreads>(
-        sbase + S::kQ + stage * kRows * D * 2,
-        [&](int r) { return i0 + r < chunk_hi ? a.q.p + gr.at(i0 + r, a.q.stride, D) : nullptr; }, a.q.p);
-    load_rows_async<kRows, D, kThreads>(
-        sbase + S::kdO + stage * kRows * D * 2,
-        [&](int r) { return i0 + r < chunk_hi ? a.dout + gr.at(i0 + r, packed, D) : nullptr; }, a.dout);
-    float* lse = reinterpret_cast<float*>(smem + S::kLse) + stage * kRows;
-    float* dlt = reinterpret_cast<float*>(smem + S::kDelta) + stage * kRows;
-    int* nc = reinterpret_cast<int*>(smem + S::kMask) + stage * kRows;
-    for (int r = threadIdx.x; r < kRows; r += kThreads) {
-      const int64_t row = i0 + r;
-      const bool ok = row < chunk_hi;
-      lse[r] = ok ? -a.lse[gr.scalar(row)] * kLog2e : 0.f;
-      dlt[r] = ok ? a.delta[gr.scalar(row)] : 0.f;
-      nc[r] = ok ? visible_cmp(gr.token(row)) : 0;
-    }
+    load_dkv_rows<D, kThreads>(
+        smem, stage,
+        [&](int r) {
+          const int64_t row = i0 + r;
+          return row < chunk_hi ? DkvRow{true, gr.at(row, a.q.stride, D), gr.scalar(row), visible_cmp(gr.token(row))}
+                                : DkvRow{false, 0, 0, 0};
+        },
+        a.q.p, a.dout, a.lse, a.delta, 0);
   };
   const CmpKv kv(n, a.k_cmp, a.v_cmp, b, hk);
   load_tile_async<kKeys, D, kThreads>(sbase + S::kK, kv.k, kv.stride, c0, n.Tc);

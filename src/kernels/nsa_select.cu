@@ -524,27 +524,14 @@ __global__ void __launch_bounds__(kThreads) nsa_sel_dkv_kernel(const NsaDims n, 
 
   auto load_rows = [&](int rt, int stage) {
     const int i0 = rt * kRows;
-    auto head_row = [&](int r) { return (bT + list[tl + (i0 + r) / G]) * n.H + hk * G + (i0 + r) % G; };
-    load_rows_async<kRows, D, kThreads>(
-        sbase + S::kQ + stage * kRows * D * 2,
+    load_dkv_rows<D, kThreads>(
+        smem, stage,
         [&](int r) {
-          return i0 + r < rows
-                     ? a.q.p + (bT + list[tl + (i0 + r) / G]) * a.q.stride + int64_t(hk * G + (i0 + r) % G) * D
-                     : nullptr;
+          if (i0 + r >= rows) return DkvRow{false, 0, 0, -1};
+          const int t = list[tl + (i0 + r) / G], h = hk * G + (i0 + r) % G;
+          return DkvRow{true, (bT + t) * a.q.stride + int64_t(h) * D, (bT + t) * n.H + h, t};
         },
-        a.q.p);
-    load_rows_async<kRows, D, kThreads>(
-        sbase + S::kdO + stage * kRows * D * 2,
-        [&](int r) { return i0 + r < rows ? a.dout + head_row(r) * D : nullptr; }, a.dout);
-    float* lse = reinterpret_cast<float*>(smem + S::kLse) + stage * kRows;
-    float* dlt = reinterpret_cast<float*>(smem + S::kDelta) + stage * kRows;
-    int* tok = reinterpret_cast<int*>(smem + S::kMask) + stage * kRows;
-    for (int r = threadIdx.x; r < kRows; r += kThreads) {
-      const bool ok = i0 + r < rows;
-      lse[r] = ok ? -a.lse[head_row(r)] * kLog2e : 0.f;
-      dlt[r] = ok ? a.delta[head_row(r)] : 0.f;
-      tok[r] = ok ? list[tl + (i0 + r) / G] : -1;
-    }
+        a.q.p, a.dout, a.lse, a.delta, -1);
   };
   load_block<D>(sbase + S::kK, sbase + S::kV, a.k, a.v, bT, hk, c, n.T);
   if (n_rt > 0) load_rows(0, 0);
