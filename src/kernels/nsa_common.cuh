@@ -1,6 +1,7 @@
 // Device helpers of the NSA kernels: gathered row tiles (a tile's rows are (token, head) pairs of one K/V
-// group, or the tokens that selected a block, so rows are addressed one by one), and the (value, block)
-// order of the selection.
+// group, or the tokens that selected a block, so rows are addressed one by one), the selection's order, the
+// warp-level tile products and online softmax of the forward and dQ kernels, the transposed dK/dV tile both
+// backward kernels share, and the cp.async double-buffering loop.
 #pragma once
 #include <climits>
 
@@ -222,21 +223,6 @@ __device__ __forceinline__ void dkv_tile(uint32_t sK, uint32_t sV, int wr, uint3
   mma_xb<D, 4>(dk, dpt, sQ, 0, bkoff);
 }
 
-// Stores this thread's rows (g, g+8 of a 16-row block) of an fp32 accumulator times `scale` to
-// row_ptr(g) and row_ptr(g + 8) (nullptr: skipped).
-template <int D, class RowPtr>
-__device__ __forceinline__ void store_acc_f32(const float (&acc)[D / 8][4], float scale, const RowPtr& row_ptr) {
-  const int lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
-#pragma unroll
-  for (int hr = 0; hr < 2; ++hr) {
-    float* dst = row_ptr(g + 8 * hr);
-    if (!dst) continue;
-#pragma unroll
-    for (int d = 0; d < D / 8; ++d)
-      *reinterpret_cast<float2*>(dst + d * 8 + 2 * tq) = make_float2(acc[d][2 * hr] * scale, acc[d][2 * hr + 1] * scale);
-  }
-}
-
 // cp.async double buffering: for i in [0, n), load(i + 1, stage ^ 1) is in flight while body(i, stage) runs.
 // The caller has issued and committed load(0, 0) (with whatever else it loads once).
 template <class Load, class Body>
@@ -255,6 +241,45 @@ __device__ __forceinline__ void pipeline(int n, const Load& load, const Body& bo
   }
   cp_async_wait<0>();
   __syncthreads();  // with n == 0, the caller's copies may still be landing
+}
+
+// The transposed backward of a CTA over n tiles of 64 query rows (DkvSmem; the caller has issued the K/V
+// tiles and load(0, 0) and committed them; load(i, stage) fills a stage as load_dkv_rows does): dk, dv of
+// this warp's 16 keys at row wr. active(i, mask) says whether a row of tile i can see one of the warp's
+// keys (else the tile's arithmetic is skipped); visible(mask, col, key) is the mask of one pair.
+template <int D, class Load, class Active, class Visible>
+__device__ __forceinline__ void dkv_rows(unsigned char* smem, int wr, int n, float scale_log2, const Load& load,
+                                         const Active& active, const Visible& visible, float (&dk)[D / 8][4],
+                                         float (&dv)[D / 8][4]) {
+  using S = DkvSmem<D>;
+  const uint32_t sbase = smem_addr(smem);
+#pragma unroll
+  for (int d = 0; d < D / 8; ++d)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dk[d][e] = dv[d][e] = 0.f;
+  pipeline(n, load, [&](int i, int stage) {
+    const int* mask = reinterpret_cast<const int*>(smem + S::kMask) + stage * 64;
+    if (!active(i, mask)) return;
+    dkv_tile<D>(sbase + S::kK, sbase + S::kV, wr, sbase + S::kQ + stage * 64 * D * 2,
+                sbase + S::kdO + stage * 64 * D * 2, reinterpret_cast<const float*>(smem + S::kLse) + stage * 64,
+                reinterpret_cast<const float*>(smem + S::kDelta) + stage * 64, scale_log2,
+                [&](int col, int key) { return visible(mask, col, key); }, dk, dv);
+  });
+}
+
+// Stores this thread's rows (g, g+8 of a 16-row block) of an fp32 accumulator times `scale` to
+// row_ptr(g) and row_ptr(g + 8) (nullptr: skipped).
+template <int D, class RowPtr>
+__device__ __forceinline__ void store_acc_f32(const float (&acc)[D / 8][4], float scale, const RowPtr& row_ptr) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, tq = lane & 3;
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    float* dst = row_ptr(g + 8 * hr);
+    if (!dst) continue;
+#pragma unroll
+    for (int d = 0; d < D / 8; ++d)
+      *reinterpret_cast<float2*>(dst + d * 8 + 2 * tq) = make_float2(acc[d][2 * hr] * scale, acc[d][2 * hr + 1] * scale);
+  }
 }
 
 }  // namespace gfwa::cuda::detail

@@ -244,20 +244,11 @@ __global__ void __launch_bounds__(kThreads) nsa_cmp_dkv_kernel(const NsaDims n, 
   cp_async_commit();
 
   float dk[kDB][4], dv[kDB][4];
-#pragma unroll
-  for (int d = 0; d < kDB; ++d)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) dk[d][e] = dv[d][e] = 0.f;
-
-  pipeline(n_rt, load_rows, [&](int i, int stage) {
-    const int* nc = reinterpret_cast<const int*>(smem + S::kMask) + stage * kRows;
-    // The tile's last row sees the most keys: skip the arithmetic when it sees none of this warp's.
-    if (nc[int(min(chunk_hi - (rt_lo + i) * kRows, int64_t(kRows))) - 1] <= c0 + wr) return;
-    dkv_tile<D>(sbase + S::kK, sbase + S::kV, wr, sbase + S::kQ + stage * kRows * D * 2,
-                sbase + S::kdO + stage * kRows * D * 2, reinterpret_cast<const float*>(smem + S::kLse) + stage * kRows,
-                reinterpret_cast<const float*>(smem + S::kDelta) + stage * kRows, n.scale_log2,
-                [&](int col, int key) { return c0 + wr + key < nc[col]; }, dk, dv);
-  });
+  dkv_rows<D>(
+      smem, wr, n_rt, n.scale_log2, load_rows,
+      // The tile's last row sees the most keys: active when it sees one of this warp's.
+      [&](int i, const int* nc) { return nc[int(min(chunk_hi - (rt_lo + i) * kRows, int64_t(kRows))) - 1] > c0 + wr; },
+      [&](const int* nc, int col, int key) { return c0 + wr + key < nc[col]; }, dk, dv);
 
   const int64_t part_row0 = ((int64_t(chunk) * n.B + b) * n.Hkv + hk) * n.Tc + c0 + wr;
   auto row = [&](float* base, int r) { return c0 + wr + r < n.Tc ? base + (part_row0 + r) * D : nullptr; };

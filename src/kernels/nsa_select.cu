@@ -538,20 +538,11 @@ __global__ void __launch_bounds__(kThreads) nsa_sel_dkv_kernel(const NsaDims n, 
   cp_async_commit();
 
   float dk[kDB][4], dv[kDB][4];
-#pragma unroll
-  for (int d = 0; d < kDB; ++d)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) dk[d][e] = dv[d][e] = 0.f;
-
-  pipeline(n_rt, load_rows, [&](int rt, int stage) {
-    const int* tok = reinterpret_cast<const int*>(smem + S::kMask) + stage * kRows;
-    // Tokens ascend along the rows: skip the arithmetic when the last valid row's token precedes the warp's keys.
-    if (tok[min(rows - rt * kRows, kRows) - 1] < j0) return;
-    dkv_tile<D>(sbase + S::kK, sbase + S::kV, wr, sbase + S::kQ + stage * kRows * D * 2,
-                sbase + S::kdO + stage * kRows * D * 2, reinterpret_cast<const float*>(smem + S::kLse) + stage * kRows,
-                reinterpret_cast<const float*>(smem + S::kDelta) + stage * kRows, n.scale_log2,
-                [&](int col, int key) { return j0 + key <= tok[col]; }, dk, dv);
-  });
+  dkv_rows<D>(
+      smem, wr, n_rt, n.scale_log2, load_rows,
+      // Tokens ascend along the rows: active when the last valid row's token reaches the warp's keys.
+      [&](int rt, const int* tok) { return tok[min(rows - rt * kRows, kRows) - 1] >= j0; },
+      [&](const int* tok, int col, int key) { return j0 + key <= tok[col]; }, dk, dv);
 
   const int64_t part_row0 = (bh * a.ix.max_items + item) * kNsaBlock + wr;
   store_acc_f32<D>(dk, n.scale, [&](int r) { return a.part_k + (part_row0 + r) * D; });
