@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/bench_util.h"
 #include "cli/commands.h"
 #include "kernels/attention.h"
 #include "kernels/cuda_check.h"
@@ -19,55 +20,12 @@
 namespace gfwa {
 namespace {
 
-template <class T>
-struct DevBuf {
-  T* p = nullptr;
-  explicit DevBuf(size_t n) { CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T))); }
-  ~DevBuf() { cudaFree(p); }
-  DevBuf(const DevBuf&) = delete;
-  DevBuf& operator=(const DevBuf&) = delete;
-};
-
-double mask_pairs(int64_t T, int64_t W) { return double(W < T ? T * W - W * (W - 1) / 2 : T * (T + 1) / 2); }
-
-// Median over `iters` timed calls of f (after `warmup` untimed ones), in milliseconds.
-template <class F>
-double median_ms(int warmup, int iters, cudaStream_t s, F&& f) {
-  for (int i = 0; i < warmup; ++i) f();
-  cudaEvent_t a, b;
-  CUDA_CHECK(cudaEventCreate(&a));
-  CUDA_CHECK(cudaEventCreate(&b));
-  std::vector<float> ms(iters);
-  for (int i = 0; i < iters; ++i) {
-    CUDA_CHECK(cudaEventRecord(a, s));
-    f();
-    CUDA_CHECK(cudaEventRecord(b, s));
-    CUDA_CHECK(cudaEventSynchronize(b));
-    CUDA_CHECK(cudaEventElapsedTime(&ms[i], a, b));
-  }
-  CUDA_CHECK(cudaEventDestroy(a));
-  CUDA_CHECK(cudaEventDestroy(b));
-  std::sort(ms.begin(), ms.end());
-  return ms[iters / 2];
-}
-
-// cxxopts reads one-letter names as short options only; accept the documented --B 4 / --B=4 spelling too.
-std::vector<std::string> normalise_args(int argc, char** argv) {
-  std::vector<std::string> out;
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a.size() >= 3 && a[0] == '-' && a[1] == '-' && (a.size() == 3 || a[3] == '=')) {
-      out.push_back(a.substr(1, 2));
-      if (a.size() > 4) out.push_back(a.substr(4));
-    } else {
-      out.push_back(a);
-    }
-  }
-  return out;
-}
+using bench::DevBuf;
+using bench::mask_pairs;
+using bench::median_ms;
 
 int bench_attention(int argc_in, char** argv_in) {
-  std::vector<std::string> args = normalise_args(argc_in, argv_in);
+  std::vector<std::string> args = bench::normalise_args(argc_in, argv_in);
   std::vector<char*> argp;
   for (auto& a : args) argp.push_back(a.data());
   const int argc = int(argp.size());
@@ -140,10 +98,11 @@ int bench_attention(int argc_in, char** argv_in) {
 int cmd_bench(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "train") return cmd_bench_train(argc - 1, argv + 1);
   if (argc >= 2 && std::string(argv[1]) == "generate") return cmd_bench_generate(argc - 1, argv + 1);
+  if (argc >= 2 && std::string(argv[1]) == "nsa") return cmd_bench_nsa(argc - 1, argv + 1);
   if (argc < 2 || std::string(argv[1]) != "attention")
     throw std::invalid_argument(
-        "usage: gfwa bench attention [options] | gfwa bench train --config FILE [options] | "
-        "gfwa bench generate --config FILE [options]");
+        "usage: gfwa bench attention [options] | gfwa bench nsa [options] | gfwa bench train --config FILE "
+        "[options] | gfwa bench generate --config FILE [options]");
   return bench_attention(argc - 1, argv + 1);
 }
 
