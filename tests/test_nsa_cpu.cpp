@@ -90,7 +90,7 @@ std::vector<double> full_causal(const NsaShape& s, const std::vector<double>& q,
   const std::vector<double> kx = expand(s, k), vx = expand(s, v);
   std::vector<double> o(q.size());
   lse->assign(size_t(s.B) * s.T * s.H, 0.0);
-  cpu::attention_forward(cpu::AttnShape{s.B, s.T, s.H, s.D, s.T}, AttnMode::full, q.data(), kx.data(), vx.data(),
+  cpu::attention_forward(cpu::AttnShape{s.B, s.T, s.H, s.D, s.T, s.H}, AttnMode::full, q.data(), kx.data(), vx.data(),
                          static_cast<const double*>(nullptr), o.data(), lse->data());
   return o;
 }
@@ -238,7 +238,7 @@ TEST(NsaCpu, GatesMixTheBranches) {
     }
     const std::vector<double> kx = expand(x.s, x.k), vx = expand(x.s, x.v);
     std::vector<double> o_win(o.size()), lse_win(size_t(2) * 21 * 6);
-    cpu::attention_forward(cpu::AttnShape{2, 21, 6, 4, 6}, mode, x.q.data(), kx.data(), vx.data(), x.lam.data(),
+    cpu::attention_forward(cpu::AttnShape{2, 21, 6, 4, 6, 6}, mode, x.q.data(), kx.data(), vx.data(), x.lam.data(),
                            o_win.data(), lse_win.data());
     EXPECT_LT(max_abs_diff(saved.o_win, o_win), 1e-15);
     EXPECT_LT(max_abs_diff(saved.lse_win, lse_win), 1e-15);

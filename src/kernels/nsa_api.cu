@@ -129,6 +129,7 @@ AttnParams sliding_params(const NsaParams& p, const bf16* k_exp, const bf16* v_e
   a.B = p.s.B;
   a.T = p.s.T;
   a.H = p.s.H;
+  a.Hkv = p.s.H;  // K/V expanded per query head (k_exp, v_exp)
   a.D = p.s.D;
   a.window = p.s.window;
   a.mode = p.sliding;
@@ -169,6 +170,7 @@ BwdWork carve_bwd(const NsaShape& s, const NsaSplit& split, Carver& c) {
   shape.B = s.B;
   shape.T = s.T;
   shape.H = s.H;
+  shape.Hkv = s.H;
   w.attn_ws = c.take<float>(int64_t(attention_bwd_workspace_bytes(shape) / sizeof(float)));
   return w;
 }

@@ -108,7 +108,7 @@ std::vector<F> expand_kv(const NsaShape& s, const F* x) {
   return out;
 }
 
-AttnShape sliding_shape(const NsaShape& s) { return AttnShape{s.B, s.T, s.H, s.D, s.window}; }
+AttnShape sliding_shape(const NsaShape& s) { return AttnShape{s.B, s.T, s.H, s.D, s.window, s.H}; }  // K/V expanded per query head
 
 // The two branches that read the compressed keys or the selected blocks, for one (sequence, K/V head).
 template <class F>
