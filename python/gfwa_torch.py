@@ -11,7 +11,8 @@ of format 1 have one "attention_mode" and "sliding_window" for every layer):
   gatedfwa  swa plus a learned per-token, per-head decay (GatedFWA, arXiv 2512.07782): the logit
             of (i, j) gets lam[i] - lam[j], lam the prefix sum of log forget gates
 Per block, with x the residual stream:
-  h = RMSNorm(x);  q = h Wq^T;  k = h Wk^T;  v = h Wv^T
+  h = RMSNorm(x);  q = h Wq^T;  k = h Wk^T;  v = h Wv^T   (k, v: num_key_value_heads heads; query head h
+                                                    reads K/V head h // (num_attention_heads / num_key_value_heads))
   token_shift:  k_t <- a_t k_t + (1 - a_t) k_{t-1}, a_t = sigmoid(h_t . w_shift[head]) (same for v)
   q, k = RoPE(QKNorm(q)), RoPE(QKNorm(k))      QK-norm: RMSNorm over the whole width, then heads
   x = x + Attention(q, k, v) Wo^T
@@ -65,12 +66,17 @@ class GFWAConfig:
     """The hyperparameters of config.json (docs/interop.md)."""
 
     def __init__(self, vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
-                 rms_norm_eps=1e-6, rope_theta=10000.0, attention_mode="gatedfwa", sliding_window=512,
-                 token_shift=False, max_position_embeddings=1024, layer_attention=None, **_ignored):
+                 num_key_value_heads=None, rms_norm_eps=1e-6, rope_theta=10000.0, attention_mode="gatedfwa",
+                 sliding_window=512, token_shift=False, max_position_embeddings=1024, layer_attention=None,
+                 **_ignored):
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
         self.num_attention_heads = num_attention_heads
+        self.num_key_value_heads = num_key_value_heads or num_attention_heads
+        if num_attention_heads % self.num_key_value_heads != 0:
+            raise ValueError(f"num_key_value_heads ({self.num_key_value_heads}) must divide num_attention_heads "
+                             f"({num_attention_heads})")
         self.head_dim = hidden_size // num_attention_heads
         self.intermediate_size = intermediate_size
         self.rms_norm_eps = rms_norm_eps
@@ -129,13 +135,16 @@ def token_shift(k, h, shift):
 
 
 def attention(q, k, v, lam, window):
-    """Causal softmax attention over [B, T, H, D] inputs. window: keys per query (itself included),
-    None for full attention. lam [B, T, H] (gatedfwa) adds lam[i] - lam[j] to the logit of (i, j)."""
-    T, D = q.shape[1], q.shape[3]
-    q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, H, T, D]
+    """Causal softmax attention of q [B, T, H, D] over k, v [B, T, Hkv, D] (Hkv divides H: query head h
+    reads K/V head h // (H / Hkv), broadcast, not copied). window: keys per query (itself included), None
+    for full attention. lam [B, T, H] (gatedfwa) adds lam[i] - lam[j] to the logit of (i, j)."""
+    B, T, H, D = q.shape
+    Hkv = k.shape[2]
+    q = q.transpose(1, 2).reshape(B, Hkv, H // Hkv, T, D)    # [B, Hkv, group, T, D]
+    k, v = (t.transpose(1, 2)[:, :, None] for t in (k, v))  # [B, Hkv, 1, T, D]
     s = (q @ k.transpose(-1, -2)).float() / math.sqrt(D)
     if lam is not None:
-        lam = lam.transpose(1, 2)  # [B, H, T]
+        lam = lam.transpose(1, 2).reshape(B, Hkv, H // Hkv, T)
         s = s + (lam[..., :, None] - lam[..., None, :])
     i = torch.arange(T, device=q.device)[:, None]
     j = torch.arange(T, device=q.device)[None, :]
@@ -143,25 +152,26 @@ def attention(q, k, v, lam, window):
     if window is not None:
         allowed = allowed & (j > i - window)
     p = torch.softmax(s.masked_fill(~allowed, float("-inf")), dim=-1).to(v.dtype)
-    return (p @ v).transpose(1, 2)
+    return (p @ v).reshape(B, H, T, D).transpose(1, 2)
 
 
 class Attention(nn.Module):
     def __init__(self, cfg, layer):
         super().__init__()
-        d, H = cfg.hidden_size, cfg.num_attention_heads
+        d, H, Hkv = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads
+        dkv = Hkv * cfg.head_dim
         self.cfg = cfg
         self.gated = cfg.layer_modes[layer] == "gatedfwa"
         self.window = cfg.layer_windows[layer]
         self.q_proj = nn.Linear(d, d, bias=False)
-        self.k_proj = nn.Linear(d, d, bias=False)
-        self.v_proj = nn.Linear(d, d, bias=False)
+        self.k_proj = nn.Linear(d, dkv, bias=False)
+        self.v_proj = nn.Linear(d, dkv, bias=False)
         self.o_proj = nn.Linear(d, d, bias=False)
         self.q_norm = RMSNorm(d, cfg.rms_norm_eps)
-        self.k_norm = RMSNorm(d, cfg.rms_norm_eps)
+        self.k_norm = RMSNorm(dkv, cfg.rms_norm_eps)
         if cfg.token_shift:
-            self.k_shift = nn.Linear(d, H, bias=False)
-            self.v_shift = nn.Linear(d, H, bias=False)
+            self.k_shift = nn.Linear(d, Hkv, bias=False)
+            self.v_shift = nn.Linear(d, Hkv, bias=False)
         if self.gated:
             self.forget_gate = nn.Linear(d, H, bias=True)          # hg = h Wg^T + bg
             self.forget_sharpness = nn.Linear(d, H, bias=False)    # beta = 1 + ELU(h Wl^T)
@@ -178,14 +188,15 @@ class Attention(nn.Module):
         B, T, _ = h.shape
         cfg = self.cfg
         heads = (B, T, cfg.num_attention_heads, cfg.head_dim)
+        kv_heads = (B, T, cfg.num_key_value_heads, cfg.head_dim)
         q = self.q_proj(h)
-        k = self.k_proj(h).view(heads)
-        v = self.v_proj(h).view(heads)
+        k = self.k_proj(h).view(kv_heads)
+        v = self.v_proj(h).view(kv_heads)
         if cfg.token_shift:
             k = token_shift(k, h, self.k_shift)
             v = token_shift(v, h, self.v_shift)
         q = rope(self.q_norm(q).view(heads), cfg.rope_theta)
-        k = rope(self.k_norm(k.reshape(B, T, -1)).view(heads), cfg.rope_theta)
+        k = rope(self.k_norm(k.reshape(B, T, -1)).view(kv_heads), cfg.rope_theta)
         o = attention(q, k, v, self.log_decay(h) if self.gated else None, self.window)
         return self.o_proj(o.reshape(B, T, -1))
 

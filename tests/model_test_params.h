@@ -9,13 +9,15 @@
 
 namespace gfwa::test {
 
-// Two layers of two heads of head_dim (64 or 128: the GPU kernels' sizes), W 24.
-inline ModelConfig small_config(AttnMode mode, bool shift, int head_dim = 64) {
+// Two layers of two heads of head_dim (64 or 128: the GPU kernels' sizes), W 24; kv_heads K/V heads
+// (0: two, multi-head; 1: multi-query).
+inline ModelConfig small_config(AttnMode mode, bool shift, int head_dim = 64, int kv_heads = 0) {
   ModelConfig c;
   c.vocab_size = 389;
   c.n_layers = 2;
   c.d_model = 2 * head_dim;
   c.n_heads = 2;
+  c.n_kv_heads = kv_heads;
   c.ffn_hidden = 200;
   c.attention.mode = mode;
   c.attention.window = 24;

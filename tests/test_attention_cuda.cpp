@@ -1,5 +1,6 @@
-// CUDA attention (forward and backward, all three modes) against the CPU reference run in double on the
-// same bf16-rounded inputs. Every output is poisoned (NaN) before each run and must come back finite.
+// CUDA attention (forward and backward, all three modes, multi-head and grouped-query) against the CPU
+// reference run in double on the same bf16-rounded inputs. Every output is poisoned (NaN) before each
+// run and must come back finite.
 //
 // Error bounds (relative L2 against the double reference):
 //   o   1e-2: o is rounded to bf16 on output (rms relative error ~2^-9/sqrt(3) ~ 1e-3) and P is rounded to
@@ -41,38 +42,42 @@ struct Case {
   int B, T, H, D, W;
   AttnMode mode;
   double gate;   // log-gates drawn uniform in [-gate, 0]: 0.02 weak, 3 strong (bias reaches -3 per token)
-  bool fused;    // q/k/v and dq/dk/dv as views of [B,T,3,H,D]; o with a padded row stride
+  bool fused;    // q/k/v and dq/dk/dv as views of fused q | k | v rows; o with a padded row stride
   uint64_t seed;
+  int kv = 0;    // K/V heads (grouped-query attention); 0: H
 };
+
+int kv_heads(const Case& c) { return c.kv > 0 ? c.kv : c.H; }
 
 std::string name(const Case& c) {
   return std::string(attn_mode_name(c.mode)) + "_B" + std::to_string(c.B) + "_T" + std::to_string(c.T) + "_H" +
          std::to_string(c.H) + "_D" + std::to_string(c.D) + "_W" + std::to_string(c.W) + "_g" +
-         std::to_string(int(c.gate * 100)) + (c.fused ? "_fused" : "");
+         std::to_string(int(c.gate * 100)) + (c.fused ? "_fused" : "") + (c.kv > 0 ? "_kv" + std::to_string(c.kv) : "");
 }
 
-// A [B,T,H,D] view inside a host/device buffer with row stride `stride` and column offset `off`.
+// A [B,T,heads,D] view inside a host/device buffer with row stride `stride` and column offset `off`.
 struct View {
   int64_t stride, off;
+  int heads;
   size_t at(const Case& c, int b, int t, int h, int d) const {
     return size_t((int64_t(b) * c.T + t) * stride + off + int64_t(h) * c.D + d);
   }
 };
 
-// Scatters a dense [B,T,H,D] double tensor (values already bf16-exact) into a bf16 buffer view.
+// Scatters a dense [B,T,heads,D] double tensor (values already bf16-exact) into a bf16 buffer view.
 void scatter(const Case& c, const std::vector<double>& x, View v, std::vector<bf16>& buf) {
   size_t i = 0;
   for (int b = 0; b < c.B; ++b)
     for (int t = 0; t < c.T; ++t)
-      for (int h = 0; h < c.H; ++h)
+      for (int h = 0; h < v.heads; ++h)
         for (int d = 0; d < c.D; ++d) buf[v.at(c, b, t, h, d)] = __float2bfloat16(float(x[i++]));
 }
 std::vector<double> gather(const Case& c, const std::vector<bf16>& buf, View v) {
   std::vector<double> x;
-  x.reserve(size_t(c.B) * c.T * c.H * c.D);
+  x.reserve(size_t(c.B) * c.T * v.heads * c.D);
   for (int b = 0; b < c.B; ++b)
     for (int t = 0; t < c.T; ++t)
-      for (int h = 0; h < c.H; ++h)
+      for (int h = 0; h < v.heads; ++h)
         for (int d = 0; d < c.D; ++d) x.push_back(double(__bfloat162float(buf[v.at(c, b, t, h, d)])));
   return x;
 }
@@ -92,9 +97,10 @@ struct Errors {
 void run_case(const Case& c) {
   SCOPED_TRACE(name(c));
   std::mt19937_64 rng(c.seed);
-  const size_t n = size_t(c.B) * c.T * c.H * c.D, nt = size_t(c.B) * c.T * c.H;
-  const int HD = c.H * c.D;
-  const std::vector<double> q = bf16_randn(n, rng), k = bf16_randn(n, rng), v = bf16_randn(n, rng),
+  const int Hkv = kv_heads(c);
+  const size_t n = size_t(c.B) * c.T * c.H * c.D, nkv = size_t(c.B) * c.T * Hkv * c.D, nt = size_t(c.B) * c.T * c.H;
+  const int HD = c.H * c.D, KD = Hkv * c.D;
+  const std::vector<double> q = bf16_randn(n, rng), k = bf16_randn(nkv, rng), v = bf16_randn(nkv, rng),
                             dout = bf16_randn(n, rng);
   std::vector<float> lam(nt, 0.f);
   std::uniform_real_distribution<double> u(0.0, c.gate);
@@ -104,17 +110,19 @@ void run_case(const Case& c) {
       for (int t = 0; t < c.T; ++t) lam[(size_t(b) * c.T + t) * c.H + h] = float(run -= u(rng));
     }
 
-  // Device layout: separate [B,T,H,D] tensors, or views into fused [B,T,3,H,D] buffers.
-  const int64_t in_stride = c.fused ? 3 * HD : HD, o_stride = c.fused ? HD + 8 : HD;
-  const View vq{in_stride, 0}, vk{in_stride, c.fused ? HD : 0}, vv{in_stride, c.fused ? 2 * HD : 0},
-      vo{o_stride, 0}, vd{HD, 0};
-  const size_t in_elems = size_t(c.B) * c.T * in_stride, o_elems = size_t(c.B) * c.T * o_stride;
-  std::vector<bf16> hq(in_elems), hk(c.fused ? 0 : in_elems), hv(c.fused ? 0 : in_elems), hdo(n);
+  // Device layout: separate [B,T,H,D] and [B,T,Hkv,D] tensors, or views into fused q | k | v rows.
+  const int64_t q_stride = c.fused ? HD + 2 * KD : HD, kv_stride = c.fused ? q_stride : KD;
+  const int64_t o_stride = c.fused ? HD + 8 : HD;
+  const View vq{q_stride, 0, c.H}, vk{kv_stride, c.fused ? HD : 0, Hkv}, vv{kv_stride, c.fused ? HD + KD : 0, Hkv},
+      vo{o_stride, 0, c.H}, vd{HD, 0, c.H};
+  const size_t in_elems = size_t(c.B) * c.T * q_stride, kv_elems = size_t(c.B) * c.T * kv_stride;
+  const size_t o_elems = size_t(c.B) * c.T * o_stride;
+  std::vector<bf16> hq(in_elems), hk(c.fused ? 0 : kv_elems), hv(c.fused ? 0 : kv_elems), hdo(n);
   scatter(c, q, vq, hq);
   scatter(c, k, vk, c.fused ? hq : hk);
   scatter(c, v, vv, c.fused ? hq : hv);
   scatter(c, dout, vd, hdo);
-  DeviceBuffer<bf16> dq_in(in_elems), dk_in(c.fused ? 1 : in_elems), dv_in(c.fused ? 1 : in_elems), ddo(n);
+  DeviceBuffer<bf16> dq_in(in_elems), dk_in(c.fused ? 1 : kv_elems), dv_in(c.fused ? 1 : kv_elems), ddo(n);
   dq_in.upload(hq);
   if (!c.fused) {
     dk_in.upload(hk);
@@ -123,13 +131,14 @@ void run_case(const Case& c) {
   ddo.upload(hdo);
   DeviceBuffer<float> dlam_in(nt), dlse(size_t(c.B) * c.H * c.T), ddlam(nt);
   dlam_in.upload(lam);
-  DeviceBuffer<bf16> d_o(o_elems), dgrad(in_elems), dgk(c.fused ? 1 : in_elems), dgv(c.fused ? 1 : in_elems);
+  DeviceBuffer<bf16> d_o(o_elems), dgrad(in_elems), dgk(c.fused ? 1 : kv_elems), dgv(c.fused ? 1 : kv_elems);
 
   cuda::AttnParams p{};
   p.q = dq_in.get() + vq.off;
   p.k = c.fused ? dq_in.get() + vk.off : dk_in.get();
   p.v = c.fused ? dq_in.get() + vv.off : dv_in.get();
-  p.q_row_stride = p.k_row_stride = p.v_row_stride = in_stride;
+  p.q_row_stride = q_stride;
+  p.k_row_stride = p.v_row_stride = kv_stride;
   p.o_row_stride = o_stride;
   p.lam = c.mode == AttnMode::gatedfwa ? dlam_in.get() : nullptr;
   p.o = d_o.get();
@@ -137,6 +146,7 @@ void run_case(const Case& c) {
   p.B = c.B;
   p.T = c.T;
   p.H = c.H;
+  p.Hkv = Hkv;
   p.D = c.D;
   p.window = c.W;
   p.mode = c.mode;
@@ -155,7 +165,7 @@ void run_case(const Case& c) {
         ASSERT_EQ(bits, 0xFFFF) << "o padding written at row " << r;
       }
 
-  const cpu::AttnShape shape{c.B, c.T, c.H, c.D, c.W};
+  const cpu::AttnShape shape{c.B, c.T, c.H, c.D, c.W, Hkv};
   const std::vector<double> lamd = to_double(lam);
   std::vector<double> o_ref(n), lse_ref(size_t(c.B) * c.H * c.T);
   cpu::attention_forward(shape, c.mode, q.data(), k.data(), v.data(), lamd.data(), o_ref.data(), lse_ref.data());
@@ -173,7 +183,8 @@ void run_case(const Case& c) {
   bp.dq = dgrad.get() + vq.off;
   bp.dk = c.fused ? dgrad.get() + vk.off : dgk.get();
   bp.dv = c.fused ? dgrad.get() + vv.off : dgv.get();
-  bp.dq_row_stride = bp.dk_row_stride = bp.dv_row_stride = in_stride;
+  bp.dq_row_stride = q_stride;
+  bp.dk_row_stride = bp.dv_row_stride = kv_stride;
   bp.dlam = c.mode == AttnMode::gatedfwa ? ddlam.get() : nullptr;
   DeviceBuffer<float> ws((cuda::attention_bwd_workspace_bytes(p) + 3) / 4);
   bp.workspace = ws.get();
@@ -190,7 +201,7 @@ void run_case(const Case& c) {
   const std::vector<bf16> g1 = dgrad.download(), gk1 = dgk.download(), gv1 = dgv.download();
   const std::vector<float> dl1 = ddlam.download();
 
-  std::vector<double> dq_ref(n), dk_ref(n), dv_ref(n), dlam_ref(nt);
+  std::vector<double> dq_ref(n), dk_ref(nkv), dv_ref(nkv), dlam_ref(nt);
   cpu::attention_backward(shape, c.mode, q.data(), k.data(), v.data(), lamd.data(), o_gpu.data(), lse_gpu.data(),
                           dout.data(), dq_ref.data(), dk_ref.data(), dv_ref.data(), dlam_ref.data());
   const std::vector<double> dq_gpu = gather(c, g1, vq), dk_gpu = gather(c, c.fused ? g1 : gk1, vk),
@@ -259,19 +270,48 @@ INSTANTIATE_TEST_SUITE_P(LongT, AttentionCuda,
                                            Case{1, 32768 + 5, 1, 128, 200, AttnMode::swa, 0.0, false, 302}),
                          [](const auto& info) { return name(info.param); });
 
-TEST(AttentionCudaApi, RejectsUnsupportedHeadDim) {
+// Grouped-query attention: 4 query heads over 2 K/V heads and multi-query (1), both head dims, fused and
+// separate layouts. The dK/dV kernel sums the group inside one CTA: these also check that the group's
+// heads are all visited (a missing one leaves dk, dv off by its share) and that dlam is per query head.
+std::vector<Case> grouped_cases() {
+  std::vector<Case> cs;
+  uint64_t seed = 400;
+  const int T = 333;
+  for (int D : {64, 128})
+    for (int kv : {1, 2})
+      for (AttnMode m : {AttnMode::swa, AttnMode::gatedfwa})
+        for (int W : {65, 128, T}) {
+          cs.push_back({2, T, 4, D, W, m, (seed % 2) == 0 ? 3.0 : 0.02, (seed % 3) == 0, seed, kv});
+          ++seed;
+        }
+  for (int D : {64, 128}) cs.push_back({2, 130, 6, D, 1, AttnMode::full, 0.0, D == 64, seed++, 2});
+  return cs;
+}
+INSTANTIATE_TEST_SUITE_P(GroupedQuery, AttentionCuda, ::testing::ValuesIn(grouped_cases()),
+                         [](const auto& info) { return name(info.param); });
+
+// A one-token swa call with H heads over Hkv and head dim D: the argument check throws naming `part`.
+void expect_refused(int H, int Hkv, int D, const std::string& part) {
   cuda::AttnParams p{};
-  p.B = p.T = p.H = 1;
-  p.D = 96;
+  p.B = p.T = 1;
+  p.H = H;
+  p.Hkv = Hkv;
+  p.D = D;
   p.window = 1;
   p.mode = AttnMode::swa;
   try {
     cuda::attention_forward(p, nullptr);
-    FAIL() << "D=96 accepted";
+    ADD_FAILURE() << "accepted; expected an error containing: " << part;
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("D=96"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
   }
 }
+
+TEST(AttentionCudaApi, RejectsKvHeadsThatDoNotDivideTheQueryHeads) {
+  expect_refused(4, 3, 64, "Hkv=3 must divide the query heads H=4");
+}
+
+TEST(AttentionCudaApi, RejectsUnsupportedHeadDim) { expect_refused(1, 1, 96, "D=96"); }
 
 }  // namespace
 #endif  // GFWA_WITH_CUDA

@@ -126,7 +126,7 @@ struct Randomizer {
   void operator()(const char*, std::string& x, const R& rule) {
     const char* pool[] = {"cosine", "linear", "constant", "wsd",   "auto", "cpu",  "cuda",
                           "trace",  "debug",  "info",     "warn",  "error", "tcp", "file",
-                          "a,b=c",  "tab\there \"quoted\"\nnewline", "héllo", "data/x_*.bin"};
+                          "adamw",  "muon",   "a,b=c", "tab\there \"quoted\"\nnewline", "héllo", "data/x_*.bin"};
     do x = pool[rng() % (sizeof pool / sizeof pool[0])]; while (!rule(x).empty());
   }
   template <class R>
@@ -148,6 +148,8 @@ RunConfig random_config(uint64_t seed) {
   // rules between keys
   c.model.n_heads = 1 + int(rng() % 16);
   c.model.d_model = c.model.n_heads * 2 * (1 + int(rng() % 40));
+  for (c.model.n_kv_heads = int(rng() % 17); c.model.n_kv_heads > 0 && c.model.n_heads % c.model.n_kv_heads != 0;)
+    --c.model.n_kv_heads;  // 0 (= n_heads) or a divisor of n_heads
   if (c.model.head_dim() != 64 && c.model.head_dim() != 128 && c.train.backend == "cuda") c.train.backend = "cpu";
   c.train.batch_size = 1 + int(rng() % 64);
   c.train.seq_len = 1 + int(rng() % 4096);
@@ -283,7 +285,7 @@ TEST_F(ConfigTest, JsonRoundTripIsExact) {
   EXPECT_EQ(d["model"]["init_std"].dump(), "0.02");
   EXPECT_EQ(d["model"]["attention"]["mode"], "gatedfwa");
   EXPECT_EQ(d.size(), 9u);
-  EXPECT_EQ(d["model"].size(), 9u);
+  EXPECT_EQ(d["model"].size(), 10u);
   EXPECT_EQ(d["model"]["init_from"], "");
   EXPECT_EQ(d["model"]["attention"].size(), 6u);
   EXPECT_EQ(d["model"]["attention"]["pattern"], "");
@@ -478,6 +480,10 @@ const BadValue kBadValues[] = {
     {R"({"model": {"attention": {"pattern": [{"mode": "swa", "windw": 64}]}}})", "model.attention.pattern",
      "layer 0: unknown key \"windw\" (expected mode, window)"},
     {R"({"model": {"d_model": 768, "n_heads": 10}})", "model.d_model", "must be divisible by model.n_heads (768 % 10 = 8)"},
+    {R"({"model": {"n_kv_heads": -1}})", "model.n_kv_heads", "must be >= 0 (got -1)"},
+    {R"({"model": {"n_heads": 12, "n_kv_heads": 5}})", "model.n_kv_heads", "must divide model.n_heads (12 % 5 = 2)"},
+    {R"({"model": {"n_heads": 12, "n_kv_heads": 24}})", "model.n_kv_heads",
+     "must divide model.n_heads (12 % 24 = 12)"},
     {R"({"model": {"d_model": 66, "n_heads": 2}})", "model.n_heads",
      "head_dim = d_model / n_heads must be even for RoPE (got 66 / 2 = 33)"},
     {R"({"model": {"d_model": 768, "n_heads": 24}, "train": {"backend": "cuda"}})", "model.n_heads",
@@ -490,6 +496,13 @@ const BadValue kBadValues[] = {
     {R"({"optimizer": {"eps": 1e-60}})", "optimizer.eps", "must be > 0 (got 1e-60)"},  // underflows to 0
     {R"({"optimizer": {"weight_decay": -0.1}})", "optimizer.weight_decay", "must be >= 0 (got -0.1)"},
     {R"({"optimizer": {"grad_clip": -1}})", "optimizer.grad_clip", "must be >= 0 (got -1)"},
+    {R"({"optimizer": {"type": "sgd"}})", "optimizer.type", "must be one of adamw|muon (got \"sgd\")"},
+    {R"({"optimizer": {"muon": {"lr": -0.02}}})", "optimizer.muon.lr", "must be >= 0 (got -0.02)"},
+    {R"({"optimizer": {"muon": {"momentum": 1}}})", "optimizer.muon.momentum", "must be in [0, 1) (got 1)"},
+    {R"({"optimizer": {"muon": {"nesterov": "yes"}}})", "optimizer.muon.nesterov", "expected true or false (got \"yes\")"},
+    {R"({"optimizer": {"muon": {"ns_steps": 0}}})", "optimizer.muon.ns_steps", "must be >= 1 (got 0)"},
+    {R"({"optimizer": {"muon": {"ns_steps": 2.5}}})", "optimizer.muon.ns_steps", "expected an integer (got 2.5)"},
+    {R"({"optimizer": {"muon": {"weight_decay": -1}}})", "optimizer.muon.weight_decay", "must be >= 0 (got -1)"},
     {R"({"schedule": {"type": "step"}})", "schedule.type", "must be one of cosine|linear|constant|wsd (got \"step\")"},
     {R"({"schedule": {"warmup_steps": -1}})", "schedule.warmup_steps", "must be >= 0 (got -1)"},
     {R"({"schedule": {"final_lr_fraction": 1.5}})", "schedule.final_lr_fraction", "must be in [0, 1] (got 1.5)"},

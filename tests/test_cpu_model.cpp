@@ -91,8 +91,8 @@ void check_model_gradients(const ModelConfig& cfg, uint64_t seed) {
       const double fd = fd_entry(m.params().data(), t.offset + i, loss);
       const double an = grads[t.offset + i];
       EXPECT_TRUE(grad_close(fd, an)) << attn_mode_name(cfg.attention.mode) << " W=" << cfg.attention.window
-                                      << " shift=" << cfg.attention.token_shift << " " << t.name << "[" << i
-                                      << "]: fd " << fd << " analytic " << an;
+                                      << " shift=" << cfg.attention.token_shift << " kv_heads=" << cfg.kv_heads()
+                                      << " " << t.name << "[" << i << "]: fd " << fd << " analytic " << an;
     }
   }
 }
@@ -133,6 +133,21 @@ TEST(CpuModel, GradientsGatedFwa) {
   check_model_gradients(tiny_config(AttnMode::gatedfwa, 1, false), 310);
   check_model_gradients(tiny_config(AttnMode::gatedfwa, 9, false), 320);
   check_model_gradients(tiny_config(AttnMode::gatedfwa, 4, true), 330);
+}
+
+// Grouped-query attention: 4 query heads over 1 (multi-query) or 2 K/V heads, every mode, token shift
+// off and on: wk, wv, k_norm and the shift vectors have the K/V heads' shapes, and their gradients sum
+// over each group of query heads.
+TEST(CpuModel, GradientsGroupedQuery) {
+  uint64_t seed = 400;
+  for (AttnMode mode : {AttnMode::full, AttnMode::swa, AttnMode::gatedfwa})
+    for (int kv : {1, 2})
+      for (bool shift : {false, true}) {
+        ModelConfig cfg = tiny_config(mode, 3, shift);
+        cfg.n_heads = 4;
+        cfg.n_kv_heads = kv;
+        check_model_gradients(cfg, seed += 10);
+      }
 }
 
 // logf == 0 -> SWA; and SWA with W >= T is full attention. Gates are shut off through the model's
@@ -181,6 +196,63 @@ TEST(CpuModel, GradientsPattern) {
   cfg.attention.token_shift = false;
   cfg.attention.pattern = AttentionPattern{"SSL", {}};
   check_model_gradients(cfg, 610);
+}
+
+// Per-layer patterns with grouped-query attention: 4 query heads over 2 K/V heads (and multi-query)
+// in a gated windowed, a full and a plain windowed layer; every layer's K/V tensors have the K/V
+// heads' shapes and its dK/dV sum over the groups whatever its mode.
+TEST(CpuModel, GradientsPatternGroupedQuery) {
+  uint64_t seed = 620;
+  for (int kv : {2, 1})
+    for (bool shift : {true, false}) {
+      ModelConfig cfg = tiny_config(AttnMode::gatedfwa, 3, shift);
+      cfg.n_layers = 3;
+      cfg.n_heads = 4;
+      cfg.n_kv_heads = kv;
+      cfg.attention.pattern.layers = {{AttnMode::gatedfwa, 0}, {AttnMode::full, 0}, {AttnMode::swa, 2}};
+      check_model_gradients(cfg, seed += 10);
+    }
+}
+
+// With every K/V head shared by two query heads, a pattern model is the multi-head pattern model
+// whose query-head pairs carry copies of the same K/V weights (wk, wv rows, k_norm entries, shift
+// vectors): the same loss and, each K/V weight's gradient the sum over its two copies, the same
+// gradients (up to rounding: k_norm's mean square runs over twice the entries).
+TEST(CpuModel, PatternGroupedQueryEqualsMultiHeadWithCopiedKv) {
+  const int B = 2, T = 9;
+  const auto in = random_tokens(size_t(B) * T, 11, 631), tgt = random_tokens(size_t(B) * T, 11, 632);
+  ModelConfig mha = tiny_config(AttnMode::gatedfwa, 3, true);
+  mha.n_heads = 4;
+  mha.attention.pattern.letters = "SL";
+  ModelConfig gqa = mha;
+  gqa.n_kv_heads = 2;
+  CpuModel<double> mg(gqa, B, T), mm(mha, B, T);
+  randomize(mg, 633);
+  // A K/V tensor is 4 blocks (one per query head) in mm, 2 in mg: query head h takes K/V head h / 2.
+  auto kv_block = [&](const ParamTensor& u, const ParamTensor& g) { return u.numel == g.numel ? 0 : u.numel / 4; };
+  for (const ParamTensor& u : mm.layout().tensors()) {
+    const ParamTensor& g = mg.layout().get(u.name);
+    const size_t block = kv_block(u, g);
+    if (block == 0)
+      std::copy_n(mg.param(u.name), u.numel, mm.param(u.name));
+    else
+      for (size_t h = 0; h < 4; ++h) std::copy_n(mg.param(u.name) + h / 2 * block, block, mm.param(u.name) + h * block);
+  }
+  const RunResult rg = run(mg, in, tgt, B, T), rm = run(mm, in, tgt, B, T);
+  EXPECT_NEAR(rg.loss, rm.loss, 1e-12);
+  int kv_tensors = 0;
+  for (const ParamTensor& g : mg.layout().tensors()) {
+    const ParamTensor& u = mm.layout().get(g.name);
+    const size_t block = kv_block(u, g);
+    kv_tensors += block > 0;
+    for (size_t i = 0; i < g.numel; ++i) {
+      const size_t k = block ? i / block : 0, j = block ? i % block : i;  // K/V head k: query heads 2k, 2k + 1
+      const double want = block ? rm.grads[u.offset + 2 * k * block + j] + rm.grads[u.offset + (2 * k + 1) * block + j]
+                                : rm.grads[u.offset + i];
+      EXPECT_NEAR(rg.grads[g.offset + i], want, 1e-10 * (1.0 + std::fabs(want))) << g.name << "[" << i << "]";
+    }
+  }
+  EXPECT_EQ(kv_tensors, 2 * 5);  // per layer wk, wv, k_norm, shift_k, shift_v
 }
 
 // A pattern of S only is the uniform model bit for bit (layout, loss, every gradient), as letters

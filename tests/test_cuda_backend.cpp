@@ -1,6 +1,6 @@
 // The cuda backend vs the cpu backend on a small decoder: loss and every parameter gradient
-// (with gradient accumulation over two micro-batches), 30 AdamW steps tracking the CPU loss curve,
-// bitwise-identical repeated runs, the memory plan's error when a configuration cannot fit, and
+// (with gradient accumulation over two micro-batches), 30 AdamW steps and 30 Muon steps tracking
+// the CPU loss curve, bitwise-identical repeated runs, the memory plan's error when a configuration cannot fit, and
 // the per-token log-probabilities of zero-shot scoring (target_logprobs, score_requests).
 #ifdef GFWA_WITH_CUDA
 #include <algorithm>
@@ -55,11 +55,12 @@ void split(const std::vector<int32_t>& seq, int B, int T, std::vector<int32_t>& 
 struct ModeCase {
   AttnMode mode;
   bool shift;
+  int kv = 0;                // K/V heads of small_config's two query heads; 0: two
   const char* pattern = "";  // model.attention.pattern letters over the 2 layers
 };
 
 ModelConfig case_config(const ModeCase& c) {
-  ModelConfig cfg = small_config(c.mode, c.shift);
+  ModelConfig cfg = small_config(c.mode, c.shift, 64, c.kv);
   cfg.attention.pattern.letters = c.pattern;
   return cfg;
 }
@@ -162,12 +163,22 @@ TEST_P(CudaBackendParity, LogprobsArgmaxAndGatesMatchCpu) {
 INSTANTIATE_TEST_SUITE_P(Modes, CudaBackendParity,
                          ::testing::Values(ModeCase{AttnMode::gatedfwa, true}, ModeCase{AttnMode::gatedfwa, false},
                                            ModeCase{AttnMode::full, false}, ModeCase{AttnMode::swa, true}));
-// Per-layer patterns (model.attention.pattern): a gated windowed layer then a full one, and the reverse.
+// Per-layer patterns (model.attention.pattern): a gated windowed layer then a full one, and the reverse;
+// the first also with grouped-query attention (each layer's kernels read the one K/V head).
 INSTANTIATE_TEST_SUITE_P(Patterns, CudaBackendParity,
-                         ::testing::Values(ModeCase{AttnMode::gatedfwa, true, "SL"},
-                                           ModeCase{AttnMode::gatedfwa, false, "LS"}));
+                         ::testing::Values(ModeCase{AttnMode::gatedfwa, true, 0, "SL"},
+                                           ModeCase{AttnMode::gatedfwa, false, 0, "LS"},
+                                           ModeCase{AttnMode::gatedfwa, true, 1, "SL"}));
+// Multi-query: both query heads read one K/V head (the narrower wk, wv, k_norm and shift tensors,
+// dK/dV summed over the group on the GPU).
+INSTANTIATE_TEST_SUITE_P(GroupedQuery, CudaBackendParity,
+                         ::testing::Values(ModeCase{AttnMode::gatedfwa, true, 1}, ModeCase{AttnMode::swa, false, 1},
+                                           ModeCase{AttnMode::full, true, 1}));
 
-std::vector<float> train(Backend& be, const std::vector<float>& p0, int steps, const ModelConfig& cfg) {
+// `steps` optimizer steps on four batches in turn: AdamW, or with `muon` Muon on the hidden
+// matrices and AdamW on the rest (the cuda backend built for it).
+std::vector<float> train(Backend& be, const std::vector<float>& p0, int steps, const ModelConfig& cfg,
+                         bool muon = false) {
   be.set_params(p0);
   be.set_adam_state(std::vector<float>(p0.size(), 0.0f), std::vector<float>(p0.size(), 0.0f));
   std::vector<float> losses;
@@ -178,41 +189,80 @@ std::vector<float> train(Backend& be, const std::vector<float>& p0, int steps, c
     losses.push_back(be.forward_backward(in.data(), tg.data(), kB, kT, 1.0f));
     const double norm = be.grad_norm();
     const float clip = norm > 1.0 ? float(1.0 / norm) : 1.0f;
-    be.adamw_update(AdamWStep{3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, clip, s + 1});
+    const AdamWStep adamw{3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, clip, s + 1};
+    if (muon) be.muon_update(MuonStep{0.02, 0.95, true, 5, 0.0, clip}, adamw);
+    else be.adamw_update(adamw);
   }
   return losses;
 }
 
+// AdamW, then Muon (bf16 Newton-Schulz on the GPU, fp32 on the CPU): the same loss curve within
+// 0.1 nats, and Muon's momentum in m (v 0 for the hidden matrices) close to the cpu backend's.
 TEST(CudaBackend, ThirtyStepsTrackTheCpuLossCurve) {
   GFWA_SKIP_WITHOUT_GPU();
   const ModelConfig cfg = small_config(AttnMode::gatedfwa, true);
+  for (bool muon : {false, true}) {
+    SCOPED_TRACE(muon ? "muon" : "adamw");
+    auto cpu = make_cpu_backend(cfg, kB, kT);
+    auto gpu = make_cuda_backend(cfg, kB, kT, {}, muon);
+    const auto p = test_params(cfg, 11);
+    const auto lc = train(*cpu, p, 30, cfg, muon), lg = train(*gpu, p, 30, cfg, muon);
+    double worst = 0.0;
+    for (int s = 0; s < 30; ++s) worst = std::max(worst, std::abs(double(lg[s]) - lc[s]));
+    std::printf("[ info ] %s: loss cpu %.4f -> %.4f, cuda %.4f -> %.4f, max |diff| %.4f\n", muon ? "muon" : "adamw",
+                lc[0], lc[29], lg[0], lg[29], worst);
+    EXPECT_LT(worst, 0.1);
+    EXPECT_LT(lg[29], lg[0] - 1.0);  // it learned
+    if (!muon) continue;
+    std::vector<float> mc, vc, mg, vg;
+    cpu->get_adam_state(mc, vc);
+    gpu->get_adam_state(mg, vg);
+    EXPECT_LT(rel_err(mg, mc), 0.1);
+    for (const ParamTensor& t : gpu->layout().tensors()) {
+      if (!t.hidden) continue;
+      EXPECT_TRUE(std::all_of(vg.begin() + long(t.offset), vg.begin() + long(t.offset + t.numel),
+                              [](float x) { return x == 0.0f; }))
+          << t.name;
+    }
+  }
+}
+
+// The three together: a windowed gated layer and a full one, both multi-query, trained with Muon
+// (its scratch sized by the narrower wk, wv; the arena checked against cuda_memory_plan at
+// construction): the cpu backend's loss curve within 0.1 nats.
+TEST(CudaBackend, PatternWithGroupedQueryTrainsWithMuonAsTheCpu) {
+  GFWA_SKIP_WITHOUT_GPU();
+  const ModelConfig cfg = case_config({AttnMode::gatedfwa, true, 1, "SL"});
   auto cpu = make_cpu_backend(cfg, kB, kT);
-  auto gpu = make_cuda_backend(cfg, kB, kT);
-  const auto p = test_params(cfg, 11);
-  const auto lc = train(*cpu, p, 30, cfg), lg = train(*gpu, p, 30, cfg);
+  auto gpu = make_cuda_backend(cfg, kB, kT, {}, true);
+  const auto p = test_params(cfg, 17);
+  const auto lc = train(*cpu, p, 30, cfg, true), lg = train(*gpu, p, 30, cfg, true);
   double worst = 0.0;
   for (int s = 0; s < 30; ++s) worst = std::max(worst, std::abs(double(lg[s]) - lc[s]));
-  std::printf("[ info ] loss cpu %.4f -> %.4f, cuda %.4f -> %.4f, max |diff| %.4f\n", lc[0], lc[29], lg[0], lg[29],
-              worst);
+  std::printf("[ info ] pattern SL, n_kv_heads 1, muon: loss cpu %.4f -> %.4f, cuda %.4f -> %.4f, max |diff| %.4f\n",
+              lc[0], lc[29], lg[0], lg[29], worst);
   EXPECT_LT(worst, 0.1);
-  EXPECT_LT(lg[29], lg[0] - 1.0);  // it learned
+  EXPECT_LT(lg[29], lg[0] - 1.0);
 }
 
 TEST(CudaBackend, TwoIdenticalRunsGiveIdenticalBits) {
   GFWA_SKIP_WITHOUT_GPU();
   const ModelConfig cfg = small_config(AttnMode::gatedfwa, true);
   const auto p = test_params(cfg, 13);
-  std::vector<float> params[2], m[2], v[2], losses[2];
-  for (int r = 0; r < 2; ++r) {
-    auto gpu = make_cuda_backend(cfg, kB, kT);
-    losses[r] = train(*gpu, p, 4, cfg);
-    gpu->get_params(params[r]);
-    gpu->get_adam_state(m[r], v[r]);
+  for (bool muon : {false, true}) {
+    SCOPED_TRACE(muon ? "muon" : "adamw");
+    std::vector<float> params[2], m[2], v[2], losses[2];
+    for (int r = 0; r < 2; ++r) {
+      auto gpu = make_cuda_backend(cfg, kB, kT, {}, muon);
+      losses[r] = train(*gpu, p, 4, cfg, muon);
+      gpu->get_params(params[r]);
+      gpu->get_adam_state(m[r], v[r]);
+    }
+    EXPECT_EQ(0, std::memcmp(losses[0].data(), losses[1].data(), losses[0].size() * 4));
+    EXPECT_EQ(0, std::memcmp(params[0].data(), params[1].data(), params[0].size() * 4));
+    EXPECT_EQ(0, std::memcmp(m[0].data(), m[1].data(), m[0].size() * 4));
+    EXPECT_EQ(0, std::memcmp(v[0].data(), v[1].data(), v[0].size() * 4));
   }
-  EXPECT_EQ(0, std::memcmp(losses[0].data(), losses[1].data(), losses[0].size() * 4));
-  EXPECT_EQ(0, std::memcmp(params[0].data(), params[1].data(), params[0].size() * 4));
-  EXPECT_EQ(0, std::memcmp(m[0].data(), m[1].data(), m[0].size() * 4));
-  EXPECT_EQ(0, std::memcmp(v[0].data(), v[1].data(), v[0].size() * 4));
 }
 
 TEST(CudaBackend, StateRoundTripsAndInitMatchesCpu) {

@@ -2,8 +2,9 @@
 // teacher-forced decoding through the O(W) cache gives the full forward's logits at every
 // position, past W and past the longest sequence the model trained on, in all three modes, with
 // and without token shift, for prompts prefilled in one or several chunks and sequences of
-// different lengths decoded together. Then 100k tokens: the cache does not grow, and the rebased
-// gate state keeps its digits (the last logits match a fresh decoder fed only the receptive field).
+// different lengths decoded together, and with grouped-query attention. Then 100k tokens: the
+// cache does not grow, and the rebased gate state keeps its digits (the last logits match a fresh
+// decoder fed only the receptive field).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -61,8 +62,24 @@ double row_error(const float* a, const float* b, int n) {
 struct Case {
   AttnMode mode;
   bool shift;
+  int kv_heads;              // 0: two heads, multi-head; else four query heads over kv_heads K/V heads
   const char* pattern = "";  // model.attention.pattern letters over the 2 layers
 };
+
+ModelConfig case_config(const Case& c, int window) {
+  ModelConfig cfg = decode_config(c.mode, c.shift, window);
+  cfg.attention.pattern.letters = c.pattern;
+  if (c.kv_heads > 0) {
+    cfg.n_heads = 4;
+    cfg.n_kv_heads = c.kv_heads;
+  }
+  return cfg;
+}
+
+std::string case_name(const Case& c) {
+  return std::string(attn_mode_name(c.mode)) + (c.shift ? "_shift" : "") +
+         (c.kv_heads > 0 ? "_kv" + std::to_string(c.kv_heads) : "") + (*c.pattern ? std::string("_") + c.pattern : "");
+}
 
 class DecodeCpu : public ::testing::TestWithParam<Case> {};
 
@@ -70,8 +87,7 @@ class DecodeCpu : public ::testing::TestWithParam<Case> {};
 // together: slot 0 prefilled with 70 tokens (two chunks of the prefill path), slot 1 with 1.
 TEST_P(DecodeCpu, TeacherForcedDecodingMatchesTheFullForwardAtEveryPosition) {
   const Case c = GetParam();
-  ModelConfig cfg = decode_config(c.mode, c.shift, 6);
-  cfg.attention.pattern.letters = c.pattern;
+  const ModelConfig cfg = case_config(c, 6);
   const std::vector<int> lengths{150, 97}, prompts{70, 1};
   CpuBackend be(cfg, 1, 16);
   const std::vector<float> params = random_params(be.layout(), 11, 0.5);
@@ -116,24 +132,37 @@ TEST_P(DecodeCpu, TeacherForcedDecodingMatchesTheFullForwardAtEveryPosition) {
   }
   EXPECT_EQ(dec->position(0), 70 + 96);  // slot 0 kept stepping (a filler token) until slot 1 was done
   EXPECT_EQ(dec->position(1), 97);
-  std::printf("  %s shift %d: worst relative logit error %.2e over %d + %d positions\n", attn_mode_name(c.mode),
-              int(c.shift), worst, lengths[0], lengths[1]);
+  std::printf("  %s: worst relative logit error %.2e over %d + %d positions\n", case_name(c).c_str(), worst,
+              lengths[0], lengths[1]);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, DecodeCpu,
-                         ::testing::Values(Case{AttnMode::gatedfwa, false}, Case{AttnMode::gatedfwa, true},
-                                           Case{AttnMode::swa, false}, Case{AttnMode::swa, true},
-                                           Case{AttnMode::full, false}, Case{AttnMode::full, true}),
-                         [](const auto& info) {
-                           return std::string(attn_mode_name(info.param.mode)) + (info.param.shift ? "_shift" : "");
-                         });
-// Per-layer patterns (a windowed and a full layer): each layer decodes through its own cache.
+                         ::testing::Values(Case{AttnMode::gatedfwa, false, 0}, Case{AttnMode::gatedfwa, true, 0},
+                                           Case{AttnMode::swa, false, 0}, Case{AttnMode::swa, true, 0},
+                                           Case{AttnMode::full, false, 0}, Case{AttnMode::full, true, 0}),
+                         [](const auto& info) { return case_name(info.param); });
+// Per-layer patterns (a windowed and a full layer): each layer decodes through its own cache, also
+// with grouped-query attention (each cache holds the K/V heads).
 INSTANTIATE_TEST_SUITE_P(Patterns, DecodeCpu,
-                         ::testing::Values(Case{AttnMode::gatedfwa, true, "SL"}, Case{AttnMode::swa, false, "LS"}),
-                         [](const auto& info) {
-                           return std::string(attn_mode_name(info.param.mode)) + (info.param.shift ? "_shift_" : "_") +
-                                  info.param.pattern;
-                         });
+                         ::testing::Values(Case{AttnMode::gatedfwa, true, 0, "SL"}, Case{AttnMode::swa, false, 0, "LS"},
+                                           Case{AttnMode::gatedfwa, true, 2, "SL"}, Case{AttnMode::swa, true, 1, "LS"}),
+                         [](const auto& info) { return case_name(info.param); });
+INSTANTIATE_TEST_SUITE_P(GroupedQuery, DecodeCpu,
+                         ::testing::Values(Case{AttnMode::gatedfwa, true, 1}, Case{AttnMode::gatedfwa, false, 2},
+                                           Case{AttnMode::swa, true, 2}, Case{AttnMode::full, false, 1}),
+                         [](const auto& info) { return case_name(info.param); });
+
+// The ring holds the K/V heads only: keys and values shrink with n_kv_heads; the gates' Lam stays one
+// per query head (floats per entry, plus the newest token's double).
+TEST(DecodeCpuCache, HoldsKeysAndValuesOfTheKvHeadsAndLamOfTheQueryHeads) {
+  for (int kv : {4, 2, 1}) {
+    const ModelConfig cfg = case_config({AttnMode::gatedfwa, true, kv}, 6);
+    CpuBackend be(cfg, 1, 1);
+    const int64_t B = 3, L = cfg.n_layers, W = 6, D = cfg.head_dim(), H = cfg.n_heads;
+    const int64_t per_layer = 2 * B * kv * W * D * 4 + B * H * W * 4 + B * H * 8 + 2 * B * kv * D * 4;
+    EXPECT_EQ(be.make_decoder(int(B), 0)->cache_bytes(), L * per_layer) << "n_kv_heads " << kv;
+  }
+}
 
 // 100k tokens through a gatedfwa decoder whose gates close fast (Lam falls ~1.3 per token, to
 // ~-1.3e5): the cache holds the same bytes after the first W tokens as at the end, and the last

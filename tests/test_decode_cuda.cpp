@@ -3,7 +3,8 @@
 // (model/cuda_decoder.h) against the fp32 training forward of
 // the cpu model: teacher-forced decoding through the bf16 cache gives the same logits at every
 // position (bf16 level), past W and past the prefill length, in all three modes, with and without
-// token shift; prefills of different lengths decoded together, steps replayed from a CUDA graph.
+// token shift, multi-head and grouped-query; prefills of different lengths decoded together, steps
+// replayed from a CUDA graph.
 // The device argmax equals the host one; 20k tokens leave device memory and the cache unchanged.
 #ifdef GFWA_WITH_CUDA
 #include <algorithm>
@@ -37,12 +38,14 @@ struct Case {
   AttnMode mode;
   bool shift;
   int head_dim;
+  int kv = 0;                // K/V heads (grouped-query attention); 0: as many as the query heads
   const char* pattern = "";  // model.attention.pattern letters over the 2 layers
 };
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   return std::string(attn_mode_name(info.param.mode)) + (info.param.shift ? "_shift" : "") + "_D" +
-         std::to_string(info.param.head_dim) + (*info.param.pattern ? std::string("_") + info.param.pattern : "");
+         std::to_string(info.param.head_dim) + (info.param.kv > 0 ? "_kv" + std::to_string(info.param.kv) : "") +
+         (*info.param.pattern ? std::string("_") + info.param.pattern : "");
 }
 
 class DecodeKernels : public ::testing::TestWithParam<Case> {};
@@ -50,13 +53,15 @@ class DecodeKernels : public ::testing::TestWithParam<Case> {};
 TEST_P(DecodeKernels, AppendAndAttentionMatchTheCpuTwin) {
   GFWA_SKIP_WITHOUT_GPU();
   const Case c = GetParam();
-  const int B = 3, H = 2, D = c.head_dim, d = H * D, cap = 40, steps = 120;
+  // Grouped-query cases: 4 query heads over c.kv K/V heads.
+  const int B = 3, H = c.kv > 0 ? 4 : 2, Hkv = c.kv > 0 ? c.kv : H, D = c.head_dim, d = H * D, kd = Hkv * D;
+  const int ld = d + 2 * kd, cap = 40, steps = 120;
   const bool gated = c.mode == AttnMode::gatedfwa;
-  const cuda::DecodeDims dims{B, H, D, c.mode == AttnMode::full ? 200 : cap, c.mode, c.shift, 1e-6f, 10000.0f};
-  const size_t kv = size_t(B) * H * dims.cap * D, lam_n = size_t(B) * H * dims.cap;
-  DeviceBuffer<__nv_bfloat16> k(kv), v(kv), sk(size_t(B) * d), sv(size_t(B) * d), qkv(size_t(B) * 3 * d),
-      q(size_t(B) * d), o(size_t(B) * d), qw{size_t(d)}, kw{size_t(d)};
-  DeviceBuffer<float> lam(lam_n), pk(size_t(B) * H), pv(size_t(B) * H), hg(size_t(B) * H), pre(size_t(B) * H),
+  const cuda::DecodeDims dims{B, H, D, c.mode == AttnMode::full ? 200 : cap, c.mode, c.shift, 1e-6f, 10000.0f, Hkv};
+  const size_t kv = size_t(B) * Hkv * dims.cap * D, lam_n = size_t(B) * H * dims.cap;
+  DeviceBuffer<__nv_bfloat16> k(kv), v(kv), sk(size_t(B) * kd), sv(size_t(B) * kd), qkv(size_t(B) * ld),
+      q(size_t(B) * d), o(size_t(B) * d), qw{size_t(d)}, kw{size_t(kd)};
+  DeviceBuffer<float> lam(lam_n), pk(size_t(B) * Hkv), pv(size_t(B) * Hkv), hg(size_t(B) * H), pre(size_t(B) * H),
       ws(cuda::decode_attention_workspace_floats(dims));
   DeviceBuffer<double> now(size_t(B) * H);
   DeviceBuffer<int64_t> pos{size_t(B)};
@@ -65,18 +70,21 @@ TEST_P(DecodeKernels, AppendAndAttentionMatchTheCpuTwin) {
   CUDA_CHECK(cudaMemset(now.get(), 0, now.size() * 8));
   const std::vector<int64_t> start{0, 13, 37};  // sequence b starts at position start[b]
   pos.upload(start);
-  const std::vector<float> qwh = random_bf16_values(size_t(d), 1, 0.2, 1.0), kwh = random_bf16_values(size_t(d), 2, 0.2, 1.0);
+  const std::vector<float> qwh = random_bf16_values(size_t(d), 1, 0.2, 1.0);
+  const std::vector<float> kwh = random_bf16_values(size_t(kd), 2, 0.2, 1.0);
   qw.upload(to_bf16(qwh));
   kw.upload(to_bf16(kwh));
-  std::vector<float> ck(kv, 0.0f), cv(kv, 0.0f), clam(lam_n, 0.0f), csk(size_t(B) * d, 0.0f), csv(csk.size(), 0.0f);
+  std::vector<float> ck(kv, 0.0f), cv(kv, 0.0f), clam(lam_n, 0.0f), csk(size_t(B) * kd, 0.0f), csv(csk.size(), 0.0f);
   std::vector<double> cnow(size_t(B) * H, 0.0);
-  const cpu::DecodeShape shape{B, H, D, dims.cap, c.mode, c.shift, 1e-6, 10000.0};
+  const cpu::DecodeShape shape{B, H, D, dims.cap, c.mode, c.shift, 1e-6, 10000.0, Hkv};
   const cpu::DecodeCache<float> cc{ck.data(), cv.data(), clam.data(), csk.data(), csv.data(), cnow.data()};
   double worst = 0;
   for (int s = 0; s < steps; ++s) {
-    const std::vector<float> x = random_bf16_values(size_t(B) * 3 * d, 100 + s);
-    const std::vector<float> a = random_bf16_values(size_t(B) * H, 300 + s), g = random_bf16_values(size_t(B) * H, 500 + s, 1.0, -0.5),
-                             p = random_bf16_values(size_t(B) * H, 700 + s, 0.3), b2 = random_bf16_values(size_t(B) * H, 900 + s);
+    const std::vector<float> x = random_bf16_values(size_t(B) * ld, 100 + s);
+    const std::vector<float> a = random_bf16_values(size_t(B) * Hkv, 300 + s),
+                             b2 = random_bf16_values(size_t(B) * Hkv, 900 + s);
+    const std::vector<float> g = random_bf16_values(size_t(B) * H, 500 + s, 1.0, -0.5),
+                             p = random_bf16_values(size_t(B) * H, 700 + s, 0.3);
     qkv.upload(to_bf16(x));
     pk.upload(a);
     pv.upload(b2);
@@ -91,10 +99,10 @@ TEST_P(DecodeKernels, AppendAndAttentionMatchTheCpuTwin) {
     cuda::decode_advance(nullptr, pos.get(), B);
     std::vector<float> cq(size_t(B) * d), co(size_t(B) * d);
     for (int b = 0; b < B; ++b) {
-      const size_t r = size_t(b) * 3 * d, e = size_t(b) * H;
+      const size_t r = size_t(b) * ld, e = size_t(b) * H, ekv = size_t(b) * Hkv;
       const long long at = start[size_t(b)] + s;
-      cpu::decode_append(shape, cc, b, at, &x[r], &x[r + d], &x[r + 2 * d], &a[e], &b2[e], &g[e], &p[e], qwh.data(),
-                         kwh.data(), &cq[size_t(b) * d]);
+      cpu::decode_append(shape, cc, b, at, &x[r], &x[r + d], &x[r + d + kd], &a[ekv], &b2[ekv], &g[e], &p[e],
+                         qwh.data(), kwh.data(), &cq[size_t(b) * d]);
       cpu::decode_attention(shape, cc, b, at, &cq[size_t(b) * d], &co[size_t(b) * d]);
     }
     const double eq = rel_err(to_double(q.download()), cq), eo = rel_err(to_double(o.download()), co);
@@ -110,6 +118,11 @@ INSTANTIATE_TEST_SUITE_P(Modes, DecodeKernels,
                          ::testing::Values(Case{AttnMode::gatedfwa, true, 64}, Case{AttnMode::gatedfwa, false, 128},
                                            Case{AttnMode::swa, true, 128}, Case{AttnMode::full, false, 64}),
                          case_name);
+INSTANTIATE_TEST_SUITE_P(GroupedQuery, DecodeKernels,
+                         ::testing::Values(Case{AttnMode::gatedfwa, true, 64, 1},
+                                           Case{AttnMode::gatedfwa, false, 128, 2}, Case{AttnMode::swa, true, 128, 1},
+                                           Case{AttnMode::full, false, 64, 2}),
+                         case_name);
 
 class DecodeCuda : public ::testing::TestWithParam<Case> {};
 
@@ -117,7 +130,7 @@ class DecodeCuda : public ::testing::TestWithParam<Case> {};
 TEST_P(DecodeCuda, TeacherForcedDecodingMatchesTheCpuForwardAtEveryPosition) {
   GFWA_SKIP_WITHOUT_GPU();
   const Case c = GetParam();
-  ModelConfig cfg = small_config(c.mode, c.shift, c.head_dim);
+  ModelConfig cfg = small_config(c.mode, c.shift, c.head_dim, c.kv);
   cfg.attention.pattern.letters = c.pattern;
   const std::vector<int> lengths{300, 181}, prompts{70, 1};
   const std::vector<float> params = test_params(cfg, 5);
@@ -163,8 +176,8 @@ TEST_P(DecodeCuda, TeacherForcedDecodingMatchesTheCpuForwardAtEveryPosition) {
       ASSERT_EQ(greedy[b], int32_t(std::max_element(row, row + V) - row)) << "step " << step;
     }
   }
-  std::printf("  %s shift %d D %d: worst relative L2 logit error %.2e\n", attn_mode_name(c.mode), int(c.shift),
-              c.head_dim, worst);
+  std::printf("  %s shift %d D %d kv %d: worst relative L2 logit error %.2e\n", attn_mode_name(c.mode), int(c.shift),
+              c.head_dim, cfg.kv_heads(), worst);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, DecodeCuda,
@@ -173,10 +186,17 @@ INSTANTIATE_TEST_SUITE_P(Modes, DecodeCuda,
                                            Case{AttnMode::swa, true, 128}, Case{AttnMode::full, false, 64},
                                            Case{AttnMode::full, true, 128}),
                          case_name);
-// Per-layer patterns: a windowed and a full layer, each with its own cache (O(W) and O(T)).
+// Per-layer patterns: a windowed and a full layer, each with its own cache (O(W) and O(T)); the
+// first also multi-query (each layer's cache holds the one K/V head).
 INSTANTIATE_TEST_SUITE_P(Patterns, DecodeCuda,
-                         ::testing::Values(Case{AttnMode::gatedfwa, true, 64, "SL"},
-                                           Case{AttnMode::swa, false, 128, "LS"}),
+                         ::testing::Values(Case{AttnMode::gatedfwa, true, 64, 0, "SL"},
+                                           Case{AttnMode::swa, false, 128, 0, "LS"},
+                                           Case{AttnMode::gatedfwa, true, 64, 1, "SL"}),
+                         case_name);
+// Multi-query (the two query heads share one K/V head): the ring holds one head's keys and values.
+INSTANTIATE_TEST_SUITE_P(GroupedQuery, DecodeCuda,
+                         ::testing::Values(Case{AttnMode::gatedfwa, true, 64, 1}, Case{AttnMode::swa, false, 128, 1},
+                                           Case{AttnMode::full, true, 64, 1}),
                          case_name);
 
 // 20k tokens: the device memory in use and the cache's bytes are the same after the first W tokens

@@ -92,7 +92,7 @@ void run_grad_case(const GradCase& c) {
   p.lse = glse.get();
   p.B = c.B;
   p.T = c.T;
-  p.H = c.H;
+  p.H = p.Hkv = c.H;
   p.D = c.D;
   p.window = c.W;
   p.mode = AttnMode::gatedfwa;
@@ -114,7 +114,7 @@ void run_grad_case(const GradCase& c) {
   // fp64: the same inputs, every step exact but for double rounding.
   const std::vector<double> hgd = to_double(hg), pred = to_double(pre);
   std::vector<double> logf(nt), lam(nt), o(n), lse(nt), dq(n), dk(n), dv(n), dlam(nt), dhg(nt), dpre(nt);
-  const cpu::AttnShape s{c.B, c.T, c.H, c.D, c.W};
+  const cpu::AttnShape s{c.B, c.T, c.H, c.D, c.W, c.H};
   cpu::gate_forward(c.B, c.T, c.H, hgd.data(), pred.data(), logf.data(), lam.data());
   cpu::attention_forward(s, AttnMode::gatedfwa, q.data(), k.data(), v.data(), lam.data(), o.data(), lse.data());
   cpu::attention_backward(s, AttnMode::gatedfwa, q.data(), k.data(), v.data(), lam.data(), o.data(), lse.data(),

@@ -1,5 +1,6 @@
 // Attention input path on the GPU (token shift of k and v, QK-norm, RoPE; forward and backward)
-// vs the composition of its CPU twins token_shift_cpu, rmsnorm_cpu and rope_cpu in double.
+// vs the composition of its CPU twins token_shift_cpu, rmsnorm_cpu and rope_cpu in double, with as many
+// K/V heads as query heads and fewer (grouped-query attention).
 #ifdef GFWA_WITH_CUDA
 #include <cmath>
 #include <vector>
@@ -23,6 +24,7 @@ using Vec = std::vector<double>;
 struct Case {
   int B, T, H, D, C;  // C: width of the token-shift gate input x
   bool shift;
+  int kv = 0;  // K/V heads; 0: H
 };
 
 class QkNormRopeCuda : public ::testing::TestWithParam<Case> {};
@@ -30,67 +32,75 @@ class QkNormRopeCuda : public ::testing::TestWithParam<Case> {};
 TEST_P(QkNormRopeCuda, ForwardBackwardMatchCpu) {
   GFWA_SKIP_WITHOUT_GPU();
   const Case cs = GetParam();
-  const int B = cs.B, T = cs.T, H = cs.H, D = cs.D, C = cs.C, d = H * D, N = B * T;
+  const int B = cs.B, T = cs.T, H = cs.H, Hkv = cs.kv > 0 ? cs.kv : H, D = cs.D, C = cs.C, N = B * T;
+  const int d = H * D, kd = Hkv * D, ld = d + 2 * kd;  // q | k | v rows
   const double eps = 1e-6, theta = 10000.0;
-  const uint64_t seed = 81 + N + d + cs.shift;
-  const auto qkv = random_bf16_values(size_t(N) * 3 * d, seed, 1.3);
+  const uint64_t seed = 81 + N + d + cs.shift + 7 * cs.kv;
+  const auto qkv = random_bf16_values(size_t(N) * ld, seed, 1.3);
   const auto x = random_bf16_values(size_t(N) * C, seed + 1);
-  const auto wsk = random_bf16_values(size_t(H) * C, seed + 2, 0.3), wsv = random_bf16_values(size_t(H) * C, seed + 3, 0.3);
-  const auto wq = random_bf16_values(size_t(d), seed + 4, 0.2, 1.0), wk = random_bf16_values(size_t(d), seed + 5, 0.2, 1.0);
-  const auto dout = random_bf16_values(size_t(N) * 3 * d, seed + 6);
+  const auto wsk = random_bf16_values(size_t(Hkv) * C, seed + 2, 0.3);
+  const auto wsv = random_bf16_values(size_t(Hkv) * C, seed + 3, 0.3);
+  const auto wq = random_bf16_values(size_t(d), seed + 4, 0.2, 1.0);
+  const auto wk = random_bf16_values(size_t(kd), seed + 5, 0.2, 1.0);
+  const auto dout = random_bf16_values(size_t(N) * ld, seed + 6);
 
-  // CPU reference in double on separate [N, d] tensors.
-  Vec q(size_t(N) * d), k(q.size()), v(q.size()), dqr(q.size()), dkr(q.size()), dvs(q.size());
-  for (int n = 0; n < N; ++n)
+  // CPU reference in double on separate [N, d] and [N, kd] tensors.
+  Vec q(size_t(N) * d), k(size_t(N) * kd), v(k.size()), dqr(q.size()), dkr(k.size()), dvs(k.size());
+  for (int n = 0; n < N; ++n) {
     for (int c = 0; c < d; ++c) {
-      const size_t i = size_t(n) * d + c, j = size_t(n) * 3 * d + c;
-      q[i] = qkv[j], k[i] = qkv[j + d], v[i] = qkv[j + 2 * d];
-      dqr[i] = dout[j], dkr[i] = dout[j + d], dvs[i] = dout[j + 2 * d];
+      q[size_t(n) * d + c] = qkv[size_t(n) * ld + c];
+      dqr[size_t(n) * d + c] = dout[size_t(n) * ld + c];
     }
+    for (int c = 0; c < kd; ++c) {
+      const size_t i = size_t(n) * kd + c, j = size_t(n) * ld + d + c;
+      k[i] = qkv[j], v[i] = qkv[j + kd];
+      dkr[i] = dout[j], dvs[i] = dout[j + kd];
+    }
+  }
   const Vec xd(x.begin(), x.end()), wskd(wsk.begin(), wsk.end()), wsvd(wsv.begin(), wsv.end());
   const Vec wqd(wq.begin(), wq.end()), wkd(wk.begin(), wk.end());
-  Vec ks = k, vs = v, ak(size_t(N) * H), av(size_t(N) * H);
+  Vec ks = k, vs = v, ak(size_t(N) * Hkv), av(size_t(N) * Hkv);
   if (cs.shift) {
-    cpu::token_shift_forward(ks.data(), ak.data(), k.data(), xd.data(), wskd.data(), B, T, H, D, C);
-    cpu::token_shift_forward(vs.data(), av.data(), v.data(), xd.data(), wsvd.data(), B, T, H, D, C);
+    cpu::token_shift_forward(ks.data(), ak.data(), k.data(), xd.data(), wskd.data(), B, T, Hkv, D, C);
+    cpu::token_shift_forward(vs.data(), av.data(), v.data(), xd.data(), wsvd.data(), B, T, Hkv, D, C);
   }
-  Vec qn(q.size()), kn(q.size()), rq(N), rk(N), qr(q.size()), kr(q.size());
+  Vec qn(q.size()), kn(k.size()), rq(N), rk(N), qr(q.size()), kr(k.size());
   cpu::rmsnorm_forward(qn.data(), rq.data(), q.data(), wqd.data(), N, d, eps);
-  cpu::rmsnorm_forward(kn.data(), rk.data(), ks.data(), wkd.data(), N, d, eps);
+  cpu::rmsnorm_forward(kn.data(), rk.data(), ks.data(), wkd.data(), N, kd, eps);
   cpu::rope_forward(qr.data(), qn.data(), B, T, H, D, theta);
-  cpu::rope_forward(kr.data(), kn.data(), B, T, H, D, theta);
-  Vec dqn(q.size()), dkn(q.size()), dq(q.size(), 0.0), dks(q.size(), 0.0), dw(2 * size_t(d), 0.0);
+  cpu::rope_forward(kr.data(), kn.data(), B, T, Hkv, D, theta);
+  Vec dqn(q.size()), dkn(k.size()), dq(q.size(), 0.0), dks(k.size(), 0.0), dw(size_t(d + kd), 0.0);
   cpu::rope_backward(dqn.data(), dqr.data(), B, T, H, D, theta);
-  cpu::rope_backward(dkn.data(), dkr.data(), B, T, H, D, theta);
+  cpu::rope_backward(dkn.data(), dkr.data(), B, T, Hkv, D, theta);
   cpu::rmsnorm_backward(dq.data(), dw.data(), dqn.data(), q.data(), wqd.data(), rq.data(), N, d);
-  cpu::rmsnorm_backward(dks.data(), dw.data() + d, dkn.data(), ks.data(), wkd.data(), rk.data(), N, d);
-  Vec dk = dks, dv = dvs, dx(size_t(N) * C, 0.0), dwsk(size_t(H) * C, 0.0), dwsv(size_t(H) * C, 0.0);
+  cpu::rmsnorm_backward(dks.data(), dw.data() + d, dkn.data(), ks.data(), wkd.data(), rk.data(), N, kd);
+  Vec dk = dks, dv = dvs, dx(size_t(N) * C, 0.0), dwsk(size_t(Hkv) * C, 0.0), dwsv(size_t(Hkv) * C, 0.0);
   if (cs.shift) {
     std::fill(dk.begin(), dk.end(), 0.0);
     std::fill(dv.begin(), dv.end(), 0.0);
     cpu::token_shift_backward(dk.data(), dx.data(), dwsk.data(), dks.data(), ak.data(), k.data(), xd.data(),
-                              wskd.data(), B, T, H, D, C);
+                              wskd.data(), B, T, Hkv, D, C);
     cpu::token_shift_backward(dv.data(), dx.data(), dwsv.data(), dvs.data(), av.data(), v.data(), xd.data(),
-                              wsvd.data(), B, T, H, D, C);
+                              wsvd.data(), B, T, Hkv, D, C);
   }
 
   // GPU.
-  std::vector<float> prek(size_t(N) * H), prev(size_t(N) * H);
+  std::vector<float> prek(size_t(N) * Hkv), prev(size_t(N) * Hkv);
   for (int n = 0; n < N; ++n)
-    for (int h = 0; h < H; ++h) {
+    for (int h = 0; h < Hkv; ++h) {
       double sk = 0, sv = 0;
       for (int c = 0; c < C; ++c) {
         sk += double(x[size_t(n) * C + c]) * wsk[size_t(h) * C + c];
         sv += double(x[size_t(n) * C + c]) * wsv[size_t(h) * C + c];
       }
-      prek[size_t(n) * H + h] = float(sk);
-      prev[size_t(n) * H + h] = float(sv);
+      prek[size_t(n) * Hkv + h] = float(sk);
+      prev[size_t(n) * Hkv + h] = float(sv);
     }
-  const cuda::QkvShape sh{B, T, H, D, float(eps)};
+  const cuda::QkvShape sh{B, T, H, D, float(eps), Hkv};
   DeviceArray<bf16> dqkv(to_bf16(qkv)), out(qkv.size()), dwq(to_bf16(wq)), dwk(to_bf16(wk)), dgrad(to_bf16(dout));
-  DeviceArray<bf16> draw(qkv.size()), dpk(size_t(N) * H), dpv(size_t(N) * H);
-  DeviceArray<float> dprek(prek), dprev(prev), rstdq(N), rstdk(N), partial(size_t(cuda::partial_blocks(N)) * 2 * d),
-      dwout(2 * size_t(d));
+  DeviceArray<bf16> draw(qkv.size()), dpk(size_t(N) * Hkv), dpv(size_t(N) * Hkv);
+  DeviceArray<float> dprek(prek), dprev(prev), rstdq(N), rstdk(N),
+      partial(size_t(cuda::partial_blocks(N)) * (d + kd)), dwout(size_t(d + kd));
   DeviceArray<float> rope(cuda::rope_table(T, D, float(theta)));
   for (auto* a : {&out, &draw, &dpk, &dpv}) a->poison();
   for (auto* a : {&rstdq, &rstdk, &partial, &dwout}) a->poison();
@@ -100,12 +110,18 @@ TEST_P(QkNormRopeCuda, ForwardBackwardMatchCpu) {
   cuda::qk_norm_rope_forward(nullptr, sh, dqkv.get(), pk, pv, dwq.get(), dwk.get(), rp, out.get(), rstdq.get(),
                              rstdk.get());
   const auto o = out.download();
-  Vec oq(q.size()), ok(q.size()), ov(q.size());
-  for (int n = 0; n < N; ++n)
-    for (int c = 0; c < d; ++c) {
-      const size_t i = size_t(n) * d + c, j = size_t(n) * 3 * d + c;
-      oq[i] = from_bf16(o[j]), ok[i] = from_bf16(o[j + d]), ov[i] = from_bf16(o[j + 2 * d]);
+  // The parts of [N, ld] rows as dense [N, d] (q) and [N, kd] (k, v) vectors.
+  auto split = [&](const std::vector<bf16>& rows, Vec& a, Vec& b, Vec& c) {
+    for (int n = 0; n < N; ++n) {
+      for (int ch = 0; ch < d; ++ch) a[size_t(n) * d + ch] = from_bf16(rows[size_t(n) * ld + ch]);
+      for (int ch = 0; ch < kd; ++ch) {
+        b[size_t(n) * kd + ch] = from_bf16(rows[size_t(n) * ld + d + ch]);
+        c[size_t(n) * kd + ch] = from_bf16(rows[size_t(n) * ld + d + kd + ch]);
+      }
     }
+  };
+  Vec oq(q.size()), ok(k.size()), ov(k.size());
+  split(o, oq, ok, ov);
   EXPECT_LT(rel_err(oq, qr), 4e-3);
   EXPECT_LT(rel_err(ok, kr), 4e-3);
   if (cs.shift) {
@@ -118,7 +134,7 @@ TEST_P(QkNormRopeCuda, ForwardBackwardMatchCpu) {
   bf16* dq_dst = cs.shift ? draw.get() : dgrad.get();
   cuda::qk_norm_rope_backward(nullptr, sh, dgrad.get(), dqkv.get(), pk, dwq.get(), dwk.get(), rp, rstdq.get(),
                               rstdk.get(), dq_dst, dgrad.get() + d, partial.get());
-  cuda::finish_partials(nullptr, partial.get(), cuda::partial_blocks(N), 2 * d, dwout.get(), false);
+  cuda::finish_partials(nullptr, partial.get(), cuda::partial_blocks(N), d + kd, dwout.get(), false);
   EXPECT_LT(rel_err(dwout.download(), dw), 1e-4);
   const bf16* res = dgrad.get();
   if (cs.shift) {
@@ -128,26 +144,22 @@ TEST_P(QkNormRopeCuda, ForwardBackwardMatchCpu) {
   std::vector<bf16> g(qkv.size());
   CUDA_CHECK(cudaDeviceSynchronize());
   CUDA_CHECK(cudaMemcpy(g.data(), res, g.size() * sizeof(bf16), cudaMemcpyDeviceToHost));
-  Vec gq(q.size()), gk(q.size()), gv(q.size());
-  for (int n = 0; n < N; ++n)
-    for (int c = 0; c < d; ++c) {
-      const size_t i = size_t(n) * d + c, j = size_t(n) * 3 * d + c;
-      gq[i] = from_bf16(g[j]), gk[i] = from_bf16(g[j + d]), gv[i] = from_bf16(g[j + 2 * d]);
-    }
+  Vec gq(q.size()), gk(k.size()), gv(k.size());
+  split(g, gq, gk, gv);
   EXPECT_LT(rel_err(gq, dq), 6e-3);
   EXPECT_LT(rel_err(gk, dk), 6e-3);
   if (!cs.shift) return;
   EXPECT_LT(rel_err(gv, dv), 6e-3);
   // The pre-activation gradients, pushed through x . ws as the backend's GEMMs do.
   const auto gpk = to_double(dpk.download()), gpv = to_double(dpv.download());
-  Vec gdx(size_t(N) * C, 0.0), gwsk(size_t(H) * C, 0.0), gwsv(size_t(H) * C, 0.0);
+  Vec gdx(size_t(N) * C, 0.0), gwsk(size_t(Hkv) * C, 0.0), gwsv(size_t(Hkv) * C, 0.0);
   for (int n = 0; n < N; ++n)
-    for (int h = 0; h < H; ++h)
+    for (int h = 0; h < Hkv; ++h)
       for (int c = 0; c < C; ++c) {
-        const double xv = x[size_t(n) * C + c];
-        gwsk[size_t(h) * C + c] += gpk[size_t(n) * H + h] * xv;
-        gwsv[size_t(h) * C + c] += gpv[size_t(n) * H + h] * xv;
-        gdx[size_t(n) * C + c] += gpk[size_t(n) * H + h] * wsk[size_t(h) * C + c] + gpv[size_t(n) * H + h] * wsv[size_t(h) * C + c];
+        const double xv = x[size_t(n) * C + c], pk = gpk[size_t(n) * Hkv + h], pv = gpv[size_t(n) * Hkv + h];
+        gwsk[size_t(h) * C + c] += pk * xv;
+        gwsv[size_t(h) * C + c] += pv * xv;
+        gdx[size_t(n) * C + c] += pk * wsk[size_t(h) * C + c] + pv * wsv[size_t(h) * C + c];
       }
   // Looser: at t = 0 the k-gate gradient is g . k_s / a, nearly cancelling (see the cases below).
   EXPECT_LT(rel_err(gwsk, dwsk), 1.5e-2);
@@ -161,6 +173,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, QkNormRopeCuda,
                          ::testing::Values(Case{2, 7, 3, 10, 13, true}, Case{3, 65, 4, 64, 40, true},
                                            Case{2, 33, 2, 128, 8, false}, Case{1, 1, 1, 2, 3, false},
                                            Case{2, 2, 1, 2, 3, true}, Case{2, 17, 12, 64, 24, true}));
+// Grouped-query attention: k and v narrower than q, through the warp path (D % 16 == 0) and the generic one.
+INSTANTIATE_TEST_SUITE_P(GroupedQuery, QkNormRopeCuda,
+                         ::testing::Values(Case{3, 65, 4, 64, 40, true, 1}, Case{2, 17, 12, 64, 24, true, 4},
+                                           Case{2, 33, 4, 128, 8, false, 2}, Case{2, 7, 6, 10, 13, true, 3},
+                                           Case{2, 9, 4, 10, 5, false, 1}));
 
 }  // namespace
 }  // namespace gfwa

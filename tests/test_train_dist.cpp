@@ -83,9 +83,8 @@ TEST_F(TrainDist, ResumeWithAnotherWorldSizeIsRefused) {
 
 // A ZeRO-1 style checkpoint (no optimizer.bin; the moments and the loader position in the rank
 // parts) resumes exactly like the ordinary checkpoint it was made from.
-TEST_F(TrainDist, RankPartCheckpointResumesBitIdentically) {
-  auto j = tiny_config(data_);
-  const std::string a = root_ + "/a", b = root_ + "/b", parts = root_ + "/parts";
+void expect_rank_part_resume(const nlohmann::json& j, const std::string& root) {
+  const std::string a = root + "/a", b = root + "/b", parts = root + "/parts";
   ASSERT_EQ(train(cfg_of(j), {a, ""}), 0);
   CheckpointData ck = load_checkpoint(ckpt(a, 3));
   RankPart p;
@@ -107,6 +106,13 @@ TEST_F(TrainDist, RankPartCheckpointResumesBitIdentically) {
   ASSERT_EQ(train(cfg_of(j), {b, dir}), 0);
   for (const char* f : {"/model.bin", "/optimizer.bin"})
     EXPECT_TRUE(file_bytes(ckpt(a, 9) + f) == file_bytes(ckpt(b, 9) + f)) << f;
+}
+
+TEST_F(TrainDist, RankPartCheckpointResumesBitIdentically) { expect_rank_part_resume(tiny_config(data_), root_); }
+
+// Muon's momentum travels in the rank parts' m like AdamW's first moment.
+TEST_F(TrainDist, RankPartCheckpointOfMuonResumesBitIdentically) {
+  expect_rank_part_resume(muon_config(tiny_config(data_)), root_);
 }
 
 // A group of `world` ranks seen from one of them: the others contribute fixed values.

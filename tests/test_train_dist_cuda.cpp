@@ -1,5 +1,5 @@
 // The data-parallel trainer on a GPU through NCCL with one rank (RANK=0 WORLD_SIZE=1 ...): gradients
-// go through the bucketed all-reduce (or ZeRO-1's reduce-scatter / sharded AdamW / all-gather), and
+// go through the bucketed all-reduce (or ZeRO-1's reduce-scatter / sharded AdamW or Muon / all-gather), and
 // the run must match the plain single-process run bit for bit, checkpoints and resume included.
 // A launch whose other rank never starts must fail within distributed.timeout_s, naming who is
 // missing. Skips without a GPU or without libnccl.
@@ -60,9 +60,8 @@ class TrainDistCuda : public ::testing::TestWithParam<bool> {
   std::string root_, data_;
 };
 
-TEST_P(TrainDistCuda, OneRankNcclMatchesSingleProcessBitwise) {
-  const RunConfig cfg = cfg_of(config());
-  const std::string plain = root_ + "/plain", nccl = root_ + "/nccl", resumed = root_ + "/resumed";
+void expect_one_rank_matches_single_process(const RunConfig& cfg, bool zero1, const std::string& root) {
+  const std::string plain = root + "/plain", nccl = root + "/nccl", resumed = root + "/resumed";
   ASSERT_EQ(train(cfg, {plain, ""}), 0);
   {
     const auto env = launch_env(0, 1, test_port(0));
@@ -73,8 +72,8 @@ TEST_P(TrainDistCuda, OneRankNcclMatchesSingleProcessBitwise) {
     ASSERT_EQ(checkpoint_problem(b), "") << b;
     EXPECT_TRUE(file_bytes(a + "/model.bin") == file_bytes(b + "/model.bin")) << "step " << s;
     EXPECT_TRUE(fs::exists(b + "/rank-00000-of-00001.json"));
-    EXPECT_EQ(fs::exists(b + "/rank-00000-of-00001.bin"), GetParam());  // ZeRO-1: the shard is the rank's
-    EXPECT_EQ(fs::exists(b + "/optimizer.bin"), !GetParam());
+    EXPECT_EQ(fs::exists(b + "/rank-00000-of-00001.bin"), zero1);  // ZeRO-1: the shard is the rank's
+    EXPECT_EQ(fs::exists(b + "/optimizer.bin"), !zero1);
     const CheckpointData ca = load_checkpoint(a), cb = load_checkpoint(b);
     EXPECT_EQ(ca.state.at("loader"), cb.state.at("loader"));
     EXPECT_EQ(cb.state.at("rank_parts"), 1);
@@ -96,6 +95,16 @@ TEST_P(TrainDistCuda, OneRankNcclMatchesSingleProcessBitwise) {
     ASSERT_EQ(train(cfg, {resumed, ckpt(nccl, 3)}), 0);
   }
   EXPECT_TRUE(file_bytes(ckpt(plain, 9) + "/model.bin") == file_bytes(ckpt(resumed, 9) + "/model.bin"));
+}
+
+TEST_P(TrainDistCuda, OneRankNcclMatchesSingleProcessBitwise) {
+  expect_one_rank_matches_single_process(cfg_of(config()), GetParam(), root_);
+}
+
+// Muon: the momentum sharded like AdamW's moments, its update directions all-gathered for
+// Newton-Schulz of whole matrices (cuda_backend_state.cpp), bit for bit the single-process run.
+TEST_P(TrainDistCuda, OneRankNcclMatchesSingleProcessBitwiseWithMuon) {
+  expect_one_rank_matches_single_process(cfg_of(muon_config(config())), GetParam(), root_);
 }
 
 INSTANTIATE_TEST_SUITE_P(Zero1, TrainDistCuda, ::testing::Values(false, true),

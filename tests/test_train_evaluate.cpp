@@ -42,6 +42,7 @@ class FakeBackend : public Backend {
   void zero_grad() override {}
   double grad_norm() override { return 0; }
   void adamw_update(const AdamWStep&) override {}
+  void muon_update(const MuonStep&, const AdamWStep&) override {}
   void get_params(std::vector<float>&) override {}
   void set_params(const std::vector<float>&) override {}
   void get_grads(std::vector<float>&) override {}

@@ -132,6 +132,7 @@ TEST_F(TrainExport, ConfigJsonCarriesTheHyperparameters) {
   EXPECT_EQ(c.at("hidden_size"), 16);
   EXPECT_EQ(c.at("num_hidden_layers"), 2);
   EXPECT_EQ(c.at("num_attention_heads"), 2);
+  EXPECT_EQ(c.at("num_key_value_heads"), 2);  // n_kv_heads 0: as many as the query heads
   EXPECT_EQ(c.at("head_dim"), 8);
   EXPECT_EQ(c.at("intermediate_size"), 64);
   EXPECT_EQ(c.at("rms_norm_eps").dump(), "1e-06");
@@ -193,6 +194,28 @@ TEST_F(TrainExport, ImportReadsBackTheParametersAndRefusesEveryMismatch) {
   bytes[10] = '\x01';
   std::ofstream(bad, std::ios::binary | std::ios::trunc) << bytes;
   expect_import_error(bad, "header is not valid JSON");
+}
+
+// Grouped-query attention: config.json carries num_key_value_heads (the LLaMA key), K/V tensors
+// have n_kv_heads * head_dim rows, and an import into another n_kv_heads fails naming the shapes.
+TEST_F(TrainExport, GroupedQueryExportCarriesKvHeadsAndImportChecksThem) {
+  auto j = config();
+  j["model"]["n_kv_heads"] = 1;
+  ASSERT_EQ(train(cfg_of(j), {root_ + "/g", ""}), 0);
+  export_checkpoint(ckpt(root_ + "/g", 2), root_ + "/gexport", WeightDtype::f32);
+  const auto c = nlohmann::json::parse(file_bytes(root_ + "/gexport/config.json"));
+  EXPECT_EQ(c.at("num_attention_heads"), 2);
+  EXPECT_EQ(c.at("num_key_value_heads"), 1);
+  const std::string path = root_ + "/gexport/model.safetensors";
+  const SafetensorsFile f(path);
+  EXPECT_EQ(f.find("model.layers.0.self_attn.q_proj.weight")->shape, (std::vector<int64_t>{16, 16}));
+  EXPECT_EQ(f.find("model.layers.0.self_attn.k_proj.weight")->shape, (std::vector<int64_t>{8, 16}));
+  EXPECT_EQ(f.find("model.layers.0.self_attn.v_proj.weight")->shape, (std::vector<int64_t>{8, 16}));
+  EXPECT_EQ(f.find("model.layers.0.self_attn.k_norm.weight")->shape, (std::vector<int64_t>{8}));
+  EXPECT_EQ(f.find("model.layers.0.self_attn.k_shift.weight")->shape, (std::vector<int64_t>{1, 16}));
+  EXPECT_EQ(read_exported_weights(path, ParamLayout(cfg_of(j).model)), load_checkpoint(ckpt(root_ + "/g", 2)).params);
+  expect_import_error(path, "tensor model.layers.0.self_attn.k_proj.weight has shape [8,16], the configured model "
+                            "expects [16,16] (check model.d_model, model.n_heads and model.n_kv_heads");
 }
 
 // The trainer names the key; a file of another attention mode fails on its extra tensors.

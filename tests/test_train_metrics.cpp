@@ -2,10 +2,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "model/cpu_backend.h"
+#include "model/param_layout.h"
 #include "train/metrics.h"
 
 namespace gfwa {
@@ -48,6 +50,20 @@ TEST(TrainMetrics, FlopsFollowThePerLayerPattern) {
   m.attention.pattern.layers = {{AttnMode::gatedfwa, 5}, {AttnMode::full, 0}, {AttnMode::swa, 0}, {AttnMode::swa, 9}};
   // W 5 at T 7: 25/7 keys; full: 4; W 0 takes model.attention.window 3: (21 - 3)/7; W 9 >= T: 4.
   EXPECT_DOUBLE_EQ(mean_attended_keys(m, 7), (25.0 / 7 + 4.0 + 18.0 / 7 + 4.0) / 4);
+}
+
+// Grouped-query attention: the parameter count loses the K/V rows of the dropped heads (wk, wv, k_norm,
+// the token-shift vectors) and the FLOPs follow it; the attention term (query heads) is unchanged.
+TEST(TrainMetrics, ParametersAndFlopsFollowTheKvHeads) {
+  ModelConfig mha;  // the 124m-class defaults: 12 layers, d 768, 12 heads of 64
+  mha.attention.token_shift = true;
+  ModelConfig gqa = mha;
+  gqa.n_kv_heads = 4;
+  const int64_t n_mha = int64_t(ParamLayout(mha).total()), n_gqa = int64_t(ParamLayout(gqa).total());
+  const int64_t dropped = 768 - 4 * 64;  // K/V channels per layer
+  EXPECT_EQ(n_mha - n_gqa, 12 * (2 * dropped * 768 + dropped + 2 * (12 - 4) * 768));
+  EXPECT_EQ(ParamLayout(gqa).get("layers.0.attn.wk").shape, (std::vector<int>{256, 768}));
+  EXPECT_DOUBLE_EQ(flops_per_token(mha, n_mha, 1024) - flops_per_token(gqa, n_gqa, 1024), 6.0 * double(n_mha - n_gqa));
 }
 
 TEST(TrainMetrics, CpuBackendHasNoPeakAndReportsItsResidentSet) {

@@ -57,12 +57,25 @@ void expect_bit_identical_resume(const RunConfig& cfg, const std::string& root) 
 
 TEST_F(TrainResume, ResumedRunIsBitIdentical) { expect_bit_identical_resume(cfg_of(tiny_config(data_)), root_); }
 
+// Muon's momentum (kept in optimizer.bin's m) resumes exactly too.
+TEST_F(TrainResume, ResumedMuonRunIsBitIdentical) {
+  expect_bit_identical_resume(cfg_of(muon_config(tiny_config(data_))), root_);
+}
+
 #ifdef GFWA_WITH_CUDA
 TEST_F(TrainResume, ResumedRunIsBitIdenticalOnCuda) {
   GFWA_SKIP_WITHOUT_GPU();
   auto j = tiny_config(data_);
   j["train"]["backend"] = "cuda";
   j["model"]["d_model"] = 128;  // head_dim 64, as the cuda kernels need
+  expect_bit_identical_resume(cfg_of(j), root_);
+}
+
+TEST_F(TrainResume, ResumedMuonRunIsBitIdenticalOnCuda) {
+  GFWA_SKIP_WITHOUT_GPU();
+  auto j = muon_config(tiny_config(data_));
+  j["train"]["backend"] = "cuda";
+  j["model"]["d_model"] = 128;
   expect_bit_identical_resume(cfg_of(j), root_);
 }
 #endif
@@ -212,7 +225,7 @@ TEST_F(TrainResume, FailedCheckpointWriteStopsTheRunAndKeepsTheLastOne) {
 TEST(TrainResumeKeys, OnlyShapeDataAndBatchKeysMustMatch) {
   const nlohmann::json saved = {{"model", {{"d_model", 16}, {"attention", {{"window", 5}}}}},
                                 {"train", {{"seq_len", 11}, {"max_steps", 9}, {"batch_size", 3}}},
-                                {"optimizer", {{"lr", 0.1}}}};
+                                {"optimizer", {{"type", "adamw"}, {"lr", 0.1}}}};
   nlohmann::json now = saved;
   EXPECT_TRUE(incompatible_keys(saved, now).empty());
   now["train"]["max_steps"] = 90;
@@ -221,9 +234,11 @@ TEST(TrainResumeKeys, OnlyShapeDataAndBatchKeysMustMatch) {
   now["model"]["attention"]["window"] = 6;
   now["train"]["batch_size"] = 4;
   now["data"]["val"] = "x";
+  now["optimizer"]["type"] = "muon";  // Muon reads AdamW's m as its momentum
   EXPECT_EQ(incompatible_keys(saved, now),
             (std::vector<std::string>{"data.val (checkpoint absent, now \"x\")",
                                       "model.attention.window (checkpoint 5, now 6)",
+                                      "optimizer.type (checkpoint \"adamw\", now \"muon\")",
                                       "train.batch_size (checkpoint 3, now 4)"}));
   // A checkpoint from before a key existed resumes when the key holds its default.
   now = saved;
@@ -232,6 +247,23 @@ TEST(TrainResumeKeys, OnlyShapeDataAndBatchKeysMustMatch) {
   now["model"]["attention"]["pattern"] = "SL";
   EXPECT_EQ(incompatible_keys(saved, now),
             (std::vector<std::string>{"model.attention.pattern (checkpoint absent, now \"SL\")"}));
+}
+
+// Checkpoints from before grouped-query attention and Muon hold neither model.n_kv_heads nor
+// optimizer.type: they ran multi-head with AdamW, the defaults, and resume as such only.
+TEST(TrainResumeKeys, CheckpointsFromBeforeGqaAndMuonResumeWithTheDefaults) {
+  nlohmann::json saved = config_to_json(RunConfig{});
+  saved["model"].erase("n_kv_heads");
+  saved["optimizer"].erase("type");
+  nlohmann::json now = config_to_json(RunConfig{});
+  ASSERT_EQ(now["model"]["n_kv_heads"], 0);
+  ASSERT_EQ(now["optimizer"]["type"], "adamw");
+  EXPECT_TRUE(incompatible_keys(saved, now).empty());
+  now["model"]["n_kv_heads"] = 2;
+  now["optimizer"]["type"] = "muon";
+  EXPECT_EQ(incompatible_keys(saved, now),
+            (std::vector<std::string>{"model.n_kv_heads (checkpoint absent, now 2)",
+                                      "optimizer.type (checkpoint absent, now \"muon\")"}));
 }
 
 TEST_F(TrainResume, NonFiniteStepsAreSkippedThenStopTheRun) {

@@ -60,6 +60,13 @@ inline nlohmann::json tiny_config(const std::string& data_dir) {
   };
 }
 
+// The same run with optimizer.type muon (Muon on the hidden matrices, AdamW on the rest).
+inline nlohmann::json muon_config(nlohmann::json j) {
+  j["optimizer"]["type"] = "muon";
+  j["optimizer"]["muon"] = {{"lr", 0.02}, {"momentum", 0.9}};
+  return j;
+}
+
 inline RunConfig cfg_of(const nlohmann::json& j) { return config_from_json(j, "test config"); }
 
 // Records of one type ("train", "eval", "sample") from out/metrics.jsonl, in file order.

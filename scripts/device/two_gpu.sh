@@ -3,6 +3,8 @@
 # against 1 GPU with accumulation to the same global batch (ZeRO-1 off and on), scaling at T 1024
 # and T 8192, resume after SIGTERM to one rank and after SIGKILL of both, and a rank that fails.
 # Stage first (bash scripts/device/stage.sh), carry device_out and data; run from the repo root.
+# Env: OPTIMIZER=muon runs it all with Muon (ZeRO-1 then shards Muon's momentum, docs/distributed.md);
+# PARITY_ONLY=1 stops after the parity runs; STEPS (default 50).
 set -uo pipefail
 OUT=${OUT:-device_logs}; mkdir -p "$OUT"
 G=$PWD/device_out/final/gfwa
@@ -13,7 +15,7 @@ nvidia-smi -L
 C=configs/gpt124m_gatedfwa.json
 COMMON=(--set train.max_steps=${STEPS:-50} --set train.tokens_per_step=65536 --set eval.every=0 --set eval.batches=2
         --set eval.sample_every=0 --set checkpoint.every=20 --set checkpoint.keep_last=5 --set logging.every=10
-        --set distributed.timeout_s=20)
+        --set distributed.timeout_s=20 --set optimizer.type=${OPTIMIZER:-adamw})
 port=29600
 launch2() {  # launch2 OUTDIR args...: two ranks in the background, pids in P
   local out=$1; shift; port=$((port + 1)); P=()

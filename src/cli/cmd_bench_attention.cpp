@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/bench_util.h"
 #include "cli/commands.h"
 #include "kernels/attention.h"
 #include "kernels/cuda_check.h"
@@ -19,55 +20,12 @@
 namespace gfwa {
 namespace {
 
-template <class T>
-struct DevBuf {
-  T* p = nullptr;
-  explicit DevBuf(size_t n) { CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T))); }
-  ~DevBuf() { cudaFree(p); }
-  DevBuf(const DevBuf&) = delete;
-  DevBuf& operator=(const DevBuf&) = delete;
-};
-
-double mask_pairs(int64_t T, int64_t W) { return double(W < T ? T * W - W * (W - 1) / 2 : T * (T + 1) / 2); }
-
-// Median over `iters` timed calls of f (after `warmup` untimed ones), in milliseconds.
-template <class F>
-double median_ms(int warmup, int iters, cudaStream_t s, F&& f) {
-  for (int i = 0; i < warmup; ++i) f();
-  cudaEvent_t a, b;
-  CUDA_CHECK(cudaEventCreate(&a));
-  CUDA_CHECK(cudaEventCreate(&b));
-  std::vector<float> ms(iters);
-  for (int i = 0; i < iters; ++i) {
-    CUDA_CHECK(cudaEventRecord(a, s));
-    f();
-    CUDA_CHECK(cudaEventRecord(b, s));
-    CUDA_CHECK(cudaEventSynchronize(b));
-    CUDA_CHECK(cudaEventElapsedTime(&ms[i], a, b));
-  }
-  CUDA_CHECK(cudaEventDestroy(a));
-  CUDA_CHECK(cudaEventDestroy(b));
-  std::sort(ms.begin(), ms.end());
-  return ms[iters / 2];
-}
-
-// cxxopts reads one-letter names as short options only; accept the documented --B 4 / --B=4 spelling too.
-std::vector<std::string> normalise_args(int argc, char** argv) {
-  std::vector<std::string> out;
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a.size() >= 3 && a[0] == '-' && a[1] == '-' && (a.size() == 3 || a[3] == '=')) {
-      out.push_back(a.substr(1, 2));
-      if (a.size() > 4) out.push_back(a.substr(4));
-    } else {
-      out.push_back(a);
-    }
-  }
-  return out;
-}
+using bench::DevBuf;
+using bench::mask_pairs;
+using bench::median_ms;
 
 int bench_attention(int argc_in, char** argv_in) {
-  std::vector<std::string> args = normalise_args(argc_in, argv_in);
+  std::vector<std::string> args = bench::normalise_args(argc_in, argv_in);
   std::vector<char*> argp;
   for (auto& a : args) argp.push_back(a.data());
   const int argc = int(argp.size());
@@ -75,6 +33,8 @@ int bench_attention(int argc_in, char** argv_in) {
   cxxopts::Options opts("gfwa bench attention", "time the CUDA attention kernels");
   opts.add_options()("B", "batch", cxxopts::value<int>()->default_value("4"))(
       "H", "heads", cxxopts::value<int>()->default_value("16"))(
+      "kv-heads", "K/V heads (grouped-query attention; must divide H; 0: H)",
+      cxxopts::value<int>()->default_value("0"))(
       "T", "sequence length", cxxopts::value<int>()->default_value("8192"))(
       "D", "head dim (64 or 128)", cxxopts::value<int>()->default_value("128"))(
       "W", "window (ignored in full mode)", cxxopts::value<int>()->default_value("1024"))(
@@ -92,30 +52,34 @@ int bench_attention(int argc_in, char** argv_in) {
   if (!parse_attn_mode(r["mode"].as<std::string>(), &mode))
     throw std::invalid_argument("--mode: unknown mode '" + r["mode"].as<std::string>() + "'");
   if (iters < 1 || warmup < 0) throw std::invalid_argument("--iters must be >= 1 and --warmup >= 0");
-  const int W = r["W"].as<int>();
+  const int W = r["W"].as<int>(), Hkv = r["kv-heads"].as<int>() > 0 ? r["kv-heads"].as<int>() : H;
+  if (H < 1 || H % Hkv != 0)
+    throw std::invalid_argument("--kv-heads " + std::to_string(Hkv) + " must divide -H " + std::to_string(H));
   const bool fwd_only = r.count("fwd-only") > 0;
 
-  // q/k/v (and their gradients) as views of one fused [B,T,3,H,D] buffer, as the model produces them.
-  const size_t HD = size_t(H) * D, rows = size_t(B) * T, ntok = rows * H;
+  // q/k/v (and their gradients) as views of one fused q | k | v buffer, as the model produces them.
+  const size_t HD = size_t(H) * D, ld = size_t(cuda::qkv_row_stride(H, Hkv, D)), rows = size_t(B) * T;
+  const size_t ntok = rows * H;
   cudaStream_t s;
   CUDA_CHECK(cudaStreamCreate(&s));
-  DevBuf<__nv_bfloat16> qkv(rows * 3 * HD), o(rows * HD), dout(rows * HD), dqkv(rows * 3 * HD);
+  DevBuf<__nv_bfloat16> qkv(rows * ld), o(rows * HD), dout(rows * HD), dqkv(rows * ld);
   DevBuf<float> hg(ntok), pre(ntok), lam(ntok), dlam(ntok), lse(ntok);
-  cuda::fill_uniform_bf16(qkv.p, rows * 3 * HD, 1, -1.7f, 1.7f, s);  // unit variance
+  cuda::fill_uniform_bf16(qkv.p, rows * ld, 1, -1.7f, 1.7f, s);  // unit variance
   cuda::fill_uniform_bf16(dout.p, rows * HD, 2, -1.7f, 1.7f, s);
   cuda::fill_uniform_f32(hg.p, ntok, 3, -1.f, 5.f, s);  // mostly open gates, some strong decay
   cuda::fill_uniform_f32(pre.p, ntok, 4, -1.f, 1.f, s);
   cuda::gate_forward(hg.p, pre.p, lam.p, B, T, H, s);
 
-  const cuda::AttnParams fwd = cuda::attn_params(qkv.p, qkv.p + 2 * HD, lam.p, o.p, lse.p, B, T, H, D, W, mode);
+  const cuda::AttnParams fwd =
+      cuda::attn_params(qkv.p, qkv.p + ld - size_t(Hkv) * D, lam.p, o.p, lse.p, B, T, H, Hkv, D, W, mode);
   DevBuf<float> ws((cuda::attention_bwd_workspace_bytes(fwd) + 3) / 4);
   const cuda::AttnBwdParams p = cuda::attn_bwd_params(fwd, dout.p, dqkv.p, dlam.p, ws.p);
 
   const double fwd_flops =
       4.0 * D * mask_pairs(T, effective_window(mode, W, T)) * double(B) * H;
   const double fwd_ms = median_ms(warmup, iters, s, [&] { cuda::attention_forward(p, s); });
-  std::printf("bench attention mode=%s B=%d H=%d T=%d D=%d W=%d fwd_ms=%.4f fwd_tflops=%.1f", attn_mode_name(mode),
-              B, H, T, D, W, fwd_ms, fwd_flops / fwd_ms / 1e9);
+  std::printf("bench attention mode=%s B=%d H=%d Hkv=%d T=%d D=%d W=%d fwd_ms=%.4f fwd_tflops=%.1f",
+              attn_mode_name(mode), B, H, Hkv, T, D, W, fwd_ms, fwd_flops / fwd_ms / 1e9);
   if (!fwd_only) {
     const double fb_ms = median_ms(warmup, iters, s, [&] {
       cuda::attention_forward(p, s);
@@ -134,10 +98,11 @@ int bench_attention(int argc_in, char** argv_in) {
 int cmd_bench(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "train") return cmd_bench_train(argc - 1, argv + 1);
   if (argc >= 2 && std::string(argv[1]) == "generate") return cmd_bench_generate(argc - 1, argv + 1);
+  if (argc >= 2 && std::string(argv[1]) == "nsa") return cmd_bench_nsa(argc - 1, argv + 1);
   if (argc < 2 || std::string(argv[1]) != "attention")
     throw std::invalid_argument(
-        "usage: gfwa bench attention [options] | gfwa bench train --config FILE [options] | "
-        "gfwa bench generate --config FILE [options]");
+        "usage: gfwa bench attention [options] | gfwa bench nsa [options] | gfwa bench train --config FILE "
+        "[options] | gfwa bench generate --config FILE [options]");
   return bench_attention(argc - 1, argv + 1);
 }
 

@@ -1,4 +1,4 @@
-// `gfwa bench train`: times whole training steps (forward, backward, grad norm, AdamW) of the cuda
+// `gfwa bench train`: times whole training steps (forward, backward, grad norm, optimizer step) of the cuda
 // backend on random tokens for the model and micro-batch of a run configuration, and reports
 // tokens/s, ms/step (median), model TFLOP/s, MFU and device memory. FLOPs per token, peak and
 // memory are the trainer's (train/metrics.h, Backend, docs/gatedfwa.md section 5); bench_py/e2e_anchor.py counts
@@ -42,7 +42,7 @@ int cmd_bench_train(int argc, char** argv) {
   const ModelConfig& mc = rc.model;
   const int B = rc.train.batch_size, T = rc.train.seq_len;
 
-  auto be = make_cuda_backend(mc, B, T);
+  auto be = make_cuda_backend(mc, B, T, {}, rc.optimizer.type == "muon");
   be->init_params(rc.train.seed);
   std::mt19937_64 rng(rc.train.seed);
   std::vector<std::vector<int32_t>> data(4, std::vector<int32_t>(size_t(B) * (T + 1)));
@@ -62,7 +62,7 @@ int cmd_bench_train(int argc, char** argv) {
     be->zero_grad();
     loss = be->forward_backward(in.data(), tg.data(), B, T, 1.0f);
     const double norm = be->grad_norm();
-    be->adamw_update(optimizer_step(rc.optimizer, rc.optimizer.lr, norm, s + 1));
+    apply_update(*be, rc.optimizer, rc.schedule, s, warmup + steps, norm, s + 1);
     if (cudaDeviceSynchronize() != cudaSuccess) throw std::runtime_error("bench train: CUDA error during a step");
     const double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (s >= warmup) ms.push_back(dt);

@@ -26,7 +26,7 @@ int cmd_config(int argc, char** argv) {
   if (!parsed.unmatched().empty()) throw std::runtime_error("unexpected argument '" + parsed.unmatched().front() + "'");
   const RunConfig cfg = load_config_from_cli(parsed);
   if (parsed.count("memory-plan")) {
-    const CudaMemoryShape shape{cfg.model, cfg.train.batch_size, cfg.train.seq_len, 0, 0};
+    const CudaMemoryShape shape{cfg.model, cfg.train.batch_size, cfg.train.seq_len, 0, 0, cfg.optimizer.type == "muon"};
     for (const std::string& line : cuda_memory_plan_lines(shape, cuda_memory_plan(shape))) std::printf("%s\n", line.c_str());
     return 0;
   }

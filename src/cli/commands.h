@@ -17,6 +17,7 @@ int cmd_generate(int argc, char** argv);  // src/cli/cmd_generate.cpp
 int cmd_export(int argc, char** argv);
 int cmd_bench_train(int argc, char** argv);  // CUDA builds only: `gfwa bench train ...` (argv[0] = "train")
 int cmd_bench_generate(int argc, char** argv);  // CUDA builds only: `gfwa bench generate ...`
+int cmd_bench_nsa(int argc, char** argv);       // CUDA builds only: `gfwa bench nsa ...` (docs/nsa.md)
 int cmd_bench(int argc, char** argv);  // kernel benchmarks (CUDA builds only): `gfwa bench attention ...`
 int cmd_tokenize(int argc, char** argv);  // src/cli/cmd_tokenize.cpp
 

@@ -17,7 +17,7 @@ const gfwa::Command kCommands[] = {
     {"export", "a checkpoint as model.safetensors + config.json (docs/interop.md)", gfwa::cmd_export},
     {"tokenize", "text files -> GPT-2 token shards (train/val)", gfwa::cmd_tokenize},
 #ifdef GFWA_WITH_CUDA
-    {"bench", "benchmarks: bench attention --B --H --T --D --W --mode | bench train|generate --config FILE", gfwa::cmd_bench},
+    {"bench", "benchmarks: bench attention|nsa --B --H --T --D --W --mode | bench train|generate --config FILE", gfwa::cmd_bench},
 #endif
 };
 

@@ -13,11 +13,14 @@ void require(bool ok, const std::string& msg) {
   if (!ok) throw std::invalid_argument("attention: " + msg);
 }
 
-void check_rows(const void* ptr, int64_t stride, const AttnParams& p, const char* name) {
+// heads: H for q, o, dq, dout; Hkv for k, v, dk, dv.
+void check_rows(const void* ptr, int64_t stride, int heads, const AttnParams& p, const char* name) {
+  const int64_t width = int64_t(heads) * p.D;
   require(ptr != nullptr, std::string(name) + " is null");
   require(reinterpret_cast<uintptr_t>(ptr) % 16 == 0, std::string(name) + " is not 16-byte aligned");
-  require(stride % 8 == 0 && stride >= int64_t(p.H) * p.D,
-          std::string(name) + "_row_stride " + std::to_string(stride) + " must be a multiple of 8 and >= H*D");
+  require(stride % 8 == 0 && stride >= width, std::string(name) + "_row_stride " + std::to_string(stride) +
+                                                  " must be a multiple of 8 and >= its heads * D = " +
+                                                  std::to_string(width));
 }
 
 void check(const AttnParams& p) {
@@ -26,12 +29,14 @@ void check(const AttnParams& p) {
           "B, T, H must be >= 1 (got " + std::to_string(p.B) + ", " + std::to_string(p.T) + ", " +
               std::to_string(p.H) + ")");
   require(p.H <= 65535 && p.B <= 65535, "B and H must be <= 65535 (grid dimensions)");
+  require(p.Hkv >= 1 && p.H % p.Hkv == 0,
+          "the K/V heads Hkv=" + std::to_string(p.Hkv) + " must divide the query heads H=" + std::to_string(p.H));
   require(p.mode == AttnMode::full || p.window >= 1, "window W=" + std::to_string(p.window) + " must be >= 1");
   require(p.mode != AttnMode::gatedfwa || p.lam != nullptr, "gatedfwa mode needs lam");
-  check_rows(p.q, p.q_row_stride, p, "q");
-  check_rows(p.k, p.k_row_stride, p, "k");
-  check_rows(p.v, p.v_row_stride, p, "v");
-  check_rows(p.o, p.o_row_stride, p, "o");
+  check_rows(p.q, p.q_row_stride, p.H, p, "q");
+  check_rows(p.k, p.k_row_stride, p.Hkv, p, "k");
+  check_rows(p.v, p.v_row_stride, p.Hkv, p, "v");
+  check_rows(p.o, p.o_row_stride, p.H, p, "o");
   require(p.lse != nullptr, "lse is null");
 }
 
@@ -39,6 +44,7 @@ detail::AttnConsts consts(const AttnParams& p) {
   detail::AttnConsts c;
   c.W = p.mode == AttnMode::full ? p.T : (p.window < p.T ? p.window : p.T);
   c.gated = p.mode == AttnMode::gatedfwa;
+  c.grouped = p.Hkv < p.H;
   c.scale = float(1.0 / std::sqrt(double(p.D)));
   c.scale_log2 = float(1.4426950408889634 / std::sqrt(double(p.D)));
   return c;
@@ -61,10 +67,10 @@ void attention_forward(const AttnParams& p, cudaStream_t stream) {
 
 void attention_backward(const AttnBwdParams& p, cudaStream_t stream) {
   check(p);
-  check_rows(p.dout, p.dout_row_stride, p, "dout");
-  check_rows(p.dq, p.dq_row_stride, p, "dq");
-  check_rows(p.dk, p.dk_row_stride, p, "dk");
-  check_rows(p.dv, p.dv_row_stride, p, "dv");
+  check_rows(p.dout, p.dout_row_stride, p.H, p, "dout");
+  check_rows(p.dq, p.dq_row_stride, p.H, p, "dq");
+  check_rows(p.dk, p.dk_row_stride, p.Hkv, p, "dk");
+  check_rows(p.dv, p.dv_row_stride, p.Hkv, p, "dv");
   require(p.mode != AttnMode::gatedfwa || p.dlam != nullptr, "gatedfwa mode needs dlam");
   require(p.workspace != nullptr && reinterpret_cast<uintptr_t>(p.workspace) % 16 == 0,
           "workspace is null or not 16-byte aligned");

@@ -1,11 +1,14 @@
 // Backward attention (docs/gatedfwa.md section 4), three launches and no atomics:
 //   1. delta_i = rowsum(dO_i * O_i) into the workspace ([B,H,T] fp32);
-//   2. dK/dV/dlam: CTA per key tile, warp w owns keys 16w..16w+15 and works on the transposed problem
-//      (rows = keys): S^T = K Q^T, dP^T = V dO^T, P^T = exp2(S^T - lse), dS^T = P^T (dP^T - delta),
+//   2. dK/dV/dlam: CTA per (key tile, K/V head), warp w owns keys 16w..16w+15 and works on the transposed
+//      problem (rows = keys): S^T = K Q^T, dP^T = V dO^T, P^T = exp2(S^T - lse), dS^T = P^T (dP^T - delta),
 //      dV += P^T dO, dK += dS^T Q, dlam_j = -colsum_j(dS). The queries of a key tile are those in
-//      [k0, k0 + BN + W - 2]: O(W) query tiles. Each key row's sums stay inside one warp (quad shuffles),
-//      so dlam needs no cross-CTA reduction;
-//   3. dQ: CTA per query tile, like the forward: dQ += dS K, and dlam_i += rowsum_i(dS) (the same thread
+//      [k0, k0 + BN + W - 2]: O(W) query tiles. Grouped-query attention: the CTA walks those tiles for each
+//      of the G = H/Hkv query heads that share its K/V head, one head after the other, adding into the
+//      same dK/dV registers: the sum over the group needs no scratch, no second pass and no atomics, and
+//      each K/V tile is loaded once per group (G = 1 is the plain multi-head loop). Each key row's sums stay
+//      inside one warp (quad shuffles), so dlam (per query head) needs no cross-CTA reduction;
+//   3. dQ: CTA per (query tile, query head), like the forward: dQ += dS K, and dlam_i += rowsum_i(dS) (the same thread
 //      owns row i in every key tile, and launch 2 has finished: still one writer at a time, no atomics).
 // dS's row sums are 0 in exact arithmetic (softmax ignores a per-row shift) but not in floating point:
 // delta comes from the bf16 O. Kept, they make the gate's reverse scan telescope to the pairs that cross
@@ -46,14 +49,16 @@ struct DkvSmem {
   static constexpr int kV = kK + BN * D * 2;            // BN x D (later: dV staging)
   static constexpr int kQ = kV + BN * D * 2;            // 2 stages of BM x D
   static constexpr int kdO = kQ + 2 * BM * D * 2;       // 2 stages of BM x D
-  static constexpr int kLamK = kdO + 2 * BM * D * 2;    // BN floats
-  static constexpr int kLamQ = kLamK + BN * 4;          // 2 stages of BM floats each:
+  static constexpr int kLamK = kdO + 2 * BM * D * 2;    // 2 stages of BN floats (a query head's lam at the keys)
+  static constexpr int kLamQ = kLamK + 2 * BN * 4;      // 2 stages of BM floats each:
   static constexpr int kLse = kLamQ + 2 * BM * 4;
   static constexpr int kDelta = kLse + 2 * BM * 4;
   static constexpr int kBytes = kDelta + 2 * BM * 4;
 };
 
-template <int D, bool kGated>
+// kGrouped: H > Hkv. Without it the head loop below runs once with G a compile-time 1: the multi-head
+// kernel, with no group bookkeeping.
+template <int D, bool kGated, bool kGrouped>
 __global__ void __launch_bounds__(AttnTraits<D>::kDkvWarps * 32)
     attn_dkdv_kernel(const AttnBwdParams p, const AttnConsts c, const float* delta) {
   using Tr = AttnTraits<D>;
@@ -62,10 +67,10 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDkvWarps * 32)
   constexpr int kKSteps = D / 16, kNQ = BM / 8, kDB = D / 8;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sbase = smem_addr(smem);
-  const float* sLamK = reinterpret_cast<const float*>(smem + S::kLamK);
+  float* sf = reinterpret_cast<float*>(smem);
 
   const int T = p.T, H = p.H, W = c.W;
-  const int h = blockIdx.y, b = blockIdx.z;
+  const int kvh = blockIdx.y, b = blockIdx.z, G = kGrouped ? H / p.Hkv : 1;  // query heads kvh*G .. +G-1
   const int k0 = blockIdx.x * BN;
   const int i_last = min(T - 1, k0 + BN - 1 + W - 1);  // the last query that sees a key of this tile
   const int qt_lo = k0 / BM, qt_hi = i_last / BM;
@@ -74,130 +79,153 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDkvWarps * 32)
   const uint32_t aoff = a_off<D>(lane), bnoff = bn_off<D>(lane), bkoff = bk_off<D>(lane);
 
   const int64_t bT = int64_t(b) * T;
+  int h = kvh * G;  // the query head in progress; its rows:
   const __nv_bfloat16* gQ = p.q + bT * p.q_row_stride + h * D;
   const __nv_bfloat16* gdO = p.dout + bT * p.dout_row_stride + h * D;
   const float* gLam = kGated ? p.lam + bT * H + h : nullptr;
   const float* gLse = p.lse + (int64_t(b) * H + h) * T;
   const float* gDelta = delta + (int64_t(b) * H + h) * T;
 
-  auto load_q = [&](int qt, int stage) {
+  // Query tile qt of query head h + dh into stage `stage` (dh = 1: the next head's first tile, prefetched
+  // across the head boundary so the pipeline does not drain between the heads of a group).
+  auto load_q = [&](int dh, int qt, int stage) {
     const int i0 = qt * BM;
-    load_tile_async<BM, D, kThreads>(sbase + S::kQ + stage * BM * D * 2, gQ, p.q_row_stride, i0, T);
-    load_tile_async<BM, D, kThreads>(sbase + S::kdO + stage * BM * D * 2, gdO, p.dout_row_stride, i0, T);
-    float* f = reinterpret_cast<float*>(smem);
-    if (kGated) load_vec_async(f + S::kLamQ / 4 + stage * BM, gLam, H, i0, BM, T, 0.f);
-    load_vec_async(f + S::kLse / 4 + stage * BM, gLse, 1, i0, BM, T, 0.f);
-    load_vec_async(f + S::kDelta / 4 + stage * BM, gDelta, 1, i0, BM, T, 0.f);
+    load_tile_async<BM, D, kThreads>(sbase + S::kQ + stage * BM * D * 2, gQ + dh * D, p.q_row_stride, i0, T);
+    load_tile_async<BM, D, kThreads>(sbase + S::kdO + stage * BM * D * 2, gdO + dh * D, p.dout_row_stride, i0, T);
+    if (kGated) load_vec_async(sf + S::kLamQ / 4 + stage * BM, gLam + dh, H, i0, BM, T, 0.f);
+    load_vec_async(sf + S::kLse / 4 + stage * BM, gLse + dh * T, 1, i0, BM, T, 0.f);
+    load_vec_async(sf + S::kDelta / 4 + stage * BM, gDelta + dh * T, 1, i0, BM, T, 0.f);
   };
-  load_tile_async<BN, D, kThreads>(sbase + S::kK, p.k + bT * p.k_row_stride + h * D, p.k_row_stride, k0, T);
-  load_tile_async<BN, D, kThreads>(sbase + S::kV, p.v + bT * p.v_row_stride + h * D, p.v_row_stride, k0, T);
-  if (kGated) load_vec_async(reinterpret_cast<float*>(smem + S::kLamK), gLam, H, k0, BN, T, 0.f);
-  load_q(qt_lo, 0);
+  // Head h + dh's lam at this tile's keys, with that head's first query tile (one buffer per stage: the
+  // next head's copy may land while this head's first tile still reads its own).
+  auto load_lam_k = [&](int dh, int stage) {
+    if (kGated) load_vec_async(sf + S::kLamK / 4 + stage * BN, gLam + dh, H, k0, BN, T, 0.f);
+  };
+  load_tile_async<BN, D, kThreads>(sbase + S::kK, p.k + bT * p.k_row_stride + kvh * D, p.k_row_stride, k0, T);
+  load_tile_async<BN, D, kThreads>(sbase + S::kV, p.v + bT * p.v_row_stride + kvh * D, p.v_row_stride, k0, T);
+  load_lam_k(0, 0);
+  load_q(0, qt_lo, 0);
   cp_async_commit();
 
-  const float ref = kGated ? gLam[int64_t(k0) * H] : 0.f;
-  float kb[2] = {0.f, 0.f}, dl[2] = {0.f, 0.f};
   float dk[kDB][4], dv[kDB][4];
 #pragma unroll
   for (int d = 0; d < kDB; ++d)
 #pragma unroll
     for (int e = 0; e < 4; ++e) dk[d][e] = dv[d][e] = 0.f;
 
-  for (int qt = qt_lo, stage = 0; qt <= qt_hi; ++qt, stage ^= 1) {
-    if (qt < qt_hi) {
-      load_q(qt + 1, stage ^ 1);
-      cp_async_commit();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
-    if (kGated && qt == qt_lo) {
-      kb[0] = (sLamK[r0 + g] - ref) * kLog2e;
-      kb[1] = (sLamK[r0 + g + 8] - ref) * kLog2e;
-    }
-    const int i0 = qt * BM;
-    if (!tile_empty(i0, BM, k0 + r0, 16, T, W)) {
-      const uint32_t sQ = sbase + S::kQ + stage * BM * D * 2, sdO = sbase + S::kdO + stage * BM * D * 2;
-      const float* lamq = reinterpret_cast<const float*>(smem + S::kLamQ) + stage * BM;
-      const float* lse = reinterpret_cast<const float*>(smem + S::kLse) + stage * BM;
-      const float* dlt = reinterpret_cast<const float*>(smem + S::kDelta) + stage * BM;
-
-      float st[kNQ][4], dpt[kNQ][4];
-#pragma unroll
-      for (int n = 0; n < kNQ; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) st[n][e] = dpt[n][e] = 0.f;
-#pragma unroll
-      for (int kk = 0; kk < kKSteps; ++kk) {
-        uint32_t ak[4], av[4];
-        ldsm_x4(ak, a_addr<D>(sbase + S::kK, r0, kk, aoff));
-        ldsm_x4(av, a_addr<D>(sbase + S::kV, r0, kk, aoff));
-#pragma unroll
-        for (int n2 = 0; n2 < kNQ / 2; ++n2) {
-          uint32_t bq[4], bo[4];
-          ldsm_x4(bq, bn_addr<D>(sQ, n2 * 16, kk, bnoff));
-          ldsm_x4(bo, bn_addr<D>(sdO, n2 * 16, kk, bnoff));
-          mma_bf16(st[2 * n2], ak, bq[0], bq[1]);
-          mma_bf16(st[2 * n2 + 1], ak, bq[2], bq[3]);
-          mma_bf16(dpt[2 * n2], av, bo[0], bo[1]);
-          mma_bf16(dpt[2 * n2 + 1], av, bo[2], bo[3]);
-        }
+  int stage = 0;
+  for (const int h_end = h + G;;) {  // the group's query heads, each adding into dk, dv
+    const float ref = kGated ? gLam[int64_t(k0) * H] : 0.f;
+    float kb[2] = {0.f, 0.f}, dl[2] = {0.f, 0.f};
+    for (int qt = qt_lo; qt <= qt_hi; ++qt, stage ^= 1) {
+      if (qt < qt_hi) {
+        load_q(0, qt + 1, stage ^ 1);
+        cp_async_commit();
+        cp_async_wait<1>();
+      } else if (kGrouped && h + 1 < h_end) {
+        load_lam_k(1, stage ^ 1);
+        load_q(1, qt_lo, stage ^ 1);
+        cp_async_commit();
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
       }
+      __syncthreads();
+      if (kGated && qt == qt_lo) {
+        const float* lam_k = sf + S::kLamK / 4 + (kGrouped ? stage * BN : 0);
+        kb[0] = (lam_k[r0 + g] - ref) * kLog2e;
+        kb[1] = (lam_k[r0 + g + 8] - ref) * kLog2e;
+      }
+      const int i0 = qt * BM;
+      if (!tile_empty(i0, BM, k0 + r0, 16, T, W)) {
+        const uint32_t sQ = sbase + S::kQ + stage * BM * D * 2, sdO = sbase + S::kdO + stage * BM * D * 2;
+        const float* lamq = sf + S::kLamQ / 4 + stage * BM;
+        const float* lse = sf + S::kLse / 4 + stage * BM;
+        const float* dlt = sf + S::kDelta / 4 + stage * BM;
 
-      const bool masked = tile_needs_mask(i0, BM, k0 + r0, 16, T, W);
+        float st[kNQ][4], dpt[kNQ][4];
 #pragma unroll
-      for (int n = 0; n < kNQ; ++n)
+        for (int n = 0; n < kNQ; ++n)
 #pragma unroll
-        for (int e2 = 0; e2 < 2; ++e2) {
-          // Per query column: (lam_i - ref)*log2e - lse_i*log2e, and delta_i.
-          const int col = n * 8 + 2 * tq + e2;
-          const float cq = kGated ? (lamq[col] - ref - lse[col]) * kLog2e : -lse[col] * kLog2e;
-          const float dc = dlt[col];
+          for (int e = 0; e < 4; ++e) st[n][e] = dpt[n][e] = 0.f;
 #pragma unroll
-          for (int hr = 0; hr < 2; ++hr) {
-            const int e = 2 * hr + e2;
-            float x = fmaf(st[n][e], c.scale_log2, cq);
-            if (kGated) x -= kb[hr];
-            float pv = exp2_approx(x);
-            if (masked && !visible(i0 + col, k0 + r0 + g + 8 * hr, T, W)) pv = 0.f;
-            const float ds = pv * (dpt[n][e] - dc);
-            st[n][e] = pv;
-            dpt[n][e] = ds;
-            dl[hr] -= ds;
+        for (int kk = 0; kk < kKSteps; ++kk) {
+          uint32_t ak[4], av[4];
+          ldsm_x4(ak, a_addr<D>(sbase + S::kK, r0, kk, aoff));
+          ldsm_x4(av, a_addr<D>(sbase + S::kV, r0, kk, aoff));
+#pragma unroll
+          for (int n2 = 0; n2 < kNQ / 2; ++n2) {
+            uint32_t bq[4], bo[4];
+            ldsm_x4(bq, bn_addr<D>(sQ, n2 * 16, kk, bnoff));
+            ldsm_x4(bo, bn_addr<D>(sdO, n2 * 16, kk, bnoff));
+            mma_bf16(st[2 * n2], ak, bq[0], bq[1]);
+            mma_bf16(st[2 * n2 + 1], ak, bq[2], bq[3]);
+            mma_bf16(dpt[2 * n2], av, bo[0], bo[1]);
+            mma_bf16(dpt[2 * n2 + 1], av, bo[2], bo[3]);
           }
         }
 
+        const bool masked = tile_needs_mask(i0, BM, k0 + r0, 16, T, W);
 #pragma unroll
-      for (int kk = 0; kk < BM / 16; ++kk) {
-        const uint32_t ap[4] = {pack_bf16(st[2 * kk][0], st[2 * kk][1]), pack_bf16(st[2 * kk][2], st[2 * kk][3]),
-                                pack_bf16(st[2 * kk + 1][0], st[2 * kk + 1][1]),
-                                pack_bf16(st[2 * kk + 1][2], st[2 * kk + 1][3])};
-        const uint32_t as[4] = {pack_bf16(dpt[2 * kk][0], dpt[2 * kk][1]), pack_bf16(dpt[2 * kk][2], dpt[2 * kk][3]),
-                                pack_bf16(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
-                                pack_bf16(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
+        for (int n = 0; n < kNQ; ++n)
 #pragma unroll
-        for (int d2 = 0; d2 < kDB / 2; ++d2) {
-          uint32_t bo[4], bq[4];
-          ldsm_x4_trans(bo, bk_addr<D>(sdO, kk, d2, bkoff));
-          ldsm_x4_trans(bq, bk_addr<D>(sQ, kk, d2, bkoff));
-          mma_bf16(dv[2 * d2], ap, bo[0], bo[1]);
-          mma_bf16(dv[2 * d2 + 1], ap, bo[2], bo[3]);
-          mma_bf16(dk[2 * d2], as, bq[0], bq[1]);
-          mma_bf16(dk[2 * d2 + 1], as, bq[2], bq[3]);
-        }
-      }
-    }
-    __syncthreads();  // this stage is refilled by the next iteration's prefetch
-  }
+          for (int e2 = 0; e2 < 2; ++e2) {
+            // Per query column: (lam_i - ref)*log2e - lse_i*log2e, and delta_i.
+            const int col = n * 8 + 2 * tq + e2;
+            const float cq = kGated ? (lamq[col] - ref - lse[col]) * kLog2e : -lse[col] * kLog2e;
+            const float dc = dlt[col];
+#pragma unroll
+            for (int hr = 0; hr < 2; ++hr) {
+              const int e = 2 * hr + e2;
+              float x = fmaf(st[n][e], c.scale_log2, cq);
+              if (kGated) x -= kb[hr];
+              float pv = exp2_approx(x);
+              if (masked && !visible(i0 + col, k0 + r0 + g + 8 * hr, T, W)) pv = 0.f;
+              const float ds = pv * (dpt[n][e] - dc);
+              st[n][e] = pv;
+              dpt[n][e] = ds;
+              dl[hr] -= ds;
+            }
+          }
 
 #pragma unroll
-  for (int hr = 0; hr < 2; ++hr) {
-    dl[hr] += __shfl_xor_sync(0xffffffffu, dl[hr], 1);
-    dl[hr] += __shfl_xor_sync(0xffffffffu, dl[hr], 2);
-    const int j = k0 + r0 + g + 8 * hr;
-    if (kGated && tq == 0 && j < T) p.dlam[(bT + j) * H + h] = dl[hr];
+        for (int kk = 0; kk < BM / 16; ++kk) {
+          const uint32_t ap[4] = {pack_bf16(st[2 * kk][0], st[2 * kk][1]), pack_bf16(st[2 * kk][2], st[2 * kk][3]),
+                                  pack_bf16(st[2 * kk + 1][0], st[2 * kk + 1][1]),
+                                  pack_bf16(st[2 * kk + 1][2], st[2 * kk + 1][3])};
+          const uint32_t as[4] = {pack_bf16(dpt[2 * kk][0], dpt[2 * kk][1]), pack_bf16(dpt[2 * kk][2], dpt[2 * kk][3]),
+                                  pack_bf16(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
+                                  pack_bf16(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
+#pragma unroll
+          for (int d2 = 0; d2 < kDB / 2; ++d2) {
+            uint32_t bo[4], bq[4];
+            ldsm_x4_trans(bo, bk_addr<D>(sdO, kk, d2, bkoff));
+            ldsm_x4_trans(bq, bk_addr<D>(sQ, kk, d2, bkoff));
+            mma_bf16(dv[2 * d2], ap, bo[0], bo[1]);
+            mma_bf16(dv[2 * d2 + 1], ap, bo[2], bo[3]);
+            mma_bf16(dk[2 * d2], as, bq[0], bq[1]);
+            mma_bf16(dk[2 * d2 + 1], as, bq[2], bq[3]);
+          }
+        }
+      }
+      __syncthreads();  // this stage is refilled by the next iteration's prefetch
+    }
+
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {  // head h's dlam at this warp's keys: -colsum(dS)
+      dl[hr] += __shfl_xor_sync(0xffffffffu, dl[hr], 1);
+      dl[hr] += __shfl_xor_sync(0xffffffffu, dl[hr], 2);
+      const int j = k0 + r0 + g + 8 * hr;
+      if (kGated && tq == 0 && j < T) p.dlam[(bT + j) * H + h] = dl[hr];
+    }
+    if (!kGrouped || ++h == h_end) break;
+    gQ += D;
+    gdO += D;
+    if (kGated) ++gLam;
+    gLse += T;
+    gDelta += T;
   }
+
   // dK, dV go out through this warp's own rows of the K and V tiles (only this warp ever read them).
   __nv_bfloat16* sK = reinterpret_cast<__nv_bfloat16*>(smem + S::kK);
   __nv_bfloat16* sV = reinterpret_cast<__nv_bfloat16*>(smem + S::kV);
@@ -207,8 +235,8 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDkvWarps * 32)
     stage_c<D>(sV, r0, d * 8 + 2 * tq, dv[d], 1.f, lane);
   }
   __syncwarp();
-  store_rows16<D>(sK, p.dk + bT * p.dk_row_stride + h * D, p.dk_row_stride, k0, r0, T, lane);
-  store_rows16<D>(sV, p.dv + bT * p.dv_row_stride + h * D, p.dv_row_stride, k0, r0, T, lane);
+  store_rows16<D>(sK, p.dk + bT * p.dk_row_stride + kvh * D, p.dk_row_stride, k0, r0, T, lane);
+  store_rows16<D>(sV, p.dv + bT * p.dv_row_stride + kvh * D, p.dv_row_stride, k0, r0, T, lane);
 }
 
 template <int D>
@@ -222,7 +250,7 @@ struct DqSmem {
   static constexpr int kBytes = kLamK + 2 * BN * 4;
 };
 
-template <int D, bool kGated>
+template <int D, bool kGated, bool kGrouped>
 __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
     attn_dq_kernel(const AttnBwdParams p, const AttnConsts c, const float* delta) {
   using Tr = AttnTraits<D>;
@@ -235,7 +263,9 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
 
   const int T = p.T, H = p.H, W = c.W;
   const int qt = gridDim.x - 1 - blockIdx.x;  // longest causal rows first
-  const int h = blockIdx.y, b = blockIdx.z;
+  // kGrouped: H > Hkv; K/V head h / (H/Hkv). Without it kvh is h at compile time: the K/V rows stay cheap to
+  // recompute from blockIdx, as in the multi-head kernel (a run-time kvh costs registers: ptxas spills).
+  const int h = blockIdx.y, b = blockIdx.z, kvh = kGrouped ? h / (H / p.Hkv) : h;
   const int q0 = qt * BM;
   const int q_end = min(T, q0 + BM);
   const int kt_lo = max(0, q0 - W + 1) / BN, kt_hi = (q_end - 1) / BN;
@@ -244,8 +274,8 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
   const uint32_t aoff = a_off<D>(lane), bnoff = bn_off<D>(lane), bkoff = bk_off<D>(lane);
 
   const int64_t bT = int64_t(b) * T;
-  const __nv_bfloat16* gK = p.k + bT * p.k_row_stride + h * D;
-  const __nv_bfloat16* gV = p.v + bT * p.v_row_stride + h * D;
+  const __nv_bfloat16* gK = p.k + bT * p.k_row_stride + kvh * D;
+  const __nv_bfloat16* gV = p.v + bT * p.v_row_stride + kvh * D;
   const float* gLam = kGated ? p.lam + bT * H + h : nullptr;
 
   auto load_kv = [&](int kt, int stage) {
@@ -404,14 +434,16 @@ void launch_attn_bwd(const AttnBwdParams& p, const AttnConsts& c, cudaStream_t s
   CUDA_CHECK_LAUNCH();
 
   constexpr int kDkvSmem = DkvSmem<D>::kBytes;
-  auto dkdv = c.gated ? attn_dkdv_kernel<D, true> : attn_dkdv_kernel<D, false>;
+  auto dkdv = c.gated ? (c.grouped ? attn_dkdv_kernel<D, true, true> : attn_dkdv_kernel<D, true, false>)
+                      : (c.grouped ? attn_dkdv_kernel<D, false, true> : attn_dkdv_kernel<D, false, false>);
   CUDA_CHECK(cudaFuncSetAttribute(dkdv, cudaFuncAttributeMaxDynamicSharedMemorySize, kDkvSmem));
-  const dim3 gkv((p.T + Tr::kDkvBN - 1) / Tr::kDkvBN, p.H, p.B);
+  const dim3 gkv((p.T + Tr::kDkvBN - 1) / Tr::kDkvBN, p.Hkv, p.B);
   dkdv<<<gkv, Tr::kDkvWarps * 32, kDkvSmem, stream>>>(p, c, delta);
   CUDA_CHECK_LAUNCH();
 
   constexpr int kDqSmem = DqSmem<D>::kBytes;
-  auto dq = c.gated ? attn_dq_kernel<D, true> : attn_dq_kernel<D, false>;
+  auto dq = c.gated ? (c.grouped ? attn_dq_kernel<D, true, true> : attn_dq_kernel<D, true, false>)
+                    : (c.grouped ? attn_dq_kernel<D, false, true> : attn_dq_kernel<D, false, false>);
   CUDA_CHECK(cudaFuncSetAttribute(dq, cudaFuncAttributeMaxDynamicSharedMemorySize, kDqSmem));
   const dim3 gq((p.T + Tr::kDqBM - 1) / Tr::kDqBM, p.H, p.B);
   dq<<<gq, Tr::kDqWarps * 32, kDqSmem, stream>>>(p, c, delta);

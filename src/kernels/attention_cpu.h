@@ -2,10 +2,12 @@
 // kernels and the attention of the cpu backend. Templated so tests can run it in double.
 //
 // Layouts (token-major, as produced by the projections):
-//   q, k, v, o, dq, dk, dv, dout : [B, T, H, D]
-//   lam, dlam                    : [B, T, H]   inclusive prefix sums of log-gates (gatedfwa only)
-//   lse                          : [B, H, T]   natural-log row sums of exp(logits)
-// Logits: s[i,j] = q_i.k_j * scale + (lam[i] - lam[j]) for i-W+1 <= j <= i, scale = 1/sqrt(D).
+//   q, o, dq, dout : [B, T, H, D]
+//   k, v, dk, dv   : [B, T, Hkv, D]  grouped-query attention: query head h reads K/V head h / (H / Hkv)
+//   lam, dlam      : [B, T, H]   inclusive prefix sums of log-gates (gatedfwa only), per query head
+//   lse            : [B, H, T]   natural-log row sums of exp(logits)
+// Logits: s[i,j] = q_i.k_j * scale + (lam[i] - lam[j]) for i-W+1 <= j <= i, scale = 1/sqrt(D), with k the
+// query head's K/V head. dk and dv sum over the H / Hkv query heads that share a K/V head.
 #pragma once
 #include "kernels/attention_mode.h"
 
@@ -14,6 +16,7 @@ namespace gfwa::cpu {
 struct AttnShape {
   int B, T, H, D;
   int window;  // W >= 1; ignored in full mode
+  int Hkv;     // K/V heads: divides H (H: multi-head, 1: multi-query); std::invalid_argument otherwise
 };
 
 template <class F>

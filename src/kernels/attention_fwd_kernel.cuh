@@ -1,5 +1,6 @@
 // Forward attention, FlashAttention-2 structure with mma.sync (docs/gatedfwa.md section 4).
-// CTA = (query tile of BM rows, head, batch); warp w owns kMT m-tiles of 16 query rows and keeps their O
+// CTA = (query tile of BM rows, query head, batch), reading K/V head h / (H/Hkv) (grouped-query attention: the
+// CTAs of a group read the same K/V rows, no copy); warp w owns kMT m-tiles of 16 query rows and keeps their O
 // accumulators, running max and sum in registers; Q fragments are re-read from shared memory per tile.
 // Key tiles run from the causal end down to the first tile of the window (O(W) tiles, never O(T)); K/V/lam
 // tiles are double-buffered with cp.async. A warp skips tiles none of its rows can see.
@@ -24,7 +25,7 @@ struct FwdSmem {
   static constexpr int kBytes = kLamK + 2 * BN * 4;
 };
 
-template <int D, bool kGated>
+template <int D, bool kGated, bool kGrouped>
 __global__ void __launch_bounds__(AttnTraits<D>::kFwdWarps * 32)
     attn_fwd_kernel(const AttnParams p, const AttnConsts c) {
   using Tr = AttnTraits<D>;
@@ -37,7 +38,8 @@ __global__ void __launch_bounds__(AttnTraits<D>::kFwdWarps * 32)
 
   const int T = p.T, H = p.H, W = c.W;
   const int qt = gridDim.x - 1 - blockIdx.x;  // longest causal rows first
-  const int h = blockIdx.y, b = blockIdx.z;
+  // kGrouped: H > Hkv, K/V head h / (H/Hkv); otherwise kvh is h at compile time (see attn_dq_kernel).
+  const int h = blockIdx.y, b = blockIdx.z, kvh = kGrouped ? h / (H / p.Hkv) : h;
   const int q0 = qt * BM;
   const int q_end = min(T, q0 + BM);
   const int kt_lo = max(0, q0 - W + 1) / BN, kt_hi = (q_end - 1) / BN;
@@ -46,8 +48,8 @@ __global__ void __launch_bounds__(AttnTraits<D>::kFwdWarps * 32)
   const uint32_t aoff = a_off<D>(lane), bnoff = bn_off<D>(lane), bkoff = bk_off<D>(lane);
 
   const __nv_bfloat16* gQ = p.q + int64_t(b) * T * p.q_row_stride + h * D;
-  const __nv_bfloat16* gK = p.k + int64_t(b) * T * p.k_row_stride + h * D;
-  const __nv_bfloat16* gV = p.v + int64_t(b) * T * p.v_row_stride + h * D;
+  const __nv_bfloat16* gK = p.k + int64_t(b) * T * p.k_row_stride + kvh * D;
+  const __nv_bfloat16* gV = p.v + int64_t(b) * T * p.v_row_stride + kvh * D;
   const float* gLam = kGated ? p.lam + int64_t(b) * T * H + h : nullptr;
 
   auto load_kv = [&](int kt, int stage) {
@@ -224,7 +226,8 @@ template <int D>
 void launch_attn_fwd(const AttnParams& p, const AttnConsts& c, cudaStream_t stream) {
   using Tr = AttnTraits<D>;
   constexpr int kSmem = FwdSmem<D>::kBytes;
-  auto kernel = c.gated ? attn_fwd_kernel<D, true> : attn_fwd_kernel<D, false>;
+  auto kernel = c.gated ? (c.grouped ? attn_fwd_kernel<D, true, true> : attn_fwd_kernel<D, true, false>)
+                        : (c.grouped ? attn_fwd_kernel<D, false, true> : attn_fwd_kernel<D, false, false>);
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
   const dim3 grid((p.T + Tr::kFwdBM - 1) / Tr::kFwdBM, p.H, p.B);
   kernel<<<grid, Tr::kFwdWarps * 32, kSmem, stream>>>(p, c);

@@ -7,6 +7,7 @@ namespace gfwa::cuda::detail {
 struct AttnConsts {
   int W;             // effective window, clamped to T (full mode: T)
   bool gated;        // add (lam_i - lam_j)
+  bool grouped;      // Hkv < H: grouped-query attention
   float scale;       // 1/sqrt(D)
   float scale_log2;  // scale * log2(e)
 };

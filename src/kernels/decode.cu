@@ -30,29 +30,33 @@ __global__ void __launch_bounds__(kAppendThreads)
                   const float* __restrict__ pre, const bf16* __restrict__ q_w, const bf16* __restrict__ k_w,
                   bf16* __restrict__ q_out) {
   __shared__ float scratch[32];
-  const int b = blockIdx.x, tid = threadIdx.x, H = dm.H, D = dm.D, d = H * D, half = D / 2;
+  const int b = blockIdx.x, tid = threadIdx.x, H = dm.H, D = dm.D, d = H * D, dkv = dm.Hkv * D, half = D / 2;
   const int64_t p = pos[b];
   const int e = int(p % dm.cap);
-  const bf16* row = qkv + size_t(b) * 3 * d;
-  bf16* prev_k = dm.token_shift ? c.shift_k + size_t(b) * d : nullptr;
-  bf16* prev_v = dm.token_shift ? c.shift_v + size_t(b) * d : nullptr;
+  const bf16* row = qkv + size_t(b) * (d + 2 * dkv);
+  bf16* prev_k = dm.token_shift ? c.shift_k + size_t(b) * dkv : nullptr;
+  bf16* prev_v = dm.token_shift ? c.shift_v + size_t(b) * dkv : nullptr;
   // Channel ch of the (shifted) k or v; the previous token is zero at position 0.
   auto shifted = [&](const float* pre_a, const bf16* prev, int off, int ch) {
     const float cur = to_f(row[off + ch]);
     if (!dm.token_shift) return cur;
-    const float a = shift_gate(pre_a[size_t(b) * H + ch / D]);
+    const float a = shift_gate(pre_a[size_t(b) * dm.Hkv + ch / D]);
     const float before = p > 0 ? to_f(prev[ch]) : 0.0f;
     return a * cur + (1.0f - a) * before;
   };
+  // k's channels and rotation pairs are a prefix of q's (dkv <= d): one loop serves both.
   float ssq = 0.0f, ssk = 0.0f;
   for (int ch = tid; ch < d; ch += blockDim.x) {
-    const float qv = to_f(row[ch]), kv = shifted(pre_k, prev_k, d, ch);
+    const float qv = to_f(row[ch]);
     ssq += qv * qv;
-    ssk += kv * kv;
+    if (ch < dkv) {
+      const float kv = shifted(pre_k, prev_k, d, ch);
+      ssk += kv * kv;
+    }
   }
   // block_sum's barriers also order every read of the shift state above before its update below.
   const float rq = rsqrtf(block_sum(ssq, scratch) / d + dm.eps);
-  const float rk = rsqrtf(block_sum(ssk, scratch) / d + dm.eps);
+  const float rk = rsqrtf(block_sum(ssk, scratch) / dkv + dm.eps);
   for (int pi = tid; pi < d / 2; pi += blockDim.x) {
     const int h = pi / half, i = pi % half, c0 = h * D + i, c1 = c0 + half;
     // The angle in double, as rope_table: exact at any position.
@@ -61,18 +65,19 @@ __global__ void __launch_bounds__(kAppendThreads)
     const float q0 = to_f(row[c0]) * rq * to_f(q_w[c0]), q1 = to_f(row[c1]) * rq * to_f(q_w[c1]);
     q_out[size_t(b) * d + c0] = to_bf(q0 * cs - q1 * sn);
     q_out[size_t(b) * d + c1] = to_bf(q1 * cs + q0 * sn);
+    if (pi >= dkv / 2) continue;  // h is a K/V head below
     const float k0 = shifted(pre_k, prev_k, d, c0) * rk * to_f(k_w[c0]);
     const float k1 = shifted(pre_k, prev_k, d, c1) * rk * to_f(k_w[c1]);
-    const size_t at = ((size_t(b) * H + h) * dm.cap + e) * D + i;
+    const size_t at = ((size_t(b) * dm.Hkv + h) * dm.cap + e) * D + i;
     c.k[at] = to_bf(k0 * cs - k1 * sn);
     c.k[at + half] = to_bf(k1 * cs + k0 * sn);
-    c.v[at] = to_bf(shifted(pre_v, prev_v, 2 * d, c0));
-    c.v[at + half] = to_bf(shifted(pre_v, prev_v, 2 * d, c1));
+    c.v[at] = to_bf(shifted(pre_v, prev_v, d + dkv, c0));
+    c.v[at + half] = to_bf(shifted(pre_v, prev_v, d + dkv, c1));
     if (dm.token_shift) {  // this thread alone read these channels of the state in this loop
       prev_k[c0] = row[d + c0];
       prev_k[c1] = row[d + c1];
-      prev_v[c0] = row[2 * d + c0];
-      prev_v[c1] = row[2 * d + c1];
+      prev_v[c0] = row[d + dkv + c0];
+      prev_v[c1] = row[d + dkv + c1];
     }
   }
   if (dm.mode != AttnMode::gatedfwa) return;
@@ -92,8 +97,8 @@ __global__ void __launch_bounds__(kAppendThreads)
   }
 }
 
-// One CTA per (chunk s, head h, sequence b): the softmax partial (max m, sum l, unnormalised
-// output) of the chunk's keys, positions first .. first + cnt - 1.
+// One CTA per (chunk s, query head h, sequence b): the softmax partial (max m, sum l, unnormalised
+// output) of the chunk's keys, positions first .. first + cnt - 1, of K/V head h / (H/Hkv).
 template <int D>
 __global__ void __launch_bounds__(kAttnThreads)
     attention_kernel(DecodeDims dm, DecodeCacheDev c, const int64_t* __restrict__ pos, const bf16* __restrict__ q,
@@ -117,12 +122,13 @@ __global__ void __launch_bounds__(kAttnThreads)
   }
   if (tid < D) qs[tid] = to_f(q[(size_t(b) * dm.H + h) * D + tid]);
   __syncthreads();
-  const size_t row = (size_t(b) * dm.H + h) * dm.cap;
+  const size_t row = (size_t(b) * dm.H + h) * dm.cap;                     // lam (per query head)
+  const size_t kv_row = (size_t(b) * dm.Hkv + h / (dm.H / dm.Hkv)) * dm.cap;  // k, v
   const bool gated = dm.mode == AttnMode::gatedfwa;
   float sc = -INFINITY;
   if (tid < cnt) {
     const size_t e = size_t((first + tid) % dm.cap);
-    const uint4* kp = reinterpret_cast<const uint4*>(c.k + (row + e) * D);
+    const uint4* kp = reinterpret_cast<const uint4*>(c.k + (kv_row + e) * D);
     float dot = 0.0f;
 #pragma unroll
     for (int j = 0; j < D / 8; ++j) {
@@ -139,7 +145,7 @@ __global__ void __launch_bounds__(kAttnThreads)
   const float l = block_sum(pr, scratch);  // its barriers publish ps
   const int g = tid / D, dd = tid % D;
   float acc = 0.0f;
-  for (int j = g; j < cnt; j += G) acc += ps[j] * to_f(c.v[(row + size_t((first + j) % dm.cap)) * D + dd]);
+  for (int j = g; j < cnt; j += G) acc += ps[j] * to_f(c.v[(kv_row + size_t((first + j) % dm.cap)) * D + dd]);
   part[g][dd] = acc;
   __syncthreads();
   if (tid < D) {
@@ -175,14 +181,14 @@ __global__ void combine_kernel(const float* __restrict__ ws, int S, int H, int D
 __global__ void fill_kernel(DecodeDims dm, DecodeCacheDev c, int b, int T, int t0, const bf16* __restrict__ k,
                             const bf16* __restrict__ v, const bf16* __restrict__ raw_k,
                             const bf16* __restrict__ raw_v, int64_t ld, const float* __restrict__ lam) {
-  const int t = t0 + blockIdx.x, H = dm.H, D = dm.D, d = H * D, e = t % dm.cap;
-  for (int ch = threadIdx.x; ch < d; ch += blockDim.x) {
-    const size_t at = ((size_t(b) * H + ch / D) * dm.cap + e) * D + ch % D;
+  const int t = t0 + blockIdx.x, H = dm.H, D = dm.D, dkv = dm.Hkv * D, e = t % dm.cap;
+  for (int ch = threadIdx.x; ch < dkv; ch += blockDim.x) {
+    const size_t at = ((size_t(b) * dm.Hkv + ch / D) * dm.cap + e) * D + ch % D;
     c.k[at] = k[size_t(t) * ld + ch];
     c.v[at] = v[size_t(t) * ld + ch];
     if (dm.token_shift && t == T - 1) {
-      c.shift_k[size_t(b) * d + ch] = raw_k[size_t(t) * ld + ch];
-      c.shift_v[size_t(b) * d + ch] = raw_v[size_t(t) * ld + ch];
+      c.shift_k[size_t(b) * dkv + ch] = raw_k[size_t(t) * ld + ch];
+      c.shift_v[size_t(b) * dkv + ch] = raw_v[size_t(t) * ld + ch];
     }
   }
   if (dm.mode == AttnMode::gatedfwa && int(threadIdx.x) < H) {
@@ -232,10 +238,10 @@ int chunks(const DecodeDims& dm) { return ceil_div(dm.cap, kDecodeChunk); }
 }  // namespace
 
 void check_decode_dims(const DecodeDims& d) {
-  if (d.B < 1 || d.H < 1 || d.cap < 1 || !cuda_attention_head_dim_supported(d.D))
+  if (d.B < 1 || d.H < 1 || d.cap < 1 || !cuda_attention_head_dim_supported(d.D) || d.Hkv < 1 || d.H % d.Hkv != 0)
     throw std::invalid_argument("decode: unsupported shape B=" + std::to_string(d.B) + " H=" + std::to_string(d.H) +
-                                " D=" + std::to_string(d.D) + " cache=" + std::to_string(d.cap) +
-                                " (head dim 64 or 128)");
+                                " Hkv=" + std::to_string(d.Hkv) + " D=" + std::to_string(d.D) + " cache=" +
+                                std::to_string(d.cap) + " (head dim 64 or 128, Hkv dividing H)");
 }
 
 void decode_append(cudaStream_t s, const DecodeDims& dims, const DecodeCacheDev& c, const int64_t* pos,

@@ -3,13 +3,14 @@
 // base that moves to the newest token every cap positions, lam_now double). Every sequence b of
 // the batch appends one token at its own position pos[b] (device memory, so a captured CUDA graph
 // replays the step as positions advance).
-//   qkv    [B, 3d] bf16   raw projections q | k | v of the new tokens
-//   pre_k, pre_v [B, H]  token-shift pre-activations (null without token shift)
+//   qkv    [B, d + 2*dkv] bf16  raw projections q | k | v of the new tokens (d = H*D; dkv = Hkv*D,
+//                                the K/V heads of grouped-query attention)
+//   pre_k, pre_v [B, Hkv] token-shift pre-activations (null without token shift)
 //   hg, pre      [B, H]  gate pre-activations (null unless gatedfwa)
 //   q, o   [B, d] bf16    the query after QK-norm and RoPE; the attention output
 // The attention splits each sequence's keys into chunks of kDecodeChunk positions, one CTA per
-// (chunk, head, sequence), and merges the chunks' softmax partials (flash-decoding), so a long
-// full-attention cache or a batch of one still fills the GPU.
+// (chunk, query head, sequence), reading K/V head h / (H/Hkv), and merges the chunks' softmax
+// partials (flash-decoding), so a long full-attention cache or a batch of one still fills the GPU.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -28,16 +29,18 @@ struct DecodeDims {
   AttnMode mode;
   bool token_shift;
   float eps, theta;  // QK-norm epsilon, RoPE base
+  int Hkv;           // K/V heads, divides H
 };
 
 struct DecodeCacheDev {
-  __nv_bfloat16 *k, *v;              // [B, H, cap, D]
-  float* lam;                        // [B, H, cap]   gatedfwa
+  __nv_bfloat16 *k, *v;              // [B, Hkv, cap, D]
+  float* lam;                        // [B, H, cap]   gatedfwa (the gates are per query head)
   double* lam_now;                   // [B, H]        gatedfwa
-  __nv_bfloat16 *shift_k, *shift_v;  // [B, H*D]      token shift: raw k, v of the previous token
+  __nv_bfloat16 *shift_k, *shift_v;  // [B, Hkv*D]    token shift: raw k, v of the previous token
 };
 
-// Throws std::invalid_argument for a shape the kernels do not take (head dim 64 or 128, B, H >= 1).
+// Throws std::invalid_argument for a shape the kernels do not take (head dim 64 or 128, B, H >= 1,
+// Hkv dividing H).
 void check_decode_dims(const DecodeDims& d);
 
 void decode_append(cudaStream_t s, const DecodeDims& dims, const DecodeCacheDev& c, const int64_t* pos,
@@ -52,7 +55,7 @@ void decode_attention(cudaStream_t s, const DecodeDims& dims, const DecodeCacheD
 
 // After a training forward over one sequence of T tokens, puts its last min(T, cap) keys, values
 // and Lam into slot b (Lam rebased on token T-1), and token T-1's raw k, v into the shift state.
-//   k, v, raw_k, raw_v: row t at ptr + t * row_stride (bf16, H*D features); lam [T, H] (null unless gatedfwa)
+//   k, v, raw_k, raw_v: row t at ptr + t * row_stride (bf16, Hkv*D features); lam [T, H] (null unless gatedfwa)
 void decode_fill(cudaStream_t s, const DecodeDims& dims, const DecodeCacheDev& c, int b, int T,
                  const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* raw_k,
                  const __nv_bfloat16* raw_v, int64_t row_stride, const float* lam);

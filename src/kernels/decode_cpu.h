@@ -3,20 +3,22 @@
 // decoder. A token of sequence b at position p (0-based) first goes into the cache (decode_append),
 // then its query reads the cache (decode_attention).
 //
-// The cache of one layer, for B sequences, H heads of D features and `cap` entries per head:
-//   k, v      [B, H, cap, D]  keys after token shift, QK-norm and RoPE; values after token shift.
+// The cache of one layer, for B sequences, H query heads and Hkv key/value heads (grouped-query
+// attention: query head h reads K/V head h / (H / Hkv)) of D features, `cap` entries per head:
+//   k, v      [B, Hkv, cap, D]  keys after token shift, QK-norm and RoPE; values after token shift.
 //                             Position p lives in entry p % cap: a ring of the last cap tokens
 //                             (cap = W for swa and gatedfwa; full attention: cap >= every position).
-//   lam       [B, H, cap]     gatedfwa: the prefix sum Lam of each cached token, relative to a base;
+//   lam       [B, H, cap]     gatedfwa: the prefix sum Lam of each cached token, relative to a base
+//                             (per query head: the gates are);
 //   lam_now   [B, H] double   and Lam of the newest token, relative to the same base. The bias of
 //                             entry j is lam_now - lam[j]. Whenever p is a positive multiple of cap
 //                             the base moves to the newest token (every entry -= lam_now, lam_now
 //                             = 0), so magnitudes stay below ~2W*max(alpha) at any length and fp32
 //                             keeps its digits after millions of tokens.
-//   shift_k, shift_v [B, H*D] token shift: the raw (pre-shift) k and v of the previous token.
+//   shift_k, shift_v [B, Hkv*D] token shift: the raw (pre-shift) k and v of the previous token.
 // Inputs of a token (rows of the step's projections):
-//   q, k, v   [H*D]  raw projections h Wq^T, h Wk^T, h Wv^T
-//   pre_k, pre_v [H] token-shift pre-activations h . ws (a = sigmoid), null without token shift
+//   q [H*D], k, v [Hkv*D]  raw projections h Wq^T, h Wk^T, h Wv^T
+//   pre_k, pre_v [Hkv] token-shift pre-activations h . ws (a = sigmoid), null without token shift
 //   hg, pre   [H]    gate pre-activations (gatedfwa.md section 2), null unless gatedfwa
 #pragma once
 #include "kernels/attention_mode.h"
@@ -28,6 +30,7 @@ struct DecodeShape {
   AttnMode mode;
   bool token_shift;
   double eps, theta;  // QK-norm epsilon, RoPE base
+  int Hkv;            // K/V heads, divides H; std::invalid_argument otherwise
 };
 
 template <class F>

@@ -29,44 +29,50 @@ __global__ void qk_forward_kernel(QkvShape sh, const __nv_bfloat16* __restrict__
                                   const __nv_bfloat16* __restrict__ k_w, const float2* __restrict__ rope,
                                   __nv_bfloat16* __restrict__ out, float* __restrict__ rstd_q,
                                   float* __restrict__ rstd_k) {
-  const int N = sh.B * sh.T, d = sh.H * sh.D, half = sh.D / 2, ld = 3 * d;
+  const int N = sh.B * sh.T, qd = sh.H * sh.D, kd = sh.Hkv * sh.D, half = sh.D / 2, ld = qd + 2 * kd;
   const size_t n = size_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x & 31;
   if (n >= size_t(N)) return;
   const int t = int(n % sh.T);
   const __nv_bfloat16* q = qkv + n * ld;
-  const __nv_bfloat16* kbase = qkv + d;  // channel c of k at token m: kbase[m * ld + c]
+  const __nv_bfloat16* kbase = qkv + qd;  // channel c of k at token m: kbase[m * ld + c]
+  // k's channels and pairs are a prefix of q's (kd <= qd): one loop serves both.
   float ssq = 0.0f, ssk = 0.0f;
-  for (int c = lane; c < d; c += 32) {
-    const float a = pre_k ? sigm(pre_k[n * sh.H + c / sh.D]) : -1.0f;
-    const float qv = to_f(q[c]), kv = shifted(kbase, n, t, c, ld, a);
+  for (int c = lane; c < qd; c += 32) {
+    const float qv = to_f(q[c]);
     ssq += qv * qv;
-    ssk += kv * kv;
+    if (c < kd) {
+      const float a = pre_k ? sigm(pre_k[n * sh.Hkv + c / sh.D]) : -1.0f;
+      const float kv = shifted(kbase, n, t, c, ld, a);
+      ssk += kv * kv;
+    }
   }
-  const float rq = rsqrtf(warp_sum(ssq) / d + sh.eps), rk = rsqrtf(warp_sum(ssk) / d + sh.eps);
+  const float rq = rsqrtf(warp_sum(ssq) / qd + sh.eps), rk = rsqrtf(warp_sum(ssk) / kd + sh.eps);
   __nv_bfloat16* o = out + n * ld;
-  for (int p = lane; p < d / 2; p += 32) {
+  for (int p = lane; p < qd / 2; p += 32) {
     const int h = p / half, i = p % half, c0 = h * sh.D + i, c1 = c0 + half;
     const float2 cs = rope[size_t(t) * half + i];
     const float q0 = to_f(q[c0]) * rq * to_f(q_w[c0]), q1 = to_f(q[c1]) * rq * to_f(q_w[c1]);
     o[c0] = to_bf(q0 * cs.x - q1 * cs.y);
     o[c1] = to_bf(q1 * cs.x + q0 * cs.y);
-    const float a = pre_k ? sigm(pre_k[n * sh.H + h]) : -1.0f;
+    if (p >= kd / 2) continue;
+    const float a = pre_k ? sigm(pre_k[n * sh.Hkv + h]) : -1.0f;
     const float k0 = shifted(kbase, n, t, c0, ld, a) * rk * to_f(k_w[c0]);
     const float k1 = shifted(kbase, n, t, c1, ld, a) * rk * to_f(k_w[c1]);
-    o[d + c0] = to_bf(k0 * cs.x - k1 * cs.y);
-    o[d + c1] = to_bf(k1 * cs.x + k0 * cs.y);
+    o[qd + c0] = to_bf(k0 * cs.x - k1 * cs.y);
+    o[qd + c1] = to_bf(k1 * cs.x + k0 * cs.y);
   }
   if (pre_v)
-    for (int c = lane; c < d; c += 32)
-      o[2 * d + c] = to_bf(shifted(qkv + 2 * d, n, t, c, ld, sigm(pre_v[n * sh.H + c / sh.D])));
+    for (int c = lane; c < kd; c += 32)
+      o[qd + kd + c] = to_bf(shifted(qkv + qd + kd, n, t, c, ld, sigm(pre_v[n * sh.Hkv + c / sh.D])));
   if (lane == 0) {
     rstd_q[n] = rq;
     rstd_k[n] = rk;
   }
 }
 
-// A block owns a fixed range of tokens; each thread owns up to kPpt rotation pairs of q and of k.
+// A block owns a fixed range of tokens; each thread owns up to kPpt rotation pairs of q and the same pairs of
+// k where k has them (k's pairs are a prefix of q's).
 __global__ void qk_backward_kernel(QkvShape sh, const __nv_bfloat16* dout,  // may alias dq / dk_s
                                    const __nv_bfloat16* __restrict__ qkv, const float* __restrict__ pre_k,
                                    const __nv_bfloat16* __restrict__ q_w, const __nv_bfloat16* __restrict__ k_w,
@@ -74,17 +80,20 @@ __global__ void qk_backward_kernel(QkvShape sh, const __nv_bfloat16* dout,  // m
                                    const float* __restrict__ rstd_k, __nv_bfloat16* dq, __nv_bfloat16* dk_s,
                                    float* __restrict__ dw_partial, int rows_per_block) {
   __shared__ float scratch[32];
-  const int N = sh.B * sh.T, d = sh.H * sh.D, half = sh.D / 2, ld = 3 * d;
+  const int N = sh.B * sh.T, qd = sh.H * sh.D, kd = sh.Hkv * sh.D, half = sh.D / 2, ld = qd + 2 * kd;
+  const int dw_ld = qd + kd;  // q_norm | k_norm
   int c0s[kPpt];
+  bool has_k[kPpt];
   float wq[kPpt][2], wk[kPpt][2], dwq[kPpt][2], dwk[kPpt][2];
 #pragma unroll
   for (int j = 0; j < kPpt; ++j) {
     const int p = threadIdx.x + j * blockDim.x;
-    c0s[j] = p < d / 2 ? (p / half) * sh.D + p % half : -1;
+    c0s[j] = p < qd / 2 ? (p / half) * sh.D + p % half : -1;
+    has_k[j] = p < kd / 2;
     for (int e = 0; e < 2; ++e) {
       const int c = c0s[j] + e * half;
       wq[j][e] = c0s[j] >= 0 ? to_f(q_w[c]) : 0.0f;
-      wk[j][e] = c0s[j] >= 0 ? to_f(k_w[c]) : 0.0f;
+      wk[j][e] = has_k[j] ? to_f(k_w[c]) : 0.0f;
       dwq[j][e] = dwk[j][e] = 0.0f;
     }
   }
@@ -103,31 +112,36 @@ __global__ void qk_backward_kernel(QkvShape sh, const __nv_bfloat16* dout,  // m
       const float2 cs = rope[size_t(t) * half + i];
       const __nv_bfloat16* go = dout + n * ld;
       // Inverse rotation gives the gradient of the normalised vector.
-      const float dq0 = to_f(go[c0]), dq1 = to_f(go[c1]), dk0 = to_f(go[d + c0]), dk1 = to_f(go[d + c1]);
+      const float dq0 = to_f(go[c0]), dq1 = to_f(go[c1]);
       const float nq[2] = {dq0 * cs.x + dq1 * cs.y, dq1 * cs.x - dq0 * cs.y};
-      const float nk[2] = {dk0 * cs.x + dk1 * cs.y, dk1 * cs.x - dk0 * cs.y};
-      const float a = pre_k ? sigm(pre_k[n * sh.H + c0 / sh.D]) : -1.0f;
       for (int e = 0; e < 2; ++e) {
         const int c = c0 + e * half;
         xq[j][e] = to_f(qkv[n * ld + c]) * rq;
-        xk[j][e] = shifted(qkv + d, n, t, c, ld, a) * rk;
         gq[j][e] = nq[e] * wq[j][e];
-        gk[j][e] = nk[e] * wk[j][e];
         dotq += gq[j][e] * xq[j][e];
-        dotk += gk[j][e] * xk[j][e];
         dwq[j][e] += nq[e] * xq[j][e];
+      }
+      if (!has_k[j]) continue;
+      const float dk0 = to_f(go[qd + c0]), dk1 = to_f(go[qd + c1]);
+      const float nk[2] = {dk0 * cs.x + dk1 * cs.y, dk1 * cs.x - dk0 * cs.y};
+      const float a = pre_k ? sigm(pre_k[n * sh.Hkv + c0 / sh.D]) : -1.0f;
+      for (int e = 0; e < 2; ++e) {
+        const int c = c0 + e * half;
+        xk[j][e] = shifted(qkv + qd, n, t, c, ld, a) * rk;
+        gk[j][e] = nk[e] * wk[j][e];
+        dotk += gk[j][e] * xk[j][e];
         dwk[j][e] += nk[e] * xk[j][e];
       }
     }
-    dotq = block_sum(dotq, scratch) / d;
-    dotk = block_sum(dotk, scratch) / d;
+    dotq = block_sum(dotq, scratch) / qd;
+    dotk = block_sum(dotk, scratch) / kd;
 #pragma unroll
     for (int j = 0; j < kPpt; ++j) {
       if (c0s[j] < 0) continue;
       for (int e = 0; e < 2; ++e) {
         const int c = c0s[j] + e * half;
         dq[n * ld + c] = to_bf(rq * (gq[j][e] - xq[j][e] * dotq));
-        dk_s[n * ld + c] = to_bf(rk * (gk[j][e] - xk[j][e] * dotk));
+        if (has_k[j]) dk_s[n * ld + c] = to_bf(rk * (gk[j][e] - xk[j][e] * dotk));
       }
     }
   }
@@ -136,16 +150,17 @@ __global__ void qk_backward_kernel(QkvShape sh, const __nv_bfloat16* dout,  // m
     if (c0s[j] < 0) continue;
     for (int e = 0; e < 2; ++e) {
       const int c = c0s[j] + e * half;
-      dw_partial[size_t(blockIdx.x) * 2 * d + c] = dwq[j][e];
-      dw_partial[size_t(blockIdx.x) * 2 * d + d + c] = dwk[j][e];
+      dw_partial[size_t(blockIdx.x) * dw_ld + c] = dwq[j][e];
+      if (has_k[j]) dw_partial[size_t(blockIdx.x) * dw_ld + qd + c] = dwk[j][e];
     }
   }
 }
 
-// The common case (D % 16 == 0, d <= 1024): one warp per token; each lane owns up to K groups of 8
-// rotation pairs (8 channels of a head's first half and the 8 they pair with), read and written
-// with 16-byte accesses; no block barrier per token. Weight-gradient partials stay in registers
-// and are merged across warps in shared memory, in warp order, at the end.
+// The common case (D % 16 == 0, H*D <= 1024): one warp per token; each lane owns up to K groups of 8
+// rotation pairs (8 channels of a head's first half and the 8 they pair with) of q and, where k has
+// them (its heads are a prefix of q's), of k, read and written with 16-byte accesses; no block barrier
+// per token. Weight-gradient partials stay in registers and are merged across warps in shared memory,
+// in warp order, at the end.
 constexpr int kQkWarps = 8;
 
 template <int K>
@@ -155,8 +170,9 @@ __global__ void __launch_bounds__(kQkWarps * 32) qk_backward_warp(
     const __nv_bfloat16* __restrict__ k_w, const float2* __restrict__ rope, const float* __restrict__ rstd_q,
     const float* __restrict__ rstd_k, __nv_bfloat16* dq, __nv_bfloat16* dk_s, float* __restrict__ dw_partial,
     int rows_per_block) {
-  extern __shared__ float red[];  // [kQkWarps][2d]
-  const int N = sh.B * sh.T, d = sh.H * sh.D, half = sh.D / 2, ld = 3 * d, gph = half / 8, ngroups = d / 16;
+  extern __shared__ float red[];  // [kQkWarps][qd + kd]
+  const int N = sh.B * sh.T, qd = sh.H * sh.D, kd = sh.Hkv * sh.D, half = sh.D / 2, ld = qd + 2 * kd;
+  const int dw_ld = qd + kd, gph = half / 8;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   float dw[2][K][16];
 #pragma unroll
@@ -170,9 +186,10 @@ __global__ void __launch_bounds__(kQkWarps * 32) qk_backward_warp(
     const size_t n = row;
     const int t = row % sh.T;
 #pragma unroll
-    for (int which = 0; which < 2; ++which) {
+    for (int which = 0; which < 2; ++which) {  // q, then k
       const float r = which ? rstd_k[n] : rstd_q[n];
       const __nv_bfloat16* wgt = which ? k_w : q_w;
+      const int width = which ? kd : qd, ngroups = width / 16, col0 = which ? qd : 0;
       float xs[K][16], gs[K][16], dot = 0.0f;
 #pragma unroll
       for (int k = 0; k < K; ++k) {
@@ -182,7 +199,7 @@ __global__ void __launch_bounds__(kQkWarps * 32) qk_backward_warp(
         float xv[16], dv[16], wv[16];
 #pragma unroll
         for (int p = 0; p < 2; ++p) {
-          const size_t off = n * ld + which * d + c[p];
+          const size_t off = n * ld + col0 + c[p];
           const uint4 du = *reinterpret_cast<const uint4*>(dout + off);
           const uint4 xu = *reinterpret_cast<const uint4*>(qkv + off);
           const uint4 wu = *reinterpret_cast<const uint4*>(wgt + c[p]);
@@ -196,7 +213,7 @@ __global__ void __launch_bounds__(kQkWarps * 32) qk_backward_warp(
             wv[p * 8 + e] = to_f(wh[e]);
           }
           if (which == 1 && pre_k) {  // recompute the shifted k
-            const float a = sigm(pre_k[n * sh.H + h]);
+            const float a = sigm(pre_k[n * sh.Hkv + h]);
             uint4 pu = make_uint4(0, 0, 0, 0);
             if (t > 0) pu = *reinterpret_cast<const uint4*>(qkv + off - ld);
             const __nv_bfloat16* ph = reinterpret_cast<const __nv_bfloat16*>(&pu);
@@ -219,7 +236,7 @@ __global__ void __launch_bounds__(kQkWarps * 32) qk_backward_warp(
           gs[k][8 + e] = g1;
         }
       }
-      dot = warp_sum(dot) / d;
+      dot = warp_sum(dot) / width;
       __nv_bfloat16* dst = which ? dk_s : dq;
 #pragma unroll
       for (int k = 0; k < K; ++k) {
@@ -242,17 +259,17 @@ __global__ void __launch_bounds__(kQkWarps * 32) qk_backward_warp(
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       const int gi = lane + 32 * k;
-      if (gi >= ngroups) continue;
+      if (gi >= (which ? kd : qd) / 16) continue;
       const int h = gi / gph, i0 = (gi % gph) * 8;
 #pragma unroll
       for (int e = 0; e < 16; ++e)
-        red[warp * 2 * d + which * d + h * sh.D + i0 + (e < 8 ? e : half + e - 8)] = dw[which][k][e];
+        red[warp * dw_ld + (which ? qd : 0) + h * sh.D + i0 + (e < 8 ? e : half + e - 8)] = dw[which][k][e];
     }
   __syncthreads();
-  for (int c = threadIdx.x; c < 2 * d; c += blockDim.x) {
+  for (int c = threadIdx.x; c < dw_ld; c += blockDim.x) {
     float acc = 0.0f;
-    for (int w = 0; w < kQkWarps; ++w) acc += red[w * 2 * d + c];
-    dw_partial[size_t(blockIdx.x) * 2 * d + c] = acc;
+    for (int w = 0; w < kQkWarps; ++w) acc += red[w * dw_ld + c];
+    dw_partial[size_t(blockIdx.x) * dw_ld + c] = acc;
   }
 }
 
@@ -261,31 +278,31 @@ void launch_qk_backward_warp(cudaStream_t s, const QkvShape& sh, const __nv_bflo
                              const float* pre_k, const __nv_bfloat16* q_w, const __nv_bfloat16* k_w,
                              const float2* rope, const float* rstd_q, const float* rstd_k, __nv_bfloat16* dq,
                              __nv_bfloat16* dk_s, float* dw_partial, int N, int G) {
-  const size_t smem = size_t(kQkWarps) * 2 * sh.H * sh.D * sizeof(float);
+  const size_t smem = size_t(kQkWarps) * (sh.H + sh.Hkv) * sh.D * sizeof(float);
   if (smem > 48 * 1024)
     CUDA_CHECK(cudaFuncSetAttribute(qk_backward_warp<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   qk_backward_warp<K><<<G, kQkWarps * 32, smem, s>>>(sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s,
                                                       dw_partial, ceil_div(N, G));
 }
 
-// One warp per (token, head, k-or-v).
+// One warp per (token, K/V head, k-or-v).
 __global__ void shift_backward_kernel(QkvShape sh, const __nv_bfloat16* __restrict__ qkv,
                                       const float* __restrict__ pre_k, const float* __restrict__ pre_v,
                                       const __nv_bfloat16* __restrict__ ds, __nv_bfloat16* __restrict__ dkv,
                                       __nv_bfloat16* __restrict__ dpre_k, __nv_bfloat16* __restrict__ dpre_v) {
-  const int N = sh.B * sh.T, d = sh.H * sh.D, ld = 3 * d;
+  const int N = sh.B * sh.T, qd = sh.H * sh.D, kd = sh.Hkv * sh.D, ld = qd + 2 * kd, Hkv = sh.Hkv;
   const size_t w = size_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x & 31;
-  if (w >= size_t(N) * sh.H * 2) return;
-  const int which = int(w % 2), h = int((w / 2) % sh.H);
-  const size_t n = w / (2 * sh.H);
+  if (w >= size_t(N) * Hkv * 2) return;
+  const int which = int(w % 2), h = int((w / 2) % Hkv);
+  const size_t n = w / (2 * Hkv);
   const int t = int(n % sh.T);
   const float* pre = which ? pre_v : pre_k;
-  const float a = sigm(pre[n * sh.H + h]);
+  const float a = sigm(pre[n * Hkv + h]);
   const bool has_next = t + 1 < sh.T;
-  const float a_next = has_next ? sigm(pre[(n + 1) * sh.H + h]) : 0.0f;
-  const int off = (1 + which) * d;  // k or v block of qkv
-  const int dsoff = which * d;      // k or v block of ds / dkv
+  const float a_next = has_next ? sigm(pre[(n + 1) * Hkv + h]) : 0.0f;
+  const int off = qd + which * kd;  // k or v block of qkv
+  const int dsoff = which * kd;     // k or v block of ds / dkv
   float da = 0.0f;
   for (int i = lane; i < sh.D; i += 32) {
     const int c = h * sh.D + i;
@@ -296,7 +313,13 @@ __global__ void shift_backward_kernel(QkvShape sh, const __nv_bfloat16* __restri
     da += g * (to_f(qkv[n * ld + off + c]) - prev);
   }
   da = warp_sum(da);
-  if (lane == 0) (which ? dpre_v : dpre_k)[n * sh.H + h] = to_bf(da * a * (1.0f - a));
+  if (lane == 0) (which ? dpre_v : dpre_k)[n * Hkv + h] = to_bf(da * a * (1.0f - a));
+}
+
+void check_heads(const QkvShape& sh, const char* who) {
+  if (sh.H < 1 || sh.Hkv < 1 || sh.H % sh.Hkv != 0)
+    throw std::invalid_argument(std::string(who) + ": the K/V heads (" + std::to_string(sh.Hkv) +
+                                ") must divide the " + std::to_string(sh.H) + " query heads");
 }
 
 }  // namespace
@@ -316,6 +339,7 @@ std::vector<float> rope_table(int T, int D, float theta) {
 void qk_norm_rope_forward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat16* qkv, const float* pre_k,
                           const float* pre_v, const __nv_bfloat16* q_w, const __nv_bfloat16* k_w, const float2* rope,
                           __nv_bfloat16* out, float* rstd_q, float* rstd_k) {
+  check_heads(sh, "qk_norm_rope_forward");
   const int N = sh.B * sh.T;
   if (N == 0) return;
   qk_forward_kernel<<<ceil_div(N, 8), 256, 0, s>>>(sh, qkv, pre_k, pre_v, q_w, k_w, rope, out, rstd_q, rstd_k);
@@ -326,7 +350,8 @@ void qk_norm_rope_backward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat
                            const float* pre_k, const __nv_bfloat16* q_w, const __nv_bfloat16* k_w, const float2* rope,
                            const float* rstd_q, const float* rstd_k, __nv_bfloat16* dq, __nv_bfloat16* dk_s,
                            float* dw_partial) {
-  const int N = sh.B * sh.T, d = sh.H * sh.D;
+  check_heads(sh, "qk_norm_rope_backward");
+  const int N = sh.B * sh.T, d = sh.H * sh.D;  // q's width; k's is no larger
   if (d > kQkNormMaxDim)
     throw std::invalid_argument("qk_norm_rope_backward: d_model = " + std::to_string(d) + " > 4096");
   if (N == 0) return;
@@ -348,7 +373,8 @@ void qk_norm_rope_backward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat
 void token_shift_backward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat16* qkv, const float* pre_k,
                           const float* pre_v, const __nv_bfloat16* ds, __nv_bfloat16* dkv, __nv_bfloat16* dpre_k,
                           __nv_bfloat16* dpre_v) {
-  const size_t warps = size_t(sh.B) * sh.T * sh.H * 2;
+  check_heads(sh, "token_shift_backward");
+  const size_t warps = size_t(sh.B) * sh.T * sh.Hkv * 2;
   if (warps == 0) return;
   shift_backward_kernel<<<ceil_div(warps, 8), 256, 0, s>>>(sh, qkv, pre_k, pre_v, ds, dkv, dpre_k, dpre_v);
   CUDA_CHECK_LAUNCH();

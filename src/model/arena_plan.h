@@ -13,7 +13,7 @@ inline const char* arena_category_name(ArenaCategory c) {
   switch (c) {
     case ArenaCategory::params: return "params (bf16 copy + fp32 master)";
     case ArenaCategory::grads: return "grads (fp32)";
-    case ArenaCategory::optimizer: return "optimizer (AdamW m, v)";
+    case ArenaCategory::optimizer: return "optimizer (AdamW m, v; Muon scratch)";
     case ArenaCategory::activations: return "activations (saved for backward)";
     case ArenaCategory::workspace: return "workspace (scratch, logits chunk, cuBLASLt, attention)";
     default: return "?";

@@ -1,5 +1,5 @@
 // What the trainer needs from a model backend (cpu: fp32 reference; cuda: bf16 + fp32 master).
-// Parameters, gradients and AdamW moments follow ParamLayout; host copies are fp32.
+// Parameters, gradients and optimizer state follow ParamLayout; host copies are fp32.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/adamw_step.h"
+#include "kernels/muon_step.h"
 #include "model/decoder.h"
 #include "model/model_config.h"
 #include "model/param_layout.h"
@@ -57,11 +58,17 @@ class Backend {
   virtual void zero_grad() = 0;
   virtual double grad_norm() = 0;   // global L2 norm of the accumulated gradients
   virtual void adamw_update(const AdamWStep& step) = 0;
+  // optimizer.type muon: Muon (muon_step.h) on the hidden matrices (ParamTensor::hidden), AdamW
+  // on every other tensor. Muon's momentum lives in the AdamW first-moment buffer m of its
+  // tensors (their v stays 0), so the optimizer state keeps one format. Afterwards get_grads may
+  // not return the gradients of the hidden matrices (the cuda backend overwrites them).
+  virtual void muon_update(const MuonStep& muon, const AdamWStep& adamw) = 0;
 
   // fp32 host copies, for checkpoints and tests.
   virtual void get_params(std::vector<float>& out) = 0;
   virtual void set_params(const std::vector<float>& in) = 0;
   virtual void get_grads(std::vector<float>& out) = 0;
+  // The optimizer state m, v (AdamW moments; with Muon, m holds its momentum, see muon_update).
   virtual void get_adam_state(std::vector<float>& m, std::vector<float>& v) = 0;
   virtual void set_adam_state(const std::vector<float>& m, const std::vector<float>& v) = 0;
 

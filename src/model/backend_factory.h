@@ -16,6 +16,7 @@ struct BackendSpec {
   // ZeRO-1 (docs/distributed.md): this rank of zero1_world keeps optimizer state for its shard
   // only; zero1_world 0 keeps it whole. It sizes the buffers, so it is fixed here.
   int zero1_rank = 0, zero1_world = 0;
+  bool muon = false;  // optimizer.type muon: the cuda backend plans Muon's scratch (muon_update)
 };
 
 // The concrete backend for `requested`: "auto" resolves to the best one this build can run.

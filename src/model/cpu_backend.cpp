@@ -9,6 +9,7 @@
 
 #include "kernels/adamw_cpu.h"
 #include "kernels/argmax_cpu.h"
+#include "kernels/muon_cpu.h"
 #include "model/cpu_decoder.h"
 #include "model/host_memory.h"
 
@@ -99,6 +100,24 @@ void CpuBackend::adamw_update(const AdamWStep& s) {
   const float* g = model_.grads().data();
   for (const ParamTensor& t : layout().tensors())
     cpu::adamw_update(p + t.offset, g + t.offset, m_.data() + t.offset, v_.data() + t.offset, t.numel, s, t.decay);
+}
+
+void CpuBackend::muon_update(const MuonStep& mu, const AdamWStep& s) {
+  if (s.t < 1) throw std::invalid_argument("muon_update: step t must be >= 1 (got " + std::to_string(s.t) + ")");
+  float* p = model_.params().data();
+  const float* g = model_.grads().data();
+  for (const ParamTensor& t : layout().tensors()) {
+    if (!t.hidden) {
+      cpu::adamw_update(p + t.offset, g + t.offset, m_.data() + t.offset, v_.data() + t.offset, t.numel, s, t.decay);
+      continue;
+    }
+    const int rows = t.shape[0], cols = t.shape[1];
+    muon_u_.resize(t.numel);
+    muon_o_.resize(t.numel);
+    cpu::muon_momentum(g + t.offset, m_.data() + t.offset, muon_u_.data(), t.numel, mu);
+    cpu::newton_schulz(muon_u_.data(), muon_o_.data(), rows, cols, mu.ns_steps);
+    cpu::muon_apply(p + t.offset, muon_o_.data(), t.numel, mu, rows, cols);
+  }
 }
 
 void CpuBackend::check_size(const std::vector<float>& x, const char* what) const {

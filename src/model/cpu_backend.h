@@ -1,4 +1,4 @@
-// The fp32 cpu backend: CpuModel<float> plus AdamW state, behind the trainer's Backend interface.
+// The fp32 cpu backend: CpuModel<float> plus optimizer state, behind the trainer's Backend interface.
 #pragma once
 #include <memory>
 
@@ -30,6 +30,7 @@ class CpuBackend : public Backend {
   void zero_grad() override { model_.zero_grad(); }
   double grad_norm() override;
   void adamw_update(const AdamWStep& step) override;
+  void muon_update(const MuonStep& muon, const AdamWStep& adamw) override;  // gradients stay intact
 
   void get_params(std::vector<float>& out) override { out = model_.params(); }
   void set_params(const std::vector<float>& in) override;
@@ -41,6 +42,7 @@ class CpuBackend : public Backend {
   void check_size(const std::vector<float>& x, const char* what) const;
   CpuModel<float> model_;
   std::vector<float> m_, v_;
+  std::vector<float> muon_u_, muon_o_;  // Muon's update of one matrix before and after Newton-Schulz
 };
 
 // Throws std::runtime_error naming the sizes and the keys that set them when a CpuBackend for

@@ -31,20 +31,20 @@ CpuDecoder::CpuDecoder(const ModelConfig& cfg, const ParamLayout& layout, const 
       params_(params),
       caps_(decoder_cache_caps(cfg, max_length)) {
   if (batch < 1) throw std::invalid_argument("decoder: batch must be >= 1 (got " + std::to_string(batch) + ")");
-  const size_t B = size_t(batch), H = cfg.n_heads, C = cfg.d_model;
+  const size_t B = size_t(batch), H = cfg.n_heads, Ckv = cfg.kv_dim();
   cache_.resize(size_t(cfg.n_layers));
   for (int l = 0; l < cfg.n_layers; ++l) {
     LayerCache& c = cache_[size_t(l)];
     const size_t cap = size_t(caps_[size_t(l)]);
-    c.k.assign(B * H * cap * cfg.head_dim(), 0.0f);
+    c.k.assign(B * Ckv * cap, 0.0f);  // [B, Hkv, cap, D]
     c.v.assign(c.k.size(), 0.0f);
     if (cfg.layer_gated(l)) {
       c.lam.assign(B * H * cap, 0.0f);
       c.lam_now.assign(B * H, 0.0);
     }
     if (cfg.attention.token_shift) {
-      c.shift_k.assign(B * C, 0.0f);
-      c.shift_v.assign(B * C, 0.0f);
+      c.shift_k.assign(B * Ckv, 0.0f);
+      c.shift_v.assign(B * Ckv, 0.0f);
     }
   }
   logits_.assign(B * size_t(cfg.vocab_size), 0.0f);
@@ -61,8 +61,11 @@ int64_t CpuDecoder::cache_bytes() const {
 
 void CpuDecoder::resize_rows(int N) {
   const size_t n = size_t(N), C = cfg_.d_model, H = cfg_.n_heads, FH = cfg_.hidden();
-  for (auto* v : {&x_, &h_, &q_, &k_, &v_, &qr_, &o_, &tmp_}) v->resize(n * C);
-  for (auto* v : {&pre_k_, &pre_v_, &hg_, &pre_}) v->resize(n * H);
+  const size_t Ckv = cfg_.kv_dim(), Hkv = cfg_.kv_heads();
+  for (auto* v : {&x_, &h_, &q_, &qr_, &o_, &tmp_}) v->resize(n * C);
+  for (auto* v : {&k_, &v_}) v->resize(n * Ckv);
+  for (auto* v : {&pre_k_, &pre_v_}) v->resize(n * Hkv);
+  for (auto* v : {&hg_, &pre_}) v->resize(n * H);
   for (auto* v : {&a1_, &a3_, &g_}) v->resize(n * FH);
   rstd_.resize(n);
 }
@@ -70,6 +73,7 @@ void CpuDecoder::resize_rows(int N) {
 void CpuDecoder::forward_rows(const int32_t* tokens, const int* slots, const long long* pos,
                               const uint8_t* keep, int N) {
   const int C = cfg_.d_model, H = cfg_.n_heads, FH = cfg_.hidden(), V = cfg_.vocab_size;
+  const int Ckv = cfg_.kv_dim(), Hkv = cfg_.kv_heads();
   const double eps = cfg_.norm_eps;
   const bool shift = cfg_.attention.token_shift;
   const float* base = params_.data();
@@ -79,18 +83,18 @@ void CpuDecoder::forward_rows(const int32_t* tokens, const int* slots, const lon
     const AttnMode mode = cfg_.layer_attention(l).mode;
     const bool gated = mode == AttnMode::gatedfwa;
     const cpu::DecodeShape shape{batch_, H, cfg_.head_dim(), caps_[size_t(l)], mode, shift, eps,
-                                 double(cfg_.attention.rope_theta)};
+                                 double(cfg_.attention.rope_theta), Hkv};
     const CpuLayerParams<const float> P = cpu_layer_params(cfg_, layout_, base, l);
     LayerCache& lc = cache_[size_t(l)];
     const cpu::DecodeCache<float> cache{lc.k.data(), lc.v.data(), lc.lam.data(), lc.shift_k.data(),
                                         lc.shift_v.data(), lc.lam_now.data()};
     cpu::rmsnorm_forward(h_.data(), rstd_.data(), x_.data(), P.attn_norm, N, C, eps);
     cpu::matmul_forward(q_.data(), h_.data(), P.wq, (const float*)nullptr, N, C, C);
-    cpu::matmul_forward(k_.data(), h_.data(), P.wk, (const float*)nullptr, N, C, C);
-    cpu::matmul_forward(v_.data(), h_.data(), P.wv, (const float*)nullptr, N, C, C);
+    cpu::matmul_forward(k_.data(), h_.data(), P.wk, (const float*)nullptr, N, C, Ckv);
+    cpu::matmul_forward(v_.data(), h_.data(), P.wv, (const float*)nullptr, N, C, Ckv);
     if (shift) {
-      cpu::matmul_forward(pre_k_.data(), h_.data(), P.shift_k, (const float*)nullptr, N, C, H);
-      cpu::matmul_forward(pre_v_.data(), h_.data(), P.shift_v, (const float*)nullptr, N, C, H);
+      cpu::matmul_forward(pre_k_.data(), h_.data(), P.shift_k, (const float*)nullptr, N, C, Hkv);
+      cpu::matmul_forward(pre_v_.data(), h_.data(), P.shift_v, (const float*)nullptr, N, C, Hkv);
     }
     if (gated) {
       cpu::matmul_forward(hg_.data(), h_.data(), P.gate_w, P.gate_b, N, C, H);
@@ -98,10 +102,10 @@ void CpuDecoder::forward_rows(const int32_t* tokens, const int* slots, const lon
     }
     // Token by token: a row's query must see the keys of the rows before it and no later ones.
     for (int n = 0; n < N; ++n) {
-      const size_t r = size_t(n) * C, g = size_t(n) * H;
-      cpu::decode_append(shape, cache, slots[n], pos[n], &q_[r], &k_[r], &v_[r], shift ? &pre_k_[g] : nullptr,
-                         shift ? &pre_v_[g] : nullptr, gated ? &hg_[g] : nullptr, gated ? &pre_[g] : nullptr,
-                         P.q_norm, P.k_norm, &qr_[r]);
+      const size_t r = size_t(n) * C, rkv = size_t(n) * Ckv, g = size_t(n) * H, gkv = size_t(n) * Hkv;
+      cpu::decode_append(shape, cache, slots[n], pos[n], &q_[r], &k_[rkv], &v_[rkv],
+                         shift ? &pre_k_[gkv] : nullptr, shift ? &pre_v_[gkv] : nullptr, gated ? &hg_[g] : nullptr,
+                         gated ? &pre_[g] : nullptr, P.q_norm, P.k_norm, &qr_[r]);
       cpu::decode_attention(shape, cache, slots[n], pos[n], &qr_[r], &o_[r]);
     }
     cpu::matmul_forward(tmp_.data(), o_.data(), P.wo, (const float*)nullptr, N, C, C);

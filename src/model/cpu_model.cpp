@@ -34,15 +34,17 @@ void add_into(F* x, const F* y, size_t n) {
 template <class F>
 CpuModelBytes CpuModel<F>::planned_bytes(const ModelConfig& cfg, int max_B, int max_T) {
   const double N = double(max_B) * max_T, C = cfg.d_model, H = cfg.n_heads, FH = cfg.hidden(), L = cfg.n_layers;
+  const double Ckv = cfg.kv_dim(), Hkv = cfg.kv_heads();
   const bool shift = cfg.attention.token_shift;
   double gated_layers = 0;
   for (int l = 0; l < cfg.n_layers; ++l) gated_layers += cfg.layer_gated(l);
-  const double per_layer = 9 * N * C + 4 * N + 3 * N * FH + N * H + (shift ? 2 * N * C + 2 * N * H : 0);
+  const double per_layer =
+      6 * N * C + 3 * N * Ckv + 4 * N + 3 * N * FH + N * H + (shift ? 2 * N * Ckv + 2 * N * Hkv : 0);
   CpuModelBytes b;
   b.params = 2 * double(ParamLayout(cfg).total()) * sizeof(F);
   b.activations = ((L + 1) * N * C + L * per_layer + gated_layers * 4 * N * H + N * C + N) * sizeof(F);
   b.logits = N * cfg.vocab_size * sizeof(F);
-  b.scratch = (11 * N * C + 3 * N * H + 3 * N * FH) * sizeof(F);
+  b.scratch = (6 * N * C + 5 * N * Ckv + 3 * N * H + 3 * N * FH) * sizeof(F);
   return b;
 }
 
@@ -55,6 +57,9 @@ CpuModel<F>::CpuModel(const ModelConfig& cfg, int max_B, int max_T)
   if (cfg.n_heads < 1 || cfg.d_model % cfg.n_heads != 0 || cfg.head_dim() % 2 != 0)
     throw std::invalid_argument("CpuModel: d_model " + std::to_string(cfg.d_model) + " must split into n_heads " +
                                 std::to_string(cfg.n_heads) + " heads of even size (RoPE pairs)");
+  if (cfg.n_kv_heads < 0 || cfg.n_heads % cfg.kv_heads() != 0)
+    throw std::invalid_argument("CpuModel: n_kv_heads " + std::to_string(cfg.n_kv_heads) + " must divide n_heads " +
+                                std::to_string(cfg.n_heads));
   const std::string pattern = attention_pattern_problem(cfg);
   if (!pattern.empty()) throw std::invalid_argument("CpuModel: model.attention.pattern: " + pattern);
   for (int l = 0; l < cfg.n_layers; ++l) {
@@ -64,6 +69,7 @@ CpuModel<F>::CpuModel(const ModelConfig& cfg, int max_B, int max_T)
                                   std::to_string(a.window) + ")");
   }
   const size_t N = size_t(max_B) * max_T, C = cfg.d_model, H = cfg.n_heads, FH = cfg.hidden();
+  const size_t Ckv = cfg.kv_dim(), Hkv = cfg.kv_heads();
   const bool shift = cfg.attention.token_shift;
   params_.assign(layout_.total(), F(0));
   grads_.assign(layout_.total(), F(0));
@@ -71,15 +77,16 @@ CpuModel<F>::CpuModel(const ModelConfig& cfg, int max_B, int max_T)
   acts_.resize(cfg.n_layers);
   for (int l = 0; l < cfg.n_layers; ++l) {
     LayerActs& a = acts_[size_t(l)];
-    for (auto* v : {&a.h, &a.qp, &a.k0, &a.v0, &a.q, &a.k, &a.o, &a.x_mid, &a.h2}) v->resize(N * C);
+    for (auto* v : {&a.h, &a.qp, &a.q, &a.o, &a.x_mid, &a.h2}) v->resize(N * C);
+    for (auto* v : {&a.k0, &a.v0, &a.k}) v->resize(N * Ckv);
     for (auto* v : {&a.rstd1, &a.rstd_q, &a.rstd_k, &a.rstd2}) v->resize(N);
     for (auto* v : {&a.a1, &a.a3, &a.g}) v->resize(N * FH);
     a.lse.resize(N * H);
     if (shift) {
-      a.ks.resize(N * C);
-      a.vs.resize(N * C);
-      a.ak.resize(N * H);
-      a.av.resize(N * H);
+      a.ks.resize(N * Ckv);
+      a.vs.resize(N * Ckv);
+      a.ak.resize(N * Hkv);
+      a.av.resize(N * Hkv);
     }
     if (cfg.layer_gated(l))
       for (auto* v : {&a.hg, &a.pre, &a.logf, &a.lam}) v->resize(N * H);
@@ -87,7 +94,8 @@ CpuModel<F>::CpuModel(const ModelConfig& cfg, int max_B, int max_T)
   lnf_.resize(N * C);
   rstdf_.resize(N);
   logits_.resize(N * size_t(cfg.vocab_size));
-  for (auto* v : {&tmp_, &dx_, &dh_, &dout_, &dq_, &dk_, &dv_, &dqp_, &dks_, &dk0_, &dv0_}) v->resize(N * C);
+  for (auto* v : {&tmp_, &dx_, &dh_, &dout_, &dq_, &dqp_}) v->resize(N * C);
+  for (auto* v : {&dk_, &dv_, &dks_, &dk0_, &dv0_}) v->resize(N * Ckv);
   for (auto* v : {&dlam_, &dhg_, &dpre_}) v->resize(N * H);
   for (auto* v : {&dg_, &da1_, &da3_}) v->resize(N * FH);
 }
@@ -127,6 +135,7 @@ void CpuModel<F>::check_tokens(const int32_t* tokens, int B, int T, const char* 
 template <class F>
 void CpuModel<F>::forward_layer(int l, int B, int T) {
   const int N = B * T, C = cfg_.d_model, H = cfg_.n_heads, D = cfg_.head_dim(), FH = cfg_.hidden();
+  const int Ckv = cfg_.kv_dim(), Hkv = cfg_.kv_heads();
   const double eps = cfg_.norm_eps, theta = cfg_.attention.rope_theta;
   const LayerAttention attn = cfg_.layer_attention(l);
   const AttnMode mode = attn.mode;
@@ -137,24 +146,24 @@ void CpuModel<F>::forward_layer(int l, int B, int T) {
 
   cpu::rmsnorm_forward(a.h.data(), a.rstd1.data(), x, P.attn_norm, N, C, eps);
   cpu::matmul_forward(a.qp.data(), a.h.data(), P.wq, (const F*)nullptr, N, C, C);
-  cpu::matmul_forward(a.k0.data(), a.h.data(), P.wk, (const F*)nullptr, N, C, C);
-  cpu::matmul_forward(a.v0.data(), a.h.data(), P.wv, (const F*)nullptr, N, C, C);
+  cpu::matmul_forward(a.k0.data(), a.h.data(), P.wk, (const F*)nullptr, N, C, Ckv);
+  cpu::matmul_forward(a.v0.data(), a.h.data(), P.wv, (const F*)nullptr, N, C, Ckv);
   if (shift) {
-    cpu::token_shift_forward(a.ks.data(), a.ak.data(), a.k0.data(), a.h.data(), P.shift_k, B, T, H, D, C);
-    cpu::token_shift_forward(a.vs.data(), a.av.data(), a.v0.data(), a.h.data(), P.shift_v, B, T, H, D, C);
+    cpu::token_shift_forward(a.ks.data(), a.ak.data(), a.k0.data(), a.h.data(), P.shift_k, B, T, Hkv, D, C);
+    cpu::token_shift_forward(a.vs.data(), a.av.data(), a.v0.data(), a.h.data(), P.shift_v, B, T, Hkv, D, C);
   }
   const F* kin = shift ? a.ks.data() : a.k0.data();
   const F* vin = shift ? a.vs.data() : a.v0.data();
   cpu::rmsnorm_forward(a.q.data(), a.rstd_q.data(), a.qp.data(), P.q_norm, N, C, eps);
-  cpu::rmsnorm_forward(a.k.data(), a.rstd_k.data(), kin, P.k_norm, N, C, eps);
+  cpu::rmsnorm_forward(a.k.data(), a.rstd_k.data(), kin, P.k_norm, N, Ckv, eps);
   cpu::rope_forward(a.q.data(), a.q.data(), B, T, H, D, theta);
-  cpu::rope_forward(a.k.data(), a.k.data(), B, T, H, D, theta);
+  cpu::rope_forward(a.k.data(), a.k.data(), B, T, Hkv, D, theta);
   if (gated) {
     cpu::matmul_forward(a.hg.data(), a.h.data(), P.gate_w, P.gate_b, N, C, H);
     cpu::matmul_forward(a.pre.data(), a.h.data(), P.gate_sharp, (const F*)nullptr, N, C, H);
     cpu::gate_forward(B, T, H, a.hg.data(), a.pre.data(), a.logf.data(), a.lam.data());
   }
-  const cpu::AttnShape shape{B, T, H, D, attn.window};
+  const cpu::AttnShape shape{B, T, H, D, attn.window, Hkv};
   cpu::attention_forward(shape, mode, a.q.data(), a.k.data(), vin, gated ? a.lam.data() : (const F*)nullptr,
                          a.o.data(), a.lse.data());
   cpu::matmul_forward(tmp_.data(), a.o.data(), P.wo, (const F*)nullptr, N, C, C);
@@ -197,6 +206,7 @@ double CpuModel<F>::forward_loss(const int32_t* inputs, const int32_t* targets, 
 template <class F>
 void CpuModel<F>::backward_layer(int l, int B, int T) {
   const int N = B * T, C = cfg_.d_model, H = cfg_.n_heads, D = cfg_.head_dim(), FH = cfg_.hidden();
+  const int Ckv = cfg_.kv_dim(), Hkv = cfg_.kv_heads();
   const double theta = cfg_.attention.rope_theta;
   const LayerAttention attn = cfg_.layer_attention(l);
   const AttnMode mode = attn.mode;
@@ -222,7 +232,7 @@ void CpuModel<F>::backward_layer(int l, int B, int T) {
   cpu::matmul_backward(dout_.data(), G.wo, (F*)nullptr, dx_.data(), a.o.data(), P.wo, N, C, C);
   const F* vin = shift ? a.vs.data() : a.v0.data();
   const F* kin = shift ? a.ks.data() : a.k0.data();
-  const cpu::AttnShape shape{B, T, H, D, attn.window};
+  const cpu::AttnShape shape{B, T, H, D, attn.window, Hkv};
   cpu::attention_backward(shape, mode, a.q.data(), a.k.data(), vin, gated ? a.lam.data() : (const F*)nullptr,
                           a.o.data(), a.lse.data(), dout_.data(), dq_.data(), dk_.data(), dv_.data(),
                           gated ? dlam_.data() : (F*)nullptr);
@@ -233,26 +243,26 @@ void CpuModel<F>::backward_layer(int l, int B, int T) {
     cpu::matmul_backward(dh_.data(), G.gate_sharp, (F*)nullptr, dpre_.data(), a.h.data(), P.gate_sharp, N, C, H);
   }
   cpu::rope_backward(dq_.data(), dq_.data(), B, T, H, D, theta);
-  cpu::rope_backward(dk_.data(), dk_.data(), B, T, H, D, theta);
+  cpu::rope_backward(dk_.data(), dk_.data(), B, T, Hkv, D, theta);
   zero(dqp_);
   cpu::rmsnorm_backward(dqp_.data(), G.q_norm, dq_.data(), a.qp.data(), P.q_norm, a.rstd_q.data(), N, C);
   zero(dks_);
-  cpu::rmsnorm_backward(dks_.data(), G.k_norm, dk_.data(), kin, P.k_norm, a.rstd_k.data(), N, C);
+  cpu::rmsnorm_backward(dks_.data(), G.k_norm, dk_.data(), kin, P.k_norm, a.rstd_k.data(), N, Ckv);
   const F* dk0 = dks_.data();
   const F* dv0 = dv_.data();
   if (shift) {
     zero(dk0_);
     cpu::token_shift_backward(dk0_.data(), dh_.data(), G.shift_k, dks_.data(), a.ak.data(), a.k0.data(), a.h.data(),
-                              P.shift_k, B, T, H, D, C);
+                              P.shift_k, B, T, Hkv, D, C);
     zero(dv0_);
     cpu::token_shift_backward(dv0_.data(), dh_.data(), G.shift_v, dv_.data(), a.av.data(), a.v0.data(), a.h.data(),
-                              P.shift_v, B, T, H, D, C);
+                              P.shift_v, B, T, Hkv, D, C);
     dk0 = dk0_.data();
     dv0 = dv0_.data();
   }
   cpu::matmul_backward(dh_.data(), G.wq, (F*)nullptr, dqp_.data(), a.h.data(), P.wq, N, C, C);
-  cpu::matmul_backward(dh_.data(), G.wk, (F*)nullptr, dk0, a.h.data(), P.wk, N, C, C);
-  cpu::matmul_backward(dh_.data(), G.wv, (F*)nullptr, dv0, a.h.data(), P.wv, N, C, C);
+  cpu::matmul_backward(dh_.data(), G.wk, (F*)nullptr, dk0, a.h.data(), P.wk, N, C, Ckv);
+  cpu::matmul_backward(dh_.data(), G.wv, (F*)nullptr, dv0, a.h.data(), P.wv, N, C, Ckv);
   cpu::rmsnorm_backward(dx_.data(), G.attn_norm, dh_.data(), resid_[l].data(), P.attn_norm, a.rstd1.data(), N, C);
 }
 

@@ -4,8 +4,9 @@
 // truth of the gradient checks.
 //
 // Per layer, with x the residual stream [B*T, d] and h = RMSNorm(x):
-//   k0 = h Wk^T, v0 = h Wv^T, then optional token shift of k0 and v0 (kernels/token_shift_cpu.h)
-//   q = RoPE(QKNorm_q(h Wq^T)),  k = RoPE(QKNorm_k(k0)),  v = v0   (QK-norm over the whole d)
+//   k0 = h Wk^T, v0 = h Wv^T (n_kv_heads heads each), then optional token shift of k0 and v0
+//   (kernels/token_shift_cpu.h)
+//   q = RoPE(QKNorm_q(h Wq^T)),  k = RoPE(QKNorm_k(k0)),  v = v0   (QK-norm over the whole width)
 //   gatedfwa: lam = prefix sum of logf(hg = h Wg^T + bg, pre = h Wl^T)   (kernels/gate_cpu.h)
 //   x += Attention(q, k, v, lam) Wo^T
 //   x += (SiLU(h2 W1^T) * (h2 W3^T)) W2^T,  h2 = RMSNorm(x)

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -32,7 +33,7 @@ static_assert(kCudaAdamWChunkElems == kAdamWChunk && kCudaAdamWChunkBytes == siz
               kCudaGradNormBlocks == size_t(kGradNormBlocks) && kCudaMatmulWorkspaceBytes == Matmul::kWorkspaceBytes,
               "cuda_memory_plan.h is out of step with the kernels");
 
-CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const CudaDataParallel& dp)
+CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const CudaDataParallel& dp, bool muon)
     : cfg_(cfg),
       pl_(cfg),
       max_B_(max_B),
@@ -50,15 +51,23 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const Cud
   F_ = cfg.hidden();
   V_ = cfg.vocab_size;
   L_ = cfg.n_layers;
+  Hkv_ = cfg.kv_heads();
+  dkv_ = Hkv_ * D_;
+  qkv_ld_ = d_ + 2 * dkv_;
   shift_ = cfg.attention.token_shift;
   for (int l = 0; l < L_; ++l) attn_.push_back(cfg.layer_attention(l));
   if (d_ != H_ * D_ || !cuda_attention_head_dim_supported(D_))
     throw std::invalid_argument("cuda backend: needs head_dim 64 or 128 (d_model " + std::to_string(d_) +
                                 ", n_heads " + std::to_string(H_) + ")");
   if (d_ > kRmsnormMaxDim) throw std::invalid_argument("cuda backend: d_model > 4096 is not supported");
+  if (cfg.n_kv_heads < 0 || H_ % Hkv_ != 0)
+    throw std::invalid_argument("cuda backend: n_kv_heads " + std::to_string(cfg.n_kv_heads) + " must divide n_heads " +
+                                std::to_string(H_));
   P_ = pl_.f32_total();
   if (sync_.zero1()) shard_chunks_ = pl_.shard_chunks(sync_.plan(), sync_.rank());
-  const CudaMemoryShape shape{cfg, max_B, max_T, dp.zero1_rank, dp.zero1_world};
+  muon_ = muon;
+  if (muon_) plan_muon();
+  const CudaMemoryShape shape{cfg, max_B, max_T, dp.zero1_rank, dp.zero1_world, muon};
   const CudaMemoryPlan expected = cuda_memory_plan(shape);
   logits_rows_ = expected.logits_rows;
   attn_ws_bytes_ = attention_bwd_workspace_bytes(attn_params(LayerActs{}, 0, max_B, max_T));
@@ -79,9 +88,11 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const Cud
 
   CUDA_CHECK(cudaMemcpyAsync(chunks_dev_, pl_.chunks().data(), pl_.chunks().size() * sizeof(AdamWChunk),
                              cudaMemcpyHostToDevice, stream_));
-  if (!shard_chunks_.empty())
-    CUDA_CHECK(cudaMemcpyAsync(shard_chunks_dev_, shard_chunks_.data(), shard_chunks_.size() * sizeof(AdamWChunk),
-                               cudaMemcpyHostToDevice, stream_));
+  for (const auto& [dev, host] : {std::make_pair(shard_chunks_dev_, &shard_chunks_),
+                                   std::make_pair(muon_adamw_dev_, &muon_adamw_chunks_),
+                                   std::make_pair(muon_momentum_dev_, &muon_momentum_chunks_)})
+    if (!host->empty())
+      CUDA_CHECK(cudaMemcpyAsync(dev, host->data(), host->size() * sizeof(AdamWChunk), cudaMemcpyHostToDevice, stream_));
   const std::vector<float> rope = rope_table(max_T, D_, cfg.attention.rope_theta);
   CUDA_CHECK(cudaMemcpyAsync(rope_, rope.data(), rope.size() * sizeof(float), cudaMemcpyHostToDevice, stream_));
   // Padding of the bf16 copy stays zero; moments start at zero as in the cpu backend.
@@ -101,7 +112,7 @@ CudaBackend::~CudaBackend() {
 }
 
 void CudaBackend::plan(DeviceArena& a) {
-  const size_t N = size_t(max_B_) * max_T_, d = d_, H = H_, F = F_;
+  const size_t N = size_t(max_B_) * max_T_, d = d_, H = H_, F = F_, Hkv = Hkv_, ld = qkv_ld_;
   a.take(params_, pl_.bf16_total(), ArenaCategory::params);
   a.take(master_, sync_.grad_elems(), ArenaCategory::params);
   a.take(grads_, sync_.grad_elems(), ArenaCategory::grads);
@@ -109,14 +120,22 @@ void CudaBackend::plan(DeviceArena& a) {
   a.take(adam_v_, sync_.moment_elems(), ArenaCategory::optimizer);
   a.take(chunks_dev_, pl_.chunks().size(), ArenaCategory::optimizer);
   a.take(shard_chunks_dev_, shard_chunks_.size(), ArenaCategory::optimizer);
+  a.take(muon_adamw_dev_, muon_adamw_chunks_.size(), ArenaCategory::optimizer);
+  a.take(muon_momentum_dev_, muon_momentum_chunks_.size(), ArenaCategory::optimizer);
+  a.take(ns_.x, ns_max_numel_, ArenaCategory::optimizer);
+  a.take(ns_.y, ns_max_numel_, ArenaCategory::optimizer);
+  a.take(ns_.gram, ns_max_side_ * ns_max_side_, ArenaCategory::optimizer);
+  a.take(ns_.poly, ns_max_side_ * ns_max_side_, ArenaCategory::optimizer);
+  a.take(ns_.partial, muon_ ? size_t(kGradNormBlocks) : 0, ArenaCategory::optimizer);
+  a.take(ns_.sumsq, muon_ ? 1 : 0, ArenaCategory::optimizer);
   acts_.assign(L_, LayerActs{});
   for (int l = 0; l < L_; ++l) {
     LayerActs& A = acts_[size_t(l)];
     const ArenaCategory c = ArenaCategory::activations;
     a.take(A.x, N * d, c);
     a.take(A.h1, N * d, c);
-    a.take(A.qkv, N * 3 * d, c);
-    a.take(A.qkvr, N * 3 * d, c);
+    a.take(A.qkv, N * ld, c);
+    a.take(A.qkvr, N * ld, c);
     a.take(A.o, N * d, c);
     a.take(A.xm, N * d, c);
     a.take(A.h2, N * d, c);
@@ -128,8 +147,8 @@ void CudaBackend::plan(DeviceArena& a) {
     a.take(A.rstd2, N, c);
     a.take(A.lse, N * H, c);
     if (shift_) {
-      a.take(A.prek, N * H, c);
-      a.take(A.prev, N * H, c);
+      a.take(A.prek, N * Hkv, c);
+      a.take(A.prev, N * Hkv, c);
     }
     if (gated(l)) {
       a.take(A.hg, N * H, c);
@@ -145,9 +164,9 @@ void CudaBackend::plan(DeviceArena& a) {
   a.take(dres_, N * d, w);
   a.take(dh_, N * d, w);
   a.take(do_, N * d, w);
-  a.take(dqkv_, N * 3 * d, w);
+  a.take(dqkv_, N * ld, w);
   dqkv2_ = nullptr;
-  if (shift_) a.take(dqkv2_, N * 3 * d, w);
+  if (shift_) a.take(dqkv2_, N * ld, w);
   a.take(logits_, size_t(logits_rows_) * V_, w);
   a.take(last_logits_, size_t(V_), w);
   a.take(loss_rows_, N, w);
@@ -161,8 +180,8 @@ void CudaBackend::plan(DeviceArena& a) {
   a.take(dpre_, N * H, w);
   a.take(dhg_b_, N * H, w);
   a.take(dpre_b_, N * H, w);
-  a.take(dsk_b_, N * H, w);
-  a.take(dsv_b_, N * H, w);
+  a.take(dsk_b_, N * Hkv, w);
+  a.take(dsv_b_, N * Hkv, w);
   a.take(inputs_, N, w);
   a.take(targets_, N, w);
   a.take(tok_token_, N, w);
@@ -171,6 +190,27 @@ void CudaBackend::plan(DeviceArena& a) {
   a.take(rope_, size_t(max_T_) * (D_ / 2), w);
   a.take(matmul_ws_, Matmul::kWorkspaceBytes, w);
   a.take(attn_ws_, (attn_ws_bytes_ + 3) / 4, w);
+}
+
+void CudaBackend::plan_muon() {
+  using Tensors = DeviceParamLayout::Tensors;
+  const auto& ts = pl_.layout().tensors();
+  if (sync_.zero1()) {
+    muon_adamw_chunks_ = pl_.shard_chunks(sync_.plan(), sync_.rank(), Tensors::not_hidden);
+    muon_momentum_chunks_ = pl_.shard_chunks(sync_.plan(), sync_.rank(), Tensors::hidden);
+    for (const ShardPiece& pc : shard_pieces(ts, sync_.plan(), sync_.rank()))
+      if (ts[size_t(pc.tensor)].hidden) muon_pieces_.push_back(pc);
+  } else {
+    muon_adamw_chunks_ = pl_.chunks(Tensors::not_hidden);
+    muon_momentum_chunks_ = pl_.chunks(Tensors::hidden);
+    for (size_t i = 0; i < ts.size(); ++i)
+      if (ts[i].hidden) muon_pieces_.push_back({int(i), ts[i].offset, ts[i].offset + ts[i].numel});
+  }
+  for (const ShardPiece& pc : muon_pieces_) {
+    const ParamTensor& t = ts[size_t(pc.tensor)];
+    ns_max_numel_ = std::max(ns_max_numel_, t.numel);
+    ns_max_side_ = std::max(ns_max_side_, size_t(std::min(t.shape[0], t.shape[1])));
+  }
 }
 
 void CudaBackend::check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what,
@@ -196,16 +236,16 @@ void CudaBackend::upload_tokens(const int32_t* inputs, const int32_t* targets, i
     CUDA_CHECK(cudaMemcpyAsync(targets_, targets, size_t(N) * 4, cudaMemcpyHostToDevice, stream_));
 }
 
-// q and k (normed, rotated) and v are views into [N, 3d] buffers; v is the rotated buffer's copy
-// when token shift is on (shifted v), else the raw projection.
+// q and k (normed, rotated) and v are views into [N, d + 2*dkv] buffers (q | k | v); v is the rotated
+// buffer's copy when token shift is on (shifted v), else the raw projection. Layer l's mode and window.
 AttnParams CudaBackend::attn_params(const LayerActs& A, int l, int B, int T) const {
-  const bf16* v = shift_ ? A.qkvr + 2 * d_ : A.qkv + 2 * d_;
+  const bf16* v = (shift_ ? A.qkvr : A.qkv) + d_ + dkv_;
   const LayerAttention& a = attn_[size_t(l)];
-  return cuda::attn_params(A.qkvr, v, gated(l) ? A.lam : nullptr, A.o, A.lse, B, T, H_, D_, a.window, a.mode);
+  return cuda::attn_params(A.qkvr, v, gated(l) ? A.lam : nullptr, A.o, A.lse, B, T, H_, Hkv_, D_, a.window, a.mode);
 }
 
 void CudaBackend::forward_layer(int l, int B, int T) {
-  const int N = B * T, d = d_, H = H_;
+  const int N = B * T, d = d_, H = H_, Hkv = Hkv_;
   const LayerActs& A = acts_[l];
   const LayerOffsets& o = pl_.f32(l);
   const LayerOffsets& b = pl_.bf16(l);
@@ -213,11 +253,11 @@ void CudaBackend::forward_layer(int l, int B, int T) {
   cudaStream_t s = stream_;
   rmsnorm_forward(s, A.x, wb(b.attn_norm), A.h1, A.rstd1, N, d, cfg_.norm_eps);
   prof_.mark("rmsnorm fwd", s);
-  mm_->linear(s, A.h1, wb(b.wqkv), A.qkv, OutType::bf16, N, d, 3 * d);
+  mm_->linear(s, A.h1, wb(b.wqkv), A.qkv, OutType::bf16, N, d, qkv_ld_);
   prof_.mark("gemm qkv fwd", s);
   if (shift_) {
-    mm_->linear(s, A.h1, wb(b.shift_k), A.prek, OutType::f32, N, d, H);
-    mm_->linear(s, A.h1, wb(b.shift_v), A.prev, OutType::f32, N, d, H);
+    mm_->linear(s, A.h1, wb(b.shift_k), A.prek, OutType::f32, N, d, Hkv);
+    mm_->linear(s, A.h1, wb(b.shift_v), A.prev, OutType::f32, N, d, Hkv);
   }
   if (gated(l)) {
     broadcast_rows(s, master_ + o.gate_b, N, H, A.hg);  // fp32 bias, then the GEMM accumulates
@@ -227,7 +267,7 @@ void CudaBackend::forward_layer(int l, int B, int T) {
     gate_forward(A.hg, A.pre, A.lam, B, T, H, s);
   }
   prof_.mark("gate scan fwd", s);
-  const QkvShape sh{B, T, H, D_, cfg_.norm_eps};
+  const QkvShape sh{B, T, H, D_, cfg_.norm_eps, Hkv};
   qk_norm_rope_forward(s, sh, A.qkv, shift_ ? A.prek : nullptr, shift_ ? A.prev : nullptr, wb(b.q_norm),
                        wb(b.k_norm), rope_, A.qkvr, A.rstdq, A.rstdk);
   prof_.mark("qk-norm+rope fwd", s);
@@ -279,7 +319,7 @@ void CudaBackend::classifier(int N, float grad_scale, bool backward, int32_t* ar
 }
 
 void CudaBackend::backward_layer(int l, int B, int T) {
-  const int N = B * T, d = d_, H = H_, F = F_, G = partial_blocks(N);
+  const int N = B * T, d = d_, H = H_, Hkv = Hkv_, F = F_, G = partial_blocks(N);
   const LayerActs& A = acts_[l];
   const LayerOffsets& o = pl_.f32(l);
   const LayerOffsets& b = pl_.bf16(l);
@@ -305,10 +345,10 @@ void CudaBackend::backward_layer(int l, int B, int T) {
   prof_.mark("gemm wo dX", s);
   attention_backward(attn_bwd_params(attn_params(A, l, B, T), do_, dqkv_, gated(l) ? dlam_ : nullptr, attn_ws_), s);
   prof_.mark("attention bwd", s);
-  const QkvShape sh{B, T, H, D_, cfg_.norm_eps};
+  const QkvShape sh{B, T, H, D_, cfg_.norm_eps, Hkv};
   qk_norm_rope_backward(s, sh, dqkv_, A.qkv, shift_ ? A.prek : nullptr, wb(b.q_norm), wb(b.k_norm), rope_, A.rstdq,
                         A.rstdk, shift_ ? dqkv2_ : dqkv_, dqkv_ + d, partials_);
-  finish_partials(s, partials_, G, 2 * d, grads_ + o.q_norm, true);  // q_norm | k_norm are adjacent
+  finish_partials(s, partials_, G, d + dkv_, grads_ + o.q_norm, true);  // q_norm | k_norm are adjacent
   prof_.mark("qk-norm+rope bwd", s);
   const bf16* draw = dqkv_;
   if (shift_) {
@@ -316,15 +356,15 @@ void CudaBackend::backward_layer(int l, int B, int T) {
     draw = dqkv2_;
   }
   prof_.mark("token shift bwd", s);
-  mm_->linear_dw(s, draw, A.h1, grads_ + o.wqkv, N, d, 3 * d);
+  mm_->linear_dw(s, draw, A.h1, grads_ + o.wqkv, N, d, qkv_ld_);
   prof_.mark("gemm qkv dW", s);
-  mm_->linear_dx(s, draw, wb(b.wqkv), dh_, N, d, 3 * d);
+  mm_->linear_dx(s, draw, wb(b.wqkv), dh_, N, d, qkv_ld_);
   prof_.mark("gemm qkv dX", s);
   if (shift_) {
-    mm_->linear_dw(s, dsk_b_, A.h1, grads_ + o.shift_k, N, d, H);
-    mm_->linear_dx(s, dsk_b_, wb(b.shift_k), dh_, N, d, H, 1.0f);
-    mm_->linear_dw(s, dsv_b_, A.h1, grads_ + o.shift_v, N, d, H);
-    mm_->linear_dx(s, dsv_b_, wb(b.shift_v), dh_, N, d, H, 1.0f);
+    mm_->linear_dw(s, dsk_b_, A.h1, grads_ + o.shift_k, N, d, Hkv);
+    mm_->linear_dx(s, dsk_b_, wb(b.shift_k), dh_, N, d, Hkv, 1.0f);
+    mm_->linear_dw(s, dsv_b_, A.h1, grads_ + o.shift_v, N, d, Hkv);
+    mm_->linear_dx(s, dsv_b_, wb(b.shift_v), dh_, N, d, Hkv, 1.0f);
   }
   if (gated(l)) {
     prof_.mark("gate+shift proj bwd", s);
@@ -445,8 +485,8 @@ void CudaBackend::target_logprobs(const int32_t* inputs, const int32_t* targets,
 }
 
 std::unique_ptr<Backend> make_cuda_backend(const ModelConfig& cfg, int max_B, int max_T,
-                                           const CudaDataParallel& dp) {
-  return std::make_unique<CudaBackend>(cfg, max_B, max_T, dp);
+                                           const CudaDataParallel& dp, bool muon) {
+  return std::make_unique<CudaBackend>(cfg, max_B, max_T, dp, muon);
 }
 
 }  // namespace gfwa

@@ -1,7 +1,7 @@
 // The `cuda` backend: the whole training step on one GPU, in parity with the cpu backend.
 // bf16 parameters (a copy in a 256-byte-aligned layout), activations and activation gradients;
 // fp32 master weights, parameter gradients (accumulated directly by the GEMM epilogues) and AdamW
-// moments, all in ParamLayout order, so checkpoints move between backends unchanged.
+// moments (or Muon momentum), all in ParamLayout order, so checkpoints move between backends unchanged.
 // Device memory is one arena planned at construction (the plan is logged); construction throws
 // std::runtime_error naming the required size when it does not fit.
 // Declared in every build; defined only when built with CUDA (GFWA_WITH_CUDA).
@@ -21,8 +21,9 @@ struct CudaDataParallel {
 };
 
 // Buffers are sized for micro-batches up to max_B x max_T (forward_backward with B <= max_B,
-// T <= max_T). Throws when no CUDA device is usable or the model does not fit in its memory.
+// T <= max_T); with `muon`, also for Muon's Newton-Schulz (muon_update needs it). Throws when no
+// CUDA device is usable or the model does not fit in its memory.
 std::unique_ptr<Backend> make_cuda_backend(const ModelConfig& cfg, int max_B, int max_T,
-                                           const CudaDataParallel& dp = {});
+                                           const CudaDataParallel& dp = {}, bool muon = false);
 
 }  // namespace gfwa

@@ -1,6 +1,6 @@
 // The CudaBackend class behind make_cuda_backend (cuda_backend.h), shared by its two sources:
 // cuda_backend.cpp (construction, memory plan, the llm.c-style forward and backward passes) and
-// cuda_backend_state.cpp (gradient norm, AdamW step, host copies of the state); cuda_decoder.cpp
+// cuda_backend_state.cpp (gradient norm, AdamW and Muon steps, host copies of the state); cuda_decoder.cpp
 // decodes with its parameters. Its parts:
 //   DeviceArena        one allocation for every buffer (cuda_arena.h)
 //   DeviceParamLayout  fp32 and bf16 offsets of every tensor, AdamW chunks (cuda_param_layout.h)
@@ -19,6 +19,7 @@
 #include "kernels/adamw.cuh"
 #include "kernels/attention.h"
 #include "kernels/matmul.cuh"
+#include "kernels/muon.cuh"
 #include "model/backend.h"
 #include "model/cuda_arena.h"
 #include "model/cuda_backend.h"
@@ -38,7 +39,7 @@ struct LayerActs {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const CudaDataParallel& dp);
+  CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const CudaDataParallel& dp, bool muon);
   ~CudaBackend() override;
 
   std::string name() const override { return "cuda"; }
@@ -58,6 +59,7 @@ class CudaBackend final : public Backend {
   void zero_grad() override;
   double grad_norm() override;
   void adamw_update(const AdamWStep& step) override;
+  void muon_update(const MuonStep& muon, const AdamWStep& adamw) override;
   void get_params(std::vector<float>& out) override;
   void set_params(const std::vector<float>& in) override;
   void get_grads(std::vector<float>& out) override;
@@ -69,6 +71,11 @@ class CudaBackend final : public Backend {
  private:
   friend class CudaDecoder;  // prefills with forward_hidden and steps with the same parameters and GEMMs
   void plan(DeviceArena& a);  // every buffer; cuda_memory_plan.cpp mirrors it without CUDA
+  void plan_muon();  // Muon's chunk lists, matrices and scratch sizes (before plan)
+  // ZeRO-1 after the shard's update: every rank gets every shard's fp32 master weights (the
+  // forward reads fp32 gate biases from them, and get_params stays local) and refreshes its bf16
+  // copy; waits for the all-gather.
+  void share_master();
   // forward_only: every activation buffer holds max_B * max_T rows, so B * T is the bound on B.
   void check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what,
                    bool forward_only = false) const;
@@ -88,10 +95,19 @@ class CudaBackend final : public Backend {
   DeviceParamLayout pl_;
   int max_B_, max_T_;
   int d_, H_, D_, F_, V_, L_;
+  int Hkv_, dkv_, qkv_ld_;  // K/V heads, their width Hkv*D, and the fused q | k | v row width d + 2*dkv
   bool shift_;
   std::vector<LayerAttention> attn_;  // each layer's mode and window (model.attention.pattern)
   size_t P_ = 0;  // fp32 elements of the layout
   std::vector<cuda::AdamWChunk> shard_chunks_;  // ZeRO-1: AdamW chunks of this rank's shard
+  // Muon (built with it): AdamW chunks of the other tensors and momentum chunks of the hidden
+  // matrices, over this rank's shard under ZeRO-1 (shard-relative fp32 starts) or the whole layout;
+  // the matrices this rank orthogonalises with the element range it updates of each (all of every
+  // hidden matrix, or under ZeRO-1 those its shard touches, each whole, and its part of them).
+  bool muon_ = false;
+  std::vector<cuda::AdamWChunk> muon_adamw_chunks_, muon_momentum_chunks_;
+  std::vector<ShardPiece> muon_pieces_;
+  size_t ns_max_numel_ = 0, ns_max_side_ = 0;
   int logits_rows_ = 0;
 
   cudaStream_t stream_ = nullptr;
@@ -103,7 +119,8 @@ class CudaBackend final : public Backend {
   // arena buffers
   bf16* params_;
   float *master_, *grads_, *adam_m_, *adam_v_;
-  cuda::AdamWChunk *chunks_dev_, *shard_chunks_dev_;
+  cuda::AdamWChunk *chunks_dev_, *shard_chunks_dev_, *muon_adamw_dev_, *muon_momentum_dev_;
+  cuda::NsScratch ns_{};
   std::vector<LayerActs> acts_;
   bf16 *x_final_, *hf_;
   float* rstdf_;

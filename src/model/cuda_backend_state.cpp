@@ -1,5 +1,5 @@
-// CudaBackend: gradient norm, the AdamW step (whole, or this rank's ZeRO-1 shard) and the fp32
-// host copies of parameters, gradients and moments (cuda_backend_impl.h).
+// CudaBackend: gradient norm, the AdamW and Muon steps (whole, or this rank's ZeRO-1 shard) and
+// the fp32 host copies of parameters, gradients and moments (cuda_backend_impl.h).
 #ifdef GFWA_WITH_CUDA
 #include <cmath>
 #include <stdexcept>
@@ -56,17 +56,54 @@ void CudaBackend::adamw_update(const AdamWStep& st) {
     return;
   }
   if (!sync_.connected()) throw std::logic_error("cuda backend adamw_update: ZeRO-1 needs set_communicator first");
-  // Update the shard, then every rank gets every shard's fp32 master weights (the forward reads
-  // fp32 gate biases from them, and get_params stays local) and refreshes its bf16 copy.
+  // Update the shard, then share it (share_master).
   const size_t off = sync_.shard_offset();
   adamw_step(stream_, shard_chunks_dev_, int(shard_chunks_.size()), st, grads_ + off, master_ + off, adam_m_, adam_v_,
              params_);
   prof_.mark("adamw (shard)", stream_);
-  sync_.all_gather_master(master_, stream_);
+  share_master();
+  prof_.end(false);
+}
+
+void CudaBackend::share_master() {
+  sync_.all_gather_shards(master_, stream_);
   prof_.mark("all-gather master", stream_);
   params_from_master(stream_, chunks_dev_, int(pl_.chunks().size()), master_, params_);
   prof_.mark("bf16 params", stream_);
   sync_.synchronize(stream_);
+}
+
+// AdamW on the other tensors and Muon's momentum on the hidden matrices (this rank's shard under
+// ZeRO-1, whose update directions are then all-gathered in place of the gradients), then
+// Newton-Schulz of each matrix this rank updates, whole, and the update of its part of it.
+// Under ZeRO-1 a matrix that straddles two shards is orthogonalised by both ranks, from the same
+// gathered values, so both apply the same result: sharding by element stays exact for Muon.
+void CudaBackend::muon_update(const MuonStep& mu, const AdamWStep& st) {
+  if (st.t < 1) throw std::invalid_argument("cuda backend muon_update: step t must be >= 1");
+  if (!muon_) throw std::logic_error("cuda backend muon_update: the backend was built without Muon (BackendSpec::muon)");
+  if (mu.ns_steps < 1) throw std::invalid_argument("cuda backend muon_update: ns_steps must be >= 1");
+  sync_.wait();
+  if (sync_.zero1() && !sync_.connected())
+    throw std::logic_error("cuda backend muon_update: ZeRO-1 needs set_communicator first");
+  prof_.begin(stream_);
+  const size_t off = sync_.zero1() ? sync_.shard_offset() : 0;
+  adamw_step(stream_, muon_adamw_dev_, int(muon_adamw_chunks_.size()), st, grads_ + off, master_ + off, adam_m_,
+             adam_v_, params_);
+  muon_momentum(stream_, muon_momentum_dev_, int(muon_momentum_chunks_.size()), mu, grads_ + off, adam_m_);
+  prof_.mark("adamw + muon momentum", stream_);
+  if (sync_.zero1()) {
+    sync_.all_gather_shards(grads_, stream_);
+    prof_.mark("all-gather muon directions", stream_);
+  }
+  for (const ShardPiece& pc : muon_pieces_) {
+    const ParamTensor& t = pl_.layout().tensors()[size_t(pc.tensor)];
+    const int rows = t.shape[0], cols = t.shape[1];
+    const bf16* o = newton_schulz(stream_, *mm_, grads_ + t.offset, rows, cols, mu.ns_steps, ns_);
+    muon_apply(stream_, o, master_ + t.offset, params_ + pl_.bf16_offset(pc.tensor), pc.begin - t.offset,
+               pc.end - t.offset, mu, rows, cols);
+  }
+  prof_.mark("newton-schulz + muon update", stream_);
+  if (sync_.zero1()) share_master();
   prof_.end(false);
 }
 

@@ -26,39 +26,39 @@ CudaDecoder::CudaDecoder(CudaBackend& be, int batch, int64_t max_length)
   size_t ws_floats = 0;
   for (int l = 0; l < be.L_; ++l) {
     dims_.push_back(DecodeDims{batch, be.H_, be.D_, caps[size_t(l)], be.attn_[size_t(l)].mode, be.shift_, cfg.norm_eps,
-                               cfg.attention.rope_theta});
+                               cfg.attention.rope_theta, be.Hkv_});
     check_decode_dims(dims_.back());
     ws_floats = std::max(ws_floats, decode_attention_workspace_floats(dims_.back()));
   }
-  const size_t B = size_t(batch), H = be.H_, d = be.d_, F = be.F_, V = be.V_;
+  const size_t B = size_t(batch), H = be.H_, Hkv = be.Hkv_, d = be.d_, dkv = be.dkv_, F = be.F_, V = be.V_;
   const ArenaCategory kv = ArenaCategory::activations, w = ArenaCategory::workspace;
   cache_.assign(size_t(be.L_), DecodeCacheDev{});
   for (int l = 0; l < be.L_; ++l) {
     DecodeCacheDev& c = cache_[size_t(l)];
     const size_t cap = size_t(caps[size_t(l)]);
-    arena_.take(c.k, B * H * cap * be.D_, kv);
-    arena_.take(c.v, B * H * cap * be.D_, kv);
+    arena_.take(c.k, B * dkv * cap, kv);  // [B, Hkv, cap, D]
+    arena_.take(c.v, B * dkv * cap, kv);
     if (be.gated(l)) {
       arena_.take(c.lam, B * H * cap, kv);
       arena_.take(c.lam_now, B * H, kv);
     }
     if (be.shift_) {
-      arena_.take(c.shift_k, B * d, kv);
-      arena_.take(c.shift_v, B * d, kv);
+      arena_.take(c.shift_k, B * dkv, kv);
+      arena_.take(c.shift_v, B * dkv, kv);
     }
   }
   cache_bytes_ = int64_t(arena_.bytes(kv));
   arena_.take(x_, B * d, w);
   arena_.take(h_, B * d, w);
-  arena_.take(qkv_, B * 3 * d, w);
+  arena_.take(qkv_, B * size_t(be.qkv_ld_), w);
   arena_.take(q_, B * d, w);
   arena_.take(o_, B * d, w);
   arena_.take(xm_, B * d, w);
   arena_.take(u_, B * 2 * F, w);
   arena_.take(g_, B * F, w);
   arena_.take(rstd_, B, w);
-  arena_.take(prek_, B * H, w);
-  arena_.take(prev_, B * H, w);
+  arena_.take(prek_, B * Hkv, w);
+  arena_.take(prev_, B * Hkv, w);
   arena_.take(hg_, B * H, w);
   arena_.take(pre_, B * H, w);
   arena_.take(logits_dev_, B * V, w);
@@ -86,8 +86,8 @@ void CudaDecoder::prefill(int b, const int32_t* tokens, int n) {
   for (int l = 0; l < be.L_; ++l) {
     const LayerActs& A = be.acts_[size_t(l)];
     const AttnParams p = be.attn_params(A, l, 1, n);
-    decode_fill(be.stream_, dims_[size_t(l)], cache_[size_t(l)], b, n, p.k, p.v, A.qkv + d, A.qkv + 2 * d, 3 * d,
-                be.gated(l) ? A.lam : nullptr);
+    decode_fill(be.stream_, dims_[size_t(l)], cache_[size_t(l)], b, n, p.k, p.v, A.qkv + d, A.qkv + d + be.dkv_,
+                be.qkv_ld_, be.gated(l) ? A.lam : nullptr);
   }
   be.mm_->linear(be.stream_, be.hf_ + size_t(n - 1) * d, be.wb(be.pl_.embed_bf16()), logits_dev_ + size_t(b) * be.V_,
                  OutType::f32, 1, d, be.V_);
@@ -101,17 +101,17 @@ void CudaDecoder::prefill(int b, const int32_t* tokens, int n) {
 void CudaDecoder::run_step() {
   CudaBackend& be = be_;
   cudaStream_t s = be.stream_;
-  const int B = batch_, d = be.d_, H = be.H_, F = be.F_;
+  const int B = batch_, d = be.d_, H = be.H_, Hkv = be.Hkv_, F = be.F_;
   const float eps = be.cfg_.norm_eps;
   embedding_forward(s, tokens_dev_, be.wb(be.pl_.embed_bf16()), x_, B, d);
   for (int l = 0; l < be.L_; ++l) {
     const LayerOffsets& o = be.pl_.f32(l);
     const LayerOffsets& w = be.pl_.bf16(l);
     rmsnorm_forward(s, x_, be.wb(w.attn_norm), h_, rstd_, B, d, eps);
-    be.mm_->linear(s, h_, be.wb(w.wqkv), qkv_, OutType::bf16, B, d, 3 * d);
+    be.mm_->linear(s, h_, be.wb(w.wqkv), qkv_, OutType::bf16, B, d, be.qkv_ld_);
     if (be.shift_) {
-      be.mm_->linear(s, h_, be.wb(w.shift_k), prek_, OutType::f32, B, d, H);
-      be.mm_->linear(s, h_, be.wb(w.shift_v), prev_, OutType::f32, B, d, H);
+      be.mm_->linear(s, h_, be.wb(w.shift_k), prek_, OutType::f32, B, d, Hkv);
+      be.mm_->linear(s, h_, be.wb(w.shift_v), prev_, OutType::f32, B, d, Hkv);
     }
     const bool gated = be.gated(l);
     if (gated) {

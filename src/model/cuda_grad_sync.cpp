@@ -100,8 +100,8 @@ double GradSync::sum_squares_across_ranks(double local) {
   return local;
 }
 
-void GradSync::all_gather_master(float* master, cudaStream_t s) {
-  comm_->all_gather(master + shard_offset_, master, plan_.shard, dist::DType::f32, s);
+void GradSync::all_gather_shards(float* buf, cudaStream_t s) {
+  comm_->all_gather(buf + shard_offset_, buf, plan_.shard, dist::DType::f32, s);
 }
 
 void GradSync::synchronize(cudaStream_t s) { comm_->synchronize(s); }

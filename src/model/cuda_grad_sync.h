@@ -57,8 +57,9 @@ class GradSync {
   size_t norm_begin() const { return sharded() ? shard_offset_ : 0; }
   size_t norm_count(size_t total) const { return sharded() ? plan_.owned(rank_) : total; }
   double sum_squares_across_ranks(double local);
-  // ZeRO-1 after the shard's update: every rank gets every shard's master weights, then waits.
-  void all_gather_master(float* master, cudaStream_t s);
+  // ZeRO-1: every rank gets every rank's shard of the padded fp32 buffer `buf` (in place), on s:
+  // the master weights after the shard's update; Muon's update directions before Newton-Schulz.
+  void all_gather_shards(float* buf, cudaStream_t s);
   void synchronize(cudaStream_t s);
 
  private:

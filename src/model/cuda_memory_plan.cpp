@@ -15,6 +15,28 @@ bool ends_with(const std::string& s, const char* suffix) {
 
 size_t chunks_of(size_t numel) { return (numel + kCudaAdamWChunkElems - 1) / kCudaAdamWChunkElems; }
 
+// What Muon adds to the optimizer state (CudaBackend::plan_muon): AdamW chunks of the other tensors
+// and momentum chunks of the hidden matrices over this rank's pieces (the whole layout without
+// ZeRO-1), and Newton-Schulz scratch sized by the largest hidden matrix a piece touches.
+struct MuonSizes {
+  size_t adamw_chunks = 0, momentum_chunks = 0, max_numel = 0, max_side = 0;
+};
+
+MuonSizes muon_sizes(const ParamLayout& layout, const CudaMemoryShape& s) {
+  MuonSizes m;
+  if (!s.muon) return m;
+  const bool zero1 = s.zero1_world > 0;
+  const ShardPlan shards = plan_shards(layout.total(), zero1 ? s.zero1_world : 1);
+  for (const ShardPiece& pc : shard_pieces(layout.tensors(), shards, zero1 ? s.zero1_rank : 0)) {
+    const ParamTensor& t = layout.tensors()[size_t(pc.tensor)];
+    (t.hidden ? m.momentum_chunks : m.adamw_chunks) += chunks_of(pc.end - pc.begin);
+    if (!t.hidden) continue;
+    m.max_numel = std::max(m.max_numel, t.numel);
+    m.max_side = std::max(m.max_side, size_t(std::min(t.shape[0], t.shape[1])));
+  }
+  return m;
+}
+
 std::string gib(double bytes) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / double(1ull << 30));
@@ -41,7 +63,7 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
   const ModelConfig& m = s.model;
   const ParamLayout layout(m);
   const size_t N = size_t(s.max_B) * size_t(s.max_T), d = m.d_model, H = m.n_heads, F = m.hidden(),
-               V = m.vocab_size, D = m.head_dim();
+               V = m.vocab_size, D = m.head_dim(), Hkv = m.kv_heads(), ld = d + 2 * size_t(m.kv_dim());
   const bool shift = m.attention.token_shift;
   constexpr size_t bf16 = 2, f32 = 4, i32 = 4;
 
@@ -68,14 +90,21 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
   a.add(moment_elems * f32, ArenaCategory::optimizer);
   a.add(chunks * kCudaAdamWChunkBytes, ArenaCategory::optimizer);
   a.add(shard_chunks * kCudaAdamWChunkBytes, ArenaCategory::optimizer);
+  const MuonSizes mu = muon_sizes(layout, s);
+  a.add(mu.adamw_chunks * kCudaAdamWChunkBytes, ArenaCategory::optimizer);
+  a.add(mu.momentum_chunks * kCudaAdamWChunkBytes, ArenaCategory::optimizer);
+  for (int k = 0; k < 2; ++k) a.add(mu.max_numel * bf16, ArenaCategory::optimizer);                // ns x, y
+  for (int k = 0; k < 2; ++k) a.add(mu.max_side * mu.max_side * bf16, ArenaCategory::optimizer);  // ns gram, poly
+  a.add(s.muon ? kCudaGradNormBlocks * f32 : 0, ArenaCategory::optimizer);                        // ns partial
+  a.add(s.muon ? sizeof(double) : 0, ArenaCategory::optimizer);                                   // ns sumsq
   for (int l = 0; l < m.n_layers; ++l) {
     const ArenaCategory c = ArenaCategory::activations;
     const size_t before = a.bytes(c);
-    for (size_t cols : {d, d, 3 * d, 3 * d, d, d, d, 2 * F, F}) a.add(N * cols * bf16, c);  // x h1 qkv qkvr o xm h2 u g
+    for (size_t cols : {d, d, ld, ld, d, d, d, 2 * F, F}) a.add(N * cols * bf16, c);  // x h1 qkv qkvr o xm h2 u g
     for (int k = 0; k < 4; ++k) a.add(N * f32, c);                                          // rstd1 rstdq rstdk rstd2
     a.add(N * H * f32, c);                                                                  // lse
     if (shift)
-      for (int k = 0; k < 2; ++k) a.add(N * H * f32, c);  // prek prev
+      for (int k = 0; k < 2; ++k) a.add(N * Hkv * f32, c);  // prek prev
     if (m.layer_gated(l))
       for (int k = 0; k < 3; ++k) a.add(N * H * f32, c);  // hg pre lam
     p.activations_per_layer = std::max(p.activations_per_layer, a.bytes(c) - before);
@@ -86,8 +115,8 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
   const ArenaCategory w = ArenaCategory::workspace;
   a.add(N * F * bf16, w);  // g
   for (int k = 0; k < 3; ++k) a.add(N * d * bf16, w);  // dres dh do
-  a.add(N * 3 * d * bf16, w);                          // dqkv
-  if (shift) a.add(N * 3 * d * bf16, w);               // dqkv2
+  a.add(N * ld * bf16, w);                             // dqkv
+  if (shift) a.add(N * ld * bf16, w);                  // dqkv2
   a.add(size_t(p.logits_rows) * V * bf16, w);
   a.add(V * f32, w);  // last_logits
   a.add(N * f32, w);  // loss_rows
@@ -97,7 +126,8 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
   a.add(kCudaGradNormBlocks * f32, w);                                              // norm_partials
   a.add(sizeof(double), w);                                                         // norm_out
   for (int k = 0; k < 3; ++k) a.add(N * H * f32, w);   // dlam dhg dpre
-  for (int k = 0; k < 4; ++k) a.add(N * H * bf16, w);  // dhg_b dpre_b dsk_b dsv_b
+  for (int k = 0; k < 2; ++k) a.add(N * H * bf16, w);    // dhg_b dpre_b
+  for (int k = 0; k < 2; ++k) a.add(N * Hkv * bf16, w);  // dsk_b dsv_b
   a.add(N * i32, w);        // inputs
   a.add(N * i32, w);        // targets
   a.add(N * i32, w);        // tok_token

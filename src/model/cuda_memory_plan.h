@@ -31,6 +31,7 @@ struct CudaMemoryShape {
   ModelConfig model;
   int max_B = 1, max_T = 1;          // micro-batches up to max_B x max_T
   int zero1_rank = 0, zero1_world = 0;  // ZeRO-1 (zero1_world 0: whole optimizer state)
+  bool muon = false;                    // optimizer.type muon: Muon's chunk lists and Newton-Schulz scratch
 };
 
 struct CudaMemoryPlan {

@@ -56,12 +56,17 @@ DeviceParamLayout::DeviceParamLayout(const ModelConfig& cfg) : layout_(cfg) {
   }
 }
 
-std::vector<cuda::AdamWChunk> DeviceParamLayout::shard_chunks(const ShardPlan& plan, int rank) const {
+std::vector<cuda::AdamWChunk> DeviceParamLayout::chunks(Tensors which) const {
+  return shard_chunks(plan_shards(layout_.total(), 1), 0, which);  // one rank: the whole layout
+}
+
+std::vector<cuda::AdamWChunk> DeviceParamLayout::shard_chunks(const ShardPlan& plan, int rank, Tensors which) const {
   const size_t shard_off = plan.shard * size_t(rank);
   std::vector<size_t> so, sb, sn;
   std::vector<bool> sd;
   for (const auto& pc : shard_pieces(layout_.tensors(), plan, rank)) {
     const ParamTensor& t = layout_.tensors()[size_t(pc.tensor)];
+    if ((which == Tensors::hidden && !t.hidden) || (which == Tensors::not_hidden && t.hidden)) continue;
     so.push_back(pc.begin - shard_off);
     sb.push_back(bf16_offset_[size_t(pc.tensor)] + (pc.begin - t.offset));
     sn.push_back(pc.end - pc.begin);

@@ -2,7 +2,7 @@
 // gradients, AdamW moments) follow ParamLayout, so host copies and checkpoints are the cpu
 // backend's; the bf16 copy the GEMMs read has a layout of its own: every tensor group starts
 // 256-byte aligned (fast GEMM paths) and wq|wk|wv, w1|w3 stay contiguous, so each group is one
-// GEMM operand. The fused AdamW walks both through chunks that carry both starts.
+// GEMM operand. The fused AdamW (and Muon's momentum) walk both through chunks that carry both starts.
 #pragma once
 #ifdef GFWA_WITH_CUDA
 #include <cstddef>
@@ -33,10 +33,16 @@ class DeviceParamLayout {
   size_t final_norm_f32() const { return final_norm_f32_; }
   size_t final_norm_bf16() const { return final_norm_bf16_; }
 
+  size_t bf16_offset(int tensor) const { return bf16_offset_[size_t(tensor)]; }
+
+  // Which tensors a chunk list covers: all of them, or (optimizer.type muon) the hidden matrices
+  // (ParamTensor::hidden: Muon's) or the others (AdamW's).
+  enum class Tensors { all, hidden, not_hidden };
   // AdamW chunks over the whole layout.
   const std::vector<cuda::AdamWChunk>& chunks() const { return chunks_; }
+  std::vector<cuda::AdamWChunk> chunks(Tensors which) const;
   // AdamW chunks over rank's ZeRO-1 shard: fp32 starts relative to the shard, bf16 starts absolute.
-  std::vector<cuda::AdamWChunk> shard_chunks(const ShardPlan& plan, int rank) const;
+  std::vector<cuda::AdamWChunk> shard_chunks(const ShardPlan& plan, int rank, Tensors which = Tensors::all) const;
 
  private:
   ParamLayout layout_;

@@ -39,6 +39,7 @@ struct ModelConfig {
   int n_layers = 12;
   int d_model = 768;
   int n_heads = 12;
+  int n_kv_heads = 0;            // key/value heads; 0 => n_heads. Divides n_heads (1: multi-query)
   int ffn_hidden = 0;            // 0 => 4 * d_model
   float norm_eps = 1e-6f;        // every RMSNorm, QK-norm included
   float init_std = 0.02f;
@@ -46,6 +47,9 @@ struct ModelConfig {
   AttentionConfig attention;
 
   int head_dim() const { return d_model / n_heads; }
+  // Grouped-query attention: query head h reads key/value head h / (n_heads / kv_heads()).
+  int kv_heads() const { return n_kv_heads > 0 ? n_kv_heads : n_heads; }
+  int kv_dim() const { return kv_heads() * head_dim(); }  // width of the K and V projections
   int hidden() const { return ffn_hidden > 0 ? ffn_hidden : 4 * d_model; }
 
   // Layer l's mode and window (window resolved, never 0), from the pattern when there is one

@@ -16,6 +16,8 @@ struct ParamTensor {
   size_t offset = 0;             // in elements, into the flat buffer
   size_t numel = 0;
   bool decay = false;            // weight decay applies (2-D weights only)
+  bool hidden = false;           // a hidden weight matrix (attention and MLP projections): Muon's
+                                 // under optimizer.type muon; the embedding and gates are not
 };
 
 class ParamLayout {
@@ -26,7 +28,7 @@ class ParamLayout {
   size_t total() const { return total_; }
 
  private:
-  void add(const std::string& name, std::vector<int> shape);
+  void add(const std::string& name, std::vector<int> shape, bool hidden = false);
   std::vector<ParamTensor> tensors_;
   size_t total_ = 0;
 };

@@ -86,7 +86,9 @@ bool resume_must_match(const std::string& key) {
   if (key == "model.init_from") return false;  // read on a fresh start only
   for (const char* p : {"model.", "data."})
     if (key.rfind(p, 0) == 0) return true;
-  for (const char* k : {"train.seq_len", "train.batch_size", "train.tokens_per_step", "train.seed"})
+  // optimizer.type: Muon keeps its momentum where AdamW keeps m (Backend::muon_update), so the
+  // optimizer state of one type would be misread by the other.
+  for (const char* k : {"train.seq_len", "train.batch_size", "train.tokens_per_step", "train.seed", "optimizer.type"})
     if (key == k) return true;
   return false;
 }

@@ -304,6 +304,10 @@ void validate_relations(const RunConfig& cfg, const Sources& src) {
     fail(src.of({"model.n_heads", "model.d_model"}), "model.n_heads",
          "head_dim = d_model / n_heads must be even for RoPE (got " + show(m.d_model) + " / " + show(m.n_heads) +
              " = " + show(m.head_dim()) + ")");
+  if (m.n_kv_heads > 0 && m.n_heads % m.n_kv_heads != 0)
+    fail(src.of({"model.n_kv_heads", "model.n_heads"}), "model.n_kv_heads",
+         "must divide model.n_heads (" + show(m.n_heads) + " % " + show(m.n_kv_heads) + " = " +
+             show(m.n_heads % m.n_kv_heads) + ")");
   check_head_dim_for(cfg, cfg.train.backend, src.of({"model.n_heads", "model.d_model", "train.backend"}));
   const std::string pattern = attention_pattern_problem(m);
   if (!pattern.empty()) fail(src.of({"model.attention.pattern", "model.n_layers"}), "model.attention.pattern", pattern);

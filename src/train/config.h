@@ -14,13 +14,24 @@
 
 namespace gfwa {
 
+// Muon (optimizer.type "muon") for the hidden weight matrices; kernels/muon_step.h has the math.
+struct MuonConfig {
+  float lr = 0.02f;              // peak learning rate of the hidden matrices (the schedule scales it)
+  float momentum = 0.95f;
+  bool nesterov = true;
+  int ns_steps = 5;              // Newton-Schulz iterations
+  float weight_decay = 0.0f;     // decoupled, scaled by the Muon lr
+};
+
 struct OptimizerConfig {
-  float lr = 6e-4f;              // peak learning rate
+  std::string type = "adamw";    // adamw | muon (Muon on the hidden matrices, AdamW on the rest)
+  float lr = 6e-4f;              // peak learning rate (AdamW)
   float beta1 = 0.9f;
   float beta2 = 0.95f;
   float eps = 1e-8f;
   float weight_decay = 0.1f;     // decoupled, 2-D weights only
   float grad_clip = 1.0f;        // global L2 norm; 0 disables
+  MuonConfig muon;
 };
 
 struct ScheduleConfig {

@@ -107,6 +107,7 @@ void visit_fields(Cfg& c, V& v) {
   v("model.n_layers", m.n_layers, at_least(1));
   v("model.d_model", m.d_model, at_least(1));
   v("model.n_heads", m.n_heads, at_least(1));
+  v("model.n_kv_heads", m.n_kv_heads, at_least(0));  // 0: n_heads; dividing n_heads is checked in config.cpp
   v("model.ffn_hidden", m.ffn_hidden, at_least(0));
   v("model.norm_eps", m.norm_eps, positive());
   v("model.init_std", m.init_std, positive());
@@ -119,12 +120,19 @@ void visit_fields(Cfg& c, V& v) {
   v("model.attention.rope_theta", a.rope_theta, positive());
   v("model.attention.pattern", a.pattern, any());  // checked against model.n_layers in config.cpp
   auto& o = c.optimizer;
+  v("optimizer.type", o.type, one_of({"adamw", "muon"}));
   v("optimizer.lr", o.lr, at_least(0.0f));
   v("optimizer.beta1", o.beta1, in_range(0.0f, 1.0f, true));
   v("optimizer.beta2", o.beta2, in_range(0.0f, 1.0f, true));
   v("optimizer.eps", o.eps, positive());
   v("optimizer.weight_decay", o.weight_decay, at_least(0.0f));
   v("optimizer.grad_clip", o.grad_clip, at_least(0.0f));
+  auto& mu = c.optimizer.muon;
+  v("optimizer.muon.lr", mu.lr, at_least(0.0f));
+  v("optimizer.muon.momentum", mu.momentum, in_range(0.0f, 1.0f, true));
+  v("optimizer.muon.nesterov", mu.nesterov, any());
+  v("optimizer.muon.ns_steps", mu.ns_steps, at_least(1));
+  v("optimizer.muon.weight_decay", mu.weight_decay, at_least(0.0f));
   auto& s = c.schedule;
   v("schedule.type", s.type, one_of({"cosine", "linear", "constant", "wsd"}));
   v("schedule.warmup_steps", s.warmup_steps, at_least(0));

@@ -49,6 +49,7 @@ nlohmann::json exported_config(const RunConfig& cfg, WeightDtype dtype, const nl
       {"hidden_size", m.d_model},
       {"num_hidden_layers", m.n_layers},
       {"num_attention_heads", m.n_heads},
+      {"num_key_value_heads", m.kv_heads()},
       {"head_dim", m.head_dim()},
       {"intermediate_size", m.hidden()},
       {"hidden_act", "silu"},

@@ -45,4 +45,23 @@ AdamWStep optimizer_step(const OptimizerConfig& o, double lr, double grad_norm, 
   return s;
 }
 
+MuonStep muon_step(const OptimizerConfig& o, double muon_lr, double grad_norm) {
+  MuonStep s;
+  s.lr = float(muon_lr);
+  s.momentum = o.muon.momentum;
+  s.nesterov = o.muon.nesterov;
+  s.ns_steps = o.muon.ns_steps;
+  s.weight_decay = o.muon.weight_decay;
+  s.grad_scale = float(clip_scale(grad_norm, o.grad_clip));
+  return s;
+}
+
+void apply_update(Backend& b, const OptimizerConfig& o, const ScheduleConfig& s, int64_t step, int64_t total,
+                  double grad_norm, int64_t t) {
+  const AdamWStep adamw = optimizer_step(o, lr_at(s, o.lr, step, total), grad_norm, t);
+  if (o.type == "muon") b.muon_update(muon_step(o, lr_at(s, o.muon.lr, step, total), grad_norm), adamw);
+  else if (o.type == "adamw") b.adamw_update(adamw);
+  else throw std::invalid_argument("optimizer.type: unknown optimizer '" + o.type + "'");
+}
+
 }  // namespace gfwa

@@ -263,7 +263,7 @@ void Run::train_step() {
   const double lr = lr_at(cfg_.schedule, cfg_.optimizer.lr, progress_.step, total_);
   const bool finite = shared[1] == 0.0 && std::isfinite(loss) && std::isfinite(norm);
   if (finite) {
-    backend_->adamw_update(optimizer_step(cfg_.optimizer, lr, norm, ++progress_.updates));
+    apply_update(*backend_, cfg_.optimizer, cfg_.schedule, progress_.step, total_, norm, ++progress_.updates);
     progress_.bad_streak = 0;
   } else {
     ++progress_.bad_streak;

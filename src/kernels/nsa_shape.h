@@ -1,0 +1,39 @@
+// Shape of one NSA attention core (docs/nsa.md), shared by the CPU reference (nsa_cpu.h) and the CUDA
+// kernels (nsa.h): the three branches read one set of K/V heads, grouped as in grouped-query attention.
+#pragma once
+#include <string>
+
+namespace gfwa {
+
+struct NsaShape {
+  int B, T;
+  int H;       // query heads
+  int Hkv;     // K/V heads; divides H. Query head h belongs to group h / (H / Hkv).
+  int D;       // head dim
+  int block;   // tokens per block: the compression pool and the unit of selection (NSA: 64)
+  int top_k;   // blocks each query group selects, its own block included (NSA: 16)
+  int window;  // keys of the sliding branch, the query itself included
+
+  int groups() const { return H / Hkv; }                       // G: query heads per K/V head
+  int n_cmp() const { return T / block; }                      // complete blocks: compressed keys
+  int n_blocks() const { return (T + block - 1) / block; }     // all blocks, the partial last one included
+};
+
+// Empty when `s` is a valid shape, else what is wrong, naming the field and its value.
+inline std::string nsa_shape_error(const NsaShape& s) {
+  auto bad = [](const char* field, int v, const char* rule) {
+    return std::string("nsa: ") + field + "=" + std::to_string(v) + " " + rule;
+  };
+  if (s.B < 1) return bad("B", s.B, "must be >= 1");
+  if (s.T < 1) return bad("T", s.T, "must be >= 1");
+  if (s.H < 1) return bad("H", s.H, "must be >= 1");
+  if (s.Hkv < 1 || s.H % s.Hkv != 0)
+    return bad("Hkv", s.Hkv, ("must divide H=" + std::to_string(s.H)).c_str());
+  if (s.D < 1) return bad("D", s.D, "must be >= 1");
+  if (s.block < 1) return bad("block", s.block, "must be >= 1");
+  if (s.top_k < 1) return bad("top_k", s.top_k, "must be >= 1");
+  if (s.window < 1) return bad("window", s.window, "must be >= 1");
+  return {};
+}
+
+}  // namespace gfwa
