@@ -182,7 +182,9 @@ std::vector<float> train(Backend& be, const std::vector<float>& p0, int steps, c
 }
 
 // AdamW, then Muon (bf16 Newton-Schulz on the GPU, fp32 on the CPU): the same loss curve within
-// 0.1 nats, and Muon's momentum in m (v 0 for the hidden matrices) close to the cpu backend's.
+// 0.1 nats; Muon's momentum in m (v 0 for the hidden matrices) close to the cpu backend's after one
+// step, from the same parameters (after 30 the bf16 and fp32 runs have drifted apart: the H200 gave
+// 37% relative L2 on the small late gradients while the losses agreed within 0.011).
 TEST(CudaBackend, ThirtyStepsTrackTheCpuLossCurve) {
   GFWA_SKIP_WITHOUT_GPU();
   const ModelConfig cfg = small_config(AttnMode::gatedfwa, true);
@@ -199,6 +201,8 @@ TEST(CudaBackend, ThirtyStepsTrackTheCpuLossCurve) {
     EXPECT_LT(worst, 0.1);
     EXPECT_LT(lg[29], lg[0] - 1.0);  // it learned
     if (!muon) continue;
+    train(*cpu, p, 1, cfg, muon);
+    train(*gpu, p, 1, cfg, muon);
     std::vector<float> mc, vc, mg, vg;
     cpu->get_adam_state(mc, vc);
     gpu->get_adam_state(mg, vg);
