@@ -198,8 +198,10 @@ std::vector<float> train(Backend& be, const std::vector<float>& p0, int steps, c
 
 // AdamW, then Muon (bf16 Newton-Schulz on the GPU, fp32 on the CPU), then Muon on a windowed gated
 // layer and a full one, both multi-query (Muon's scratch sized by the narrower wk, wv; the arena
-// checked against cuda_memory_plan at construction): the same loss curve within 0.1 nats, and
-// Muon's momentum in m (v 0 for the hidden matrices) close to the cpu backend's.
+// checked against cuda_memory_plan at construction): the same loss curve within 0.1 nats; Muon's
+// momentum in m (v 0 for the hidden matrices) close to the cpu backend's after one step, from the
+// same parameters (after 30 the bf16 and fp32 runs have drifted apart: the H200 gave 37% relative
+// L2 on the small late gradients while the losses agreed within 0.011).
 TEST(CudaBackend, ThirtyStepsTrackTheCpuLossCurve) {
   GFWA_SKIP_WITHOUT_GPU();
   struct Run {
@@ -223,6 +225,8 @@ TEST(CudaBackend, ThirtyStepsTrackTheCpuLossCurve) {
     EXPECT_LT(worst, 0.1);
     EXPECT_LT(lg[29], lg[0] - 1.0);  // it learned
     if (!r.muon) continue;
+    train(*cpu, p, 1, cfg, r.muon);
+    train(*gpu, p, 1, cfg, r.muon);
     std::vector<float> mc, vc, mg, vg;
     cpu->get_adam_state(mc, vc);
     gpu->get_adam_state(mg, vg);
