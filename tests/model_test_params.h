@@ -9,6 +9,20 @@
 
 namespace gfwa::test {
 
+// Two layers of two heads, d_model d, SwiGLU width ffn: the CPU-sized models of the unit tests.
+inline ModelConfig two_layer_model(int vocab, int d, int ffn, AttnMode mode, int window, bool shift) {
+  ModelConfig c;
+  c.vocab_size = vocab;
+  c.n_layers = 2;
+  c.d_model = d;
+  c.n_heads = 2;
+  c.ffn_hidden = ffn;
+  c.attention.mode = mode;
+  c.attention.window = window;
+  c.attention.token_shift = shift;
+  return c;
+}
+
 // Two layers of two heads of head_dim (64 or 128: the GPU kernels' sizes), W 24; kv_heads K/V heads
 // (0: two, multi-head; 1: multi-query).
 inline ModelConfig small_config(AttnMode mode, bool shift, int head_dim = 64, int kv_heads = 0) {

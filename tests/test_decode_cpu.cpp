@@ -23,16 +23,7 @@ using gfwa::test::random_tokens;
 namespace {
 
 ModelConfig decode_config(AttnMode mode, bool shift, int window) {
-  ModelConfig c;
-  c.vocab_size = 37;
-  c.n_layers = 2;
-  c.d_model = 16;
-  c.n_heads = 2;
-  c.ffn_hidden = 24;
-  c.attention.mode = mode;
-  c.attention.window = window;
-  c.attention.token_shift = shift;
-  return c;
+  return gfwa::test::two_layer_model(37, 16, 24, mode, window, shift);
 }
 
 // Weights N(0, 0.3^2), norm weights around 1, gate biases around gate_bias: every path matters.

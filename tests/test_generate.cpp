@@ -16,6 +16,7 @@
 #include "infer/prompts.h"
 #include "model/cpu_backend.h"
 #include "train/sampling.h"
+#include "model_test_params.h"
 
 using namespace gfwa;
 
@@ -111,17 +112,7 @@ TEST(Prompts, LinesJsonlAndInvalidUtf8NamingTheLine) {
   EXPECT_THROW(check_prompt_utf8("\xed\xa0\x80", "--prompt"), std::runtime_error);  // a surrogate
 }
 
-ModelConfig tiny(AttnMode mode) {
-  ModelConfig c;
-  c.vocab_size = 29;
-  c.n_layers = 2;
-  c.d_model = 16;
-  c.n_heads = 2;
-  c.ffn_hidden = 24;
-  c.attention.mode = mode;
-  c.attention.window = 5;
-  return c;
-}
+ModelConfig tiny(AttnMode mode) { return gfwa::test::two_layer_model(29, 16, 24, mode, 5, false); }
 
 // Runs generate and returns each sequence's tokens.
 std::vector<std::vector<int32_t>> run(Backend& be, int batch, const std::vector<std::vector<int32_t>>& prompts,

@@ -15,6 +15,7 @@
 #include "kernels/muon_cpu.h"
 #include "model/cpu_backend.h"
 #include "model/zero1_shards.h"
+#include "model_test_params.h"
 
 using namespace gfwa;
 
@@ -250,16 +251,7 @@ TEST(Muon, ApplyHandComputed) {
 namespace {
 
 ModelConfig muon_test_model() {
-  ModelConfig cfg;
-  cfg.vocab_size = 13;
-  cfg.n_layers = 2;
-  cfg.d_model = 16;
-  cfg.n_heads = 2;
-  cfg.ffn_hidden = 24;
-  cfg.attention.mode = AttnMode::gatedfwa;
-  cfg.attention.window = 3;
-  cfg.attention.token_shift = true;
-  return cfg;
+  return gfwa::test::two_layer_model(13, 16, 24, AttnMode::gatedfwa, 3, true);
 }
 
 // A backend of the test model at `seed` with gradients of one random batch, and optimizer state
