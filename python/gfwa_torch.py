@@ -4,7 +4,8 @@
     model = gfwa_torch.GFWAForCausalLM.from_pretrained("exported/")   # a folder from `gfwa export`
     logits = model(torch.tensor([[50256, 464, 3290]]))                 # [batch, time, vocab]
 
-One pre-norm decoder with three attention modes (config.json "attention_mode"):
+One pre-norm decoder with three attention modes, per layer (config.json "layer_attention"; exports
+of format 1 have one "attention_mode" and "sliding_window" for every layer):
   full      causal softmax attention
   swa       causal sliding-window softmax attention: query i sees keys i-W+1 .. i
   gatedfwa  swa plus a learned per-token, per-head decay (GatedFWA, arXiv 2512.07782): the logit
@@ -66,7 +67,8 @@ class GFWAConfig:
 
     def __init__(self, vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
                  num_key_value_heads=None, rms_norm_eps=1e-6, rope_theta=10000.0, attention_mode="gatedfwa",
-                 sliding_window=512, token_shift=False, max_position_embeddings=1024, **_ignored):
+                 sliding_window=512, token_shift=False, max_position_embeddings=1024, layer_attention=None,
+                 **_ignored):
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
@@ -79,10 +81,19 @@ class GFWAConfig:
         self.intermediate_size = intermediate_size
         self.rms_norm_eps = rms_norm_eps
         self.rope_theta = rope_theta
-        if attention_mode not in ("full", "swa", "gatedfwa"):
-            raise ValueError(f"attention_mode must be full, swa or gatedfwa (got {attention_mode!r})")
-        self.attention_mode = attention_mode
-        self.sliding_window = sliding_window
+        if layer_attention is None:
+            layer_attention = [{"attention_mode": attention_mode, "sliding_window": sliding_window}] * num_hidden_layers
+        if len(layer_attention) != num_hidden_layers:
+            raise ValueError(f"layer_attention lists {len(layer_attention)} layers, num_hidden_layers is "
+                             f"{num_hidden_layers}")
+        for i, layer in enumerate(layer_attention):
+            if layer["attention_mode"] not in ("full", "swa", "gatedfwa"):
+                raise ValueError(f"layer {i}: attention_mode must be full, swa or gatedfwa "
+                                 f"(got {layer['attention_mode']!r})")
+        # Per layer: its mode and its window (None for full attention).
+        self.layer_modes = [layer["attention_mode"] for layer in layer_attention]
+        self.layer_windows = [None if layer["attention_mode"] == "full" else layer["sliding_window"]
+                              for layer in layer_attention]
         self.token_shift = token_shift
         self.max_position_embeddings = max_position_embeddings
 
@@ -145,11 +156,13 @@ def attention(q, k, v, lam, window):
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg):
+    def __init__(self, cfg, layer):
         super().__init__()
         d, H, Hkv = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads
         dkv = Hkv * cfg.head_dim
         self.cfg = cfg
+        self.gated = cfg.layer_modes[layer] == "gatedfwa"
+        self.window = cfg.layer_windows[layer]
         self.q_proj = nn.Linear(d, d, bias=False)
         self.k_proj = nn.Linear(d, dkv, bias=False)
         self.v_proj = nn.Linear(d, dkv, bias=False)
@@ -159,7 +172,7 @@ class Attention(nn.Module):
         if cfg.token_shift:
             self.k_shift = nn.Linear(d, Hkv, bias=False)
             self.v_shift = nn.Linear(d, Hkv, bias=False)
-        if cfg.attention_mode == "gatedfwa":
+        if self.gated:
             self.forget_gate = nn.Linear(d, H, bias=True)          # hg = h Wg^T + bg
             self.forget_sharpness = nn.Linear(d, H, bias=False)    # beta = 1 + ELU(h Wl^T)
 
@@ -184,9 +197,7 @@ class Attention(nn.Module):
             v = token_shift(v, h, self.v_shift)
         q = rope(self.q_norm(q).view(heads), cfg.rope_theta)
         k = rope(self.k_norm(k.reshape(B, T, -1)).view(kv_heads), cfg.rope_theta)
-        gated = cfg.attention_mode == "gatedfwa"
-        window = None if cfg.attention_mode == "full" else cfg.sliding_window
-        o = attention(q, k, v, self.log_decay(h) if gated else None, window)
+        o = attention(q, k, v, self.log_decay(h) if self.gated else None, self.window)
         return self.o_proj(o.reshape(B, T, -1))
 
 
@@ -203,10 +214,10 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg):
+    def __init__(self, cfg, layer):
         super().__init__()
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.self_attn = Attention(cfg)
+        self.self_attn = Attention(cfg, layer)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.mlp = MLP(cfg)
 
@@ -219,7 +230,7 @@ class Decoder(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_hidden_layers))
+        self.layers = nn.ModuleList(Block(cfg, layer) for layer in range(cfg.num_hidden_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
 

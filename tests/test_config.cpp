@@ -65,6 +65,13 @@ void expect_contains(const std::string& msg, const std::string& part) {
   EXPECT_NE(msg.find(part), std::string::npos) << "message: " << msg << "\nexpected to contain: " << part;
 }
 
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
 // Exact text of every field (floats as bit patterns), to compare configurations field by field.
 struct Fingerprint {
   std::vector<std::string> fields;
@@ -125,6 +132,8 @@ struct Randomizer {
   template <class R>
   void operator()(const char*, AttnMode& x, const R&) { x = AttnMode(rng() % 3); }
   template <class R>
+  void operator()(const char*, AttentionPattern&, const R&) {}  // depends on n_layers: random_config
+  template <class R>
   void operator()(const char*, std::map<std::string, std::string>& x, const R&) {
     x.clear();
     if (rng() % 2) x = {{"piqa", "valid \"q\".jsonl"}, {"hellaswag", "héllo/val.jsonl"}};
@@ -147,6 +156,16 @@ RunConfig random_config(uint64_t seed) {
   c.train.tokens_per_step = int64_t(c.train.batch_size) * c.train.seq_len * int64_t(rng() % 5);
   if (c.train.token_budget == 0 && c.train.max_steps == 0) c.train.max_steps = 7;
   if (c.distributed.id_exchange == "file") c.distributed.id_file = "/shared/nccl_id";
+  c.model.n_layers = 1 + int(rng() % 24);
+  switch (rng() % 3) {  // none, letters tiling the layers, or one entry per layer
+    case 1:
+      for (int k = 0; k < (c.model.n_layers % 2 ? 1 : 2); ++k) c.model.attention.pattern.letters += "SL"[rng() % 2];
+      break;
+    case 2:
+      for (int l = 0; l < c.model.n_layers; ++l)
+        c.model.attention.pattern.layers.push_back({AttnMode(rng() % 3), int(rng() % 3) * int(rng() % 5000)});
+      break;
+  }
   return c;
 }
 
@@ -203,6 +222,52 @@ TEST_F(ConfigTest, EveryPresetLoads) {
   const RunConfig quick = load_config((dir / "quickstart.json").string());
   EXPECT_LT(quick.model.attention.window, quick.train.seq_len);
   EXPECT_LE(quick.model.n_layers, 4);
+
+  // Issue 17's sizes in every mode: T 2048, W 512, 0.5M tokens per step, SwiGLU width 4 d.
+  struct Size {
+    const char* name;
+    int d, layers, heads;
+  };
+  for (const Size& s : {Size{"gpt350m", 1024, 24, 16}, Size{"gpt774m", 1280, 36, 20}, Size{"gpt1.3b", 2048, 24, 16}})
+    for (const auto& [mode_name, mode] : {std::pair{"full", AttnMode::full}, std::pair{"swa", AttnMode::swa},
+                                          std::pair{"gatedfwa", AttnMode::gatedfwa}}) {
+      const std::string file = std::string(s.name) + "_" + mode_name + ".json";
+      SCOPED_TRACE(file);
+      const RunConfig c = load_config((dir / file).string());
+      EXPECT_EQ(c.model.d_model, s.d);
+      EXPECT_EQ(c.model.n_layers, s.layers);
+      EXPECT_EQ(c.model.n_heads, s.heads);
+      EXPECT_EQ(c.model.hidden(), 4 * s.d);
+      EXPECT_EQ(c.model.attention.mode, mode);
+      EXPECT_EQ(c.model.attention.window, 512);
+      EXPECT_EQ(c.train.seq_len, 2048);
+      EXPECT_EQ(c.train.tokens_per_step, 524288);
+    }
+  // The authors' run (their nanochat fork): depth 20, T 2048, W 512, gates and K/V token shift.
+  const RunConfig d20 = load_config((dir / "nanochat_d20_gatedfwa.json").string());
+  EXPECT_EQ(d20.model.n_layers, 20);
+  EXPECT_EQ(d20.model.d_model, 1280);
+  EXPECT_EQ(d20.model.head_dim(), 128);
+  EXPECT_EQ(d20.model.attention.mode, AttnMode::gatedfwa);
+  EXPECT_EQ(d20.model.attention.window, 512);
+  EXPECT_TRUE(d20.model.attention.token_shift);
+  EXPECT_EQ(d20.train.seq_len, 2048);
+  EXPECT_EQ(d20.train.tokens_per_step, 524288);
+}
+
+// No preset fixes model.ffn_hidden: left at 0 it is 4 * d_model, so a --set of the width scales the
+// MLP with it (a preset's fixed 3072 once stayed 3072 at d_model 2048).
+TEST_F(ConfigTest, PresetsDeriveTheMlpWidthFromTheModelWidth) {
+  for (const auto& entry : fs::directory_iterator(fs::path(GFWA_SOURCE_DIR) / "configs")) {
+    if (entry.path().extension() != ".json") continue;
+    SCOPED_TRACE(entry.path().string());
+    EXPECT_FALSE(json::parse(slurp(entry.path().string()))["model"].contains("ffn_hidden"));
+  }
+  const std::string preset = std::string(GFWA_SOURCE_DIR) + "/configs/gpt124m_gatedfwa.json";
+  EXPECT_EQ(load_config(preset).model.hidden(), 3072);
+  EXPECT_EQ(load_config(preset, {"model.d_model=2048", "model.n_heads=16"}).model.hidden(), 8192);
+  EXPECT_EQ(load_config(preset, {"model.d_model=2048", "model.n_heads=16", "model.ffn_hidden=5632"}).model.hidden(),
+            5632);
 }
 
 TEST_F(ConfigTest, JsonRoundTripIsExact) {
@@ -222,7 +287,8 @@ TEST_F(ConfigTest, JsonRoundTripIsExact) {
   EXPECT_EQ(d.size(), 9u);
   EXPECT_EQ(d["model"].size(), 10u);
   EXPECT_EQ(d["model"]["init_from"], "");
-  EXPECT_EQ(d["model"]["attention"].size(), 5u);
+  EXPECT_EQ(d["model"]["attention"].size(), 6u);
+  EXPECT_EQ(d["model"]["attention"]["pattern"], "");
 }
 
 // ---- overrides ---------------------------------------------------------------------------------
@@ -389,6 +455,30 @@ const BadValue kBadValues[] = {
      "must be one of full|swa|gatedfwa (got \"linear\")"},
     {R"({"model": {"attention": {"window": 0}}})", "model.attention.window", "must be >= 1 (got 0)"},
     {R"({"model": {"attention": {"rope_theta": 0}}})", "model.attention.rope_theta", "must be > 0 (got 0)"},
+    {R"({"model": {"attention": {"pattern": 3}}})", "model.attention.pattern",
+     "expected a string of letters (\"SSSL\") or a list of {\"mode\", \"window\"} objects (got 3)"},
+    {R"({"model": {"n_layers": 10, "attention": {"pattern": "SSSL"}}})", "model.attention.pattern",
+     "\"SSSL\" has 4 letters, which do not tile model.n_layers 10 (the letters repeat over the layers: give a "
+     "length that divides it, or a list of 10 layers)"},
+    {R"({"model": {"n_layers": 3, "attention": {"pattern": "SsL"}}})", "model.attention.pattern",
+     "letter 's' at position 2 of \"SsL\" is neither S (model.attention.mode with model.attention.window) nor L "
+     "(full attention)"},
+    {R"({"model": {"n_layers": 2, "attention": {"pattern": [{"mode": "full"}]}}})", "model.attention.pattern",
+     "lists 1 layers, the model has model.n_layers 2"},
+    {R"({"model": {"attention": {"pattern": []}}})", "model.attention.pattern",
+     "an empty list (leave the key out, or \"\", for the same attention in every layer)"},
+    {R"({"model": {"attention": {"pattern": ["S"]}}})", "model.attention.pattern",
+     "layer 0: expected an object {\"mode\": ..., \"window\": ...} (got \"S\")"},
+    {R"({"model": {"attention": {"pattern": [{"mode": "full"}, {"window": 3}]}}})", "model.attention.pattern",
+     "layer 1: needs a mode (full|swa|gatedfwa)"},
+    {R"({"model": {"attention": {"pattern": [{"mode": "gated"}]}}})", "model.attention.pattern",
+     "layer 0: mode must be one of full|swa|gatedfwa (got \"gated\")"},
+    {R"({"model": {"attention": {"pattern": [{"mode": "swa", "window": 0}]}}})", "model.attention.pattern",
+     "layer 0: window must be >= 1 (got 0)"},
+    {R"({"model": {"attention": {"pattern": [{"mode": "swa", "window": "64"}]}}})", "model.attention.pattern",
+     "layer 0: window expected an integer (got \"64\")"},
+    {R"({"model": {"attention": {"pattern": [{"mode": "swa", "windw": 64}]}}})", "model.attention.pattern",
+     "layer 0: unknown key \"windw\" (expected mode, window)"},
     {R"({"model": {"d_model": 768, "n_heads": 10}})", "model.d_model", "must be divisible by model.n_heads (768 % 10 = 8)"},
     {R"({"model": {"n_kv_heads": -1}})", "model.n_kv_heads", "must be >= 0 (got -1)"},
     {R"({"model": {"n_heads": 12, "n_kv_heads": 5}})", "model.n_kv_heads", "must divide model.n_heads (12 % 5 = 2)"},
@@ -507,13 +597,6 @@ int run_shell(const std::string& cmd) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 TEST_F(ConfigTest, ConfigCommandPrintsResolvedConfig) {
   const std::string gfwa = std::string(GFWA_BINARY_DIR) + "/gfwa";
   const std::string preset = std::string(GFWA_SOURCE_DIR) + "/configs/quickstart.json";
@@ -526,6 +609,20 @@ TEST_F(ConfigTest, ConfigCommandPrintsResolvedConfig) {
   const RunConfig expected = load_config(preset, {"model.attention.window=16", "data.train=x,y_*.bin"});
   EXPECT_EQ(printed, config_to_json(expected));
   EXPECT_EQ(printed["data"]["train"], "x,y_*.bin");
+}
+
+// --memory-plan: the cuda backend's plan, computed without a GPU, the lines a cuda run logs at start.
+TEST_F(ConfigTest, ConfigCommandPrintsTheMemoryPlan) {
+  const std::string gfwa = std::string(GFWA_BINARY_DIR) + "/gfwa";
+  const std::string preset = std::string(GFWA_SOURCE_DIR) + "/configs/gpt124m_gatedfwa.json";
+  const std::string out = (dir_ / "plan.txt").string();
+  ASSERT_EQ(run_shell("'" + gfwa + "' config --config '" + preset + "' --memory-plan >'" + out + "' 2>&1"), 0)
+      << slurp(out);
+  const std::string text = slurp(out);
+  expect_contains(text, "cuda backend memory plan: 17.");
+  expect_contains(text, "micro-batch up to 32 x 1024, logits chunk 10624 rows");
+  expect_contains(text, "activations (saved for backward)");
+  expect_contains(text, "13.108 GiB");
 }
 
 TEST_F(ConfigTest, ConfigCommandFailsOnBadInput) {

@@ -187,6 +187,138 @@ TEST(CpuModel, ClosedGatesEqualSwaAndLargeWindowsEqualFull) {
     }
 }
 
+// Per-layer patterns (model.attention.pattern): every layer with its own mode and window.
+TEST(CpuModel, GradientsPattern) {
+  ModelConfig cfg = tiny_config(AttnMode::gatedfwa, 3, true);
+  cfg.n_layers = 3;
+  cfg.attention.pattern.layers = {{AttnMode::gatedfwa, 0}, {AttnMode::full, 0}, {AttnMode::swa, 2}};
+  check_model_gradients(cfg, 600);
+  cfg.attention.token_shift = false;
+  cfg.attention.pattern = AttentionPattern{"SSL", {}};
+  check_model_gradients(cfg, 610);
+}
+
+// Per-layer patterns with grouped-query attention: 4 query heads over 2 K/V heads (and multi-query)
+// in a gated windowed, a full and a plain windowed layer; every layer's K/V tensors have the K/V
+// heads' shapes and its dK/dV sum over the groups whatever its mode.
+TEST(CpuModel, GradientsPatternGroupedQuery) {
+  uint64_t seed = 620;
+  for (int kv : {2, 1})
+    for (bool shift : {true, false}) {
+      ModelConfig cfg = tiny_config(AttnMode::gatedfwa, 3, shift);
+      cfg.n_layers = 3;
+      cfg.n_heads = 4;
+      cfg.n_kv_heads = kv;
+      cfg.attention.pattern.layers = {{AttnMode::gatedfwa, 0}, {AttnMode::full, 0}, {AttnMode::swa, 2}};
+      check_model_gradients(cfg, seed += 10);
+    }
+}
+
+// With every K/V head shared by two query heads, a pattern model is the multi-head pattern model
+// whose query-head pairs carry copies of the same K/V weights (wk, wv rows, k_norm entries, shift
+// vectors): the same loss and, each K/V weight's gradient the sum over its two copies, the same
+// gradients (up to rounding: k_norm's mean square runs over twice the entries).
+TEST(CpuModel, PatternGroupedQueryEqualsMultiHeadWithCopiedKv) {
+  const int B = 2, T = 9;
+  const auto in = random_tokens(size_t(B) * T, 11, 631), tgt = random_tokens(size_t(B) * T, 11, 632);
+  ModelConfig mha = tiny_config(AttnMode::gatedfwa, 3, true);
+  mha.n_heads = 4;
+  mha.attention.pattern.letters = "SL";
+  ModelConfig gqa = mha;
+  gqa.n_kv_heads = 2;
+  CpuModel<double> mg(gqa, B, T), mm(mha, B, T);
+  randomize(mg, 633);
+  // A K/V tensor is 4 blocks (one per query head) in mm, 2 in mg: query head h takes K/V head h / 2.
+  auto kv_block = [&](const ParamTensor& u, const ParamTensor& g) { return u.numel == g.numel ? 0 : u.numel / 4; };
+  for (const ParamTensor& u : mm.layout().tensors()) {
+    const ParamTensor& g = mg.layout().get(u.name);
+    const size_t block = kv_block(u, g);
+    if (block == 0)
+      std::copy_n(mg.param(u.name), u.numel, mm.param(u.name));
+    else
+      for (size_t h = 0; h < 4; ++h) std::copy_n(mg.param(u.name) + h / 2 * block, block, mm.param(u.name) + h * block);
+  }
+  const RunResult rg = run(mg, in, tgt, B, T), rm = run(mm, in, tgt, B, T);
+  EXPECT_NEAR(rg.loss, rm.loss, 1e-12);
+  int kv_tensors = 0;
+  for (const ParamTensor& g : mg.layout().tensors()) {
+    const ParamTensor& u = mm.layout().get(g.name);
+    const size_t block = kv_block(u, g);
+    kv_tensors += block > 0;
+    for (size_t i = 0; i < g.numel; ++i) {
+      const size_t k = block ? i / block : 0, j = block ? i % block : i;  // K/V head k: query heads 2k, 2k + 1
+      const double want = block ? rm.grads[u.offset + 2 * k * block + j] + rm.grads[u.offset + (2 * k + 1) * block + j]
+                                : rm.grads[u.offset + i];
+      EXPECT_NEAR(rg.grads[g.offset + i], want, 1e-10 * (1.0 + std::fabs(want))) << g.name << "[" << i << "]";
+    }
+  }
+  EXPECT_EQ(kv_tensors, 2 * 5);  // per layer wk, wv, k_norm, shift_k, shift_v
+}
+
+// A pattern of S only is the uniform model bit for bit (layout, loss, every gradient), as letters
+// or as a list; L layers are full attention: "LL" is the uniform full model, and so is "SL" with
+// W >= T, while with W < T it is neither the uniform windowed nor the full model.
+TEST(CpuModel, PatternsOfOneKindAreTheUniformModels) {
+  const int B = 2, T = 13;
+  const auto in = random_tokens(size_t(B) * T, 11, 701), tgt = random_tokens(size_t(B) * T, 11, 702);
+  auto same = [&](const ModelConfig& a, const ModelConfig& b) {
+    CpuModel<double> ma(a, B, T), mb(b, B, T);
+    ASSERT_EQ(ma.layout().total(), mb.layout().total());
+    randomize(ma, 703);
+    randomize(mb, 703);
+    const RunResult ra = run(ma, in, tgt, B, T), rb = run(mb, in, tgt, B, T);
+    EXPECT_EQ(ra.loss, rb.loss);
+    EXPECT_EQ(ra.grads, rb.grads);
+  };
+  for (AttnMode mode : {AttnMode::full, AttnMode::swa, AttnMode::gatedfwa})
+    for (bool shift : {false, true}) {
+      SCOPED_TRACE(std::string(attn_mode_name(mode)) + " shift=" + std::to_string(shift));
+      const ModelConfig uniform = tiny_config(mode, 4, shift);
+      for (const AttentionPattern& p : {AttentionPattern{"S", {}}, AttentionPattern{"SS", {}},
+                                        AttentionPattern{"", {{mode, 0}, {mode, 4}}}}) {
+        ModelConfig patterned = uniform;
+        patterned.attention.pattern = p;
+        same(uniform, patterned);
+      }
+      ModelConfig long_layers = uniform;
+      long_layers.attention.pattern.letters = "LL";
+      same(tiny_config(AttnMode::full, 4, shift), long_layers);
+    }
+  ModelConfig wide = tiny_config(AttnMode::swa, T + 5, true);
+  wide.attention.pattern.letters = "SL";
+  same(tiny_config(AttnMode::full, 4, true), wide);
+
+  ModelConfig mixed = tiny_config(AttnMode::swa, 3, true);
+  mixed.attention.pattern.letters = "SL";
+  CpuModel<double> m(mixed, B, T), swa(tiny_config(AttnMode::swa, 3, true), B, T),
+      full(tiny_config(AttnMode::full, 3, true), B, T);
+  for (auto* x : {&m, &swa, &full}) randomize(*x, 704);
+  const double loss = run(m, in, tgt, B, T).loss;
+  EXPECT_GT(std::fabs(loss - run(swa, in, tgt, B, T).loss), 1e-6);
+  EXPECT_GT(std::fabs(loss - run(full, in, tgt, B, T).loss), 1e-6);
+}
+
+// Gates exist only in gatedfwa layers: their tensors, and their log f (empty elsewhere).
+TEST(CpuBackend, GatesOnlyInGatedLayers) {
+  ModelConfig cfg = tiny_config(AttnMode::gatedfwa, 3, false);
+  cfg.attention.pattern.letters = "SL";
+  CpuBackend be(cfg, 2, 5);
+  EXPECT_NO_THROW(be.layout().get("layers.0.attn.gate_w"));
+  EXPECT_THROW(be.layout().get("layers.1.attn.gate_w"), std::out_of_range);
+  EXPECT_EQ(be.layout().total() + 2 * 8 + 2 + 2 * 8, ParamLayout(tiny_config(AttnMode::gatedfwa, 3, false)).total());
+  be.init_params(3);
+  const auto in = random_tokens(10, 11, 705);
+  be.forward_loss(in.data(), in.data(), 2, 5);
+  std::vector<std::vector<float>> logf;
+  be.gate_log_f(logf);
+  ASSERT_EQ(logf.size(), 2u);
+  EXPECT_EQ(logf[0].size(), 2u * 5 * 2);
+  EXPECT_TRUE(logf[1].empty());
+  cfg.attention.pattern.letters = "LL";
+  CpuBackend none(cfg, 2, 5);
+  EXPECT_THROW(none.gate_log_f(logf), std::logic_error);
+}
+
 // W == 1: o_i = v_i, so queries, keys and gates cannot matter: their gradients are exactly zero.
 TEST(CpuModel, WindowOneIgnoresQueriesKeysAndGates) {
   const int B = 2, T = 13;

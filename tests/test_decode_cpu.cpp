@@ -53,11 +53,13 @@ double row_error(const float* a, const float* b, int n) {
 struct Case {
   AttnMode mode;
   bool shift;
-  int kv_heads;  // 0: two heads, multi-head; else four query heads over kv_heads K/V heads
+  int kv_heads;              // 0: two heads, multi-head; else four query heads over kv_heads K/V heads
+  const char* pattern = "";  // model.attention.pattern letters over the 2 layers
 };
 
 ModelConfig case_config(const Case& c, int window) {
   ModelConfig cfg = decode_config(c.mode, c.shift, window);
+  cfg.attention.pattern.letters = c.pattern;
   if (c.kv_heads > 0) {
     cfg.n_heads = 4;
     cfg.n_kv_heads = c.kv_heads;
@@ -67,7 +69,7 @@ ModelConfig case_config(const Case& c, int window) {
 
 std::string case_name(const Case& c) {
   return std::string(attn_mode_name(c.mode)) + (c.shift ? "_shift" : "") +
-         (c.kv_heads > 0 ? "_kv" + std::to_string(c.kv_heads) : "");
+         (c.kv_heads > 0 ? "_kv" + std::to_string(c.kv_heads) : "") + (*c.pattern ? std::string("_") + c.pattern : "");
 }
 
 class DecodeCpu : public ::testing::TestWithParam<Case> {};
@@ -129,6 +131,12 @@ INSTANTIATE_TEST_SUITE_P(Modes, DecodeCpu,
                          ::testing::Values(Case{AttnMode::gatedfwa, false, 0}, Case{AttnMode::gatedfwa, true, 0},
                                            Case{AttnMode::swa, false, 0}, Case{AttnMode::swa, true, 0},
                                            Case{AttnMode::full, false, 0}, Case{AttnMode::full, true, 0}),
+                         [](const auto& info) { return case_name(info.param); });
+// Per-layer patterns (a windowed and a full layer): each layer decodes through its own cache, also
+// with grouped-query attention (each cache holds the K/V heads).
+INSTANTIATE_TEST_SUITE_P(Patterns, DecodeCpu,
+                         ::testing::Values(Case{AttnMode::gatedfwa, true, 0, "SL"}, Case{AttnMode::swa, false, 0, "LS"},
+                                           Case{AttnMode::gatedfwa, true, 2, "SL"}, Case{AttnMode::swa, true, 1, "LS"}),
                          [](const auto& info) { return case_name(info.param); });
 INSTANTIATE_TEST_SUITE_P(GroupedQuery, DecodeCpu,
                          ::testing::Values(Case{AttnMode::gatedfwa, true, 1}, Case{AttnMode::gatedfwa, false, 2},

@@ -38,12 +38,14 @@ struct Case {
   AttnMode mode;
   bool shift;
   int head_dim;
-  int kv = 0;  // K/V heads (grouped-query attention); 0: as many as the query heads
+  int kv = 0;                // K/V heads (grouped-query attention); 0: as many as the query heads
+  const char* pattern = "";  // model.attention.pattern letters over the 2 layers
 };
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   return std::string(attn_mode_name(info.param.mode)) + (info.param.shift ? "_shift" : "") + "_D" +
-         std::to_string(info.param.head_dim) + (info.param.kv > 0 ? "_kv" + std::to_string(info.param.kv) : "");
+         std::to_string(info.param.head_dim) + (info.param.kv > 0 ? "_kv" + std::to_string(info.param.kv) : "") +
+         (*info.param.pattern ? std::string("_") + info.param.pattern : "");
 }
 
 class DecodeKernels : public ::testing::TestWithParam<Case> {};
@@ -128,7 +130,8 @@ class DecodeCuda : public ::testing::TestWithParam<Case> {};
 TEST_P(DecodeCuda, TeacherForcedDecodingMatchesTheCpuForwardAtEveryPosition) {
   GFWA_SKIP_WITHOUT_GPU();
   const Case c = GetParam();
-  const ModelConfig cfg = small_config(c.mode, c.shift, c.head_dim, c.kv);
+  ModelConfig cfg = small_config(c.mode, c.shift, c.head_dim, c.kv);
+  cfg.attention.pattern.letters = c.pattern;
   const std::vector<int> lengths{300, 181}, prompts{70, 1};
   const std::vector<float> params = test_params(cfg, 5);
   auto gpu = make_cuda_backend(cfg, 1, 70);
@@ -182,6 +185,13 @@ INSTANTIATE_TEST_SUITE_P(Modes, DecodeCuda,
                                            Case{AttnMode::gatedfwa, true, 128}, Case{AttnMode::swa, false, 64},
                                            Case{AttnMode::swa, true, 128}, Case{AttnMode::full, false, 64},
                                            Case{AttnMode::full, true, 128}),
+                         case_name);
+// Per-layer patterns: a windowed and a full layer, each with its own cache (O(W) and O(T)); the
+// first also multi-query (each layer's cache holds the one K/V head).
+INSTANTIATE_TEST_SUITE_P(Patterns, DecodeCuda,
+                         ::testing::Values(Case{AttnMode::gatedfwa, true, 64, 0, "SL"},
+                                           Case{AttnMode::swa, false, 128, 0, "LS"},
+                                           Case{AttnMode::gatedfwa, true, 64, 1, "SL"}),
                          case_name);
 // Multi-query (the two query heads share one K/V head): the ring holds one head's keys and values.
 INSTANTIATE_TEST_SUITE_P(GroupedQuery, DecodeCuda,

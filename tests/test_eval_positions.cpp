@@ -144,6 +144,22 @@ TEST(EvalPositions, GateStatsMemoryLengthAndAlphaQuantiles) {
   EXPECT_THROW(stats.add(logf, 2), std::invalid_argument);  // [1, T, H] is not [2, T, H]
 }
 
+// A model with per-layer patterns: layers without gates come empty and have no entries.
+TEST(EvalPositions, GateStatsSkipLayersWithoutGates) {
+  const int T = 8, H = 2;
+  GateStats stats(3, H, T);
+  std::vector<std::vector<float>> logf(3);
+  logf[1].assign(size_t(T) * H, -0.5f);
+  stats.add(logf, 1);
+  const nlohmann::json j = stats.to_json();
+  ASSERT_EQ(j["heads_stats"].size(), size_t(H));
+  for (const auto& h : j["heads_stats"]) {
+    EXPECT_EQ(h["layer"], 1);
+    EXPECT_NEAR(h["alpha_mean"].get<double>(), 0.5, 1e-6);
+  }
+  EXPECT_EQ(j["layers"], 3);
+}
+
 // A memory length that needs alphas of varying size: the two-pointer scan against brute force.
 TEST(EvalPositions, GateStatsMemoryMatchesBruteForce) {
   const int T = 64;

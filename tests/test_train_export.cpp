@@ -141,9 +141,18 @@ TEST_F(TrainExport, ConfigJsonCarriesTheHyperparameters) {
   EXPECT_EQ(c.at("token_shift"), true);
   EXPECT_EQ(c.at("torch_dtype"), "float32");
   EXPECT_EQ(c.at("tokenizer").at("sha256"), Tokenizer::kVocabSha256);
+  EXPECT_EQ(c.at("gfwa_export_format"), 2);
+  const nlohmann::json same = {{"attention_mode", "gatedfwa"}, {"sliding_window", 5}};
+  EXPECT_EQ(c.at("layer_attention"), nlohmann::json::array({same, same}));
   RunConfig full = cfg_of(config());
   full.model.attention.mode = AttnMode::full;
   EXPECT_TRUE(exported_config(full, WeightDtype::bf16, {}).at("sliding_window").is_null());
+  // model.attention.pattern: each layer's own mode and window (L: full attention, no window).
+  RunConfig mixed = cfg_of(config());
+  mixed.model.attention.pattern.letters = "LS";
+  const nlohmann::json layers = exported_config(mixed, WeightDtype::f32, {}).at("layer_attention");
+  EXPECT_EQ(layers, nlohmann::json::parse(R"([{"attention_mode": "full", "sliding_window": null},
+                                             {"attention_mode": "gatedfwa", "sliding_window": 5}])"));
 }
 
 TEST_F(TrainExport, ImportReadsBackTheParametersAndRefusesEveryMismatch) {

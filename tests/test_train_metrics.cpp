@@ -34,6 +34,24 @@ TEST(TrainMetrics, FlopsPerTokenIsWindowAware) {
   EXPECT_DOUBLE_EQ(flops_per_token(model(AttnMode::swa, 3), 1000, 8), 6000 + 12 * 2 * 16 * 2.625);
 }
 
+// Each layer counts its own keys: "SL" over 4 layers is two windowed and two full layers, a list
+// gives every layer its window, and a pattern of only S counts as the uniform model.
+TEST(TrainMetrics, FlopsFollowThePerLayerPattern) {
+  ModelConfig m = model(AttnMode::swa, 3);
+  m.n_layers = 4;
+  m.attention.pattern.letters = "SL";
+  EXPECT_DOUBLE_EQ(mean_attended_keys(m, 8), (2.625 + 4.5) / 2);
+  EXPECT_DOUBLE_EQ(flops_per_token(m, 1000, 8), 6000 + 12 * 16 * (2 * 2.625 + 2 * 4.5));
+  m.attention.pattern.letters = "SSSS";
+  ModelConfig uniform = model(AttnMode::swa, 3);
+  uniform.n_layers = 4;
+  EXPECT_EQ(flops_per_token(m, 1000, 8), flops_per_token(uniform, 1000, 8));
+  m.attention.pattern.letters.clear();
+  m.attention.pattern.layers = {{AttnMode::gatedfwa, 5}, {AttnMode::full, 0}, {AttnMode::swa, 0}, {AttnMode::swa, 9}};
+  // W 5 at T 7: 25/7 keys; full: 4; W 0 takes model.attention.window 3: (21 - 3)/7; W 9 >= T: 4.
+  EXPECT_DOUBLE_EQ(mean_attended_keys(m, 7), (25.0 / 7 + 4.0 + 18.0 / 7 + 4.0) / 4);
+}
+
 // Grouped-query attention: the parameter count loses the K/V rows of the dropped heads (wk, wv, k_norm,
 // the token-shift vectors) and the FLOPs follow it; the attention term (query heads) is unchanged.
 TEST(TrainMetrics, ParametersAndFlopsFollowTheKvHeads) {

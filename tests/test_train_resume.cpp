@@ -240,6 +240,30 @@ TEST(TrainResumeKeys, OnlyShapeDataAndBatchKeysMustMatch) {
                                       "model.attention.window (checkpoint 5, now 6)",
                                       "optimizer.type (checkpoint \"adamw\", now \"muon\")",
                                       "train.batch_size (checkpoint 3, now 4)"}));
+  // A checkpoint from before a key existed resumes when the key holds its default.
+  now = saved;
+  now["model"]["attention"]["pattern"] = "";
+  EXPECT_TRUE(incompatible_keys(saved, now).empty());
+  now["model"]["attention"]["pattern"] = "SL";
+  EXPECT_EQ(incompatible_keys(saved, now),
+            (std::vector<std::string>{"model.attention.pattern (checkpoint absent, now \"SL\")"}));
+}
+
+// Checkpoints from before grouped-query attention and Muon hold neither model.n_kv_heads nor
+// optimizer.type: they ran multi-head with AdamW, the defaults, and resume as such only.
+TEST(TrainResumeKeys, CheckpointsFromBeforeGqaAndMuonResumeWithTheDefaults) {
+  nlohmann::json saved = config_to_json(RunConfig{});
+  saved["model"].erase("n_kv_heads");
+  saved["optimizer"].erase("type");
+  nlohmann::json now = config_to_json(RunConfig{});
+  ASSERT_EQ(now["model"]["n_kv_heads"], 0);
+  ASSERT_EQ(now["optimizer"]["type"], "adamw");
+  EXPECT_TRUE(incompatible_keys(saved, now).empty());
+  now["model"]["n_kv_heads"] = 2;
+  now["optimizer"]["type"] = "muon";
+  EXPECT_EQ(incompatible_keys(saved, now),
+            (std::vector<std::string>{"model.n_kv_heads (checkpoint absent, now 2)",
+                                      "optimizer.type (checkpoint absent, now \"muon\")"}));
 }
 
 TEST_F(TrainResume, NonFiniteStepsAreSkippedThenStopTheRun) {

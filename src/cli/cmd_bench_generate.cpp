@@ -52,9 +52,10 @@ int cmd_bench_generate(int argc, char** argv) {
   go.sampling.vocab_limit = 50257;
   const GenerateStats st = generate(*dec, prompts, go, [](int, int32_t) {}, [](int) {});
   const double decode_tps = double(st.decode_tokens) / st.decode_s;
-  std::printf("bench generate: mode=%s B=%d prompt=%d new=%d W=%d prefill tok/s=%.0f first_token_s=%.4f "
+  const std::string pattern = mc.attention.pattern.empty() ? "" : " layers=" + attention_pattern_text(mc);
+  std::printf("bench generate: mode=%s%s B=%d prompt=%d new=%d W=%d prefill tok/s=%.0f first_token_s=%.4f "
               "decode tok/s=%.1f step_ms=%.3f cache_MiB=%.1f mem_GiB=%.2f\n",
-              attn_mode_name(mc.attention.mode), B, P, N, mc.attention.window,
+              attn_mode_name(mc.attention.mode), pattern.c_str(), B, P, N, mc.attention.window,
               double(st.prompt_tokens) / st.prefill_s, st.first_token_s, decode_tps, 1e3 * B / decode_tps,
               double(st.cache_bytes) / double(1 << 20), double(be->memory_in_use()) / double(1ull << 30));
   return 0;

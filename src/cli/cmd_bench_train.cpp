@@ -73,9 +73,10 @@ int cmd_bench_train(int argc, char** argv) {
   const double flops_tok = flops_per_token(mc, int64_t(nparam), T);
   const double tps = double(B) * T / (med / 1e3);
   const double tflops = tps * flops_tok / 1e12;
-  std::printf("bench train: mode=%s T=%d B=%d W=%d params=%.1fM step=%.2fms tok/s=%.0f TFLOP/s=%.1f MFU=%.1f%% "
+  const std::string pattern = mc.attention.pattern.empty() ? "" : " layers=" + attention_pattern_text(mc);
+  std::printf("bench train: mode=%s%s T=%d B=%d W=%d params=%.1fM step=%.2fms tok/s=%.0f TFLOP/s=%.1f MFU=%.1f%% "
               "loss=%.3f mem=%.1fGiB\n",
-              attn_mode_name(mc.attention.mode), T, B, mc.attention.window, nparam / 1e6, med, tps, tflops,
+              attn_mode_name(mc.attention.mode), pattern.c_str(), T, B, mc.attention.window, nparam / 1e6, med, tps, tflops,
               100.0 * tflops * 1e12 / be->peak_flops(), loss, double(be->memory_in_use()) / double(1ull << 30));
   return 0;
 }

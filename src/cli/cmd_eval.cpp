@@ -135,10 +135,9 @@ int cmd_eval(int argc, char** argv) {
                                std::to_string(parsed[key].as<int>()) + ")");
   if (parsed.count("seq-len")) cfg.train.seq_len = parsed["seq-len"].as<int>();
   if (parsed.count("batch-size")) cfg.train.batch_size = parsed["batch-size"].as<int>();
-  const bool gated = cfg.model.attention.mode == AttnMode::gatedfwa;
-  if (parsed.count("gate-stats") && !gated)
-    throw std::runtime_error(std::string("--gate-stats: the model has no gates (model.attention.mode is ") +
-                             attn_mode_name(cfg.model.attention.mode) + ")");
+  if (parsed.count("gate-stats") && !cfg.model.any_gated())
+    throw std::runtime_error("--gate-stats: the model has no gates (no layer is gatedfwa: " +
+                             attention_pattern_text(cfg.model) + ")");
 
   auto backend = backend_with(cfg, ck);
   LoaderOptions lo;

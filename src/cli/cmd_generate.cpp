@@ -110,7 +110,7 @@ int cmd_generate(int argc, char** argv) {
     if (prompts.back().empty()) prompts.back().push_back(Tokenizer::kEndOfText);  // an empty prompt
     longest = std::max(longest, prompts.back().size());
   }
-  const bool full = cfg.model.attention.mode == AttnMode::full;
+  const bool full = cfg.model.any_full();  // some layer's cache holds every token
   const int64_t max_length = int64_t(longest) + go.max_new_tokens;
   if (full) {
     const int64_t limit = full_attention_limit(parsed, cfg);
@@ -161,16 +161,19 @@ int cmd_generate(int argc, char** argv) {
     }
   };
   const GenerateStats st = generate(*dec, prompts, go, on_token, on_done);
+  const bool uniform = cfg.model.attention.pattern.empty();
+  const std::string held = full ? (uniform ? "" : "full layers: ") + std::string("every token, up to ") + std::to_string(max_length)
+                                : uniform ? "the last " + std::to_string(cfg.model.attention.window) + " tokens"
+                                          : "the last W tokens of each layer";
   std::fprintf(stderr,
                "generate: %zu prompt(s), %lld prompt tokens, %lld new | prefill %.3f s (%.0f tokens/s) | "
                "first token %.3f s | decode %.1f tokens/s (batch %d) | cache %s (%s, %s, %s)\n",
                prompts.size(), (long long)st.prompt_tokens, (long long)st.new_tokens, st.prefill_s,
                double(st.prompt_tokens) / std::max(st.prefill_s, 1e-9), st.first_token_s,
                double(st.decode_tokens) / std::max(st.decode_s, 1e-9), dec->batch(), mib(st.cache_bytes).c_str(),
-               backend->name().c_str(), attn_mode_name(cfg.model.attention.mode),
-               (full ? "every token, up to " + std::to_string(max_length)
-                     : "the last " + std::to_string(cfg.model.attention.window) + " tokens")
-                   .c_str());
+               backend->name().c_str(),
+               uniform ? attn_mode_name(cfg.model.attention.mode) : attention_pattern_text(cfg.model).c_str(),
+               held.c_str());
   return 0;
 }
 

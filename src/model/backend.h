@@ -46,7 +46,8 @@ class Backend {
   virtual void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out,
                                int32_t* argmax) = 0;
   // gatedfwa: log f (gatedfwa.md section 2) of the latest forward pass, per layer [B, T, H] flattened
-  // (out[layer][(b * T + t) * H + h]). Throws std::logic_error for a model without gates.
+  // (out[layer][(b * T + t) * H + h]); empty for a layer without gates (model.attention.pattern).
+  // Throws std::logic_error for a model without gates.
   virtual void gate_log_f(std::vector<std::vector<float>>& out) = 0;
 
   // Incremental decoding of `batch` sequences (model/decoder.h) with the current parameters.

@@ -1,7 +1,6 @@
 #include "model/cpu_decoder.h"
 
 #include <algorithm>
-#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -26,23 +25,20 @@ void add_into(float* x, const float* y, size_t n) {
 
 CpuDecoder::CpuDecoder(const ModelConfig& cfg, const ParamLayout& layout, const std::vector<float>& params,
                        int batch, int64_t max_length)
-    : Decoder(batch, cfg.attention.mode == AttnMode::full ? max_length : std::numeric_limits<int64_t>::max(),
-              cfg.vocab_size),
+    : Decoder(batch, decoder_max_length(cfg, max_length), cfg.vocab_size),
       cfg_(cfg),
       layout_(layout),
-      params_(params) {
+      params_(params),
+      caps_(decoder_cache_caps(cfg, max_length)) {
   if (batch < 1) throw std::invalid_argument("decoder: batch must be >= 1 (got " + std::to_string(batch) + ")");
-  const bool full = cfg.attention.mode == AttnMode::full;
-  if (full && (max_length < 1 || max_length > std::numeric_limits<int>::max()))
-    throw std::invalid_argument("decoder: full attention needs a max_length in [1, 2^31) (got " +
-                                std::to_string(max_length) + ")");
-  cap_ = full ? int(max_length) : cfg.attention.window;
-  const size_t B = size_t(batch), H = cfg.n_heads, Ckv = cfg.kv_dim(), cap = size_t(cap_);
+  const size_t B = size_t(batch), H = cfg.n_heads, Ckv = cfg.kv_dim();
   cache_.resize(size_t(cfg.n_layers));
-  for (LayerCache& c : cache_) {
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    LayerCache& c = cache_[size_t(l)];
+    const size_t cap = size_t(caps_[size_t(l)]);
     c.k.assign(B * Ckv * cap, 0.0f);  // [B, Hkv, cap, D]
     c.v.assign(c.k.size(), 0.0f);
-    if (cfg.attention.mode == AttnMode::gatedfwa) {
+    if (cfg.layer_gated(l)) {
       c.lam.assign(B * H * cap, 0.0f);
       c.lam_now.assign(B * H, 0.0);
     }
@@ -79,13 +75,15 @@ void CpuDecoder::forward_rows(const int32_t* tokens, const int* slots, const lon
   const int C = cfg_.d_model, H = cfg_.n_heads, FH = cfg_.hidden(), V = cfg_.vocab_size;
   const int Ckv = cfg_.kv_dim(), Hkv = cfg_.kv_heads();
   const double eps = cfg_.norm_eps;
-  const bool shift = cfg_.attention.token_shift, gated = cfg_.attention.mode == AttnMode::gatedfwa;
+  const bool shift = cfg_.attention.token_shift;
   const float* base = params_.data();
   resize_rows(N);
   cpu::embedding_forward(x_.data(), tokens, base + layout_.get("embed").offset, N, C);
-  const cpu::DecodeShape shape{batch_, H, cfg_.head_dim(), cap_, cfg_.attention.mode, shift, eps,
-                               double(cfg_.attention.rope_theta), Hkv};
   for (int l = 0; l < cfg_.n_layers; ++l) {
+    const AttnMode mode = cfg_.layer_attention(l).mode;
+    const bool gated = mode == AttnMode::gatedfwa;
+    const cpu::DecodeShape shape{batch_, H, cfg_.head_dim(), caps_[size_t(l)], mode, shift, eps,
+                                 double(cfg_.attention.rope_theta), Hkv};
     const CpuLayerParams<const float> P = cpu_layer_params(cfg_, layout_, base, l);
     LayerCache& lc = cache_[size_t(l)];
     const cpu::DecodeCache<float> cache{lc.k.data(), lc.v.data(), lc.lam.data(), lc.shift_k.data(),

@@ -36,7 +36,7 @@ class CpuDecoder final : public Decoder {
   ModelConfig cfg_;
   const ParamLayout& layout_;
   const std::vector<float>& params_;
-  int cap_;  // cache entries per slot, layer and head
+  std::vector<int> caps_;  // cache entries per slot and head, per layer (decoder_cache_caps)
   std::vector<LayerCache> cache_;
   std::vector<float> logits_;
   // row buffers [N, ...]

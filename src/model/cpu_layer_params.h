@@ -1,6 +1,6 @@
 // Pointers to one layer's tensors in a flat ParamLayout buffer (parameters or gradients), for the
 // cpu model and the cpu decoder. Null where the tensor does not exist: shift_* without token shift,
-// gate_* unless gatedfwa.
+// gate_* unless layer l is gatedfwa.
 #pragma once
 #include <string>
 
@@ -19,7 +19,7 @@ template <class F>
 CpuLayerParams<F> cpu_layer_params(const ModelConfig& cfg, const ParamLayout& layout, F* base, int l) {
   const std::string p = "layers." + std::to_string(l) + ".";
   auto at = [&](const char* name) { return base + layout.get(p + name).offset; };
-  const bool shift = cfg.attention.token_shift, gated = cfg.attention.mode == AttnMode::gatedfwa;
+  const bool shift = cfg.attention.token_shift, gated = cfg.layer_gated(l);
   CpuLayerParams<F> lp;
   lp.attn_norm = at("attn_norm");
   lp.wq = at("attn.wq");

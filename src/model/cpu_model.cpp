@@ -35,12 +35,14 @@ template <class F>
 CpuModelBytes CpuModel<F>::planned_bytes(const ModelConfig& cfg, int max_B, int max_T) {
   const double N = double(max_B) * max_T, C = cfg.d_model, H = cfg.n_heads, FH = cfg.hidden(), L = cfg.n_layers;
   const double Ckv = cfg.kv_dim(), Hkv = cfg.kv_heads();
-  const bool shift = cfg.attention.token_shift, gated = cfg.attention.mode == AttnMode::gatedfwa;
-  const double per_layer = 6 * N * C + 3 * N * Ckv + 4 * N + 3 * N * FH + N * H +
-                           (shift ? 2 * N * Ckv + 2 * N * Hkv : 0) + (gated ? 4 * N * H : 0);
+  const bool shift = cfg.attention.token_shift;
+  double gated_layers = 0;
+  for (int l = 0; l < cfg.n_layers; ++l) gated_layers += cfg.layer_gated(l);
+  const double per_layer =
+      6 * N * C + 3 * N * Ckv + 4 * N + 3 * N * FH + N * H + (shift ? 2 * N * Ckv + 2 * N * Hkv : 0);
   CpuModelBytes b;
   b.params = 2 * double(ParamLayout(cfg).total()) * sizeof(F);
-  b.activations = ((L + 1) * N * C + L * per_layer + N * C + N) * sizeof(F);
+  b.activations = ((L + 1) * N * C + L * per_layer + gated_layers * 4 * N * H + N * C + N) * sizeof(F);
   b.logits = N * cfg.vocab_size * sizeof(F);
   b.scratch = (6 * N * C + 5 * N * Ckv + 3 * N * H + 3 * N * FH) * sizeof(F);
   return b;
@@ -58,17 +60,23 @@ CpuModel<F>::CpuModel(const ModelConfig& cfg, int max_B, int max_T)
   if (cfg.n_kv_heads < 0 || cfg.n_heads % cfg.kv_heads() != 0)
     throw std::invalid_argument("CpuModel: n_kv_heads " + std::to_string(cfg.n_kv_heads) + " must divide n_heads " +
                                 std::to_string(cfg.n_heads));
-  if (cfg.attention.mode != AttnMode::full && cfg.attention.window < 1)
-    throw std::invalid_argument("CpuModel: attention.window must be >= 1 (got " +
-                                std::to_string(cfg.attention.window) + ")");
+  const std::string pattern = attention_pattern_problem(cfg);
+  if (!pattern.empty()) throw std::invalid_argument("CpuModel: model.attention.pattern: " + pattern);
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    const LayerAttention a = cfg.layer_attention(l);
+    if (a.mode != AttnMode::full && a.window < 1)
+      throw std::invalid_argument("CpuModel: layer " + std::to_string(l) + ": attention window must be >= 1 (got " +
+                                  std::to_string(a.window) + ")");
+  }
   const size_t N = size_t(max_B) * max_T, C = cfg.d_model, H = cfg.n_heads, FH = cfg.hidden();
   const size_t Ckv = cfg.kv_dim(), Hkv = cfg.kv_heads();
-  const bool shift = cfg.attention.token_shift, gated = cfg.attention.mode == AttnMode::gatedfwa;
+  const bool shift = cfg.attention.token_shift;
   params_.assign(layout_.total(), F(0));
   grads_.assign(layout_.total(), F(0));
   resid_.assign(cfg.n_layers + 1, std::vector<F>(N * C));
   acts_.resize(cfg.n_layers);
-  for (LayerActs& a : acts_) {
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    LayerActs& a = acts_[size_t(l)];
     for (auto* v : {&a.h, &a.qp, &a.q, &a.o, &a.x_mid, &a.h2}) v->resize(N * C);
     for (auto* v : {&a.k0, &a.v0, &a.k}) v->resize(N * Ckv);
     for (auto* v : {&a.rstd1, &a.rstd_q, &a.rstd_k, &a.rstd2}) v->resize(N);
@@ -80,7 +88,7 @@ CpuModel<F>::CpuModel(const ModelConfig& cfg, int max_B, int max_T)
       a.ak.resize(N * Hkv);
       a.av.resize(N * Hkv);
     }
-    if (gated)
+    if (cfg.layer_gated(l))
       for (auto* v : {&a.hg, &a.pre, &a.logf, &a.lam}) v->resize(N * H);
   }
   lnf_.resize(N * C);
@@ -129,7 +137,8 @@ void CpuModel<F>::forward_layer(int l, int B, int T) {
   const int N = B * T, C = cfg_.d_model, H = cfg_.n_heads, D = cfg_.head_dim(), FH = cfg_.hidden();
   const int Ckv = cfg_.kv_dim(), Hkv = cfg_.kv_heads();
   const double eps = cfg_.norm_eps, theta = cfg_.attention.rope_theta;
-  const AttnMode mode = cfg_.attention.mode;
+  const LayerAttention attn = cfg_.layer_attention(l);
+  const AttnMode mode = attn.mode;
   const bool shift = cfg_.attention.token_shift, gated = mode == AttnMode::gatedfwa;
   const LayerParams P = layer_params(params_.data(), l);
   LayerActs& a = acts_[l];
@@ -154,7 +163,7 @@ void CpuModel<F>::forward_layer(int l, int B, int T) {
     cpu::matmul_forward(a.pre.data(), a.h.data(), P.gate_sharp, (const F*)nullptr, N, C, H);
     cpu::gate_forward(B, T, H, a.hg.data(), a.pre.data(), a.logf.data(), a.lam.data());
   }
-  const cpu::AttnShape shape{B, T, H, D, cfg_.attention.window, Hkv};
+  const cpu::AttnShape shape{B, T, H, D, attn.window, Hkv};
   cpu::attention_forward(shape, mode, a.q.data(), a.k.data(), vin, gated ? a.lam.data() : (const F*)nullptr,
                          a.o.data(), a.lse.data());
   cpu::matmul_forward(tmp_.data(), a.o.data(), P.wo, (const F*)nullptr, N, C, C);
@@ -199,7 +208,8 @@ void CpuModel<F>::backward_layer(int l, int B, int T) {
   const int N = B * T, C = cfg_.d_model, H = cfg_.n_heads, D = cfg_.head_dim(), FH = cfg_.hidden();
   const int Ckv = cfg_.kv_dim(), Hkv = cfg_.kv_heads();
   const double theta = cfg_.attention.rope_theta;
-  const AttnMode mode = cfg_.attention.mode;
+  const LayerAttention attn = cfg_.layer_attention(l);
+  const AttnMode mode = attn.mode;
   const bool shift = cfg_.attention.token_shift, gated = mode == AttnMode::gatedfwa;
   const LayerParams P = layer_params(params_.data(), l);
   const LayerParams G = layer_params(grads_.data(), l);
@@ -222,7 +232,7 @@ void CpuModel<F>::backward_layer(int l, int B, int T) {
   cpu::matmul_backward(dout_.data(), G.wo, (F*)nullptr, dx_.data(), a.o.data(), P.wo, N, C, C);
   const F* vin = shift ? a.vs.data() : a.v0.data();
   const F* kin = shift ? a.ks.data() : a.k0.data();
-  const cpu::AttnShape shape{B, T, H, D, cfg_.attention.window, Hkv};
+  const cpu::AttnShape shape{B, T, H, D, attn.window, Hkv};
   cpu::attention_backward(shape, mode, a.q.data(), a.k.data(), vin, gated ? a.lam.data() : (const F*)nullptr,
                           a.o.data(), a.lse.data(), dout_.data(), dq_.data(), dk_.data(), dv_.data(),
                           gated ? dlam_.data() : (F*)nullptr);

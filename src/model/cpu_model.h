@@ -71,7 +71,7 @@ class CpuModel {
   // forward only, so B may exceed max_B as long as B * T <= max_B * max_T.
   void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out);
 
-  // gatedfwa: layer l's log f [B, T, H] from the latest forward pass (empty for other modes).
+  // Layer l's log f [B, T, H] from the latest forward pass (empty unless layer l is gatedfwa).
   const std::vector<F>& gate_logf(int l) const { return acts_[size_t(l)].logf; }
 
  private:

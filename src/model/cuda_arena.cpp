@@ -20,24 +20,13 @@ std::string gib(size_t b) {
 
 }  // namespace
 
-const char* arena_category_name(ArenaCategory c) {
-  switch (c) {
-    case ArenaCategory::params: return "params (bf16 copy + fp32 master)";
-    case ArenaCategory::grads: return "grads (fp32)";
-    case ArenaCategory::optimizer: return "optimizer (AdamW m, v)";
-    case ArenaCategory::activations: return "activations (saved for backward)";
-    case ArenaCategory::workspace: return "workspace (scratch, logits chunk, cuBLASLt, attention)";
-    default: return "?";
-  }
-}
-
 void DeviceArena::allocate() {
-  size_t free_b = 0, total_b = 0;
-  CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-  if (total_ > free_b)
-    throw std::runtime_error("cuda backend: the memory plan needs " + gib(total_) + " GiB of device memory but only " +
+  size_t free_b = 0, device_b = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_b, &device_b));
+  if (total() > free_b)
+    throw std::runtime_error("cuda backend: the memory plan needs " + gib(total()) + " GiB of device memory but only " +
                              gib(free_b) + " GiB are free (reduce batch_size or seq_len)");
-  CUDA_CHECK(cudaMalloc(&base_, total_));
+  CUDA_CHECK(cudaMalloc(&base_, total()));
   for (auto& s : slots_) *s.slot = static_cast<char*>(base_) + s.offset;
   slots_.clear();
 }

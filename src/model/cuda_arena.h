@@ -1,16 +1,15 @@
 // One device allocation for every buffer of the cuda backend (docs/cuda_backend.md, memory plan):
-// buffers are planned first (aligned offsets, tallied by category for the logged plan), then the
-// arena is allocated once and every planned pointer is relocated into it.
+// buffers are planned first (aligned offsets, tallied by category for the logged plan: arena_plan.h),
+// then the arena is allocated once and every planned pointer is relocated into it.
 #pragma once
 #ifdef GFWA_WITH_CUDA
 #include <cstddef>
 #include <string>
 #include <vector>
 
-namespace gfwa {
+#include "model/arena_plan.h"
 
-enum class ArenaCategory { params, grads, optimizer, activations, workspace, count };
-const char* arena_category_name(ArenaCategory c);
+namespace gfwa {
 
 class DeviceArena {
  public:
@@ -22,14 +21,13 @@ class DeviceArena {
   // Plans `count` elements for `ptr`, 256-byte aligned; ptr is set by allocate().
   template <class T>
   void take(T*& ptr, size_t count, ArenaCategory c) {
-    const size_t off = (total_ + 255) / 256 * 256;
-    total_ = off + count * sizeof(T);
-    by_category_[int(c)] += count * sizeof(T);
+    const size_t off = plan_.add(count * sizeof(T), c);
     ptr = nullptr;
     slots_.push_back({reinterpret_cast<void**>(&ptr), off});
   }
-  size_t total() const { return total_; }
-  size_t bytes(ArenaCategory c) const { return by_category_[int(c)]; }
+  const ArenaPlan& plan() const { return plan_; }
+  size_t total() const { return plan_.total(); }
+  size_t bytes(ArenaCategory c) const { return plan_.bytes(c); }
   // Throws std::runtime_error naming the required and the free GiB when the plan does not fit.
   void allocate();
 
@@ -39,8 +37,7 @@ class DeviceArena {
     size_t offset;
   };
   std::vector<Slot> slots_;
-  size_t total_ = 0;
-  size_t by_category_[int(ArenaCategory::count)] = {};
+  ArenaPlan plan_;
   void* base_ = nullptr;
 };
 

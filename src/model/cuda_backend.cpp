@@ -22,17 +22,16 @@
 #include "kernels/swiglu.cuh"
 #include "model/cuda_backend_impl.h"
 #include "model/cuda_decoder.h"
+#include "model/cuda_memory_plan.h"
 
 namespace gfwa {
 
 using namespace gfwa::cuda;
 
-namespace {
-
-// Bytes of logits one classifier chunk may hold (bf16): bounds the largest activation.
-constexpr size_t kLogitsChunkBytes = size_t(1) << 30;
-
-}  // namespace
+// cuda_memory_plan.h computes this backend's plan without CUDA: its copies of the kernels' sizes.
+static_assert(kCudaAdamWChunkElems == kAdamWChunk && kCudaAdamWChunkBytes == sizeof(AdamWChunk) &&
+              kCudaGradNormBlocks == size_t(kGradNormBlocks) && kCudaMatmulWorkspaceBytes == Matmul::kWorkspaceBytes,
+              "cuda_memory_plan.h is out of step with the kernels");
 
 CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const CudaDataParallel& dp, bool muon)
     : cfg_(cfg),
@@ -56,7 +55,7 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const Cud
   dkv_ = Hkv_ * D_;
   qkv_ld_ = d_ + 2 * dkv_;
   shift_ = cfg.attention.token_shift;
-  gated_ = cfg.attention.mode == AttnMode::gatedfwa;
+  for (int l = 0; l < L_; ++l) attn_.push_back(cfg.layer_attention(l));
   if (d_ != H_ * D_ || !cuda_attention_head_dim_supported(D_))
     throw std::invalid_argument("cuda backend: needs head_dim 64 or 128 (d_model " + std::to_string(d_) +
                                 ", n_heads " + std::to_string(H_) + ")");
@@ -68,13 +67,21 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const Cud
   if (sync_.zero1()) shard_chunks_ = pl_.shard_chunks(sync_.plan(), sync_.rank());
   muon_ = muon;
   if (muon_) plan_muon();
-  const size_t N = size_t(max_B) * max_T;
-  logits_rows_ = int(std::min<size_t>(N, std::max<size_t>(64, kLogitsChunkBytes / (size_t(V_) * 2) / 64 * 64)));
-
-  attn_ws_bytes_ = attention_bwd_workspace_bytes(attn_params(LayerActs{}, max_B, max_T));
+  const CudaMemoryShape shape{cfg, max_B, max_T, dp.zero1_rank, dp.zero1_world, muon};
+  const CudaMemoryPlan expected = cuda_memory_plan(shape);
+  logits_rows_ = expected.logits_rows;
+  attn_ws_bytes_ = attention_bwd_workspace_bytes(attn_params(LayerActs{}, 0, max_B, max_T));
 
   plan(arena_);
-  log_plan(arena_);
+  if (arena_.plan() != expected.arena)
+    throw std::logic_error("cuda backend: the arena (" + std::to_string(arena_.total()) +
+                           " bytes) differs from cuda_memory_plan (" + std::to_string(expected.arena.total()) +
+                           " bytes): keep cuda_memory_plan.cpp in step with CudaBackend::plan");
+  for (const std::string& line : cuda_memory_plan_lines(shape, expected)) spdlog::info("{}", line);
+  size_t free_b = 0, device_b = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_b, &device_b));
+  const std::string problem = cuda_memory_plan_problem(shape, free_b);
+  if (!problem.empty()) throw std::runtime_error(problem);
   arena_.allocate();
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   mm_ = std::make_unique<Matmul>(matmul_ws_, Matmul::kWorkspaceBytes);
@@ -122,7 +129,8 @@ void CudaBackend::plan(DeviceArena& a) {
   a.take(ns_.partial, muon_ ? size_t(kGradNormBlocks) : 0, ArenaCategory::optimizer);
   a.take(ns_.sumsq, muon_ ? 1 : 0, ArenaCategory::optimizer);
   acts_.assign(L_, LayerActs{});
-  for (auto& A : acts_) {
+  for (int l = 0; l < L_; ++l) {
+    LayerActs& A = acts_[size_t(l)];
     const ArenaCategory c = ArenaCategory::activations;
     a.take(A.x, N * d, c);
     a.take(A.h1, N * d, c);
@@ -142,7 +150,7 @@ void CudaBackend::plan(DeviceArena& a) {
       a.take(A.prek, N * Hkv, c);
       a.take(A.prev, N * Hkv, c);
     }
-    if (gated_) {
+    if (gated(l)) {
       a.take(A.hg, N * H, c);
       a.take(A.pre, N * H, c);
       a.take(A.lam, N * H, c);
@@ -205,14 +213,6 @@ void CudaBackend::plan_muon() {
   }
 }
 
-void CudaBackend::log_plan(const DeviceArena& a) const {
-  spdlog::info("cuda backend memory plan: {:.3f} GiB for {} params, micro-batch up to {} x {}, logits chunk {} rows",
-               double(a.total()) / double(1ull << 30), P_, max_B_, max_T_, logits_rows_);
-  for (int c = 0; c < int(ArenaCategory::count); ++c)
-    spdlog::info("  {:<58s} {:>10.3f} GiB", arena_category_name(ArenaCategory(c)),
-                 double(a.bytes(ArenaCategory(c))) / double(1ull << 30));
-}
-
 void CudaBackend::check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what,
                               bool forward_only) const {
   const bool fits = forward_only ? size_t(B) * size_t(T) <= size_t(max_B_) * size_t(max_T_) : B <= max_B_;
@@ -237,11 +237,11 @@ void CudaBackend::upload_tokens(const int32_t* inputs, const int32_t* targets, i
 }
 
 // q and k (normed, rotated) and v are views into [N, d + 2*dkv] buffers (q | k | v); v is the rotated
-// buffer's copy when token shift is on (shifted v), else the raw projection.
-AttnParams CudaBackend::attn_params(const LayerActs& A, int B, int T) const {
+// buffer's copy when token shift is on (shifted v), else the raw projection. Layer l's mode and window.
+AttnParams CudaBackend::attn_params(const LayerActs& A, int l, int B, int T) const {
   const bf16* v = (shift_ ? A.qkvr : A.qkv) + d_ + dkv_;
-  return cuda::attn_params(A.qkvr, v, gated_ ? A.lam : nullptr, A.o, A.lse, B, T, H_, Hkv_, D_,
-                           cfg_.attention.window, cfg_.attention.mode);
+  const LayerAttention& a = attn_[size_t(l)];
+  return cuda::attn_params(A.qkvr, v, gated(l) ? A.lam : nullptr, A.o, A.lse, B, T, H_, Hkv_, D_, a.window, a.mode);
 }
 
 void CudaBackend::forward_layer(int l, int B, int T) {
@@ -259,7 +259,7 @@ void CudaBackend::forward_layer(int l, int B, int T) {
     mm_->linear(s, A.h1, wb(b.shift_k), A.prek, OutType::f32, N, d, Hkv);
     mm_->linear(s, A.h1, wb(b.shift_v), A.prev, OutType::f32, N, d, Hkv);
   }
-  if (gated_) {
+  if (gated(l)) {
     broadcast_rows(s, master_ + o.gate_b, N, H, A.hg);  // fp32 bias, then the GEMM accumulates
     mm_->linear(s, A.h1, wb(b.gate_w), A.hg, OutType::f32, N, d, H, 1.0f);
     mm_->linear(s, A.h1, wb(b.gate_sharp), A.pre, OutType::f32, N, d, H);
@@ -271,7 +271,7 @@ void CudaBackend::forward_layer(int l, int B, int T) {
   qk_norm_rope_forward(s, sh, A.qkv, shift_ ? A.prek : nullptr, shift_ ? A.prev : nullptr, wb(b.q_norm),
                        wb(b.k_norm), rope_, A.qkvr, A.rstdq, A.rstdk);
   prof_.mark("qk-norm+rope fwd", s);
-  const AttnParams p = attn_params(A, B, T);
+  const AttnParams p = attn_params(A, l, B, T);
   attention_forward(p, s);
   prof_.mark("attention fwd", s);
   mm_->linear(s, A.o, wb(b.wo), A.xm, OutType::bf16, N, d, d, 1.0f, A.x);  // xm = x + o Wo^T
@@ -343,7 +343,7 @@ void CudaBackend::backward_layer(int l, int B, int T) {
   prof_.mark("gemm wo dW", s);
   mm_->linear_dx(s, dres_, wb(b.wo), do_, N, d, d);
   prof_.mark("gemm wo dX", s);
-  attention_backward(attn_bwd_params(attn_params(A, B, T), do_, dqkv_, gated_ ? dlam_ : nullptr, attn_ws_), s);
+  attention_backward(attn_bwd_params(attn_params(A, l, B, T), do_, dqkv_, gated(l) ? dlam_ : nullptr, attn_ws_), s);
   prof_.mark("attention bwd", s);
   const QkvShape sh{B, T, H, D_, cfg_.norm_eps, Hkv};
   qk_norm_rope_backward(s, sh, dqkv_, A.qkv, shift_ ? A.prek : nullptr, wb(b.q_norm), wb(b.k_norm), rope_, A.rstdq,
@@ -366,7 +366,7 @@ void CudaBackend::backward_layer(int l, int B, int T) {
     mm_->linear_dw(s, dsv_b_, A.h1, grads_ + o.shift_v, N, d, Hkv);
     mm_->linear_dx(s, dsv_b_, wb(b.shift_v), dh_, N, d, Hkv, 1.0f);
   }
-  if (gated_) {
+  if (gated(l)) {
     prof_.mark("gate+shift proj bwd", s);
     gate_backward(A.hg, A.pre, dlam_, dhg_, dpre_, B, T, H, s);
     prof_.mark("gate scan bwd", s);
@@ -433,12 +433,16 @@ float CudaBackend::forward_loss(const int32_t* inputs, const int32_t* targets, i
 // log f from the saved fp32 gate pre-activations, through the CPU twin of the gate kernel (the
 // device keeps only the prefix sums, whose differences lose digits at long T).
 void CudaBackend::gate_log_f(std::vector<std::vector<float>>& out) {
-  if (!gated_) throw std::logic_error("gate_log_f: the model has no gates (model.attention.mode is not gatedfwa)");
+  if (!cfg_.any_gated()) throw std::logic_error("gate_log_f: the model has no gates (no layer is gatedfwa)");
   if (last_B_ == 0) throw std::logic_error("gate_log_f: no forward pass yet");
   const size_t n = size_t(last_B_) * last_T_ * H_;
   std::vector<float> hg(n), pre(n), lam(n);
   out.resize(size_t(L_));
   for (int l = 0; l < L_; ++l) {
+    if (!gated(l)) {
+      out[size_t(l)].clear();
+      continue;
+    }
     CUDA_CHECK(cudaMemcpyAsync(hg.data(), acts_[l].hg, n * 4, cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaMemcpyAsync(pre.data(), acts_[l].pre, n * 4, cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));

@@ -70,20 +70,20 @@ class CudaBackend final : public Backend {
 
  private:
   friend class CudaDecoder;  // prefills with forward_hidden and steps with the same parameters and GEMMs
-  void plan(DeviceArena& a);
+  void plan(DeviceArena& a);  // every buffer; cuda_memory_plan.cpp mirrors it without CUDA
   void plan_muon();  // Muon's chunk lists, matrices and scratch sizes (before plan)
   // ZeRO-1 after the shard's update: every rank gets every shard's fp32 master weights (the
   // forward reads fp32 gate biases from them, and get_params stays local) and refreshes its bf16
   // copy; waits for the all-gather.
   void share_master();
-  void log_plan(const DeviceArena& a) const;
   // forward_only: every activation buffer holds max_B * max_T rows, so B * T is the bound on B.
   void check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what,
                    bool forward_only = false) const;
   void upload_tokens(const int32_t* inputs, const int32_t* targets, int N);
   void forward_hidden(int B, int T);  // embeddings -> final norm output hf
   void forward_layer(int l, int B, int T);
-  cuda::AttnParams attn_params(const LayerActs& A, int B, int T) const;  // one layer's attention operands
+  cuda::AttnParams attn_params(const LayerActs& A, int l, int B, int T) const;  // layer l's attention operands
+  bool gated(int l) const { return attn_[size_t(l)].mode == AttnMode::gatedfwa; }
   void backward_layer(int l, int B, int T);
   void classifier(int N, float grad_scale, bool backward, int32_t* argmax = nullptr);
   void download(const float* src, std::vector<float>& out);
@@ -96,7 +96,8 @@ class CudaBackend final : public Backend {
   int max_B_, max_T_;
   int d_, H_, D_, F_, V_, L_;
   int Hkv_, dkv_, qkv_ld_;  // K/V heads, their width Hkv*D, and the fused q | k | v row width d + 2*dkv
-  bool shift_, gated_;
+  bool shift_;
+  std::vector<LayerAttention> attn_;  // each layer's mode and window (model.attention.pattern)
   size_t P_ = 0;  // fp32 elements of the layout
   std::vector<cuda::AdamWChunk> shard_chunks_;  // ZeRO-1: AdamW chunks of this rank's shard
   // Muon (built with it): AdamW chunks of the other tensors and momentum chunks of the hidden

@@ -1,7 +1,7 @@
 #ifdef GFWA_WITH_CUDA
 #include "model/cuda_decoder.h"
 
-#include <limits>
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -19,27 +19,26 @@ namespace gfwa {
 using namespace gfwa::cuda;
 
 CudaDecoder::CudaDecoder(CudaBackend& be, int batch, int64_t max_length)
-    : Decoder(batch,
-              be.cfg_.attention.mode == AttnMode::full ? max_length : std::numeric_limits<int64_t>::max(),
-              be.V_),
-      be_(be) {
+    : Decoder(batch, decoder_max_length(be.cfg_, max_length), be.V_), be_(be) {
   const ModelConfig& cfg = be.cfg_;
-  const bool full = cfg.attention.mode == AttnMode::full;
   if (batch < 1) throw std::invalid_argument("decoder: batch must be >= 1 (got " + std::to_string(batch) + ")");
-  if (full && (max_length < 1 || max_length > std::numeric_limits<int>::max()))
-    throw std::invalid_argument("decoder: full attention needs a max_length in [1, 2^31) (got " +
-                                std::to_string(max_length) + ")");
-  dims_ = DecodeDims{batch, be.H_, be.D_, full ? int(max_length) : cfg.attention.window, cfg.attention.mode,
-                     be.shift_, cfg.norm_eps, cfg.attention.rope_theta, be.Hkv_};
-  check_decode_dims(dims_);
+  const std::vector<int> caps = decoder_cache_caps(cfg, max_length);
+  size_t ws_floats = 0;
+  for (int l = 0; l < be.L_; ++l) {
+    dims_.push_back(DecodeDims{batch, be.H_, be.D_, caps[size_t(l)], be.attn_[size_t(l)].mode, be.shift_, cfg.norm_eps,
+                               cfg.attention.rope_theta, be.Hkv_});
+    check_decode_dims(dims_.back());
+    ws_floats = std::max(ws_floats, decode_attention_workspace_floats(dims_.back()));
+  }
   const size_t B = size_t(batch), H = be.H_, Hkv = be.Hkv_, d = be.d_, dkv = be.dkv_, F = be.F_, V = be.V_;
-  const size_t cap = size_t(dims_.cap);
   const ArenaCategory kv = ArenaCategory::activations, w = ArenaCategory::workspace;
   cache_.assign(size_t(be.L_), DecodeCacheDev{});
-  for (DecodeCacheDev& c : cache_) {
+  for (int l = 0; l < be.L_; ++l) {
+    DecodeCacheDev& c = cache_[size_t(l)];
+    const size_t cap = size_t(caps[size_t(l)]);
     arena_.take(c.k, B * dkv * cap, kv);  // [B, Hkv, cap, D]
     arena_.take(c.v, B * dkv * cap, kv);
-    if (be.gated_) {
+    if (be.gated(l)) {
       arena_.take(c.lam, B * H * cap, kv);
       arena_.take(c.lam_now, B * H, kv);
     }
@@ -63,7 +62,7 @@ CudaDecoder::CudaDecoder(CudaBackend& be, int batch, int64_t max_length)
   arena_.take(hg_, B * H, w);
   arena_.take(pre_, B * H, w);
   arena_.take(logits_dev_, B * V, w);
-  arena_.take(ws_, decode_attention_workspace_floats(dims_), w);
+  arena_.take(ws_, ws_floats, w);
   arena_.take(tokens_dev_, B, w);
   arena_.take(ids_dev_, B, w);
   arena_.take(pos_dev_, B, w);
@@ -86,9 +85,9 @@ void CudaDecoder::prefill(int b, const int32_t* tokens, int n) {
   const int d = be.d_;
   for (int l = 0; l < be.L_; ++l) {
     const LayerActs& A = be.acts_[size_t(l)];
-    const AttnParams p = be.attn_params(A, 1, n);
-    decode_fill(be.stream_, dims_, cache_[size_t(l)], b, n, p.k, p.v, A.qkv + d, A.qkv + d + be.dkv_, be.qkv_ld_,
-                be.gated_ ? A.lam : nullptr);
+    const AttnParams p = be.attn_params(A, l, 1, n);
+    decode_fill(be.stream_, dims_[size_t(l)], cache_[size_t(l)], b, n, p.k, p.v, A.qkv + d, A.qkv + d + be.dkv_,
+                be.qkv_ld_, be.gated(l) ? A.lam : nullptr);
   }
   be.mm_->linear(be.stream_, be.hf_ + size_t(n - 1) * d, be.wb(be.pl_.embed_bf16()), logits_dev_ + size_t(b) * be.V_,
                  OutType::f32, 1, d, be.V_);
@@ -114,15 +113,16 @@ void CudaDecoder::run_step() {
       be.mm_->linear(s, h_, be.wb(w.shift_k), prek_, OutType::f32, B, d, Hkv);
       be.mm_->linear(s, h_, be.wb(w.shift_v), prev_, OutType::f32, B, d, Hkv);
     }
-    if (be.gated_) {
+    const bool gated = be.gated(l);
+    if (gated) {
       broadcast_rows(s, be.master_ + o.gate_b, B, H, hg_);  // fp32 bias, as the training forward
       be.mm_->linear(s, h_, be.wb(w.gate_w), hg_, OutType::f32, B, d, H, 1.0f);
       be.mm_->linear(s, h_, be.wb(w.gate_sharp), pre_, OutType::f32, B, d, H);
     }
-    decode_append(s, dims_, cache_[size_t(l)], pos_dev_, qkv_, be.shift_ ? prek_ : nullptr,
-                  be.shift_ ? prev_ : nullptr, be.gated_ ? hg_ : nullptr, be.gated_ ? pre_ : nullptr,
-                  be.wb(w.q_norm), be.wb(w.k_norm), q_);
-    decode_attention(s, dims_, cache_[size_t(l)], pos_dev_, q_, o_, ws_);
+    decode_append(s, dims_[size_t(l)], cache_[size_t(l)], pos_dev_, qkv_, be.shift_ ? prek_ : nullptr,
+                  be.shift_ ? prev_ : nullptr, gated ? hg_ : nullptr, gated ? pre_ : nullptr, be.wb(w.q_norm),
+                  be.wb(w.k_norm), q_);
+    decode_attention(s, dims_[size_t(l)], cache_[size_t(l)], pos_dev_, q_, o_, ws_);
     be.mm_->linear(s, o_, be.wb(w.wo), xm_, OutType::bf16, B, d, d, 1.0f, x_);  // xm = x + o Wo^T
     rmsnorm_forward(s, xm_, be.wb(w.mlp_norm), h_, rstd_, B, d, eps);
     be.mm_->linear(s, h_, be.wb(w.w13), u_, OutType::bf16, B, d, 2 * F);

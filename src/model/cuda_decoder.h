@@ -33,7 +33,7 @@ class CudaDecoder final : public Decoder {
   void run_step();  // the kernels of one step (captured into graph_ once)
 
   CudaBackend& be_;
-  cuda::DecodeDims dims_;
+  std::vector<cuda::DecodeDims> dims_;  // per layer: its mode and cache capacity
   DeviceArena arena_;
   std::vector<cuda::DecodeCacheDev> cache_;
   int64_t cache_bytes_ = 0;

@@ -4,34 +4,20 @@
 #include <stdexcept>
 #include <string>
 
+#include "model/cuda_memory_plan.h"
+
 namespace gfwa {
-
-namespace {
-
-bool name_continues_group(const std::string& n) {
-  auto ends = [&](const char* s) {
-    const size_t k = std::char_traits<char>::length(s);
-    return n.size() >= k && n.compare(n.size() - k, k, s) == 0;
-  };
-  return ends("attn.wk") || ends("attn.wv") || ends("mlp.w3");
-}
-
-}  // namespace
 
 DeviceParamLayout::DeviceParamLayout(const ModelConfig& cfg) : layout_(cfg) {
   const auto& ts = layout_.tensors();
+  bf16_offset_ = cuda_bf16_offsets(layout_, &bf16_total_);
   std::vector<size_t> offs, numels;
   std::vector<bool> decay;
-  size_t cur = 0;
   for (const ParamTensor& t : ts) {
-    if (!name_continues_group(t.name)) cur = (cur + 127) / 128 * 128;  // 128 bf16 = 256 bytes
-    bf16_offset_.push_back(cur);
-    cur += t.numel;
     offs.push_back(t.offset);
     numels.push_back(t.numel);
     decay.push_back(t.decay);
   }
-  bf16_total_ = cur;
   chunks_ = cuda::adamw_chunks(offs, bf16_offset_, numels, decay);
 
   auto find = [&](const std::string& n, bool b) {
@@ -43,7 +29,7 @@ DeviceParamLayout::DeviceParamLayout(const ModelConfig& cfg) : layout_(cfg) {
   embed_bf16_ = find("embed", true);
   final_norm_f32_ = find("final_norm", false);
   final_norm_bf16_ = find("final_norm", true);
-  const bool shift = cfg.attention.token_shift, gated = cfg.attention.mode == AttnMode::gatedfwa;
+  const bool shift = cfg.attention.token_shift;
   for (int l = 0; l < cfg.n_layers; ++l) {
     const std::string p = "layers." + std::to_string(l) + ".";
     for (int b = 0; b < 2; ++b) {
@@ -56,7 +42,7 @@ DeviceParamLayout::DeviceParamLayout(const ModelConfig& cfg) : layout_(cfg) {
         o.shift_k = find(p + "attn.shift_k", b);
         o.shift_v = find(p + "attn.shift_v", b);
       }
-      if (gated) {
+      if (cfg.layer_gated(l)) {
         o.gate_w = find(p + "attn.gate_w", b);
         o.gate_b = find(p + "attn.gate_b", b);
         o.gate_sharp = find(p + "attn.gate_sharp", b);

@@ -15,7 +15,7 @@
 
 namespace gfwa {
 
-// Element offsets of one layer's tensors (shift_* only with token shift, gate_* only in gatedfwa).
+// Element offsets of one layer's tensors (shift_* only with token shift, gate_* only in gatedfwa layers).
 struct LayerOffsets {
   size_t attn_norm, wqkv, q_norm, k_norm, shift_k, shift_v, gate_w, gate_b, gate_sharp, wo, mlp_norm, w13, w2;
 };

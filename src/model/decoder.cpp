@@ -1,5 +1,7 @@
 #include "model/decoder.h"
 
+#include <algorithm>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -13,6 +15,24 @@ void check_token(int32_t id, int vocab, const std::string& where) {
 }
 
 }  // namespace
+
+int64_t decoder_max_length(const ModelConfig& cfg, int64_t max_length) {
+  if (!cfg.any_full()) return std::numeric_limits<int64_t>::max();
+  if (max_length < 1 || max_length > std::numeric_limits<int>::max())
+    throw std::invalid_argument("decoder: full attention needs a max_length in [1, 2^31) (got " +
+                                std::to_string(max_length) + ")");
+  return max_length;
+}
+
+std::vector<int> decoder_cache_caps(const ModelConfig& cfg, int64_t max_length) {
+  const int64_t bound = decoder_max_length(cfg, max_length);
+  std::vector<int> caps;
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    const LayerAttention a = cfg.layer_attention(l);
+    caps.push_back(int(a.mode == AttnMode::full ? bound : std::min<int64_t>(a.window, bound)));
+  }
+  return caps;
+}
 
 void Decoder::greedy(int limit, int32_t* ids) {
   const std::vector<float>& l = logits();

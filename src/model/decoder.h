@@ -8,7 +8,17 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/model_config.h"
+
 namespace gfwa {
+
+// Tokens a decoder's slot may hold: max_length when some layer is full attention (its cache holds
+// every token), else unbounded. Throws std::invalid_argument when a full layer needs max_length
+// and it is outside [1, 2^31).
+int64_t decoder_max_length(const ModelConfig& cfg, int64_t max_length);
+// Cache entries per slot and head of each layer: max_length for a full layer, W for a windowed
+// one, capped at max_length when a full layer bounds the length (model.attention.pattern).
+std::vector<int> decoder_cache_caps(const ModelConfig& cfg, int64_t max_length);
 
 class Decoder {
  public:
@@ -16,7 +26,7 @@ class Decoder {
 
   int batch() const { return batch_; }
   int vocab() const { return vocab_; }
-  // Tokens a slot may hold: its cache capacity for full attention, unbounded otherwise.
+  // Tokens a slot may hold (decoder_max_length): bounded only when some layer is full attention.
   int64_t max_length() const { return max_length_; }
 
   // Starts slot b afresh with tokens[0..n), n >= 1, and computes the logits after its last token.

@@ -115,8 +115,9 @@ std::vector<float> read_exported_weights(const std::string& path, const ParamLay
     const std::string name = exported_name(p.name);
     expected.insert(name);
     const SafetensorsTensor* t = file.find(name);
-    if (!t) fail(path, "tensor " + name + " is missing (the configured model has it: check model.attention.mode and "
-                                        "model.attention.token_shift against the exported config.json)");
+    if (!t)
+      fail(path, "tensor " + name + " is missing (the configured model has it: check model.attention.mode, .pattern "
+                                    "and model.attention.token_shift against the exported config.json)");
     const std::vector<int64_t> want(p.shape.begin(), p.shape.end());
     if (t->shape != want)
       fail(path, "tensor " + name + " has shape " + shape_text(t->shape) + ", the configured model expects " +
@@ -136,8 +137,8 @@ std::vector<float> read_exported_weights(const std::string& path, const ParamLay
   }
   for (const SafetensorsTensor& t : file.tensors())
     if (!expected.count(t.name))
-      fail(path, "tensor " + t.name + " is not a parameter of the configured model (check model.attention.mode and "
-                                      "model.attention.token_shift against the exported config.json)");
+      fail(path, "tensor " + t.name + " is not a parameter of the configured model (check model.attention.mode, "
+                                      ".pattern and model.attention.token_shift against the exported config.json)");
   return out;
 }
 

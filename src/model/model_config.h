@@ -1,10 +1,29 @@
 // Shape and options of the decoder (docs/gatedfwa.md section 3). Parsed and validated in train/config.cpp.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "kernels/attention_mode.h"
 
 namespace gfwa {
+
+// One layer's attention: its mode and W (keys per query, self included; ignored by full).
+struct LayerAttention {
+  AttnMode mode = AttnMode::gatedfwa;
+  int window = 0;  // in a pattern list, 0 => model.attention.window
+  bool operator==(const LayerAttention& o) const { return mode == o.mode && window == o.window; }
+};
+
+// model.attention.pattern (docs/config.md): each layer's own mode and window. Empty: every layer
+// takes model.attention.mode and .window. `letters` tiles over the layers (its length divides
+// n_layers): S = model.attention.mode with model.attention.window, L = full attention. `layers`
+// lists one entry per layer. At most one of the two is set.
+struct AttentionPattern {
+  std::string letters;
+  std::vector<LayerAttention> layers;
+  bool empty() const { return letters.empty() && layers.empty(); }
+  bool operator==(const AttentionPattern& o) const { return letters == o.letters && layers == o.layers; }
+};
 
 struct AttentionConfig {
   AttnMode mode = AttnMode::gatedfwa;
@@ -12,6 +31,7 @@ struct AttentionConfig {
   float gate_bias_init = 0.0f;   // initial bg; 2.0 keeps gates open at start
   bool token_shift = false;      // data-dependent K/V token shift
   float rope_theta = 10000.0f;
+  AttentionPattern pattern;      // per-layer modes and windows; empty => mode and window everywhere
 };
 
 struct ModelConfig {
@@ -31,6 +51,22 @@ struct ModelConfig {
   int kv_heads() const { return n_kv_heads > 0 ? n_kv_heads : n_heads; }
   int kv_dim() const { return kv_heads() * head_dim(); }  // width of the K and V projections
   int hidden() const { return ffn_hidden > 0 ? ffn_hidden : 4 * d_model; }
+
+  // Layer l's mode and window (window resolved, never 0), from the pattern when there is one
+  // (model_config.cpp). Throws std::invalid_argument naming the problem of an invalid pattern
+  // (attention_pattern_problem) or a layer outside [0, n_layers).
+  LayerAttention layer_attention(int l) const;
+  bool layer_gated(int l) const { return layer_attention(l).mode == AttnMode::gatedfwa; }
+  bool any_gated() const;  // some layer has gates (gatedfwa)
+  bool any_full() const;   // some layer attends to every earlier token (its decode cache is O(T))
 };
+
+// "" when the pattern fits the model, else the problem in one line (letters other than S and L, a
+// length that does not divide n_layers, a list of another length, a window < 1).
+std::string attention_pattern_problem(const ModelConfig& cfg);
+
+// Each layer's attention in one word for messages and logs: "gatedfwa:512" for a model without a
+// pattern, else runs in layer order, "gatedfwa:512x3,full,gatedfwa:512x3,full" for "SSSL" over 8.
+std::string attention_pattern_text(const ModelConfig& cfg);
 
 }  // namespace gfwa

@@ -24,7 +24,7 @@ ParamLayout::ParamLayout(const ModelConfig& cfg) {
       add(p + "attn.shift_k", {Hkv, d});
       add(p + "attn.shift_v", {Hkv, d});
     }
-    if (cfg.attention.mode == AttnMode::gatedfwa) {
+    if (cfg.layer_gated(l)) {
       add(p + "attn.gate_w", {H, d});
       add(p + "attn.gate_b", {H});
       add(p + "attn.gate_sharp", {H, d});

@@ -243,13 +243,17 @@ void Checkpointer::restore_optimizer(const std::string& dir, Backend& backend, s
 }
 
 std::vector<std::string> incompatible_keys(const nlohmann::json& saved, const nlohmann::json& now) {
-  std::map<std::string, nlohmann::json> a, b;
+  std::map<std::string, nlohmann::json> a, b, defaults;
   flatten(saved, "", a);
   flatten(now, "", b);
+  flatten(config_to_json(RunConfig{}), "", defaults);
   std::vector<std::string> out;
   for (const auto& [k, v] : b) {
     if (!resume_must_match(k)) continue;
     const auto it = a.find(k);
+    // A checkpoint older than the key ran as its default does (e.g. model.attention.pattern "").
+    const auto d = defaults.find(k);
+    if (it == a.end() && d != defaults.end() && d->second == v) continue;
     const std::string old = it == a.end() ? std::string("absent") : it->second.dump();
     if (it == a.end() || it->second != v) out.push_back(k + " (checkpoint " + old + ", now " + v.dump() + ")");
   }

@@ -65,8 +65,8 @@ class Checkpointer {
 
 // Keys whose values differ between a checkpoint's config and the current one and that a resume
 // cannot change: model.* (but model.init_from), data.*, train.seq_len, train.batch_size,
-// train.tokens_per_step, train.seed, optimizer.type.
-// Each entry reads "key (checkpoint X, now Y)".
+// train.tokens_per_step, train.seed, optimizer.type. A key the checkpoint lacks (it predates the
+// key) matches when it now holds its default. Each entry reads "key (checkpoint X, now Y)".
 std::vector<std::string> incompatible_keys(const nlohmann::json& saved, const nlohmann::json& now);
 
 }  // namespace gfwa

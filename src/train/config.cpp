@@ -210,6 +210,35 @@ std::string convert(const json& v, AttnMode& out) {
   return "";
 }
 
+// A string of letters, or a list of {"mode": ..., "window": ...} objects (window optional).
+std::string convert(const json& v, AttentionPattern& out) {
+  out = AttentionPattern{};
+  if (v.is_string()) {
+    out.letters = v.get<std::string>();
+    return "";
+  }
+  if (!v.is_array()) return "expected a string of letters (\"SSSL\") or a list of {\"mode\", \"window\"} objects";
+  for (size_t i = 0; i < v.size(); ++i) {
+    const json& e = v[i];
+    const std::string at = "layer " + std::to_string(i) + ": ";
+    if (!e.is_object()) return at + "expected an object {\"mode\": ..., \"window\": ...} (got " + brief(e) + ")";
+    LayerAttention a;
+    for (auto it = e.begin(); it != e.end(); ++it)
+      if (it.key() != "mode" && it.key() != "window") return at + "unknown key \"" + it.key() + "\" (expected mode, window)";
+    if (!e.contains("mode")) return at + "needs a mode (full|swa|gatedfwa)";
+    std::string problem = convert(e.at("mode"), a.mode);
+    if (!problem.empty()) return at + "mode " + problem + " (got " + brief(e.at("mode")) + ")";
+    if (e.contains("window")) {
+      problem = convert(e.at("window"), a.window);
+      if (problem.empty() && a.window < 1) problem = "must be >= 1";
+      if (!problem.empty()) return at + "window " + problem + " (got " + brief(e.at("window")) + ")";
+    }
+    out.layers.push_back(a);
+  }
+  if (out.layers.empty()) return "an empty list (leave the key out, or \"\", for the same attention in every layer)";
+  return "";
+}
+
 struct Reader {
   const json& root;
   const Sources& src;
@@ -248,6 +277,8 @@ json json_value(float f) {
 
 json json_value(AttnMode m) { return attn_mode_name(m); }
 
+json json_value(const AttentionPattern& p) { return pattern_json(p); }
+
 struct Writer {
   json root = json::object();
   template <class T, class R>
@@ -278,6 +309,8 @@ void validate_relations(const RunConfig& cfg, const Sources& src) {
          "must divide model.n_heads (" + show(m.n_heads) + " % " + show(m.n_kv_heads) + " = " +
              show(m.n_heads % m.n_kv_heads) + ")");
   check_head_dim_for(cfg, cfg.train.backend, src.of({"model.n_heads", "model.d_model", "train.backend"}));
+  const std::string pattern = attention_pattern_problem(m);
+  if (!pattern.empty()) fail(src.of({"model.attention.pattern", "model.n_layers"}), "model.attention.pattern", pattern);
 
   const auto& t = cfg.train;
   const int64_t micro_tokens = int64_t(t.batch_size) * t.seq_len;

@@ -37,6 +37,20 @@ inline std::string show(const std::map<std::string, std::string>& m) {
   return nlohmann::json(m).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// model.attention.pattern as JSON: "" (none), the letters, or [{"mode": ..., "window": ...}, ...]
+// (a window of 0, "model.attention.window", is left out).
+inline nlohmann::json pattern_json(const AttentionPattern& p) {
+  if (p.layers.empty()) return p.letters;
+  nlohmann::json list = nlohmann::json::array();
+  for (const LayerAttention& a : p.layers) {
+    nlohmann::json e = {{"mode", attn_mode_name(a.mode)}};
+    if (a.window != 0) e["window"] = a.window;
+    list.push_back(std::move(e));
+  }
+  return list;
+}
+inline std::string show(const AttentionPattern& p) { return pattern_json(p).dump(); }
+
 // A rule returns the problem ("must be >= 1"), or "" when the value is acceptable.
 inline auto any() {
   return [](const auto&) { return std::string(); };
@@ -104,6 +118,7 @@ void visit_fields(Cfg& c, V& v) {
   v("model.attention.gate_bias_init", a.gate_bias_init, any());
   v("model.attention.token_shift", a.token_shift, any());
   v("model.attention.rope_theta", a.rope_theta, positive());
+  v("model.attention.pattern", a.pattern, any());  // checked against model.n_layers in config.cpp
   auto& o = c.optimizer;
   v("optimizer.type", o.type, one_of({"adamw", "muon"}));
   v("optimizer.lr", o.lr, at_least(0.0f));

@@ -19,7 +19,7 @@ namespace gfwa {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr int kExportFormat = 1;
+constexpr int kExportFormat = 2;  // 2: layer_attention, each layer's mode and window
 
 // A float as the shortest decimal that reads back to it (1e-06, not 9.99999997e-07).
 nlohmann::json number(float f) { return nlohmann::json::parse(config_schema::float_text(f)); }
@@ -33,6 +33,14 @@ void write_new_file(const std::string& path, const std::string& text) {
 
 nlohmann::json exported_config(const RunConfig& cfg, WeightDtype dtype, const nlohmann::json& tokenizer) {
   const ModelConfig& m = cfg.model;
+  auto window = [](const LayerAttention& a) {
+    return a.mode == AttnMode::full ? nlohmann::json() : nlohmann::json(a.window);
+  };
+  nlohmann::json layers = nlohmann::json::array();
+  for (int l = 0; l < m.n_layers; ++l) {
+    const LayerAttention a = m.layer_attention(l);
+    layers.push_back({{"attention_mode", attn_mode_name(a.mode)}, {"sliding_window", window(a)}});
+  }
   nlohmann::json j = {
       {"architectures", {"GatedFWAForCausalLM"}},
       {"model_type", "gfwa"},
@@ -48,7 +56,8 @@ nlohmann::json exported_config(const RunConfig& cfg, WeightDtype dtype, const nl
       {"rms_norm_eps", number(m.norm_eps)},
       {"rope_theta", number(m.attention.rope_theta)},
       {"attention_mode", attn_mode_name(m.attention.mode)},
-      {"sliding_window", m.attention.mode == AttnMode::full ? nlohmann::json() : nlohmann::json(m.attention.window)},
+      {"sliding_window", window({m.attention.mode, m.attention.window})},
+      {"layer_attention", layers},
       {"token_shift", m.attention.token_shift},
       {"tie_word_embeddings", true},
       {"max_position_embeddings", cfg.train.seq_len},

@@ -60,6 +60,7 @@ void GateStats::add(const std::vector<std::vector<float>>& logf, int B) {
     throw std::invalid_argument("GateStats::add: expected " + std::to_string(layers_) + " layers");
   std::vector<double> alpha(static_cast<size_t>(T_));
   for (int l = 0; l < layers_; ++l) {
+    if (logf[size_t(l)].empty()) continue;  // a layer without gates (model.attention.pattern)
     if (logf[size_t(l)].size() != per_layer)
       throw std::invalid_argument("GateStats::add: layer " + std::to_string(l) + " has " +
                                   std::to_string(logf[size_t(l)].size()) + " values, expected " +
@@ -98,6 +99,7 @@ nlohmann::json GateStats::to_json() const {
   for (int l = 0; l < layers_; ++l)
     for (int h = 0; h < heads_; ++h) {
       const Head& st = stats_[size_t(l) * heads_ + h];
+      if (st.alpha_count == 0) continue;  // no gates in this layer
       nlohmann::json hist = nlohmann::json::array();
       for (int b = 0; b < kFineBins; b += kMerge) {
         int64_t c = 0;
@@ -117,7 +119,7 @@ nlohmann::json GateStats::to_json() const {
       const int64_t n = st.alpha_count;
       heads.push_back({{"layer", l},
                        {"head", h},
-                       {"alpha_mean", n ? st.alpha_sum / double(n) : 0.0},
+                       {"alpha_mean", st.alpha_sum / double(n)},
                        {"alpha_p10", alpha_quantile(st.alpha_bins, n, 0.1)},
                        {"alpha_p50", alpha_quantile(st.alpha_bins, n, 0.5)},
                        {"alpha_p90", alpha_quantile(st.alpha_bins, n, 0.9)},

@@ -17,8 +17,9 @@ class GateStats {
   static constexpr double kThresholds[2] = {1.0, 5.0};
 
   GateStats(int layers, int heads, int T);
-  // logf[layer] is [B, T, H] (Backend::gate_log_f). Position 0 of each sequence has no earlier
-  // key, so its memory length is not counted; its alpha is.
+  // logf[layer] is [B, T, H] (Backend::gate_log_f), or empty for a layer without gates, which then
+  // has no entries in to_json. Position 0 of each sequence has no earlier key, so its memory length
+  // is not counted; its alpha is.
   void add(const std::vector<std::vector<float>>& logf, int B);
   // {thresholds, layers, heads, seq_len, alpha_log10_edges, heads_stats: [{layer, head, alpha_mean,
   //  alpha_p10, alpha_p50, alpha_p90, alpha_histogram, memory: [{threshold, median, p90, reached}]}]}

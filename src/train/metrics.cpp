@@ -50,9 +50,13 @@ void MetricsWriter::write(const nlohmann::json& record) {
 }
 
 double mean_attended_keys(const ModelConfig& model, int T) {
-  const double W = effective_window(model.attention.mode, model.attention.window, T);
-  const double pairs = W < T ? T * W - W * (W - 1) / 2 : double(T) * (T + 1) / 2;
-  return pairs / T;
+  double sum = 0;
+  for (int l = 0; l < model.n_layers; ++l) {
+    const LayerAttention a = model.layer_attention(l);
+    const double W = effective_window(a.mode, a.window, T);
+    sum += (W < T ? T * W - W * (W - 1) / 2 : double(T) * (T + 1) / 2) / T;
+  }
+  return sum / model.n_layers;
 }
 
 double flops_per_token(const ModelConfig& model, int64_t n_params, int T) {

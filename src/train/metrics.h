@@ -28,7 +28,8 @@ class MetricsWriter {
   std::ofstream out_;
 };
 
-// Mean number of keys a query attends to over a sequence of length T (docs/gatedfwa.md section 5).
+// Mean number of keys a query attends to over a sequence of length T (docs/gatedfwa.md section 5),
+// averaged over the layers, each with its own mode and window (model.attention.pattern).
 double mean_attended_keys(const ModelConfig& model, int T);
 
 // Model FLOPs per trained token (forward + backward): 6 * N + 12 * L * d_model * ctx.

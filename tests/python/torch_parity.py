@@ -1,7 +1,8 @@
 """python/gfwa_torch.py against gfwa itself, on freshly trained tiny checkpoints.
 
-For each attention mode (full, swa, gatedfwa) with token shift off and on, and each mode once more
-with grouped-query attention (one K/V head for two query heads): train a few steps,
+For each attention mode (full, swa, gatedfwa) with token shift off and on, each mode once more
+with grouped-query attention (one K/V head for two query heads), and per-layer patterns
+(model.attention.pattern: letters and a list, with and without grouped-query attention): train a few steps,
 `gfwa export`, then check that the PyTorch model loaded from the export reproduces
   - the loss of `gfwa eval --batches 1` within LOSS_RTOL (relative), and
   - the logits that `gfwa eval --logits` writes, within LOGITS_ATOL (absolute),
@@ -53,11 +54,18 @@ def make_data(folder):
     write_shard(os.path.join(folder, "val_000.bin"), tokens(300))
 
 
-def tiny_config(data, mode, shift, kv_heads, backend):
+# Per-layer patterns checked besides the uniform modes: name -> (mode, model.attention.pattern, n_kv_heads).
+PATTERNS = {"pattern_SL": ("gatedfwa", "SL", 0),
+            "pattern_SL_kv1": ("gatedfwa", "SL", 1),
+            "pattern_list_kv1": ("gatedfwa", [{"mode": "swa", "window": 3}, {"mode": "gatedfwa"}], 1)}
+
+
+def tiny_config(data, mode, shift, kv_heads, backend, pattern=""):
     width, heads = (16, 2) if backend == "cpu" else (128, 2)  # the cuda backend needs head_dim 64 or 128
     return {
         "model": {"vocab_size": VOCAB, "n_layers": 2, "d_model": width, "n_heads": heads, "n_kv_heads": kv_heads,
-                  "attention": {"mode": mode, "window": 5, "token_shift": shift, "gate_bias_init": 1.0}},
+                  "attention": {"mode": mode, "window": 5, "token_shift": shift, "gate_bias_init": 1.0,
+                                "pattern": pattern}},
         "optimizer": {"lr": 1e-2},
         "schedule": {"type": "constant"},
         "train": {"backend": backend, "seed": 11, "batch_size": 3, "seq_len": 13, "max_steps": 4},
@@ -74,11 +82,11 @@ def run(cmd):
     return r.stdout
 
 
-def check(gfwa, backend, work, mode, shift, kv_heads):
-    name = f"{mode}_{'shift' if shift else 'noshift'}{f'_kv{kv_heads}' if kv_heads else ''}"
+def check(gfwa, backend, work, mode, shift, kv_heads, pattern="", name=None):
+    name = name or f"{mode}_{'shift' if shift else 'noshift'}{f'_kv{kv_heads}' if kv_heads else ''}"
     cfg_path = os.path.join(work, name + ".json")
     with open(cfg_path, "w") as f:
-        json.dump(tiny_config(os.path.join(work, "data"), mode, shift, kv_heads, backend), f)
+        json.dump(tiny_config(os.path.join(work, "data"), mode, shift, kv_heads, backend, pattern), f)
     out = os.path.join(work, name)
     run([gfwa, "train", "--config", cfg_path, "--out", out])
     ckpt = os.path.join(out, "checkpoints", "step_00000004")
@@ -117,10 +125,12 @@ def main():
     try:
         make_data(os.path.join(work, "data"))
         print(f"torch {torch.__version__}, gfwa backend {args.backend}, tolerances {TOLERANCES[args.backend]}")
+        gfwa = os.path.abspath(args.gfwa)
         variants = [(mode, shift, 0) for mode in ("full", "swa", "gatedfwa") for shift in (False, True)]
         variants += [("full", False, 1), ("swa", True, 1), ("gatedfwa", True, 1)]  # 0: n_kv_heads = n_heads
-        results = [check(os.path.abspath(args.gfwa), args.backend, work, mode, shift, kv_heads)
-                   for mode, shift, kv_heads in variants]
+        results = [check(gfwa, args.backend, work, mode, shift, kv_heads) for mode, shift, kv_heads in variants]
+        results += [check(gfwa, args.backend, work, mode, True, kv_heads, pattern, name)
+                    for name, (mode, pattern, kv_heads) in PATTERNS.items()]
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
