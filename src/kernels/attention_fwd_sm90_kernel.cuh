@@ -135,7 +135,9 @@ __global__ void __launch_bounds__(Sm90FwdTraits<D>::kThreads, 1)
 #pragma unroll
     for (int i = 0; i < D / 2; ++i) oacc[i] = 0.f;
 
+    // fence_regs before wgmma_fence: the register writes the fence must order (O rescale, P packing) stay above it.
     auto issue_qk = [&](int s) {
+      fence_regs(sacc);
       wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
@@ -146,6 +148,8 @@ __global__ void __launch_bounds__(Sm90FwdTraits<D>::kThreads, 1)
       wgmma_commit();
     };
     auto issue_pv = [&](int s) {
+      fence_regs(oacc);
+      fence_regs(pb);
       wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < BN / 16; ++kk) {

@@ -134,6 +134,8 @@ __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
 __device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 }
+// No time-out: a trap on this path (or anywhere in the kernel) makes ptxas drop the setmaxnreg register budgets
+// (the consumers fall back to 168 registers, spill, and serialise their wgmma: ptxas C7512).
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
   uint32_t done;
   do {
