@@ -1,4 +1,6 @@
-// TMA tensor maps for the sm_90a attention kernels (tensor_map_sm90.h).
+// TMA tensor maps for the sm_90a attention kernels (tensor_map_sm90.h). Host code: a .cpp of the kernels library
+// (CUDA builds only), so the host compiler builds it instead of nvcc.
+#ifdef GFWA_WITH_CUDA
 #include <cudaTypedefs.h>
 
 #include <mutex>
@@ -45,3 +47,4 @@ CUtensorMap attn_tensor_map(const __nv_bfloat16* base, int64_t row_stride, int B
 }
 
 }  // namespace gfwa::cuda::detail
+#endif  // GFWA_WITH_CUDA
