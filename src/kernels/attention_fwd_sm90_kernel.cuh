@@ -273,8 +273,7 @@ __global__ void __launch_bounds__(Sm90FwdTraits<D>::kThreads, 1)
     float inv[2];
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
-      l[hr] += __shfl_xor_sync(0xffffffffu, l[hr], 1);
-      l[hr] += __shfl_xor_sync(0xffffffffu, l[hr], 2);
+      l[hr] = quad_sum(l[hr]);
       inv[hr] = l[hr] > 0.f ? 1.f / l[hr] : 0.f;
       const int i = ia + 8 * hr;
       if (tq == 0 && i < T) {
