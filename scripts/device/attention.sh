@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Attention kernels on the GPU machine, in one call: GPU tests, compute-sanitizer on a small filter, our
-# benchmark on the issue-4 shapes, the forward alone on both kernel paths (--path sm80 / sm90), PyTorch
+# benchmark on the issue-4 shapes, forward and fwd+bwd on both kernel paths (--path sm80 / sm90), PyTorch
 # anchors (bench_py/attn_anchor.py) on the same shapes, and a ratio table. Run from the repo root ON the GPU
 # machine; it builds nothing there. Before the call, here:
 #   bash scripts/build.sh && mkdir -p device_out bench_py && cp build/gfwa build/gfwa_tests device_out/ \
@@ -49,16 +49,16 @@ for s in $SHAPES; do
 done
 $BIN/gfwa bench attention --B 4 --H 16 --T 8192 --D 128 --W 8192 --mode full --iters 30 | tee -a "$OUT/bench.log"
 
-echo "== forward alone, both paths (sm80: mma.sync; sm90: wgmma + TMA, compute capability 9.0 only)"
-: >"$OUT/fwd_paths.log"
+echo "== forward and fwd+bwd, both paths (sm80: mma.sync; sm90: wgmma + TMA, compute capability 9.0 only)"
+: >"$OUT/paths.log"
 for s in $SHAPES 4,16,8192,128,full; do
   IFS=, read -r B H T D W <<<"$s"
   modes="gatedfwa swa"
   [ "$W" = full ] && modes=full && W=$T
   for m in $modes; do
     for path in sm80 sm90; do
-      $BIN/gfwa bench attention --B "$B" --H "$H" --T "$T" --D "$D" --W "$W" --mode $m --path $path --fwd-only \
-        --iters 30 | tee -a "$OUT/fwd_paths.log"
+      $BIN/gfwa bench attention --B "$B" --H "$H" --T "$T" --D "$D" --W "$W" --mode $m --path $path --iters 30 |
+        tee -a "$OUT/paths.log"
     done
   done
 done

@@ -171,6 +171,7 @@ BwdWork carve_bwd(const NsaShape& s, const NsaSplit& split, Carver& c) {
   shape.T = s.T;
   shape.H = s.H;
   shape.Hkv = s.H;
+  shape.D = s.D;
   w.attn_ws = c.take<float>(int64_t(attention_bwd_workspace_bytes(shape) / sizeof(float)));
   return w;
 }

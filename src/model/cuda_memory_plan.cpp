@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "kernels/attention_workspace.h"
 #include "model/zero1_shards.h"
 
 namespace gfwa {
@@ -135,7 +136,7 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
   a.add(N * i32, w);        // tok_pos
   a.add(size_t(s.max_T) * (D / 2) * 2 * f32, w);  // rope (float2)
   a.add(kCudaMatmulWorkspaceBytes, w);
-  a.add(size_t(s.max_B) * H * s.max_T * f32, w);  // attention backward: delta [B, H, T]
+  a.add(attn_bwd_workspace(s.max_B, s.max_T, int(H), int(D)).bytes, w);  // attention backward (either path)
   return p;
 }
 
