@@ -1,6 +1,6 @@
 // CUDA attention (forward and backward, all three modes, multi-head and grouped-query) against the CPU
 // reference run in double on the same bf16-rounded inputs. Every output is poisoned (NaN) before each
-// run and must come back finite, and the workspace is left as cudaMalloc gives it. Each case runs once per
+// run and must come back finite; the backward's workspace is poisoned too. Each case runs once per
 // path (AttnParams::path): the mma.sync kernels (sm80, any GPU) and the sm_90a kernels (sm90, skipped unless
 // the GPU is compute capability 9.0), forward and backward; the backward takes that path's o and lse.
 //
@@ -45,7 +45,7 @@ using cuda::AttnPath;
 #define GFWA_SKIP_UNLESS_PATH_RUNS(path)                                                     \
   do {                                                                                       \
     GFWA_SKIP_WITHOUT_GPU();                                                                 \
-    if ((path) == AttnPath::sm90 && !test::cuda_device_is_sm90())                                       \
+    if ((path) == AttnPath::sm90 && !test::cuda_device_is_sm90())                            \
       GTEST_SKIP() << "the sm90 kernels need a compute capability 9.0 GPU";                  \
   } while (0)
 
@@ -338,7 +338,8 @@ INSTANTIATE_TEST_SUITE_P(GroupedQuery, AttentionCuda, on_both_paths(grouped_case
 // The two paths on the same inputs agree to bf16 rounding (each is also checked against the reference above; each
 // backward takes its own forward's o and lse): o within 4e-3 relative L2 (each path carries ~2e-3 from P and O in
 // bf16), lse within 2e-5 (fp32 only); dq, dk, dv within 1e-2 (~3e-3 each from P, dS in bf16 and the rounded
-// outputs); dlam within 1e-4 (fp32 sums, ~4e-6 each against the reference).
+// outputs); dlam within 1e-2 (fp32 sums, ~4e-6 each against the reference, but delta comes from each path's own
+// bf16 o, which differ by the 4e-3 above).
 class AttentionCudaPaths : public ::testing::TestWithParam<Case> {};
 TEST_P(AttentionCudaPaths, Sm90MatchesSm80) {
   GFWA_SKIP_UNLESS_PATH_RUNS(AttnPath::sm90);
@@ -355,7 +356,7 @@ TEST_P(AttentionCudaPaths, Sm90MatchesSm80) {
   if (c.mode == AttnMode::gatedfwa) {
     const double ed = test::rel_l2(b.dlam, a.dlam);
     std::printf(" dlam %.1e", ed);
-    EXPECT_LT(ed, 1e-4);
+    EXPECT_LT(ed, 1e-2);
   }
   std::printf("\n");
 }
