@@ -51,6 +51,7 @@ int bench_attention(int argc_in, char** argv_in) {
   AttnMode mode;
   if (!parse_attn_mode(r["mode"].as<std::string>(), &mode))
     throw std::invalid_argument("--mode: unknown mode '" + r["mode"].as<std::string>() + "'");
+  if (!attention_kernel_mode(mode)) throw std::invalid_argument("--mode nsa: time NSA with gfwa bench nsa");
   if (iters < 1 || warmup < 0) throw std::invalid_argument("--iters must be >= 1 and --warmup >= 0");
   const int W = r["W"].as<int>(), Hkv = r["kv-heads"].as<int>() > 0 ? r["kv-heads"].as<int>() : H;
   if (H < 1 || H % Hkv != 0)
