@@ -1,7 +1,8 @@
 // The cuda backend vs the cpu backend on a small decoder: loss and every parameter gradient
 // (with gradient accumulation over two micro-batches), 30 AdamW steps and 30 Muon steps tracking
 // the CPU loss curve, bitwise-identical repeated runs, the memory plan's error when a configuration cannot fit, and
-// the per-token log-probabilities of zero-shot scoring (target_logprobs, score_requests).
+// the per-token log-probabilities of zero-shot scoring (target_logprobs, score_requests); every mode,
+// NSA layers included (the Nsa instantiations, the nsa run of the loss curve).
 #ifdef GFWA_WITH_CUDA
 #include <algorithm>
 #include <cmath>
