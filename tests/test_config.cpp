@@ -170,7 +170,10 @@ RunConfig random_config(uint64_t seed) {
   }
   if (c.model.any_nsa()) {  // NSA: no start from exported weights; the cuda backend's blocks and top_k
     c.model.init_from.clear();
-    if (c.train.backend == "cuda") c.model.attention.nsa = NsaConfig{c.model.attention.nsa.sliding, 64, 1 + int(rng() % 64)};
+    if (c.train.backend == "cuda") {
+      c.model.attention.nsa.block = 64;
+      c.model.attention.nsa.top_k = 1 + int(rng() % 64);
+    }
   }
   return c;
 }

@@ -56,8 +56,8 @@ NsaSavedOffsets nsa_saved_offsets(const NsaShape& s) {
 NsaBwdOffsets nsa_bwd_offsets(const NsaShape& s, const NsaSplit& split) {
   const std::string err = nsa_split_error(s, split);
   if (!err.empty()) throw std::invalid_argument(err);
-  const int64_t bh = int64_t(s.B) * s.Hkv, rows = int64_t(s.B) * s.T * s.H, cmp = int64_t(s.B) * s.n_cmp() * s.Hkv * s.D;
-  const int64_t rows_kv = int64_t(s.B) * s.T * s.Hkv * s.D;
+  const int64_t bh = int64_t(s.B) * s.Hkv, rows = int64_t(s.B) * s.T * s.H;
+  const int64_t cmp = int64_t(s.B) * s.n_cmp() * s.Hkv * s.D, rows_kv = int64_t(s.B) * s.T * s.Hkv * s.D;
   Carver c;
   NsaBwdOffsets o;
   o.dout_cmp = c.take(rows_hd(s), kBf16);

@@ -53,8 +53,8 @@ KeyProblem nsa_support_problem(const std::string& kind, const ModelConfig& model
   const NsaConfig& n = model.attention.nsa;
   if (n.block != kNsaBlock)
     return {"model.attention.nsa.block", "must be " + std::to_string(kNsaBlock) +
-                                             " with train.backend cuda (the block size its NSA kernels are built for; got " +
-                                             std::to_string(n.block) + ")"};
+                                             " with train.backend cuda (the block size its NSA kernels are built " +
+                                             "for; got " + std::to_string(n.block) + ")"};
   if (n.top_k > kNsaMaxTopK)
     return {"model.attention.nsa.top_k", "must be <= " + std::to_string(kNsaMaxTopK) +
                                              " with train.backend cuda (its NSA kernels' limit; got " +

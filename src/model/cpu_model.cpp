@@ -47,7 +47,8 @@ CpuModelBytes CpuModel<F>::planned_bytes(const ModelConfig& cfg, int max_B, int 
       6 * N * C + 3 * N * Ckv + 4 * N + 3 * N * FH + N * H + (shift ? 2 * N * Ckv + 2 * N * Hkv : 0);
   // An nsa layer keeps its gates and the core's saved tensors (block means, three branch outputs and
   // log-sum-exps, the int32 block ids) instead of one log-sum-exp; its backward's temporaries are scratch.
-  const double nsa_layer = 3 * N * H + 2 * std::floor(N / cfg.attention.nsa.block) * Ckv + 3 * N * C + 3 * N * H - N * H;
+  const double nsa_layer =
+      3 * N * H + 2 * std::floor(N / cfg.attention.nsa.block) * Ckv + 3 * N * C + 3 * N * H - N * H;
   const double nsa_idx_bytes = N * Hkv * cfg.attention.nsa.top_k * sizeof(int32_t);
   CpuModelBytes b;
   b.params = 2 * double(ParamLayout(cfg).total()) * sizeof(F);
@@ -55,8 +56,8 @@ CpuModelBytes CpuModel<F>::planned_bytes(const ModelConfig& cfg, int max_B, int 
                       sizeof(F) +
                   nsa_layers * nsa_idx_bytes;
   b.logits = N * cfg.vocab_size * sizeof(F);
-  b.scratch = (6 * N * C + 5 * N * Ckv + 3 * N * H + 3 * N * FH + (nsa_layers > 0 ? 6 * N * H + N * C + 2 * N * Ckv : 0)) *
-              sizeof(F);
+  const double nsa_scratch = nsa_layers > 0 ? 6 * N * H + N * C + 2 * N * Ckv : 0;
+  b.scratch = (6 * N * C + 5 * N * Ckv + 3 * N * H + 3 * N * FH + nsa_scratch) * sizeof(F);
   return b;
 }
 

@@ -68,8 +68,9 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const Cud
   if (!nsa_config.empty()) throw std::invalid_argument("cuda backend: " + nsa_config);
   if (cfg.any_nsa() && (cfg.attention.nsa.block != kNsaBlock || cfg.attention.nsa.top_k > kNsaMaxTopK))
     throw std::invalid_argument("cuda backend: model.attention.nsa.block " + std::to_string(cfg.attention.nsa.block) +
-                                ", top_k " + std::to_string(cfg.attention.nsa.top_k) + ": the NSA kernels take blocks of " +
-                                std::to_string(kNsaBlock) + " and top_k <= " + std::to_string(kNsaMaxTopK));
+                                ", top_k " + std::to_string(cfg.attention.nsa.top_k) +
+                                ": the NSA kernels take blocks of " + std::to_string(kNsaBlock) + " and top_k <= " +
+                                std::to_string(kNsaMaxTopK));
   for (int l = 0; l < L_; ++l) {
     if (!nsa(l)) continue;
     // The saved tensors of any micro-batch of at most max_B * max_T tokens (forward-only calls may take
@@ -524,7 +525,8 @@ float CudaBackend::forward_loss(const int32_t* inputs, const int32_t* targets, i
 // device keeps only the prefix sums, whose differences lose digits at long T).
 void CudaBackend::gate_log_f(std::vector<std::vector<float>>& out) {
   if (!cfg_.any_gated())
-    throw std::logic_error("gate_log_f: the model has no gates (no layer is gatedfwa or nsa with a gatedfwa sliding branch)");
+    throw std::logic_error("gate_log_f: the model has no gates (no layer is gatedfwa or nsa with a gatedfwa "
+                               "sliding branch)");
   if (last_B_ == 0) throw std::logic_error("gate_log_f: no forward pass yet");
   const size_t n = size_t(last_B_) * last_T_ * H_;
   std::vector<float> hg(n), pre(n), lam(n);

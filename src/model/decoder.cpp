@@ -17,11 +17,10 @@ void check_token(int32_t id, int vocab, const std::string& where) {
 }  // namespace
 
 std::string decoder_support_problem(const ModelConfig& cfg) {
-  for (int l = 0; l < cfg.n_layers; ++l)
-    if (cfg.layer_nsa(l))
-      return "layer " + std::to_string(l) + " has model.attention.mode nsa, which has no incremental decoding " +
-             "(generation) yet: use a model without nsa layers, or score text with gfwa eval";
-  return "";
+  const std::string nsa = cfg.first_nsa_layer_text();
+  if (nsa.empty()) return "";
+  return nsa + ", which has no incremental decoding (generation) yet: use a model without nsa layers, or score " +
+         "text with gfwa eval";
 }
 
 int64_t decoder_max_length(const ModelConfig& cfg, int64_t max_length) {

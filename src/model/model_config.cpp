@@ -50,10 +50,12 @@ bool ModelConfig::layer_gated(int l) const {
   return m == AttnMode::gatedfwa || (m == AttnMode::nsa && attention.nsa.sliding == AttnMode::gatedfwa);
 }
 
-bool ModelConfig::any_nsa() const {
+bool ModelConfig::any_nsa() const { return !first_nsa_layer_text().empty(); }
+
+std::string ModelConfig::first_nsa_layer_text() const {
   for (int l = 0; l < n_layers; ++l)
-    if (layer_nsa(l)) return true;
-  return false;
+    if (layer_nsa(l)) return "layer " + std::to_string(l) + " has model.attention.mode nsa";
+  return "";
 }
 
 NsaShape ModelConfig::nsa_shape(int l, int B, int T) const {

@@ -74,6 +74,9 @@ struct ModelConfig {
   bool any_gated() const;  // some layer has gates
   bool any_full() const;   // some layer attends to every earlier token (its decode cache is O(T))
   bool any_nsa() const;
+  // "layer L has model.attention.mode nsa" for the first nsa layer L, "" without one: the subject of the
+  // refusals of what does not take nsa layers (decoding, export).
+  std::string first_nsa_layer_text() const;
   // The NSA core's shape of nsa layer l for a micro-batch of B x T.
   NsaShape nsa_shape(int l, int B, int T) const;
 };

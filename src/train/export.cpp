@@ -31,11 +31,10 @@ void write_new_file(const std::string& path, const std::string& text) {
 
 // "" when the export format describes every layer of the model, else why not, naming the layer.
 std::string export_support_problem(const ModelConfig& m) {
-  for (int l = 0; l < m.n_layers; ++l)
-    if (m.layer_nsa(l))
-      return "layer " + std::to_string(l) + " has model.attention.mode nsa, which the export format and the " +
-             "PyTorch reference (python/gfwa_torch.py) do not describe yet: nothing was exported";
-  return "";
+  const std::string nsa = m.first_nsa_layer_text();
+  if (nsa.empty()) return "";
+  return nsa + ", which the export format and the PyTorch reference (python/gfwa_torch.py) do not describe " +
+         "yet: nothing was exported";
 }
 
 }  // namespace
