@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/nsa_layout.h"
 #include "model/cuda_memory_plan.h"
 #include "model/zero1_shards.h"
 #include "train/config_io.h"
@@ -101,6 +102,33 @@ TEST(CudaMemoryPlan, EveryCategoryByHand) {
         EXPECT_GE(p.arena.total(), sum);
         EXPECT_LT(p.arena.total(), sum + 256 * (60 + 25 * 4));
       }
+}
+
+// NSA layers: each keeps its gates [3, N, H] fp32 and the core's saved tensors (nsa_layout.h, sized for one
+// sequence of N tokens, which bounds every micro-batch of N tokens) in place of the log-sum-exp; the
+// workspace adds the gate projection's output and the gates' gradient (fp32 [N, 3H] each), the
+// pre-activations' gradient (bf16) and the core's backward workspace for max_B x max_T. The parameters add
+// each nsa layer's gate projection [3H, d]; a model without nsa layers plans none of it.
+TEST(CudaMemoryPlan, NsaLayersAddTheirGatesSavedTensorsAndWorkspace) {
+  for (AttnMode sliding : {AttnMode::swa, AttnMode::gatedfwa}) {
+    SCOPED_TRACE(attn_mode_name(sliding));
+    ModelConfig m = small(false, "SL", 1);  // S L S L
+    m.attention.mode = sliding;
+    const CudaMemoryPlan base = cuda_memory_plan({m, 3, 200, 0, 0});
+    m.attention.mode = AttnMode::nsa;
+    m.attention.nsa.sliding = sliding;
+    const CudaMemoryPlan p = cuda_memory_plan({m, 3, 200, 0, 0});
+    const size_t N = 600, H = 4, d = 128;
+    const size_t saved = nsa_saved_bytes(m.nsa_shape(0, 1, int(N)));
+    EXPECT_GE(saved, nsa_saved_bytes(m.nsa_shape(0, 3, 200)));
+    const size_t ws = nsa_bwd_workspace_bytes(m.nsa_shape(0, 3, 200), NsaSplit{});
+    EXPECT_EQ(p.params, base.params + 2 * 3 * H * d);
+    EXPECT_EQ(p.arena.bytes(ArenaCategory::activations),
+              base.arena.bytes(ArenaCategory::activations) + 2 * (3 * N * H * 4 + saved - N * H * 4));
+    EXPECT_EQ(p.activations_per_layer, base.activations_per_layer + 3 * N * H * 4 + saved - N * H * 4);
+    EXPECT_EQ(p.arena.bytes(ArenaCategory::workspace),
+              base.arena.bytes(ArenaCategory::workspace) + 3 * N * H * (4 + 4 + 2) + ws);
+  }
 }
 
 // optimizer.type muon (CudaBackend::plan_muon): the AdamW chunks of the other tensors and the

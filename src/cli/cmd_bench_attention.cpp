@@ -54,6 +54,7 @@ int bench_attention(int argc_in, char** argv_in) {
   AttnMode mode;
   if (!parse_attn_mode(r["mode"].as<std::string>(), &mode))
     throw std::invalid_argument("--mode: unknown mode '" + r["mode"].as<std::string>() + "'");
+  if (!attention_kernel_mode(mode)) throw std::invalid_argument("--mode nsa: time NSA with gfwa bench nsa");
   cuda::AttnPath path;
   if (!cuda::parse_attn_path(r["path"].as<std::string>(), &path))
     throw std::invalid_argument("--path: unknown path '" + r["path"].as<std::string>() + "' (auto, sm80 or sm90)");

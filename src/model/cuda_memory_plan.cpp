@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "kernels/attention_workspace.h"
+#include "kernels/nsa_layout.h"
 #include "model/zero1_shards.h"
 
 namespace gfwa {
@@ -98,16 +99,28 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
   for (int k = 0; k < 2; ++k) a.add(mu.max_side * mu.max_side * bf16, ArenaCategory::optimizer);  // ns gram, poly
   a.add(s.muon ? kCudaGradNormBlocks * f32 : 0, ArenaCategory::optimizer);                        // ns partial
   a.add(s.muon ? sizeof(double) : 0, ArenaCategory::optimizer);                                   // ns sumsq
+  // NSA (CudaBackend's constructor): each nsa layer's saved tensors, sized for one sequence of N tokens (which
+  // bounds every micro-batch of N tokens), and the backward's workspace for max_B x max_T.
+  size_t nsa_saved = 0, nsa_ws = 0;
+  for (int l = 0; l < m.n_layers; ++l) {
+    if (!m.layer_nsa(l)) continue;
+    nsa_saved = nsa_saved_bytes(m.nsa_shape(l, 1, int(N)));
+    nsa_ws = nsa_bwd_workspace_bytes(m.nsa_shape(l, s.max_B, s.max_T), NsaSplit{});
+  }
   for (int l = 0; l < m.n_layers; ++l) {
     const ArenaCategory c = ArenaCategory::activations;
     const size_t before = a.bytes(c);
     for (size_t cols : {d, d, ld, ld, d, d, d, 2 * F, F}) a.add(N * cols * bf16, c);  // x h1 qkv qkvr o xm h2 u g
     for (int k = 0; k < 4; ++k) a.add(N * f32, c);                                          // rstd1 rstdq rstdk rstd2
-    a.add(N * H * f32, c);                                                                  // lse
+    if (!m.layer_nsa(l)) a.add(N * H * f32, c);                                             // lse
     if (shift)
       for (int k = 0; k < 2; ++k) a.add(N * Hkv * f32, c);  // prek prev
     if (m.layer_gated(l))
       for (int k = 0; k < 3; ++k) a.add(N * H * f32, c);  // hg pre lam
+    if (m.layer_nsa(l)) {
+      a.add(3 * N * H * f32, c);  // the gates
+      a.add(nsa_saved, c);        // the core's saved tensors
+    }
     p.activations_per_layer = std::max(p.activations_per_layer, a.bytes(c) - before);
   }
   a.add(N * d * bf16, ArenaCategory::activations);  // x_final
@@ -137,6 +150,12 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
   a.add(size_t(s.max_T) * (D / 2) * 2 * f32, w);  // rope (float2)
   a.add(kCudaMatmulWorkspaceBytes, w);
   a.add(attn_bwd_workspace(s.max_B, s.max_T, int(H), int(D)).bytes, w);  // attention backward (either path)
+  if (m.any_nsa()) {
+    a.add(3 * N * H * f32, w);   // the gate projection's output
+    a.add(3 * N * H * f32, w);   // the gates' gradient
+    a.add(3 * N * H * bf16, w);  // the pre-activations' gradient
+    a.add(nsa_ws, w);            // the core's backward
+  }
   return p;
 }
 
