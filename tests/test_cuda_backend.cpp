@@ -181,12 +181,14 @@ INSTANTIATE_TEST_SUITE_P(GroupedQuery, CudaBackendParity,
                          ::testing::Values(ModeCase{AttnMode::gatedfwa, true, 1}, ModeCase{AttnMode::swa, false, 1},
                                            ModeCase{AttnMode::full, true, 1}));
 // NSA (docs/nsa.md) with each sliding branch, both query heads on one K/V head (a group of 2), at T 200:
-// blocks 0 and 1 complete, tokens of block 2 select one of them; a gated nsa layer beside a full one.
+// blocks 0 and 1 complete, tokens of block 2 select one of them; a gated nsa layer beside a full one, also
+// with token shift (every skinny projection in the nsa layer's one GEMM, only the shift pair in the full one's).
 // The two backends select independently: a near tie that bf16 flips changes a row, within the bounds.
 INSTANTIATE_TEST_SUITE_P(Nsa, CudaBackendParity,
                          ::testing::Values(ModeCase{AttnMode::nsa, false, 1, "", AttnMode::swa, 200},
                                            ModeCase{AttnMode::nsa, true, 1, "", AttnMode::gatedfwa, 200},
-                                           ModeCase{AttnMode::nsa, false, 0, "SL", AttnMode::gatedfwa, 200}));
+                                           ModeCase{AttnMode::nsa, false, 0, "SL", AttnMode::gatedfwa, 200},
+                                           ModeCase{AttnMode::nsa, true, 0, "SL", AttnMode::gatedfwa, 200}));
 
 // `steps` optimizer steps on four batches in turn: AdamW, or with `muon` Muon on the hidden
 // matrices and AdamW on the rest (the cuda backend built for it).

@@ -120,10 +120,10 @@ void run_grad_case(const GradCase& c) {
     p.dlam = gdlam.get();
     DeviceBuffer<float> ws((cuda::attention_bwd_workspace_bytes(p) + 3) / 4);
     p.workspace = ws.get();
-    cuda::gate_forward(ghg.get(), gpre.get(), glam.get(), c.B, c.T, c.H, nullptr);
+    cuda::gate_forward(ghg.get(), gpre.get(), c.H, glam.get(), c.B, c.T, c.H, nullptr);
     cuda::attention_forward(p, nullptr);
     cuda::attention_backward(p, nullptr);
-    cuda::gate_backward(ghg.get(), gpre.get(), gdlam.get(), gdhg.get(), gdpre.get(), c.B, c.T, c.H, nullptr);
+    cuda::gate_backward(ghg.get(), gpre.get(), c.H, gdlam.get(), gdhg.get(), gdpre.get(), c.B, c.T, c.H, nullptr);
     CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<double> dhg_gpu = to_double(gdhg.download()), dpre_gpu = to_double(gdpre.download());
     const std::string what = name(c) + " " + cuda::attn_path_name(path);

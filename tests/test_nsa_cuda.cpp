@@ -373,7 +373,9 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return name(info.param); });
 
 // The branch gates of an nsa layer (nsa_gates.cuh) against their CPU twin: the sigmoids in fp32 (__expf:
-// a few ulps), the pre-activations' gradient rounded to bf16 (2^-8 relative), on an odd N * H.
+// a few ulps), the pre-activations' gradient rounded to bf16 (2^-8 relative), on an odd N * H; the
+// pre-activations and their gradient dense [N, 3H] and as columns 2.. of rows of 3H + 7 (the cuda backend's
+// packed skinny projections; the other columns NaN in, untouched out).
 TEST(NsaGatesCuda, MatchesCpuTwin) {
   GFWA_SKIP_WITHOUT_GPU();
   const int N = 301, H = 5;
@@ -385,23 +387,38 @@ TEST(NsaGatesCuda, MatchesCpuTwin) {
     pre[i] = z(rng);
     dg[i] = z(rng);
   }
-  DeviceBuffer<float> d_pre(n), d_g(n), d_dg(n);
-  DeviceBuffer<bf16> d_dpre(n);
-  d_pre.upload(pre);
-  d_dg.upload(dg);
-  d_g.poison();
-  d_dpre.poison();
-  cuda::nsa_gates_forward(nullptr, d_pre.get(), N, H, d_g.get());
-  cuda::nsa_gates_backward(nullptr, d_g.get(), d_dg.get(), N, H, d_dpre.get());
-  CUDA_CHECK(cudaDeviceSynchronize());
-  std::vector<float> g_ref(n), dpre_ref(n);
-  cpu::nsa_gates_forward(pre.data(), N, H, g_ref.data());
-  const std::vector<float> g = d_g.download();
-  for (size_t i = 0; i < n; ++i) ASSERT_NEAR(g[i], g_ref[i], 1e-6f) << i;
-  cpu::nsa_gates_backward(g.data(), dg.data(), N, H, dpre_ref.data());  // from the GPU's gates
-  const std::vector<bf16> dpre = d_dpre.download();
-  for (size_t i = 0; i < n; ++i)
-    ASSERT_NEAR(__bfloat162float(dpre[i]), dpre_ref[i], 4e-3f * std::fabs(dpre_ref[i]) + 1e-30f) << i;
+  for (const bool packed : {false, true}) {
+    SCOPED_TRACE(packed ? "packed" : "dense");
+    const int ld = packed ? 3 * H + 7 : 3 * H, col = packed ? 2 : 0;
+    std::vector<float> pre_rows(size_t(N) * ld, std::nanf(""));
+    for (int r = 0; r < N; ++r)
+      for (int c = 0; c < 3 * H; ++c) pre_rows[size_t(r) * ld + col + c] = pre[size_t(r) * 3 * H + c];
+    DeviceBuffer<float> d_pre(pre_rows.size()), d_g(n), d_dg(n);
+    DeviceBuffer<bf16> d_dpre(pre_rows.size());
+    d_pre.upload(pre_rows);
+    d_dg.upload(dg);
+    d_g.poison();
+    d_dpre.poison();
+    cuda::nsa_gates_forward(nullptr, d_pre.get() + col, ld, N, H, d_g.get());
+    cuda::nsa_gates_backward(nullptr, d_g.get(), d_dg.get(), N, H, d_dpre.get() + col, ld);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    std::vector<float> g_ref(n), dpre_ref(n);
+    cpu::nsa_gates_forward(pre.data(), N, H, g_ref.data());
+    const std::vector<float> g = d_g.download();
+    for (size_t i = 0; i < n; ++i) ASSERT_NEAR(g[i], g_ref[i], 1e-6f) << i;
+    cpu::nsa_gates_backward(g.data(), dg.data(), N, H, dpre_ref.data());  // from the GPU's gates
+    const std::vector<bf16> dpre = d_dpre.download();
+    for (int r = 0; r < N; ++r)
+      for (int c = 0; c < ld; ++c) {
+        const float got = __bfloat162float(dpre[size_t(r) * ld + c]);
+        if (c < col || c >= col + 3 * H) {
+          ASSERT_TRUE(std::isnan(got)) << "row " << r << " column " << c << " written";
+          continue;
+        }
+        const float ref = dpre_ref[size_t(r) * 3 * H + c - col];
+        ASSERT_NEAR(got, ref, 4e-3f * std::fabs(ref) + 1e-30f) << "row " << r << " column " << c;
+      }
+  }
 }
 
 TEST(NsaCudaApi, RejectsShapesTheKernelsDoNotTake) {

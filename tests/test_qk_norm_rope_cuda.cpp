@@ -1,6 +1,7 @@
 // Attention input path on the GPU (token shift of k and v, QK-norm, RoPE; forward and backward)
 // vs the composition of its CPU twins token_shift_cpu, rmsnorm_cpu and rope_cpu in double, with as many
-// K/V heads as query heads and fewer (grouped-query attention).
+// K/V heads as query heads and fewer (grouped-query attention). The token-shift pre-activations and their
+// gradients are columns of packed rows, as the cuda backend keeps its skinny projections (QkvShape::pre_ld).
 #ifdef GFWA_WITH_CUDA
 #include <cmath>
 #include <vector>
@@ -96,17 +97,25 @@ TEST_P(QkNormRopeCuda, ForwardBackwardMatchCpu) {
       prek[size_t(n) * Hkv + h] = float(sk);
       prev[size_t(n) * Hkv + h] = float(sv);
     }
-  const cuda::QkvShape sh{B, T, H, D, float(eps), Hkv};
+  // k's at columns 1.., v's at Hkv + 1.. of rows of 2 Hkv + 3 (the other columns NaN: never read).
+  const int pld = 2 * Hkv + 3, kcol = 1, vcol = Hkv + 1;
+  std::vector<float> pre_rows(size_t(N) * pld, std::nanf(""));
+  for (int n = 0; n < N; ++n)
+    for (int h = 0; h < Hkv; ++h) {
+      pre_rows[size_t(n) * pld + kcol + h] = prek[size_t(n) * Hkv + h];
+      pre_rows[size_t(n) * pld + vcol + h] = prev[size_t(n) * Hkv + h];
+    }
+  const cuda::QkvShape sh{B, T, H, D, float(eps), Hkv, pld};
   DeviceArray<bf16> dqkv(to_bf16(qkv)), out(qkv.size()), dwq(to_bf16(wq)), dwk(to_bf16(wk)), dgrad(to_bf16(dout));
-  DeviceArray<bf16> draw(qkv.size()), dpk(size_t(N) * Hkv), dpv(size_t(N) * Hkv);
-  DeviceArray<float> dprek(prek), dprev(prev), rstdq(N), rstdk(N),
-      partial(size_t(cuda::partial_blocks(N)) * (d + kd)), dwout(size_t(d + kd));
+  DeviceArray<bf16> draw(qkv.size()), dpre_rows(pre_rows.size());
+  DeviceArray<float> dpre(pre_rows), rstdq(N), rstdk(N), partial(size_t(cuda::partial_blocks(N)) * (d + kd)),
+      dwout(size_t(d + kd));
   DeviceArray<float> rope(cuda::rope_table(T, D, float(theta)));
-  for (auto* a : {&out, &draw, &dpk, &dpv}) a->poison();
+  for (auto* a : {&out, &draw, &dpre_rows}) a->poison();
   for (auto* a : {&rstdq, &rstdk, &partial, &dwout}) a->poison();
   const auto* rp = reinterpret_cast<const float2*>(rope.get());
-  float* pk = cs.shift ? dprek.get() : nullptr;
-  float* pv = cs.shift ? dprev.get() : nullptr;
+  float* pk = cs.shift ? dpre.get() + kcol : nullptr;
+  float* pv = cs.shift ? dpre.get() + vcol : nullptr;
   cuda::qk_norm_rope_forward(nullptr, sh, dqkv.get(), pk, pv, dwq.get(), dwk.get(), rp, out.get(), rstdq.get(),
                              rstdk.get());
   const auto o = out.download();
@@ -138,7 +147,8 @@ TEST_P(QkNormRopeCuda, ForwardBackwardMatchCpu) {
   EXPECT_LT(rel_err(dwout.download(), dw), 1e-4);
   const bf16* res = dgrad.get();
   if (cs.shift) {
-    cuda::token_shift_backward(nullptr, sh, dqkv.get(), pk, pv, dgrad.get() + d, draw.get() + d, dpk.get(), dpv.get());
+    cuda::token_shift_backward(nullptr, sh, dqkv.get(), pk, pv, dgrad.get() + d, draw.get() + d,
+                               dpre_rows.get() + kcol, dpre_rows.get() + vcol);
     res = draw.get();
   }
   std::vector<bf16> g(qkv.size());
@@ -151,7 +161,13 @@ TEST_P(QkNormRopeCuda, ForwardBackwardMatchCpu) {
   if (!cs.shift) return;
   EXPECT_LT(rel_err(gv, dv), 6e-3);
   // The pre-activation gradients, pushed through x . ws as the backend's GEMMs do.
-  const auto gpk = to_double(dpk.download()), gpv = to_double(dpv.download());
+  const auto gp = to_double(dpre_rows.download());
+  Vec gpk(size_t(N) * Hkv), gpv(size_t(N) * Hkv);
+  for (int n = 0; n < N; ++n)
+    for (int h = 0; h < Hkv; ++h) {
+      gpk[size_t(n) * Hkv + h] = gp[size_t(n) * pld + kcol + h];
+      gpv[size_t(n) * Hkv + h] = gp[size_t(n) * pld + vcol + h];
+    }
   Vec gdx(size_t(N) * C, 0.0), gwsk(size_t(Hkv) * C, 0.0), gwsv(size_t(Hkv) * C, 0.0);
   for (int n = 0; n < N; ++n)
     for (int h = 0; h < Hkv; ++h)

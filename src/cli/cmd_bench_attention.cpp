@@ -75,7 +75,7 @@ int bench_attention(int argc_in, char** argv_in) {
   cuda::fill_uniform_bf16(dout.p, rows * HD, 2, -1.7f, 1.7f, s);
   cuda::fill_uniform_f32(hg.p, ntok, 3, -1.f, 5.f, s);  // mostly open gates, some strong decay
   cuda::fill_uniform_f32(pre.p, ntok, 4, -1.f, 1.f, s);
-  cuda::gate_forward(hg.p, pre.p, lam.p, B, T, H, s);
+  cuda::gate_forward(hg.p, pre.p, H, lam.p, B, T, H, s);
 
   cuda::AttnParams fwd =
       cuda::attn_params(qkv.p, qkv.p + ld - size_t(Hkv) * D, lam.p, o.p, lse.p, B, T, H, Hkv, D, W, mode);

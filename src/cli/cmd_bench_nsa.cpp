@@ -63,7 +63,7 @@ int cmd_bench_nsa(int argc_in, char** argv_in) {
   cuda::fill_uniform_f32(gates.p, 3 * ntok, 3, 0.f, 1.f, st);
   cuda::fill_uniform_f32(hg.p, ntok, 4, -1.f, 5.f, st);  // mostly open gates, some strong decay
   cuda::fill_uniform_f32(pre.p, ntok, 5, -1.f, 1.f, st);
-  cuda::gate_forward(hg.p, pre.p, lam.p, s.B, s.T, s.H, st);
+  cuda::gate_forward(hg.p, pre.p, s.H, lam.p, s.B, s.T, s.H, st);
   const NsaSplit split;
   bench::DevBuf<char> saved(nsa_saved_bytes(s)), ws(nsa_bwd_workspace_bytes(s, split));
 

@@ -32,36 +32,38 @@ __device__ double block_exclusive_scan(double x, double* buf) {
 }
 
 __global__ void __launch_bounds__(kGateThreads)
-    gate_fwd_kernel(const float* hg, const float* pre, float* lam, int T, int H) {
+    gate_fwd_kernel(const float* hg, const float* pre, int ld, float* lam, int T, int H) {
   __shared__ double buf[kGateThreads];
   const int b = blockIdx.x / H, h = blockIdx.x % H;
   const int chunk = (T + kGateThreads - 1) / kGateThreads;
   const int t0 = min(T, threadIdx.x * chunk), t1 = min(T, t0 + chunk);
-  const int64_t base = int64_t(b) * T * H + h;
+  const int64_t base = int64_t(b) * T * H + h, in_base = int64_t(b) * T * ld + h;  // lam dense, hg and pre in rows of ld
   double sum = 0.0;
-  for (int t = t0; t < t1; ++t) sum += logf_of(hg[base + int64_t(t) * H], pre[base + int64_t(t) * H]);
+  for (int t = t0; t < t1; ++t) sum += logf_of(hg[in_base + int64_t(t) * ld], pre[in_base + int64_t(t) * ld]);
   double run = block_exclusive_scan<false>(sum, buf);
   for (int t = t0; t < t1; ++t) {
-    const int64_t i = base + int64_t(t) * H;
-    run += logf_of(hg[i], pre[i]);
-    lam[i] = float(run);
+    const int64_t j = in_base + int64_t(t) * ld;
+    run += logf_of(hg[j], pre[j]);
+    lam[base + int64_t(t) * H] = float(run);
   }
 }
 
-__global__ void __launch_bounds__(kGateThreads) gate_bwd_kernel(const float* hg, const float* pre, const float* dlam,
-                                                               float* dhg, float* dpre, int T, int H) {
+__global__ void __launch_bounds__(kGateThreads) gate_bwd_kernel(const float* hg, const float* pre, int ld,
+                                                               const float* dlam, float* dhg, float* dpre, int T,
+                                                               int H) {
   __shared__ double buf[kGateThreads];
   const int b = blockIdx.x / H, h = blockIdx.x % H;
   const int chunk = (T + kGateThreads - 1) / kGateThreads;
   const int t0 = min(T, threadIdx.x * chunk), t1 = min(T, t0 + chunk);
-  const int64_t base = int64_t(b) * T * H + h;
+  const int64_t base = int64_t(b) * T * H + h, in_base = int64_t(b) * T * ld + h;
   double sum = 0.0;
   for (int t = t0; t < t1; ++t) sum += dlam[base + int64_t(t) * H];
   double suffix = block_exclusive_scan<true>(sum, buf);  // dlam summed over all later chunks
   for (int t = t1 - 1; t >= t0; --t) {
     const int64_t i = base + int64_t(t) * H;
     suffix += dlam[i];  // dlogf[t] = sum_{s >= t} dlam[s]
-    const float p = pre[i], g = hg[i];
+    const int64_t j = in_base + int64_t(t) * ld;
+    const float p = pre[j], g = hg[j];
     const float beta = beta_of(p), den = beta + kBetaEps, z = beta * g;
     const float sneg = sigmoid(-z);
     const float dlf_dhg = sneg * beta / den;
@@ -73,24 +75,24 @@ __global__ void __launch_bounds__(kGateThreads) gate_bwd_kernel(const float* hg,
   }
 }
 
-void check_gate_shape(int B, int T, int H) {
-  if (B < 1 || T < 1 || H < 1 || int64_t(B) * H > 2147483647)
+void check_gate_shape(int B, int T, int H, int ld) {
+  if (B < 1 || T < 1 || H < 1 || ld < H || int64_t(B) * H > 2147483647)
     throw std::invalid_argument("gate: bad shape B=" + std::to_string(B) + " T=" + std::to_string(T) +
-                                " H=" + std::to_string(H));
+                                " H=" + std::to_string(H) + " ld=" + std::to_string(ld));
 }
 
 }  // namespace
 
-void gate_forward(const float* hg, const float* pre, float* lam, int B, int T, int H, cudaStream_t stream) {
-  check_gate_shape(B, T, H);
-  gate_fwd_kernel<<<B * H, kGateThreads, 0, stream>>>(hg, pre, lam, T, H);
+void gate_forward(const float* hg, const float* pre, int ld, float* lam, int B, int T, int H, cudaStream_t stream) {
+  check_gate_shape(B, T, H, ld);
+  gate_fwd_kernel<<<B * H, kGateThreads, 0, stream>>>(hg, pre, ld, lam, T, H);
   CUDA_CHECK_LAUNCH();
 }
 
-void gate_backward(const float* hg, const float* pre, const float* dlam, float* dhg, float* dpre, int B, int T,
-                   int H, cudaStream_t stream) {
-  check_gate_shape(B, T, H);
-  gate_bwd_kernel<<<B * H, kGateThreads, 0, stream>>>(hg, pre, dlam, dhg, dpre, T, H);
+void gate_backward(const float* hg, const float* pre, int ld, const float* dlam, float* dhg, float* dpre, int B,
+                   int T, int H, cudaStream_t stream) {
+  check_gate_shape(B, T, H, ld);
+  gate_bwd_kernel<<<B * H, kGateThreads, 0, stream>>>(hg, pre, ld, dlam, dhg, dpre, T, H);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -5,11 +5,13 @@
 
 namespace gfwa::cuda {
 
-// hg, pre: [B,T,H] fp32 gate pre-activations; lam = inclusive prefix sum along T of
-// logsigmoid(beta*hg)/(beta+1e-3), beta = 1 + ELU(pre). One pass, double accumulation.
-void gate_forward(const float* hg, const float* pre, float* lam, int B, int T, int H, cudaStream_t stream);
-// dlam -> dhg, dpre (overwritten): reverse inclusive scan and the chain rule of docs/gatedfwa.md section 4.
-void gate_backward(const float* hg, const float* pre, const float* dlam, float* dhg, float* dpre, int B, int T,
-                   int H, cudaStream_t stream);
+// hg, pre: [B,T,H] fp32 gate pre-activations in rows of ld >= H floats (columns of a packed projection
+// output; ld = H: dense); lam = inclusive prefix sum along T of logsigmoid(beta*hg)/(beta+1e-3),
+// beta = 1 + ELU(pre), dense [B,T,H]. One pass, double accumulation.
+void gate_forward(const float* hg, const float* pre, int ld, float* lam, int B, int T, int H, cudaStream_t stream);
+// dlam -> dhg, dpre (overwritten; dlam, dhg, dpre dense [B,T,H], hg and pre in rows of ld): reverse inclusive
+// scan and the chain rule of docs/gatedfwa.md section 4.
+void gate_backward(const float* hg, const float* pre, int ld, const float* dlam, float* dhg, float* dpre, int B,
+                   int T, int H, cudaStream_t stream);
 
 }  // namespace gfwa::cuda

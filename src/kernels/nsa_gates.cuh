@@ -1,13 +1,14 @@
 // NSA's branch gates on the GPU (twin of nsa_gates_cpu.h, which defines the layouts): fp32 pre-activations
 // [N, 3H] from the gate projection's GEMM in, fp32 gates [3, N, H] for the NSA core out; the backward writes
-// the pre-activations' gradient in bf16 for the projection's weight and input GEMMs.
+// the pre-activations' gradient in bf16 for the projection's weight and input GEMMs. pre and dpre are rows of
+// ld >= 3H elements (columns of a packed projection output and its gradient; ld = 3H: dense).
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 namespace gfwa::cuda {
 
-void nsa_gates_forward(cudaStream_t s, const float* pre, int N, int H, float* g);
-void nsa_gates_backward(cudaStream_t s, const float* g, const float* dg, int N, int H, __nv_bfloat16* dpre);
+void nsa_gates_forward(cudaStream_t s, const float* pre, int ld, int N, int H, float* g);
+void nsa_gates_backward(cudaStream_t s, const float* g, const float* dg, int N, int H, __nv_bfloat16* dpre, int ld);
 
 }  // namespace gfwa::cuda

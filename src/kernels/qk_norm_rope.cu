@@ -42,7 +42,7 @@ __global__ void qk_forward_kernel(QkvShape sh, const __nv_bfloat16* __restrict__
     const float qv = to_f(q[c]);
     ssq += qv * qv;
     if (c < kd) {
-      const float a = pre_k ? sigm(pre_k[n * sh.Hkv + c / sh.D]) : -1.0f;
+      const float a = pre_k ? sigm(pre_k[n * sh.pre_ld + c / sh.D]) : -1.0f;
       const float kv = shifted(kbase, n, t, c, ld, a);
       ssk += kv * kv;
     }
@@ -56,7 +56,7 @@ __global__ void qk_forward_kernel(QkvShape sh, const __nv_bfloat16* __restrict__
     o[c0] = to_bf(q0 * cs.x - q1 * cs.y);
     o[c1] = to_bf(q1 * cs.x + q0 * cs.y);
     if (p >= kd / 2) continue;
-    const float a = pre_k ? sigm(pre_k[n * sh.Hkv + h]) : -1.0f;
+    const float a = pre_k ? sigm(pre_k[n * sh.pre_ld + h]) : -1.0f;
     const float k0 = shifted(kbase, n, t, c0, ld, a) * rk * to_f(k_w[c0]);
     const float k1 = shifted(kbase, n, t, c1, ld, a) * rk * to_f(k_w[c1]);
     o[qd + c0] = to_bf(k0 * cs.x - k1 * cs.y);
@@ -64,7 +64,7 @@ __global__ void qk_forward_kernel(QkvShape sh, const __nv_bfloat16* __restrict__
   }
   if (pre_v)
     for (int c = lane; c < kd; c += 32)
-      o[qd + kd + c] = to_bf(shifted(qkv + qd + kd, n, t, c, ld, sigm(pre_v[n * sh.Hkv + c / sh.D])));
+      o[qd + kd + c] = to_bf(shifted(qkv + qd + kd, n, t, c, ld, sigm(pre_v[n * sh.pre_ld + c / sh.D])));
   if (lane == 0) {
     rstd_q[n] = rq;
     rstd_k[n] = rk;
@@ -124,7 +124,7 @@ __global__ void qk_backward_kernel(QkvShape sh, const __nv_bfloat16* dout,  // m
       if (!has_k[j]) continue;
       const float dk0 = to_f(go[qd + c0]), dk1 = to_f(go[qd + c1]);
       const float nk[2] = {dk0 * cs.x + dk1 * cs.y, dk1 * cs.x - dk0 * cs.y};
-      const float a = pre_k ? sigm(pre_k[n * sh.Hkv + c0 / sh.D]) : -1.0f;
+      const float a = pre_k ? sigm(pre_k[n * sh.pre_ld + c0 / sh.D]) : -1.0f;
       for (int e = 0; e < 2; ++e) {
         const int c = c0 + e * half;
         xk[j][e] = shifted(qkv + qd, n, t, c, ld, a) * rk;
@@ -213,7 +213,7 @@ __global__ void __launch_bounds__(kQkWarps * 32) qk_backward_warp(
             wv[p * 8 + e] = to_f(wh[e]);
           }
           if (which == 1 && pre_k) {  // recompute the shifted k
-            const float a = sigm(pre_k[n * sh.Hkv + h]);
+            const float a = sigm(pre_k[n * sh.pre_ld + h]);
             uint4 pu = make_uint4(0, 0, 0, 0);
             if (t > 0) pu = *reinterpret_cast<const uint4*>(qkv + off - ld);
             const __nv_bfloat16* ph = reinterpret_cast<const __nv_bfloat16*>(&pu);
@@ -290,7 +290,7 @@ __global__ void shift_backward_kernel(QkvShape sh, const __nv_bfloat16* __restri
                                       const float* __restrict__ pre_k, const float* __restrict__ pre_v,
                                       const __nv_bfloat16* __restrict__ ds, __nv_bfloat16* __restrict__ dkv,
                                       __nv_bfloat16* __restrict__ dpre_k, __nv_bfloat16* __restrict__ dpre_v) {
-  const int N = sh.B * sh.T, qd = sh.H * sh.D, kd = sh.Hkv * sh.D, ld = qd + 2 * kd, Hkv = sh.Hkv;
+  const int N = sh.B * sh.T, qd = sh.H * sh.D, kd = sh.Hkv * sh.D, ld = qd + 2 * kd, Hkv = sh.Hkv, pld = sh.pre_ld;
   const size_t w = size_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x & 31;
   if (w >= size_t(N) * Hkv * 2) return;
@@ -298,9 +298,9 @@ __global__ void shift_backward_kernel(QkvShape sh, const __nv_bfloat16* __restri
   const size_t n = w / (2 * Hkv);
   const int t = int(n % sh.T);
   const float* pre = which ? pre_v : pre_k;
-  const float a = sigm(pre[n * Hkv + h]);
+  const float a = sigm(pre[n * pld + h]);
   const bool has_next = t + 1 < sh.T;
-  const float a_next = has_next ? sigm(pre[(n + 1) * Hkv + h]) : 0.0f;
+  const float a_next = has_next ? sigm(pre[(n + 1) * pld + h]) : 0.0f;
   const int off = qd + which * kd;  // k or v block of qkv
   const int dsoff = which * kd;     // k or v block of ds / dkv
   float da = 0.0f;
@@ -313,13 +313,16 @@ __global__ void shift_backward_kernel(QkvShape sh, const __nv_bfloat16* __restri
     da += g * (to_f(qkv[n * ld + off + c]) - prev);
   }
   da = warp_sum(da);
-  if (lane == 0) (which ? dpre_v : dpre_k)[n * Hkv + h] = to_bf(da * a * (1.0f - a));
+  if (lane == 0) (which ? dpre_v : dpre_k)[n * pld + h] = to_bf(da * a * (1.0f - a));
 }
 
-void check_heads(const QkvShape& sh, const char* who) {
+void check_heads(const QkvShape& sh, const char* who, bool shift) {
   if (sh.H < 1 || sh.Hkv < 1 || sh.H % sh.Hkv != 0)
     throw std::invalid_argument(std::string(who) + ": the K/V heads (" + std::to_string(sh.Hkv) +
                                 ") must divide the " + std::to_string(sh.H) + " query heads");
+  if (shift && sh.pre_ld < sh.Hkv)
+    throw std::invalid_argument(std::string(who) + ": token-shift pre-activations in rows of " +
+                                std::to_string(sh.pre_ld) + " < the " + std::to_string(sh.Hkv) + " K/V heads");
 }
 
 }  // namespace
@@ -339,7 +342,7 @@ std::vector<float> rope_table(int T, int D, float theta) {
 void qk_norm_rope_forward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat16* qkv, const float* pre_k,
                           const float* pre_v, const __nv_bfloat16* q_w, const __nv_bfloat16* k_w, const float2* rope,
                           __nv_bfloat16* out, float* rstd_q, float* rstd_k) {
-  check_heads(sh, "qk_norm_rope_forward");
+  check_heads(sh, "qk_norm_rope_forward", pre_k || pre_v);
   const int N = sh.B * sh.T;
   if (N == 0) return;
   qk_forward_kernel<<<ceil_div(N, 8), 256, 0, s>>>(sh, qkv, pre_k, pre_v, q_w, k_w, rope, out, rstd_q, rstd_k);
@@ -350,7 +353,7 @@ void qk_norm_rope_backward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat
                            const float* pre_k, const __nv_bfloat16* q_w, const __nv_bfloat16* k_w, const float2* rope,
                            const float* rstd_q, const float* rstd_k, __nv_bfloat16* dq, __nv_bfloat16* dk_s,
                            float* dw_partial) {
-  check_heads(sh, "qk_norm_rope_backward");
+  check_heads(sh, "qk_norm_rope_backward", pre_k);
   const int N = sh.B * sh.T, d = sh.H * sh.D;  // q's width; k's is no larger
   if (d > kQkNormMaxDim)
     throw std::invalid_argument("qk_norm_rope_backward: d_model = " + std::to_string(d) + " > 4096");
@@ -373,7 +376,7 @@ void qk_norm_rope_backward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat
 void token_shift_backward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat16* qkv, const float* pre_k,
                           const float* pre_v, const __nv_bfloat16* ds, __nv_bfloat16* dkv, __nv_bfloat16* dpre_k,
                           __nv_bfloat16* dpre_v) {
-  check_heads(sh, "token_shift_backward");
+  check_heads(sh, "token_shift_backward", true);
   const size_t warps = size_t(sh.B) * sh.T * sh.Hkv * 2;
   if (warps == 0) return;
   shift_backward_kernel<<<ceil_div(warps, 8), 256, 0, s>>>(sh, qkv, pre_k, pre_v, ds, dkv, dpre_k, dpre_v);

@@ -6,7 +6,8 @@
 //   qkv  [N, ld]  raw projections q | k | v (N = B*T, token-major, heads of D inside each part)
 //   out  [N, ld]  q_r | k_r | v_s   (v_s is written only with token shift; otherwise attention
 //                 reads v straight from qkv)
-//   pre_k, pre_v [N, Hkv] fp32: token-shift pre-activations x . ws (a = sigmoid(pre)); null = off.
+//   pre_k, pre_v [N, Hkv] fp32 in rows of QkvShape::pre_ld (columns of the packed projection output):
+//                token-shift pre-activations x . ws (a = sigmoid(pre)); null = off.
 //   rope [T, D/2] float2 (cos, sin) of t * theta^(-2i/D), from rope_table.
 #pragma once
 #include <vector>
@@ -20,6 +21,7 @@ struct QkvShape {
   int B, T, H, D;
   float eps;
   int Hkv;  // K/V heads, divides H; std::invalid_argument otherwise
+  int pre_ld = 0;  // row stride of pre_k, pre_v and their gradients; >= Hkv with token shift (else unread)
 };
 
 std::vector<float> rope_table(int T, int D, float theta);  // [T, D/2, 2], computed in double
@@ -37,7 +39,8 @@ void qk_norm_rope_backward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat
                            float* dw_partial);
 
 // Token-shift backward for k and v: ds = dk_s | dv_s (row stride ld), writes dkv = dk | dv of the
-// raw projections (row stride ld, must not alias ds) and the pre-activation gradients [N, Hkv].
+// raw projections (row stride ld, must not alias ds) and the pre-activation gradients [N, Hkv] (rows of
+// pre_ld, as pre_k and pre_v).
 void token_shift_backward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat16* qkv, const float* pre_k,
                           const float* pre_v, const __nv_bfloat16* ds, __nv_bfloat16* dkv, __nv_bfloat16* dpre_k,
                           __nv_bfloat16* dpre_v);

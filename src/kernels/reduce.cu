@@ -1,6 +1,8 @@
 #include "kernels/reduce.cuh"
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 
 #include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
@@ -29,14 +31,31 @@ __global__ void finish_partials_kernel(const float* __restrict__ partial, int G,
   dst[c] = accumulate ? dst[c] + acc : acc;
 }
 
-__global__ void broadcast_rows_kernel(const float* __restrict__ bias, int N, int C, float* __restrict__ out) {
+__global__ void broadcast_rows_kernel(const float* __restrict__ bias, int N, int C, int c0, int ld,
+                                      float* __restrict__ out) {
   const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < size_t(N) * C) out[i] = bias[i % C];
+  if (i >= size_t(N) * ld) return;
+  const int c = int(i % ld) - c0;
+  out[i] = c >= 0 && c < C ? bias[c] : 0.0f;
 }
 
 __global__ void f32_to_bf16_kernel(const float* __restrict__ in, __nv_bfloat16* __restrict__ out, size_t n) {
   for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
     out[i] = to_bf(in[i]);
+}
+
+__global__ void f32_to_bf16_rows_kernel(const float* __restrict__ in, int in_ld, __nv_bfloat16* __restrict__ out,
+                                        int out_ld, int rows, int cols) {
+  const size_t n = size_t(rows) * cols;
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    const size_t r = i / cols, c = i % cols;
+    out[r * out_ld + c] = to_bf(in[r * in_ld + c]);
+  }
+}
+
+__global__ void add_f32_kernel(const float* __restrict__ in, float* __restrict__ out, size_t n) {
+  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    out[i] += in[i];
 }
 
 __global__ void bf16_to_f32_kernel(const __nv_bfloat16* __restrict__ in, float* __restrict__ out, size_t n) {
@@ -61,16 +80,35 @@ void finish_partials(cudaStream_t s, const float* partial, int G, int C, float* 
   CUDA_CHECK_LAUNCH();
 }
 
-void broadcast_rows(cudaStream_t s, const float* bias, int N, int C, float* out) {
-  const size_t n = size_t(N) * C;
+void broadcast_rows(cudaStream_t s, const float* bias, int N, int C, int c0, int ld, float* out) {
+  if (c0 < 0 || C < 0 || c0 + C > ld)
+    throw std::invalid_argument("broadcast_rows: columns " + std::to_string(c0) + " + " + std::to_string(C) +
+                                " outside rows of " + std::to_string(ld));
+  const size_t n = size_t(N) * ld;
   if (n == 0) return;
-  broadcast_rows_kernel<<<ceil_div(n, 256), 256, 0, s>>>(bias, N, C, out);
+  broadcast_rows_kernel<<<ceil_div(n, 256), 256, 0, s>>>(bias, N, C, c0, ld, out);
   CUDA_CHECK_LAUNCH();
 }
 
 void f32_to_bf16(cudaStream_t s, const float* in, __nv_bfloat16* out, size_t n) {
   if (n == 0) return;
   f32_to_bf16_kernel<<<grid_for(n), 256, 0, s>>>(in, out, n);
+  CUDA_CHECK_LAUNCH();
+}
+
+void f32_to_bf16_rows(cudaStream_t s, const float* in, int in_ld, __nv_bfloat16* out, int out_ld, int rows, int cols) {
+  if (cols > in_ld || cols > out_ld)
+    throw std::invalid_argument("f32_to_bf16_rows: " + std::to_string(cols) + " columns in rows of " +
+                                std::to_string(in_ld) + " and " + std::to_string(out_ld));
+  const size_t n = size_t(rows) * cols;
+  if (n == 0) return;
+  f32_to_bf16_rows_kernel<<<grid_for(n), 256, 0, s>>>(in, in_ld, out, out_ld, rows, cols);
+  CUDA_CHECK_LAUNCH();
+}
+
+void add_f32(cudaStream_t s, const float* in, float* out, size_t n) {
+  if (n == 0) return;
+  add_f32_kernel<<<grid_for(n), 256, 0, s>>>(in, out, n);
   CUDA_CHECK_LAUNCH();
 }
 

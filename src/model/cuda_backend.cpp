@@ -127,7 +127,7 @@ CudaBackend::~CudaBackend() {
 }
 
 void CudaBackend::plan(DeviceArena& a) {
-  const size_t N = size_t(max_B_) * max_T_, d = d_, H = H_, F = F_, Hkv = Hkv_, ld = qkv_ld_;
+  const size_t N = size_t(max_B_) * max_T_, d = d_, H = H_, F = F_, ld = qkv_ld_;
   a.take(params_, pl_.bf16_total(), ArenaCategory::params);
   a.take(master_, sync_.grad_elems(), ArenaCategory::params);
   a.take(grads_, sync_.grad_elems(), ArenaCategory::grads);
@@ -161,15 +161,8 @@ void CudaBackend::plan(DeviceArena& a) {
     a.take(A.rstdk, N, c);
     a.take(A.rstd2, N, c);
     if (!nsa(l)) a.take(A.lse, N * H, c);
-    if (shift_) {
-      a.take(A.prek, N * Hkv, c);
-      a.take(A.prev, N * Hkv, c);
-    }
-    if (gated(l)) {
-      a.take(A.hg, N * H, c);
-      a.take(A.pre, N * H, c);
-      a.take(A.lam, N * H, c);
-    }
+    a.take(A.skinny, N * size_t(pl_.skinny(l).cols.width), c);
+    if (gated(l)) a.take(A.lam, N * H, c);
     if (nsa(l)) {
       a.take(A.nsa_gates, 3 * N * H, c);
       a.take(A.nsa_saved, nsa_saved_bytes_, c);
@@ -197,10 +190,9 @@ void CudaBackend::plan(DeviceArena& a) {
   a.take(dlam_, N * H, w);
   a.take(dhg_, N * H, w);
   a.take(dpre_, N * H, w);
-  a.take(dhg_b_, N * H, w);
-  a.take(dpre_b_, N * H, w);
-  a.take(dsk_b_, N * Hkv, w);
-  a.take(dsv_b_, N * Hkv, w);
+  const size_t skinny = size_t(max_skinny_width(cfg_));
+  a.take(dskinny_, N * skinny, w);
+  a.take(skinny_dw_, skinny * d, w);
   a.take(inputs_, N, w);
   a.take(targets_, N, w);
   a.take(tok_token_, N, w);
@@ -210,9 +202,7 @@ void CudaBackend::plan(DeviceArena& a) {
   a.take(matmul_ws_, Matmul::kWorkspaceBytes, w);
   a.take(attn_ws_, (attn_ws_bytes_ + 3) / 4, w);
   if (cfg_.any_nsa()) {
-    a.take(nsa_pre_, 3 * N * H, w);
     a.take(nsa_dg_, 3 * N * H, w);
-    a.take(nsa_dpre_b_, 3 * N * H, w);
     a.take(nsa_ws_, nsa_ws_bytes_, w);
   }
 }
@@ -307,26 +297,24 @@ void CudaBackend::forward_layer(int l, int B, int T) {
   prof_.mark("rmsnorm fwd", s);
   mm_->linear(s, A.h1, wb(b.wqkv), A.qkv, OutType::bf16, N, d, qkv_ld_);
   prof_.mark("gemm qkv fwd", s);
-  if (shift_) {
-    mm_->linear(s, A.h1, wb(b.shift_k), A.prek, OutType::f32, N, d, Hkv);
-    mm_->linear(s, A.h1, wb(b.shift_v), A.prev, OutType::f32, N, d, Hkv);
-  }
-  if (gated(l)) {
-    broadcast_rows(s, master_ + o.gate_b, N, H, A.hg);  // fp32 bias, then the GEMM accumulates
-    mm_->linear(s, A.h1, wb(b.gate_w), A.hg, OutType::f32, N, d, H, 1.0f);
-    mm_->linear(s, A.h1, wb(b.gate_sharp), A.pre, OutType::f32, N, d, H);
+  // The skinny projections: one fp32 GEMM into [N, W] rows, onto gate_b's broadcast (zeros elsewhere).
+  const LayerSkinny& k = pl_.skinny(l);
+  const int W = k.cols.width;
+  if (W > 0) {
+    if (gated(l)) broadcast_rows(s, master_ + o.gate_b, N, H, k.cols.gate_w, W, A.skinny);
+    mm_->linear(s, A.h1, wb(k.bf16), A.skinny, OutType::f32, N, d, W, gated(l) ? 1.0f : 0.0f);
     prof_.mark("gate+shift proj fwd", s);
-    gate_forward(A.hg, A.pre, A.lam, B, T, H, s);
   }
+  if (gated(l)) gate_forward(A.skinny + k.cols.gate_w, A.skinny + k.cols.gate_sharp, W, A.lam, B, T, H, s);
   prof_.mark("gate scan fwd", s);
   if (nsa(l)) {
-    mm_->linear(s, A.h1, wb(b.nsa_gate), nsa_pre_, OutType::f32, N, d, 3 * H);
-    nsa_gates_forward(s, nsa_pre_, N, H, A.nsa_gates);
+    nsa_gates_forward(s, A.skinny + k.cols.nsa_gate, W, N, H, A.nsa_gates);
     prof_.mark("nsa gates fwd", s);
   }
-  const QkvShape sh{B, T, H, D_, cfg_.norm_eps, Hkv};
-  qk_norm_rope_forward(s, sh, A.qkv, shift_ ? A.prek : nullptr, shift_ ? A.prev : nullptr, wb(b.q_norm),
-                       wb(b.k_norm), rope_, A.qkvr, A.rstdq, A.rstdk);
+  const QkvShape sh{B, T, H, D_, cfg_.norm_eps, Hkv, W};
+  qk_norm_rope_forward(s, sh, A.qkv, shift_ ? A.skinny + k.cols.shift_k : nullptr,
+                       shift_ ? A.skinny + k.cols.shift_v : nullptr, wb(b.q_norm), wb(b.k_norm), rope_, A.qkvr,
+                       A.rstdq, A.rstdk);
   prof_.mark("qk-norm+rope fwd", s);
   if (nsa(l)) {
     nsa_forward(nsa_params(A, l, B, T), s);
@@ -429,14 +417,17 @@ void CudaBackend::backward_layer(int l, int B, int T) {
                        s);
     prof_.mark("attention bwd", s);
   }
-  const QkvShape sh{B, T, H, D_, cfg_.norm_eps, Hkv};
-  qk_norm_rope_backward(s, sh, dqkv_, A.qkv, shift_ ? A.prek : nullptr, wb(b.q_norm), wb(b.k_norm), rope_, A.rstdq,
-                        A.rstdk, shift_ ? dqkv2_ : dqkv_, dqkv_ + d, partials_);
+  const LayerSkinny& k = pl_.skinny(l);
+  const int W = k.cols.width;
+  const QkvShape sh{B, T, H, D_, cfg_.norm_eps, Hkv, W};
+  qk_norm_rope_backward(s, sh, dqkv_, A.qkv, shift_ ? A.skinny + k.cols.shift_k : nullptr, wb(b.q_norm),
+                        wb(b.k_norm), rope_, A.rstdq, A.rstdk, shift_ ? dqkv2_ : dqkv_, dqkv_ + d, partials_);
   finish_partials(s, partials_, G, d + dkv_, grads_ + o.q_norm, true);  // q_norm | k_norm are adjacent
   prof_.mark("qk-norm+rope bwd", s);
   const bf16* draw = dqkv_;
   if (shift_) {
-    token_shift_backward(s, sh, A.qkv, A.prek, A.prev, dqkv_ + d, dqkv2_ + d, dsk_b_, dsv_b_);
+    token_shift_backward(s, sh, A.qkv, A.skinny + k.cols.shift_k, A.skinny + k.cols.shift_v, dqkv_ + d, dqkv2_ + d,
+                         dskinny_ + k.cols.shift_k, dskinny_ + k.cols.shift_v);
     draw = dqkv2_;
   }
   prof_.mark("token shift bwd", s);
@@ -444,31 +435,24 @@ void CudaBackend::backward_layer(int l, int B, int T) {
   prof_.mark("gemm qkv dW", s);
   mm_->linear_dx(s, draw, wb(b.wqkv), dh_, N, d, qkv_ld_);
   prof_.mark("gemm qkv dX", s);
-  if (shift_) {
-    mm_->linear_dw(s, dsk_b_, A.h1, grads_ + o.shift_k, N, d, Hkv);
-    mm_->linear_dx(s, dsk_b_, wb(b.shift_k), dh_, N, d, Hkv, 1.0f);
-    mm_->linear_dw(s, dsv_b_, A.h1, grads_ + o.shift_v, N, d, Hkv);
-    mm_->linear_dx(s, dsv_b_, wb(b.shift_v), dh_, N, d, Hkv, 1.0f);
-  }
+  // The skinny projections' output gradients into their columns of dskinny_ (token shift's above), then one
+  // weight-gradient GEMM, whose rows are added to the fp32 tensors they belong to, and one input-gradient GEMM.
   if (nsa(l)) {
-    prof_.mark("gate+shift proj bwd", s);
-    nsa_gates_backward(s, A.nsa_gates, nsa_dg_, N, H, nsa_dpre_b_);
-    mm_->linear_dw(s, nsa_dpre_b_, A.h1, grads_ + o.nsa_gate, N, d, 3 * H);
-    mm_->linear_dx(s, nsa_dpre_b_, wb(b.nsa_gate), dh_, N, d, 3 * H, 1.0f);
+    nsa_gates_backward(s, A.nsa_gates, nsa_dg_, N, H, dskinny_ + k.cols.nsa_gate, W);
     prof_.mark("nsa gates bwd", s);
   }
   if (gated(l)) {
-    prof_.mark("gate+shift proj bwd", s);
-    gate_backward(A.hg, A.pre, dlam_, dhg_, dpre_, B, T, H, s);
+    gate_backward(A.skinny + k.cols.gate_w, A.skinny + k.cols.gate_sharp, W, dlam_, dhg_, dpre_, B, T, H, s);
     prof_.mark("gate scan bwd", s);
     colsum_partials(s, dhg_, N, H, partials_);
     finish_partials(s, partials_, G, H, grads_ + o.gate_b, true);
-    f32_to_bf16(s, dhg_, dhg_b_, size_t(N) * H);
-    f32_to_bf16(s, dpre_, dpre_b_, size_t(N) * H);
-    mm_->linear_dw(s, dhg_b_, A.h1, grads_ + o.gate_w, N, d, H);
-    mm_->linear_dx(s, dhg_b_, wb(b.gate_w), dh_, N, d, H, 1.0f);
-    mm_->linear_dw(s, dpre_b_, A.h1, grads_ + o.gate_sharp, N, d, H);
-    mm_->linear_dx(s, dpre_b_, wb(b.gate_sharp), dh_, N, d, H, 1.0f);
+    f32_to_bf16_rows(s, dhg_, H, dskinny_ + k.cols.gate_w, W, N, H);
+    f32_to_bf16_rows(s, dpre_, H, dskinny_ + k.cols.gate_sharp, W, N, H);
+  }
+  if (W > 0) {
+    mm_->linear_dw(s, dskinny_, A.h1, skinny_dw_, N, d, W, 1.0f, 0.0f);
+    for (const SkinnyRun& r : k.runs) add_f32(s, skinny_dw_ + size_t(r.row) * d, grads_ + r.f32, size_t(r.rows) * d);
+    mm_->linear_dx(s, dskinny_, wb(k.bf16), dh_, N, d, W, 1.0f);
   }
   prof_.mark("gate+shift proj bwd", s);
   rmsnorm_backward(s, dh_, A.x, wb(b.attn_norm), A.rstd1, dres_, true, partials_, N, d);
@@ -536,8 +520,10 @@ void CudaBackend::gate_log_f(std::vector<std::vector<float>>& out) {
       out[size_t(l)].clear();
       continue;
     }
-    CUDA_CHECK(cudaMemcpyAsync(hg.data(), acts_[l].hg, n * 4, cudaMemcpyDeviceToHost, stream_));
-    CUDA_CHECK(cudaMemcpyAsync(pre.data(), acts_[l].pre, n * 4, cudaMemcpyDeviceToHost, stream_));
+    const SkinnyProjections& k = pl_.skinny(l).cols;  // hg and pre: H of each row's W columns
+    for (const auto& [dst, col] : {std::make_pair(hg.data(), k.gate_w), std::make_pair(pre.data(), k.gate_sharp)})
+      CUDA_CHECK(cudaMemcpy2DAsync(dst, size_t(H_) * 4, acts_[l].skinny + col, size_t(k.width) * 4, size_t(H_) * 4,
+                                   size_t(last_B_) * last_T_, cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     out[size_t(l)].resize(n);
     cpu::gate_forward(last_B_, last_T_, H_, hg.data(), pre.data(), out[size_t(l)].data(), lam.data());

@@ -36,7 +36,8 @@ using bf16 = __nv_bfloat16;
 // layer keeps its gates and the NSA core's saved tensors instead of lse).
 struct LayerActs {
   bf16 *x, *h1, *qkv, *qkvr, *o, *xm, *h2, *u, *g;
-  float *rstd1, *rstdq, *rstdk, *rstd2, *prek, *prev, *hg, *pre, *lam, *lse;
+  float *rstd1, *rstdq, *rstdk, *rstd2, *lam, *lse;
+  float* skinny;     // the skinny projections' outputs [N, width] (skinny_projections.h: prek | prev | hg | pre | nsa)
   float* nsa_gates;  // g_cmp | g_sel | g_win [3, N, H]
   char* nsa_saved;   // nsa_saved_layout of the micro-batch's shape
 };
@@ -133,7 +134,8 @@ class CudaBackend final : public Backend {
   bf16 *g_, *dres_, *dh_, *do_, *dqkv_, *dqkv2_, *logits_;
   float *dlam_, *dhg_, *dpre_, *loss_rows_, *loss_sum_, *partials_, *norm_partials_, *last_logits_;
   double* norm_out_;
-  bf16 *dhg_b_, *dpre_b_, *dsk_b_, *dsv_b_;
+  bf16* dskinny_;      // the skinny projections' output gradients [N, width], a layer's columns as its outputs'
+  float* skinny_dw_;   // their weight gradient [width, d] before its rows are added to grads_
   int32_t *inputs_, *targets_, *tok_token_, *tok_start_, *tok_pos_, *argmax_rows_;
   int last_B_ = 0, last_T_ = 0;  // shape of the latest forward pass (gate_log_f)
   int n_unique_ = 0;
@@ -141,10 +143,9 @@ class CudaBackend final : public Backend {
   char* matmul_ws_;
   float* attn_ws_;
   size_t attn_ws_bytes_ = 0;
-  // nsa layers (any): the gate projection's output [N, 3H], the gates' gradient [3, N, H] and the
-  // pre-activations' in bf16 [N, 3H], the core's backward workspace; each layer's saved tensors' size.
-  float *nsa_pre_ = nullptr, *nsa_dg_ = nullptr;
-  bf16* nsa_dpre_b_ = nullptr;
+  // nsa layers (any): the gates' gradient [3, N, H], the core's backward workspace; each layer's saved
+  // tensors' size.
+  float* nsa_dg_ = nullptr;
   char* nsa_ws_ = nullptr;
   size_t nsa_ws_bytes_ = 0, nsa_saved_bytes_ = 0;
 };

@@ -115,7 +115,7 @@ void CudaDecoder::run_step() {
     }
     const bool gated = be.gated(l);
     if (gated) {
-      broadcast_rows(s, be.master_ + o.gate_b, B, H, hg_);  // fp32 bias, as the training forward
+      broadcast_rows(s, be.master_ + o.gate_b, B, H, 0, H, hg_);  // fp32 bias, as the training forward
       be.mm_->linear(s, h_, be.wb(w.gate_w), hg_, OutType::f32, B, d, H, 1.0f);
       be.mm_->linear(s, h_, be.wb(w.gate_sharp), pre_, OutType::f32, B, d, H);
     }

@@ -5,6 +5,7 @@
 
 #include "kernels/attention_workspace.h"
 #include "kernels/nsa_layout.h"
+#include "model/skinny_projections.h"
 #include "model/zero1_shards.h"
 
 namespace gfwa {
@@ -48,14 +49,34 @@ std::string gib(double bytes) {
 }  // namespace
 
 std::vector<size_t> cuda_bf16_offsets(const ParamLayout& layout, size_t* total) {
-  std::vector<size_t> out;
+  const std::vector<ParamTensor>& ts = layout.tensors();
+  std::vector<size_t> out(ts.size());
   size_t cur = 0;
-  for (const ParamTensor& t : layout.tensors()) {
-    const bool continues_group = ends_with(t.name, "attn.wk") || ends_with(t.name, "attn.wv") || ends_with(t.name, "mlp.w3");
+  auto place = [&](size_t i, bool continues_group) {
     if (!continues_group) cur = (cur + kCudaBf16GroupAlign - 1) / kCudaBf16GroupAlign * kCudaBf16GroupAlign;
-    out.push_back(cur);
-    cur += t.numel;
+    out[i] = cur;
+    cur += ts[i].numel;
+  };
+  // A layer's skinny projections form one group (skinny_projections.h); its gate_b, between gate_w and
+  // gate_sharp in ParamLayout, is placed after the group.
+  size_t gate_b = ts.size();
+  bool after_skinny = false;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const std::string& name = ts[i].name;
+    if (ends_with(name, "attn.gate_b")) {
+      gate_b = i;
+      continue;
+    }
+    const bool skinny = is_skinny_projection(name);
+    if (gate_b < ts.size() && !skinny) {
+      place(gate_b, false);
+      gate_b = ts.size();
+    }
+    place(i, ends_with(name, "attn.wk") || ends_with(name, "attn.wv") || ends_with(name, "mlp.w3") ||
+                 (skinny && after_skinny));
+    after_skinny = skinny;
   }
+  if (gate_b < ts.size()) place(gate_b, false);
   *total = cur;
   return out;
 }
@@ -65,7 +86,7 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
   const ModelConfig& m = s.model;
   const ParamLayout layout(m);
   const size_t N = size_t(s.max_B) * size_t(s.max_T), d = m.d_model, H = m.n_heads, F = m.hidden(),
-               V = m.vocab_size, D = m.head_dim(), Hkv = m.kv_heads(), ld = d + 2 * size_t(m.kv_dim());
+               V = m.vocab_size, D = m.head_dim(), ld = d + 2 * size_t(m.kv_dim());
   const bool shift = m.attention.token_shift;
   constexpr size_t bf16 = 2, f32 = 4, i32 = 4;
 
@@ -113,10 +134,8 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
     for (size_t cols : {d, d, ld, ld, d, d, d, 2 * F, F}) a.add(N * cols * bf16, c);  // x h1 qkv qkvr o xm h2 u g
     for (int k = 0; k < 4; ++k) a.add(N * f32, c);                                          // rstd1 rstdq rstdk rstd2
     if (!m.layer_nsa(l)) a.add(N * H * f32, c);                                             // lse
-    if (shift)
-      for (int k = 0; k < 2; ++k) a.add(N * Hkv * f32, c);  // prek prev
-    if (m.layer_gated(l))
-      for (int k = 0; k < 3; ++k) a.add(N * H * f32, c);  // hg pre lam
+    a.add(N * size_t(skinny_projections(m, l).width) * f32, c);  // the skinny projections' outputs
+    if (m.layer_gated(l)) a.add(N * H * f32, c);                    // lam
     if (m.layer_nsa(l)) {
       a.add(3 * N * H * f32, c);  // the gates
       a.add(nsa_saved, c);        // the core's saved tensors
@@ -139,9 +158,10 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
   a.add(std::max<size_t>(1, std::min(N, kCudaMaxPartialBlocks)) * 2 * d * f32, w);  // partials
   a.add(kCudaGradNormBlocks * f32, w);                                              // norm_partials
   a.add(sizeof(double), w);                                                         // norm_out
-  for (int k = 0; k < 3; ++k) a.add(N * H * f32, w);   // dlam dhg dpre
-  for (int k = 0; k < 2; ++k) a.add(N * H * bf16, w);    // dhg_b dpre_b
-  for (int k = 0; k < 2; ++k) a.add(N * Hkv * bf16, w);  // dsk_b dsv_b
+  for (int k = 0; k < 3; ++k) a.add(N * H * f32, w);  // dlam dhg dpre
+  const size_t skinny = size_t(max_skinny_width(m));
+  a.add(N * skinny * bf16, w);  // the skinny projections' output gradients
+  a.add(skinny * d * f32, w);   // their weight gradient
   a.add(N * i32, w);        // inputs
   a.add(N * i32, w);        // targets
   a.add(N * i32, w);        // tok_token
@@ -151,10 +171,8 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
   a.add(kCudaMatmulWorkspaceBytes, w);
   a.add(attn_bwd_workspace(s.max_B, s.max_T, int(H), int(D)).bytes, w);  // attention backward (either path)
   if (m.any_nsa()) {
-    a.add(3 * N * H * f32, w);   // the gate projection's output
-    a.add(3 * N * H * f32, w);   // the gates' gradient
-    a.add(3 * N * H * bf16, w);  // the pre-activations' gradient
-    a.add(nsa_ws, w);            // the core's backward
+    a.add(3 * N * H * f32, w);  // the gates' gradient
+    a.add(nsa_ws, w);           // the core's backward
   }
   return p;
 }

@@ -24,7 +24,8 @@ constexpr size_t kCudaMatmulWorkspaceBytes = size_t(32) << 20;  // kernels/matmu
 constexpr size_t kCudaLogitsChunkBytes = size_t(1) << 30;       // bf16 logits one classifier chunk may hold
 
 // The bf16 parameter copy's layout: each tensor's element offset, every group 256-byte aligned
-// with wq|wk|wv and w1|w3 contiguous (one GEMM operand each); `total` gets its length.
+// with wq|wk|wv, w1|w3 and a layer's skinny projections (skinny_projections.h; gate_b after them)
+// contiguous (one GEMM operand each); `total` gets its length.
 std::vector<size_t> cuda_bf16_offsets(const ParamLayout& layout, size_t* total);
 
 struct CudaMemoryShape {

@@ -1,8 +1,10 @@
 #ifdef GFWA_WITH_CUDA
 #include "model/cuda_param_layout.h"
 
+#include <iterator>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "model/cuda_memory_plan.h"
 
@@ -54,6 +56,21 @@ DeviceParamLayout::DeviceParamLayout(const ModelConfig& cfg) : layout_(cfg) {
       o.w2 = find(p + "mlp.w2", b);
       (b ? bf16_ : f32_).push_back(o);
     }
+    // The packed weight is one GEMM operand only if cuda_bf16_offsets kept its parts adjacent, in column order.
+    LayerSkinny k{skinny_projections(cfg, l), 0, skinny_f32_runs(cfg, layout_, l)};
+    const LayerOffsets& w = bf16_.back();
+    const int cols[] = {k.cols.shift_k, k.cols.shift_v, k.cols.gate_w, k.cols.gate_sharp, k.cols.nsa_gate};
+    const size_t offs[] = {w.shift_k, w.shift_v, w.gate_w, w.gate_sharp, w.nsa_gate};
+    bool first = true;
+    for (size_t i = 0; i < std::size(cols); ++i) {
+      if (cols[i] < 0) continue;
+      if (first) k.bf16 = offs[i];
+      first = false;
+      if (offs[i] != k.bf16 + size_t(cols[i]) * size_t(cfg.d_model))
+        throw std::logic_error("cuda backend: the bf16 copy does not keep layer " + std::to_string(l) +
+                               "'s skinny projections contiguous (cuda_bf16_offsets)");
+    }
+    skinny_.push_back(std::move(k));
   }
 }
 

@@ -11,6 +11,7 @@
 #include "kernels/adamw.cuh"
 #include "model/model_config.h"
 #include "model/param_layout.h"
+#include "model/skinny_projections.h"
 #include "model/zero1_shards.h"
 
 namespace gfwa {
@@ -22,6 +23,13 @@ struct LayerOffsets {
       w2;
 };
 
+// A layer's skinny projections (skinny_projections.h) as their one GEMM per pass sees them.
+struct LayerSkinny {
+  SkinnyProjections cols;
+  size_t bf16 = 0;              // the packed [cols.width, d] weight's first element in the bf16 copy
+  std::vector<SkinnyRun> runs;  // where the packed weight gradient's rows go in the fp32 layout
+};
+
 class DeviceParamLayout {
  public:
   explicit DeviceParamLayout(const ModelConfig& cfg);
@@ -31,6 +39,7 @@ class DeviceParamLayout {
   size_t bf16_total() const { return bf16_total_; }
   const LayerOffsets& f32(int layer) const { return f32_[size_t(layer)]; }
   const LayerOffsets& bf16(int layer) const { return bf16_[size_t(layer)]; }
+  const LayerSkinny& skinny(int layer) const { return skinny_[size_t(layer)]; }
   size_t embed_bf16() const { return embed_bf16_; }  // the fp32 embedding is at offset 0
   size_t final_norm_f32() const { return final_norm_f32_; }
   size_t final_norm_bf16() const { return final_norm_bf16_; }
@@ -51,6 +60,7 @@ class DeviceParamLayout {
   std::vector<size_t> bf16_offset_;  // per tensor
   size_t bf16_total_ = 0;
   std::vector<LayerOffsets> f32_, bf16_;
+  std::vector<LayerSkinny> skinny_;
   size_t embed_bf16_ = 0, final_norm_f32_ = 0, final_norm_bf16_ = 0;
   std::vector<cuda::AdamWChunk> chunks_;
 };
