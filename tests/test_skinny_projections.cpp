@@ -14,21 +14,15 @@
 #include "model/cuda_memory_plan.h"
 #include "model/param_layout.h"
 #include "model/skinny_projections.h"
+#include "model_test_params.h"
 
 using namespace gfwa;
 
 namespace {
 
+// Two layers of two query heads (model_test_params.h); pattern "SL": the mode's layer, then a full one.
 ModelConfig config(AttnMode mode, bool shift, const char* letters, int kv_heads, AttnMode sliding) {
-  ModelConfig m;
-  m.vocab_size = 300;
-  m.n_layers = 4;
-  m.d_model = 128;
-  m.n_heads = 4;
-  m.n_kv_heads = kv_heads;
-  m.ffn_hidden = 200;
-  m.attention.mode = mode;
-  m.attention.token_shift = shift;
+  ModelConfig m = test::small_config(mode, shift, 64, kv_heads);
   m.attention.pattern.letters = letters;
   m.attention.nsa.sliding = sliding;
   return m;
@@ -49,28 +43,28 @@ std::vector<std::pair<std::string, std::pair<int, int>>> parts(const ModelConfig
 }  // namespace
 
 TEST(SkinnyProjections, ColumnsFollowTheLayersParts) {
-  const ModelConfig m = config(AttnMode::nsa, true, "SL", 2, AttnMode::gatedfwa);  // layers nsa, full, nsa, full
+  const ModelConfig m = config(AttnMode::nsa, true, "SL", 1, AttnMode::gatedfwa);  // layers nsa, full
   const SkinnyProjections nsa = skinny_projections(m, 0), full = skinny_projections(m, 1);
   EXPECT_EQ(nsa.shift_k, 0);
-  EXPECT_EQ(nsa.shift_v, 2);
-  EXPECT_EQ(nsa.gate_w, 4);
-  EXPECT_EQ(nsa.gate_sharp, 8);
-  EXPECT_EQ(nsa.nsa_gate, 12);
-  EXPECT_EQ(nsa.width, 24);
+  EXPECT_EQ(nsa.shift_v, 1);
+  EXPECT_EQ(nsa.gate_w, 2);
+  EXPECT_EQ(nsa.gate_sharp, 4);
+  EXPECT_EQ(nsa.nsa_gate, 6);
+  EXPECT_EQ(nsa.width, 12);
   EXPECT_EQ(full.shift_k, 0);
-  EXPECT_EQ(full.shift_v, 2);
+  EXPECT_EQ(full.shift_v, 1);
   EXPECT_EQ(full.gate_w, -1);
   EXPECT_EQ(full.gate_sharp, -1);
   EXPECT_EQ(full.nsa_gate, -1);
-  EXPECT_EQ(full.width, 4);
-  EXPECT_EQ(max_skinny_width(m), 24);
+  EXPECT_EQ(full.width, 2);
+  EXPECT_EQ(max_skinny_width(m), 12);
   const SkinnyProjections swa_nsa = skinny_projections(config(AttnMode::nsa, false, "", 0, AttnMode::swa), 0);
   EXPECT_EQ(swa_nsa.gate_w, -1);
   EXPECT_EQ(swa_nsa.nsa_gate, 0);
-  EXPECT_EQ(swa_nsa.width, 12);
+  EXPECT_EQ(swa_nsa.width, 6);
   EXPECT_EQ(max_skinny_width(config(AttnMode::full, false, "", 0, AttnMode::gatedfwa)), 0);
-  for (const char* name : {"layers.3.attn.shift_k", "layers.0.attn.shift_v", "layers.1.attn.gate_w",
-                           "layers.1.attn.gate_sharp", "layers.2.attn.nsa_gate"})
+  for (const char* name : {"layers.1.attn.shift_k", "layers.0.attn.shift_v", "layers.1.attn.gate_w",
+                           "layers.1.attn.gate_sharp", "layers.0.attn.nsa_gate"})
     EXPECT_TRUE(is_skinny_projection(name)) << name;
   for (const char* name : {"layers.1.attn.gate_b", "layers.0.attn.wk", "layers.0.attn.k_norm", "embed"})
     EXPECT_FALSE(is_skinny_projection(name)) << name;
