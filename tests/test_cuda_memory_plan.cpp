@@ -87,14 +87,14 @@ TEST(CudaMemoryPlan, EveryCategoryByHand) {
         EXPECT_EQ(p.activations_per_layer, layer + (gated ? 12 * N * H : 0));
         // g, dres, dh, do; dqkv (and dqkv2 with token shift); the logits chunk and the vocabulary's
         // fp32 row; six [N] rows (loss, argmax, inputs, targets, token ids, positions), the token
-        // starts and the loss sum; the rmsnorm partials; the gradient norm's; three fp32 [N, H] gate
-        // buffers, the skinny projections' bf16 output gradients [N, W] and fp32 weight gradient [W, d]
-        // (W: token shift's 2 Hkv and, with a gated layer, 2 H); RoPE; cuBLASLt; the attention backward's workspace
+        // starts and the loss sums of 256 queued micro-batches; the rmsnorm partials; the gradient norm's; three
+        // fp32 [N, H] gate buffers, the skinny projections' bf16 output gradients [N, W] and fp32 weight gradient
+        // [W, d] (W: token shift's 2 Hkv and, with a gated layer, 2 H); RoPE; cuBLASLt; the attention backward's workspace
         // (kernels/attention_workspace.h): delta [B, H, T] padded to 256 bytes, delta and (lam, lse) as [B, H, 128]
         // rows, one dQ block of 128 x (D + 1) floats and one ticket per (b, h) (T = 40: one query tile of 128).
         const size_t V = 1000, logits_rows = N, W = (shift ? 2 * Hkv : 0) + (gated ? 2 * H : 0);
         const size_t workspace = N * F * 2 + 3 * N * d * 2 + (shift ? 2 : 1) * N * ld * 2 + logits_rows * V * 2 +
-                                 V * 4 + 6 * N * 4 + (N + 1) * 4 + 4 + 120 * 2 * d * 4 + 1024 * 4 + 8 +
+                                 V * 4 + 6 * N * 4 + (N + 1) * 4 + 256 * 4 + 120 * 2 * d * 4 + 1024 * 4 + 8 +
                                  3 * N * H * 4 + N * W * 2 + W * d * 4 + 40 * (D / 2) * 8 +
                                  (size_t(32) << 20) + (N * H * 4 + 255) / 256 * 256 + 3 * 3 * H * 128 * 4 +
                                  3 * H * 128 * (D + 1) * 4 + 3 * H * 4;
