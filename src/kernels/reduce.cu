@@ -39,11 +39,6 @@ __global__ void broadcast_rows_kernel(const float* __restrict__ bias, int N, int
   out[i] = c >= 0 && c < C ? bias[c] : 0.0f;
 }
 
-__global__ void f32_to_bf16_kernel(const float* __restrict__ in, __nv_bfloat16* __restrict__ out, size_t n) {
-  for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
-    out[i] = to_bf(in[i]);
-}
-
 __global__ void f32_to_bf16_rows_kernel(const float* __restrict__ in, int in_ld, __nv_bfloat16* __restrict__ out,
                                         int out_ld, int rows, int cols) {
   const size_t n = size_t(rows) * cols;
@@ -87,12 +82,6 @@ void broadcast_rows(cudaStream_t s, const float* bias, int N, int C, int c0, int
   const size_t n = size_t(N) * ld;
   if (n == 0) return;
   broadcast_rows_kernel<<<ceil_div(n, 256), 256, 0, s>>>(bias, N, C, c0, ld, out);
-  CUDA_CHECK_LAUNCH();
-}
-
-void f32_to_bf16(cudaStream_t s, const float* in, __nv_bfloat16* out, size_t n) {
-  if (n == 0) return;
-  f32_to_bf16_kernel<<<grid_for(n), 256, 0, s>>>(in, out, n);
   CUDA_CHECK_LAUNCH();
 }
 

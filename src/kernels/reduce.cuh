@@ -18,7 +18,6 @@ void finish_partials(cudaStream_t s, const float* partial, int G, int C, float* 
 // out[n, c0 + c] = bias[c] for c < C, and 0 in the row's other columns (rows of ld >= c0 + C floats): the
 // bias term of a projection whose GEMM then accumulates with beta = 1 (its columns c0.., of a packed output).
 void broadcast_rows(cudaStream_t s, const float* bias, int N, int C, int c0, int ld, float* out);
-void f32_to_bf16(cudaStream_t s, const float* in, __nv_bfloat16* out, size_t n);
 // out[r, c] = bf16(in[r, c]) for r < rows, c < cols; rows of in_ld and out_ld elements (a GEMM operand's columns).
 void f32_to_bf16_rows(cudaStream_t s, const float* in, int in_ld, __nv_bfloat16* out, int out_ld, int rows, int cols);
 // out[i] += in[i]  (a weight gradient formed apart, added to the accumulating fp32 gradient)
