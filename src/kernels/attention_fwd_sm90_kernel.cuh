@@ -12,7 +12,8 @@
 //   wait S_i; softmax of S_i (scale, bias, mask, row max, exp2, row sums) while P_{i-1} V_{i-1} still runs
 //   wait P V; release the stages; pack P_i to bf16
 // and the two warpgroups take turns issuing (named barriers 1 and 2: ping-pong), so one's softmax overlaps the
-// other's matrix products. Stage release: K (and its bias) after the softmax that read it, V after its P V.
+// other's matrix products. Stage release: V after its P V; K (and its bias) after the softmax that read it (v5), or
+// as soon as S is done with the biases in a ring one slot deeper (kEarlyK, FlashAttention-3's order).
 //
 // Work items are (query tile, head, batch); a CTA runs items blockIdx.x, blockIdx.x + gridDim.x, ... The variants
 // (AttnParams::sm90_variant, docs/kernel_notes.md "v7") differ only in the grid and the ring sizes: one CTA per
@@ -152,6 +153,10 @@ __global__ void __launch_bounds__(Sm90FwdVariant<D, kVariant>::kThreads, 1)
         tma_prefetch_map(&tm_k);
         tma_prefetch_map(&tm_v);
       }
+      // Lanes 1-31 wait only where their own arrivals gate the barrier's next phase (empty K: the consumers cannot
+      // release K tile t + S before these lanes arrive on its full barrier). A parity wait on a barrier that may run
+      // two phases ahead (empty V: its next phase needs only lane 0's V load, and the consumers release an item's
+      // last V without needing any later K) can miss its phase and hang if the lanes fall behind lane 0.
       int it = 0;  // key tiles loaded so far: ring stage it % S, use it / S
       for (int item = blockIdx.x, k = 0; item < n_items; item += gridDim.x, ++k) {
         const Span w = span(item);
@@ -181,15 +186,13 @@ __global__ void __launch_bounds__(Sm90FwdVariant<D, kVariant>::kThreads, 1)
                 tma_load_4d(sbase + Tr::kQ + qb * Tr::kQBytes + sl * kSlabQ, &tm_q, full_q(qb), 64 * sl, w.h, w.q0,
                             w.b);
             }
-          } else {
-            mbar_arrive(full_k(s));
-          }
-          mbar_wait(empty_v(s), parity);
-          if (lane == 0) {
+            mbar_wait(empty_v(s), parity);
             mbar_arrive_expect_tx(full_v(s), Tr::kTileBytes);
             for (int sl = 0; sl < Tr::kSlabs; ++sl)
               tma_load_4d(sbase + Tr::kV + s * Tr::kTileBytes + sl * kSlabKV, &tm_v, full_v(s), 64 * sl, kvh, j0,
                           w.b);
+          } else {
+            mbar_arrive(full_k(s));
           }
         }
       }
