@@ -109,17 +109,19 @@ try:
 except FileNotFoundError:
     pass
 print(f"{'shape B,H,T,D,W':22s} {'gated TF':>9s} {'swa TF':>7s} {'flexG TF':>8s} {'ours/flexG':>10s} "
-      f"{'swa/gated':>9s} {'fwd ours/flexG':>14s}")
+      f"{'swa/gated':>9s} {'fwd ours/flexG':>14s} {'swa/flexS':>9s}")
 for (m, B, H, T, D, W), g in sorted(ours.items(), key=lambda x: -x[0][3]):
     if m != "gatedfwa":
         continue
     s = ours.get(("swa", B, H, T, D, W))
     f = anchor.get(("flex_gated", B, H, T, D, W))
+    fs = anchor.get(("flex_swa", B, H, T, D, W))
     gms, gf = float(g["fwdbwd_ms"]), float(g["fwd_ms"])
     cell = lambda x: f"{x:.2f}" if x else "-"
     print(f"{B},{H},{T},{D},{W:<8d} {float(g['fwdbwd_tflops']):9.1f} {float(s['fwdbwd_tflops']) if s else 0:7.1f} "
           f"{f['fwdbwd_tflops'] if f else 0:8.1f} {cell(f and f['fwdbwd_ms'] / gms):>10s} "
-          f"{cell(s and float(s['fwdbwd_ms']) / gms):>9s} {cell(f and f['fwd_ms'] / gf):>14s}")
+          f"{cell(s and float(s['fwdbwd_ms']) / gms):>9s} {cell(f and f['fwd_ms'] / gf):>14s} "
+          f"{cell(s and fs and fs['fwdbwd_ms'] / float(s['fwdbwd_ms'])):>9s}")
 full = ours.get(("full", 4, 16, 8192, 128, 8192))
 sd = anchor.get(("sdpa_causal", 4, 16, 8192, 128, 1024))
 if full:
