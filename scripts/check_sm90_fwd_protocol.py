@@ -42,34 +42,32 @@ def run(S, QB, early, items, seed, KB=None):
     def tma(cb):
         pending_tma.append(cb)
 
+    def tiles():  # the producer's walk: (item, tile in item, tile count, stage, parity of the stage's release)
+        it = 0
+        for k, n in enumerate(items):
+            for i in range(n):
+                yield k, i, it, it % S, ((it // S) & 1) ^ 1
+                it += 1
     def lane0():
-        it = 0
-        for k, n in enumerate(items):
-            for i in range(n):
-                s = it % S; par = ((it // S) & 1) ^ 1
-                yield from wait(empty_k[s], par)
-                full_k[s].expect_tx(1); full_k[s].arrive()
-                tma(lambda s=s, it=it: (smemK.__setitem__(s, it), full_k[s].complete_tx(1)))
-                if i == 0:
-                    qb = k % QB
-                    yield from wait(empty_q[qb], ((k // QB) & 1) ^ 1)
-                    full_q[qb].expect_tx(1); full_q[qb].arrive()
-                    tma(lambda qb=qb, k=k: (smemQ[qb].__setitem__(0, ('Q', k)), smemQ[qb].__setitem__(1, ('Q', k)),
-                                            full_q[qb].complete_tx(1)))
-                yield from wait(empty_v[s], par)
-                full_v[s].expect_tx(1); full_v[s].arrive()
-                tma(lambda s=s, it=it: (smemV.__setitem__(s, it), full_v[s].complete_tx(1)))
-                it += 1
-                yield
+        for k, i, it, s, par in tiles():
+            yield from wait(empty_k[s], par)
+            full_k[s].expect_tx(1); full_k[s].arrive()
+            tma(lambda s=s, it=it: (smemK.__setitem__(s, it), full_k[s].complete_tx(1)))
+            if i == 0:
+                qb = k % QB
+                yield from wait(empty_q[qb], ((k // QB) & 1) ^ 1)
+                full_q[qb].expect_tx(1); full_q[qb].arrive()
+                tma(lambda qb=qb, k=k: (smemQ[qb].__setitem__(0, ('Q', k)), smemQ[qb].__setitem__(1, ('Q', k)),
+                                        full_q[qb].complete_tx(1)))
+            yield from wait(empty_v[s], par)
+            full_v[s].expect_tx(1); full_v[s].arrive()
+            tma(lambda s=s, it=it: (smemV.__setitem__(s, it), full_v[s].complete_tx(1)))
+            yield
     def lanes():
-        it = 0
-        for k, n in enumerate(items):
-            for i in range(n):
-                s = it % S; par = ((it // S) & 1) ^ 1
-                yield from wait(empty_k[s], par)
-                smemKb[it % KB] = it; yield
-                full_k[s].arrive(31)
-                it += 1
+        for k, i, it, s, par in tiles():
+            yield from wait(empty_k[s], par)
+            smemKb[it % KB] = it; yield
+            full_k[s].arrive(31)
     # A consumer warpgroup as one actor: its wgmma are collective (all 4 warps issue, then it runs), so its warps
     # are in step at every product; per-warp releases are 4 arrivals, named-barrier calls 4 warps' worth.
     def consumer(cw):
