@@ -8,6 +8,23 @@ namespace gfwa::cuda {
 namespace {
 
 constexpr int kThreads = 512;
+constexpr float kLog2e = 1.4426950408889634f;
+
+// The logit gradient of the 8 logits in v, columns j0 .. j0 + 7: (softmax - [j == t]) * dscale, with
+// lsel = logsumexp * log2(e) (exp(x - lse) = 2^(x log2e - lsel): one FMA and one ex2 per logit).
+__device__ __forceinline__ uint4 xent_grad8(const uint4& v, int j0, int t, float lsel, float dscale) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+  uint4 out;
+  __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(&out);
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const float2 f = __bfloat1622float2(h[e]);
+    const int j = j0 + 2 * e;
+    o[e] = __floats2bfloat162_rn((detail::exp2_approx(fmaf(f.x, kLog2e, -lsel)) - (j == t ? 1.0f : 0.0f)) * dscale,
+                                 (detail::exp2_approx(fmaf(f.y, kLog2e, -lsel)) - (j + 1 == t ? 1.0f : 0.0f)) * dscale);
+  }
+  return out;
+}
 
 __global__ void __launch_bounds__(kThreads) softmax_xent_kernel(__nv_bfloat16* __restrict__ logits,
                                                                 const int32_t* __restrict__ targets,
@@ -85,22 +102,11 @@ __global__ void __launch_bounds__(kVecThreads) softmax_xent_vec_kernel(__nv_bflo
   if (threadIdx.x == 0) loss[blockIdx.x] = lse - to_f(logits[size_t(blockIdx.x) * V + t]);
   if (!write_grad) return;
   __syncthreads();  // the target logit is read above before it is overwritten below
+  const float lsel = lse * kLog2e;
 #pragma unroll
   for (int k = 0; k < kMaxVec; ++k) {
     const int i = threadIdx.x + k * kVecThreads;
-    if (i < nv) {
-      const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&r[k]);
-      uint4 out;
-      __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(&out);
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const float2 f = __bfloat1622float2(h[e]);
-        const int j = i * 8 + 2 * e;
-        o[e] = __floats2bfloat162_rn((__expf(f.x - lse) - (j == t ? 1.0f : 0.0f)) * dscale,
-                                     (__expf(f.y - lse) - (j + 1 == t ? 1.0f : 0.0f)) * dscale);
-      }
-      row[i] = out;
-    }
+    if (i < nv) row[i] = xent_grad8(r[k], i * 8, t, lsel, dscale);
   }
 }
 
@@ -111,7 +117,22 @@ __global__ void __launch_bounds__(kVecThreads) softmax_xent_vec_kernel(__nv_bflo
 // which a 1024-thread block holding the row in registers (one row per SM) could not overlap. Each
 // thread reads back only the vectors it copied itself, so only the reductions need barriers.
 constexpr int kSmemThreads = 512;
-constexpr float kLog2e = 1.4426950408889634f;
+
+// f(x) for each logit x of the 16-byte vectors this thread copied (vectors threadIdx.x + k * kSmemThreads).
+template <class F>
+__device__ __forceinline__ void for_own_logits(const uint4* srow, int nv, F f) {
+#pragma unroll 4
+  for (int i = threadIdx.x; i < nv; i += kSmemThreads) {
+    const uint4 v = srow[i];
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float2 x = __bfloat1622float2(h[e]);
+      f(x.x);
+      f(x.y);
+    }
+  }
+}
 
 __global__ void __launch_bounds__(kSmemThreads, 2) softmax_xent_smem_kernel(__nv_bfloat16* __restrict__ logits,
                                                                          const int32_t* __restrict__ targets,
@@ -126,29 +147,10 @@ __global__ void __launch_bounds__(kSmemThreads, 2) softmax_xent_smem_kernel(__nv
   const int t = targets[blockIdx.x];
   detail::cp_async_wait<0>();
   float m = -INFINITY;
-#pragma unroll 4
-  for (int i = threadIdx.x; i < nv; i += kSmemThreads) {
-    const uint4 v = srow[i];
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const float2 f = __bfloat1622float2(h[e]);
-      m = fmaxf(m, fmaxf(f.x, f.y));
-    }
-  }
-  // exp(x - m) = 2^(x log2e - m log2e): one FMA and one ex2 per logit.
+  for_own_logits(srow, nv, [&](float x) { m = fmaxf(m, x); });
   const float ml = m * kLog2e;
   float sum = 0.0f;
-#pragma unroll 4
-  for (int i = threadIdx.x; i < nv; i += kSmemThreads) {
-    const uint4 v = srow[i];
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const float2 f = __bfloat1622float2(h[e]);
-      sum += detail::exp2_approx(fmaf(f.x, kLog2e, -ml)) + detail::exp2_approx(fmaf(f.y, kLog2e, -ml));
-    }
-  }
+  for_own_logits(srow, nv, [&](float x) { sum += detail::exp2_approx(fmaf(x, kLog2e, -ml)); });
   const float M = block_max(m, scratch);  // its barriers also publish every thread's copied vectors
   const float S = block_sum(m == -INFINITY ? 0.0f : sum * detail::exp2_approx((m - M) * kLog2e), scratch);
   const float lse = M + logf(S);
@@ -156,21 +158,7 @@ __global__ void __launch_bounds__(kSmemThreads, 2) softmax_xent_smem_kernel(__nv
   if (!write_grad) return;
   const float lsel = lse * kLog2e;
 #pragma unroll 4
-  for (int i = threadIdx.x; i < nv; i += kSmemThreads) {
-    const uint4 v = srow[i];
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
-    uint4 out;
-    __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(&out);
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const float2 f = __bfloat1622float2(h[e]);
-      const int j = i * 8 + 2 * e;
-      o[e] = __floats2bfloat162_rn((detail::exp2_approx(fmaf(f.x, kLog2e, -lsel)) - (j == t ? 1.0f : 0.0f)) * dscale,
-                                   (detail::exp2_approx(fmaf(f.y, kLog2e, -lsel)) - (j + 1 == t ? 1.0f : 0.0f)) *
-                                       dscale);
-    }
-    row[i] = out;
-  }
+  for (int i = threadIdx.x; i < nv; i += kSmemThreads) row[i] = xent_grad8(srow[i], i * 8, t, lsel, dscale);
 }
 
 // Whether two rows of V bf16 logits (plus each block's reserved and static shared memory) fit in one
