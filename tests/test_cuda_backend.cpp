@@ -1,7 +1,8 @@
 // The cuda backend vs the cpu backend on a small decoder: loss and every parameter gradient
 // (with gradient accumulation over two micro-batches), 30 AdamW steps and 30 Muon steps tracking
-// the CPU loss curve, bitwise-identical repeated runs, the memory plan's error when a configuration cannot fit, and
-// the per-token log-probabilities of zero-shot scoring (target_logprobs, score_requests).
+// the CPU loss curve, bitwise-identical repeated runs and recomputation levels, the memory plan's
+// error when a configuration cannot fit, and the per-token log-probabilities of zero-shot scoring
+// (target_logprobs, score_requests).
 #ifdef GFWA_WITH_CUDA
 #include <algorithm>
 #include <cmath>
@@ -20,6 +21,7 @@
 #include "model_test_params.h"
 #include "model/cpu_backend.h"
 #include "model/cuda_backend.h"
+#include "model/decoder.h"
 
 namespace gfwa {
 namespace {
@@ -236,6 +238,62 @@ TEST(CudaBackend, ThirtyStepsTrackTheCpuLossCurve) {
       EXPECT_TRUE(std::all_of(vg.begin() + long(t.offset), vg.begin() + long(t.offset + t.numel),
                               [](float x) { return x == 0.0f; }))
           << t.name;
+    }
+  }
+}
+
+// train.recompute: selective and full recomputation re-run the forward's kernels on the inputs they
+// had, so every result is the bits of none: the loss and every gradient of two micro-batches of
+// different shapes (accumulated), three AdamW steps, and the forward-only paths that read the
+// buffers recomputation shares between layers (per-token log-probabilities, the gates' log f, a
+// decoder's prefill and steps). Over every mode case (the uniform modes, patterns, grouped query).
+TEST_P(CudaBackendParity, RecomputationChangesNoBit) {
+  GFWA_SKIP_WITHOUT_GPU();
+  const ModelConfig cfg = case_config(GetParam());
+  const auto p = test_params(cfg, 7);
+  auto run = [&](Recompute r) {
+    std::vector<std::vector<float>> out(8);  // losses, grads, logprobs, log f, decoder logits, losses, params, m
+    auto gpu = make_cuda_backend(cfg, kB, kT, {}, false, r);
+    gpu->set_params(p);
+    gpu->zero_grad();
+    for (int mb = 0; mb < 2; ++mb) {
+      const int B = mb == 0 ? kB : 2, T = mb == 0 ? kT : 57;
+      std::vector<int32_t> in, tg;
+      split(batch_tokens(cfg.vocab_size, 100 + mb, B, T), B, T, in, tg);
+      out[0].push_back(gpu->forward_backward(in.data(), tg.data(), B, T, 0.5f));
+    }
+    gpu->get_grads(out[1]);
+    std::vector<int32_t> in, tg;
+    split(batch_tokens(cfg.vocab_size, 500, kB, kT), kB, kT, in, tg);
+    out[2].resize(in.size());
+    gpu->target_logprobs(in.data(), tg.data(), kB, kT, out[2].data(), nullptr);
+    if (cfg.any_gated()) {
+      std::vector<std::vector<float>> logf;
+      gpu->gate_log_f(logf);
+      for (const auto& layer : logf) out[3].insert(out[3].end(), layer.begin(), layer.end());
+    }
+    auto dec = gpu->make_decoder(1, 2 * kT);
+    dec->prefill(0, in.data(), kT);
+    for (int t = 0; t < 4; ++t) {
+      out[4].insert(out[4].end(), dec->logits().begin(), dec->logits().end());
+      dec->step(&tg[size_t(t)]);
+    }
+    dec.reset();
+    out[5] = train(*gpu, p, 3, cfg);
+    gpu->get_params(out[6]);
+    std::vector<float> v;
+    gpu->get_adam_state(out[7], v);
+    return out;
+  };
+  const auto none = run(Recompute::none);
+  const char* what[8] = {"losses", "gradients", "log-probabilities", "log f", "decoder logits",
+                         "training losses", "parameters", "AdamW m"};
+  for (Recompute r : {Recompute::selective, Recompute::full}) {
+    SCOPED_TRACE(recompute_name(r));
+    const auto got = run(r);
+    for (size_t k = 0; k < none.size(); ++k) {
+      ASSERT_EQ(got[k].size(), none[k].size()) << what[k];
+      EXPECT_EQ(0, std::memcmp(got[k].data(), none[k].data(), none[k].size() * 4)) << what[k];
     }
   }
 }
