@@ -218,6 +218,7 @@ std::string cuda_memory_plan_problem(const CudaMemoryShape& s, size_t free_bytes
     return 0;
   };
   std::vector<std::string> ways;
+  bool recomputation = false;
   int best = largest_batch(s.recompute);
   if (best > 0)
     ways.push_back("train.batch_size " + std::to_string(best) + " fits: lower it to that (train.tokens_per_step " +
@@ -227,14 +228,16 @@ std::string cuda_memory_plan_problem(const CudaMemoryShape& s, size_t free_bytes
     const int b = largest_batch(r);
     if (b <= best) continue;
     best = b;
+    recomputation = true;
     ways.push_back("set train.recompute " + std::string(recompute_name(r)) + ", which fits " +
-                   (b == s.max_B ? "this batch size" : "train.batch_size " + std::to_string(b)) +
-                   " (the same results, with the recomputation's time)");
+                   (b == s.max_B ? "this batch size" : "train.batch_size " + std::to_string(b)));
   }
   if (!ways.empty()) {
     std::string out = msg;
     for (const std::string& w : ways) out += w + "; or ";
-    return out + "lower train.seq_len";
+    out += "lower train.seq_len";
+    if (recomputation) out += ". Recomputation changes no bit of the results, only the time of a step";
+    return out;
   }
   CudaMemoryShape t = s;
   t.max_B = 1;
