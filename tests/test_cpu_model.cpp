@@ -411,6 +411,31 @@ TEST(CpuBackend, InitFollowsTheDocumentedRules) {
   }
 }
 
+// init_parameters draws its normals in chunks on many threads: the values must be NormalRng's single stream,
+// tensor by tensor in layout order (param_init.h). 2.2M draws cross the 2M-draw chunk inside the embedding.
+TEST(CpuBackend, InitIsOneNormalStreamInLayoutOrder) {
+  ModelConfig cfg = tiny_config(AttnMode::gatedfwa, 4, true);
+  cfg.vocab_size = 70001;
+  cfg.d_model = 32;
+  cfg.init_std = 0.02f;
+  auto be = make_cpu_backend(cfg, 1, 4);
+  be->init_params(5);
+  std::vector<float> p;
+  be->get_params(p);
+  NormalRng rng(5);
+  size_t draws = 0;
+  for (const ParamTensor& t : be->layout().tensors()) {
+    double sd = cfg.init_std;  // the rules of param_init.h
+    if (ends_with(t.name, "attn.wo") || ends_with(t.name, "mlp.w2")) sd /= std::sqrt(2.0 * cfg.n_layers);
+    if (ends_with(t.name, "norm") || ends_with(t.name, "gate_b") || ends_with(t.name, "gate_sharp") ||
+        ends_with(t.name, "shift_k") || ends_with(t.name, "shift_v"))
+      continue;  // constants take no draws
+    for (size_t i = 0; i < t.numel; ++i) ASSERT_EQ(p[t.offset + i], float(sd * rng.next())) << t.name << " " << i;
+    draws += t.numel;
+  }
+  EXPECT_GT(draws, size_t(2) << 20);
+}
+
 TEST(CpuBackend, StateRoundTripsAndBadInput) {
   const ModelConfig cfg = tiny_config(AttnMode::swa, 3, false);
   auto be = make_cpu_backend(cfg, 2, 5);

@@ -355,6 +355,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{1, 200, 2, 1, 64, 2, 1, kGated, 0.7, 1.0, false, false, false, 3},
                       Case{1, 519, 1, 32, 64, 16, 130, kGated, 0.7, 1.0, false, true, false, 4},
                       Case{2, 47, 1, 16, 128, 16, 20, kGated, 0.7, 1.0, false, false, false, 5},
+                      // T = 1: one key per branch, dq and dk exactly 0, so any inconsistency between a
+                      // branch's dP and its delta (e.g. delta from the unrounded g * dout) shows whole.
                       Case{1, 1, 2, 3, 64, 1, 5, kSwa, 0.0, 1.0, false, false, false, 6},
                       Case{1, 260, 1, 72, 64, 3, 50, kSwa, 0.0, 1.0, false, false, false, 7},
                       Case{1, 700, 2, 8, 128, 5, 1000, kGated, 0.7, 1.0, false, false, true, 8}),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Attention kernels on the GPU machine, in one call: GPU tests, compute-sanitizer on a small filter, our
-# benchmark on the issue-4 shapes, PyTorch anchors (bench_py/attn_anchor.py) on the same shapes, and a
-# ratio table. Run from the repo root ON the GPU machine; it builds nothing there. Before the call, here:
+# benchmark on the issue-4 shapes, the forward alone on both kernel paths (--path sm80 / sm90), PyTorch
+# anchors (bench_py/attn_anchor.py) on the same shapes, and a ratio table. Run from the repo root ON the GPU
+# machine; it builds nothing there. Before the call, here:
 #   bash scripts/build.sh && mkdir -p device_out bench_py && cp build/gfwa build/gfwa_tests device_out/ \
 #     && cp /lib/x86_64-linux-gnu/libgomp.so.1 device_out/ && cp ../shared/bench/*.py bench_py/
 # in the checkout the device tool sends (a helper's worktree does not travel: use the session checkout's
@@ -31,7 +32,7 @@ fi
 
 if [ -z "${SKIP_SANITIZER:-}" ]; then
   echo "== compute-sanitizer"
-  F='Windows/*gatedfwa_B2_T333_H3_D64_W65_*:Windows/*gatedfwa_B2_T333_H3_D128_W129_*:Full/*T130*:GateCuda.MatchesCpuReference'
+  F='Windows/*gatedfwa_B2_T333_H3_D64_W65_*:Windows/*gatedfwa_B2_T333_H3_D128_W129_*:Full/*T130*:Tiles/*T65*:GateCuda.MatchesCpuReference'
   for tool in memcheck racecheck; do
     compute-sanitizer --tool $tool --error-exitcode 9 $BIN/gfwa_tests --gtest_filter="$F" >"$OUT/sanitizer_$tool.log" 2>&1
     echo "$tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED' "$OUT/sanitizer_$tool.log" | tr '\n' ' ')"
@@ -47,6 +48,20 @@ for s in $SHAPES; do
   done
 done
 $BIN/gfwa bench attention --B 4 --H 16 --T 8192 --D 128 --W 8192 --mode full --iters 30 | tee -a "$OUT/bench.log"
+
+echo "== forward alone, both paths (sm80: mma.sync; sm90: wgmma + TMA, compute capability 9.0 only)"
+: >"$OUT/fwd_paths.log"
+for s in $SHAPES 4,16,8192,128,full; do
+  IFS=, read -r B H T D W <<<"$s"
+  modes="gatedfwa swa"
+  [ "$W" = full ] && modes=full && W=$T
+  for m in $modes; do
+    for path in sm80 sm90; do
+      $BIN/gfwa bench attention --B "$B" --H "$H" --T "$T" --D "$D" --W "$W" --mode $m --path $path --fwd-only \
+        --iters 30 | tee -a "$OUT/fwd_paths.log"
+    done
+  done
+done
 
 for variant in $BIN/gfwa_p*; do
   [ -x "$variant" ] || continue

@@ -1,6 +1,7 @@
 // `gfwa bench attention`: times the CUDA attention (forward, forward+backward) on random inputs with CUDA
 // events (warm-up, then the median of --iters runs) and reports TFLOP/s in the mask-pairs convention of
-// docs/gatedfwa.md section 5: fwd = 4*D*pairs*B*H, fwd+bwd = 3.5x that.
+// docs/gatedfwa.md section 5: fwd = 4*D*pairs*B*H, fwd+bwd = 3.5x that. --path picks the forward kernels
+// (AttnParams::path); the line reports the path that ran.
 #ifdef GFWA_WITH_CUDA
 #include <cxxopts.hpp>
 
@@ -39,6 +40,8 @@ int bench_attention(int argc_in, char** argv_in) {
       "D", "head dim (64 or 128)", cxxopts::value<int>()->default_value("128"))(
       "W", "window (ignored in full mode)", cxxopts::value<int>()->default_value("1024"))(
       "mode", "full | swa | gatedfwa", cxxopts::value<std::string>()->default_value("gatedfwa"))(
+      "path", "forward kernels: auto (sm90 on compute capability 9.0, else sm80) | sm80 | sm90",
+      cxxopts::value<std::string>()->default_value("auto"))(
       "fwd-only", "time the forward only")("iters", "timed runs", cxxopts::value<int>()->default_value("20"))(
       "warmup", "untimed runs first", cxxopts::value<int>()->default_value("3"))("h,help", "this help");
   const auto r = opts.parse(argc, argv);
@@ -51,6 +54,9 @@ int bench_attention(int argc_in, char** argv_in) {
   AttnMode mode;
   if (!parse_attn_mode(r["mode"].as<std::string>(), &mode))
     throw std::invalid_argument("--mode: unknown mode '" + r["mode"].as<std::string>() + "'");
+  cuda::AttnPath path;
+  if (!cuda::parse_attn_path(r["path"].as<std::string>(), &path))
+    throw std::invalid_argument("--path: unknown path '" + r["path"].as<std::string>() + "' (auto, sm80 or sm90)");
   if (iters < 1 || warmup < 0) throw std::invalid_argument("--iters must be >= 1 and --warmup >= 0");
   const int W = r["W"].as<int>(), Hkv = r["kv-heads"].as<int>() > 0 ? r["kv-heads"].as<int>() : H;
   if (H < 1 || H % Hkv != 0)
@@ -70,16 +76,18 @@ int bench_attention(int argc_in, char** argv_in) {
   cuda::fill_uniform_f32(pre.p, ntok, 4, -1.f, 1.f, s);
   cuda::gate_forward(hg.p, pre.p, lam.p, B, T, H, s);
 
-  const cuda::AttnParams fwd =
+  cuda::AttnParams fwd =
       cuda::attn_params(qkv.p, qkv.p + ld - size_t(Hkv) * D, lam.p, o.p, lse.p, B, T, H, Hkv, D, W, mode);
+  fwd.path = path;
   DevBuf<float> ws((cuda::attention_bwd_workspace_bytes(fwd) + 3) / 4);
   const cuda::AttnBwdParams p = cuda::attn_bwd_params(fwd, dout.p, dqkv.p, dlam.p, ws.p);
 
   const double fwd_flops =
       4.0 * D * mask_pairs(T, effective_window(mode, W, T)) * double(B) * H;
   const double fwd_ms = median_ms(warmup, iters, s, [&] { cuda::attention_forward(p, s); });
-  std::printf("bench attention mode=%s B=%d H=%d Hkv=%d T=%d D=%d W=%d fwd_ms=%.4f fwd_tflops=%.1f",
-              attn_mode_name(mode), B, H, Hkv, T, D, W, fwd_ms, fwd_flops / fwd_ms / 1e9);
+  std::printf("bench attention mode=%s path=%s B=%d H=%d Hkv=%d T=%d D=%d W=%d fwd_ms=%.4f fwd_tflops=%.1f",
+              attn_mode_name(mode), cuda::attn_path_name(cuda::attention_forward_path(fwd)), B, H, Hkv, T, D, W,
+              fwd_ms, fwd_flops / fwd_ms / 1e9);
   if (!fwd_only) {
     const double fb_ms = median_ms(warmup, iters, s, [&] {
       cuda::attention_forward(p, s);

@@ -16,10 +16,36 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "kernels/attention_mode.h"
 
 namespace gfwa::cuda {
+
+// Which forward kernels run (docs/kernels.md). automatic: the sm_90a kernels (wgmma, TMA, warp-specialised;
+// attention_fwd_sm90_*.cu) on compute capability 9.0 GPUs, the mma.sync kernels (sm_80 and later) on the others.
+// sm80 / sm90 force one, so tests and `gfwa bench attention --path` can compare them; sm90 on another GPU is an
+// error. The backward runs the mma.sync kernels on every GPU and takes either forward's o and lse.
+enum class AttnPath { automatic, sm80, sm90 };
+
+inline const char* attn_path_name(AttnPath p) {
+  switch (p) {
+    case AttnPath::automatic: return "auto";
+    case AttnPath::sm80: return "sm80";
+    case AttnPath::sm90: return "sm90";
+  }
+  return "?";
+}
+
+// Returns false when `s` names no path ("auto", "sm80", "sm90").
+inline bool parse_attn_path(const std::string& s, AttnPath* out) {
+  for (AttnPath p : {AttnPath::automatic, AttnPath::sm80, AttnPath::sm90})
+    if (s == attn_path_name(p)) {
+      *out = p;
+      return true;
+    }
+  return false;
+}
 
 struct AttnParams {
   const __nv_bfloat16 *q, *k, *v;
@@ -30,6 +56,7 @@ struct AttnParams {
   int B, T, H, D, window;
   int Hkv;  // K/V heads, divides H (H: multi-head, 1: multi-query)
   AttnMode mode;
+  AttnPath path;  // forward kernels; value-initialised to automatic
 };
 
 // The forward's fields (its outputs o, lse are read here) plus the gradients.
@@ -89,6 +116,9 @@ inline AttnBwdParams attn_bwd_params(const AttnParams& fwd, const __nv_bfloat16*
 }
 
 size_t attention_bwd_workspace_bytes(const AttnParams& p);
+// The forward kernels attention_forward(p) runs on the current device (sm80 or sm90, never automatic); throws
+// when p.path forces sm90 on a device that is not compute capability 9.0.
+AttnPath attention_forward_path(const AttnParams& p);
 void attention_forward(const AttnParams& p, cudaStream_t stream);
 // Deterministic: no atomics; every output element is written by exactly one thread.
 void attention_backward(const AttnBwdParams& p, cudaStream_t stream);

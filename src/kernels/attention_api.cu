@@ -1,10 +1,12 @@
-// Host side of the CUDA attention: argument checks and dispatch on the head dim.
+// Host side of the CUDA attention: argument checks, the forward's choice of kernels (sm_90a or mma.sync, by the
+// device's compute capability or AttnParams::path) and dispatch on the head dim.
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 
 #include "kernels/attention_launch.h"
+#include "kernels/cuda_check.h"
 
 namespace gfwa::cuda {
 namespace {
@@ -50,7 +52,27 @@ detail::AttnConsts consts(const AttnParams& p) {
   return c;
 }
 
+// The current device's compute capability as major * 10 + minor.
+int device_compute_capability(int* dev) {
+  int major = 0, minor = 0;
+  CUDA_CHECK(cudaGetDevice(dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, *dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, *dev));
+  return major * 10 + minor;
+}
+
 }  // namespace
+
+AttnPath attention_forward_path(const AttnParams& p) {
+  if (p.path == AttnPath::sm80) return AttnPath::sm80;
+  int dev = 0;
+  const int cc = device_compute_capability(&dev);
+  // sm_90a code (wgmma, setmaxnreg) runs on compute capability 9.0 only, not on later GPUs.
+  require(p.path != AttnPath::sm90 || cc == 90,
+          "path sm90 needs a compute capability 9.0 GPU; device " + std::to_string(dev) + " is " +
+              std::to_string(cc / 10) + "." + std::to_string(cc % 10));
+  return cc == 90 ? AttnPath::sm90 : AttnPath::sm80;
+}
 
 size_t attention_bwd_workspace_bytes(const AttnParams& p) {
   return size_t(p.B) * p.H * p.T * sizeof(float);  // delta = rowsum(dO * O), [B,H,T]
@@ -59,10 +81,16 @@ size_t attention_bwd_workspace_bytes(const AttnParams& p) {
 void attention_forward(const AttnParams& p, cudaStream_t stream) {
   check(p);
   const detail::AttnConsts c = consts(p);
-  if (p.D == 64)
+  if (attention_forward_path(p) == AttnPath::sm90) {
+    if (p.D == 64)
+      detail::launch_attn_fwd_sm90<64>(p, c, stream);
+    else
+      detail::launch_attn_fwd_sm90<128>(p, c, stream);
+  } else if (p.D == 64) {
     detail::launch_attn_fwd<64>(p, c, stream);
-  else
+  } else {
     detail::launch_attn_fwd<128>(p, c, stream);
+  }
 }
 
 void attention_backward(const AttnBwdParams& p, cudaStream_t stream) {

@@ -200,8 +200,7 @@ __global__ void __launch_bounds__(AttnTraits<D>::kFwdWarps * 32)
     float inv[2];
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
-      l[mt][hr] += __shfl_xor_sync(0xffffffffu, l[mt][hr], 1);
-      l[mt][hr] += __shfl_xor_sync(0xffffffffu, l[mt][hr], 2);
+      l[mt][hr] = quad_sum(l[mt][hr]);
       inv[hr] = l[mt][hr] > 0.f ? 1.f / l[mt][hr] : 0.f;
       const int i = q0 + r0 + 16 * mt + g + 8 * hr;
       if (tq == 0 && i < T) {

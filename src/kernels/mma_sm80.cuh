@@ -62,6 +62,12 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// Sum over the 4 lanes that hold one accumulator row (lanes 4g .. 4g+3, the C layout above).
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  return x + __shfl_xor_sync(0xffffffffu, x, 2);
+}
+
 // 2^x with the hardware approximation (rel. error ~2^-22; ex2(-inf) = 0).
 __device__ __forceinline__ float exp2_approx(float x) {
   float y;

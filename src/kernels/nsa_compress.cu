@@ -120,8 +120,7 @@ __global__ void __launch_bounds__(kThreads) nsa_cmp_fwd_kernel(const NsaDims n, 
   float inv[2];
 #pragma unroll
   for (int hr = 0; hr < 2; ++hr) {
-    l[hr] += __shfl_xor_sync(0xffffffffu, l[hr], 1);
-    l[hr] += __shfl_xor_sync(0xffffffffu, l[hr], 2);
+    l[hr] = quad_sum(l[hr]);
     inv[hr] = l[hr] > 0.f ? 1.f / l[hr] : 0.f;
     const int64_t r = r0 + wr + g + 8 * hr;
     if (tq == 0 && r < gr.rows) a.lse_cmp[gr.scalar(r)] = l[hr] > 0.f ? (m[hr] + log2f(l[hr])) * kLn2 : 0.f;

@@ -72,7 +72,10 @@ __global__ void __launch_bounds__(256) nsa_mix_bwd_kernel(const NsaDims n, const
   const int h = int(r % n.H);
   const bf16* dout = a.dout.p + bt * a.dout.stride + int64_t(h) * n.D;
   const float gc = a.g_cmp[r], gs = a.g_sel[r], gw = a.g_win[r];
-  float dc = 0.f, ds = 0.f, dw = 0.f;
+  // dg_b = dout . o_b; delta_b = rowsum(dO_b * o_b) from the bf16 dO_b that the branch's dP = dO_b . v reads, so
+  // the rows of dS = P (dP - delta) sum to 0 up to fp32 rounding (from g_b * (dout . o_b) they are off by dO_b's
+  // rounding: at T = 1, where dq and dk are exactly 0, that error was all there was).
+  float dc = 0.f, ds = 0.f, dw = 0.f, tc = 0.f, ts = 0.f;
   for (int d = 2 * lane; d < n.D; d += 64) {
     const int64_t e = r * n.D + d;
     const float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(dout + d));
@@ -82,19 +85,26 @@ __global__ void __launch_bounds__(256) nsa_mix_bwd_kernel(const NsaDims n, const
     dc += y.x * xc.x + y.y * xc.y;
     ds += y.x * xs.x + y.y * xs.y;
     dw += y.x * xw.x + y.y * xw.y;
-    *reinterpret_cast<uint32_t*>(a.dout_cmp + e) = pack_bf16(gc * y.x, gc * y.y);
-    *reinterpret_cast<uint32_t*>(a.dout_sel + e) = pack_bf16(gs * y.x, gs * y.y);
+    const uint32_t pc = pack_bf16(gc * y.x, gc * y.y), ps = pack_bf16(gs * y.x, gs * y.y);
+    const float2 yc = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&pc));
+    const float2 ys = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&ps));
+    tc += yc.x * xc.x + yc.y * xc.y;
+    ts += ys.x * xs.x + ys.y * xs.y;
+    *reinterpret_cast<uint32_t*>(a.dout_cmp + e) = pc;
+    *reinterpret_cast<uint32_t*>(a.dout_sel + e) = ps;
     *reinterpret_cast<uint32_t*>(a.dout_win + e) = pack_bf16(gw * y.x, gw * y.y);
   }
   dc = warp_sum(dc);
   ds = warp_sum(ds);
   dw = warp_sum(dw);
+  tc = warp_sum(tc);
+  ts = warp_sum(ts);
   if (lane == 0) {
     a.dg_cmp[r] = dc;
     a.dg_sel[r] = ds;
     a.dg_win[r] = dw;
-    a.delta_cmp[r] = gc * dc;  // rowsum(dO_b * o_b) with dO_b = g_b * dout
-    a.delta_sel[r] = gs * ds;
+    a.delta_cmp[r] = tc;
+    a.delta_sel[r] = ts;
   }
 }
 

@@ -127,8 +127,7 @@ __global__ void __launch_bounds__(kThreads) nsa_sel_fwd_kernel(const NsaDims n, 
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
-      l[mt][hr] += __shfl_xor_sync(0xffffffffu, l[mt][hr], 1);
-      l[mt][hr] += __shfl_xor_sync(0xffffffffu, l[mt][hr], 2);
+      l[mt][hr] = quad_sum(l[mt][hr]);
       if (tq == 0) {
         sM[warp * R + 16 * mt + g + 8 * hr] = m[mt][hr];
         sL[warp * R + 16 * mt + g + 8 * hr] = l[mt][hr];

@@ -11,6 +11,17 @@
 
 namespace gfwa {
 
+// The two draws of one pair of engine words (init_parameters runs this on many threads).
+inline void box_muller(uint64_t x1, uint64_t x2, double* z) {
+  constexpr double kTwoPi = 6.283185307179586476925286766559;
+  constexpr double k2m53 = 1.0 / 9007199254740992.0;  // 2^-53
+  const double u1 = double((x1 >> 11) + 1) * k2m53;
+  const double u2 = double(x2 >> 11) * k2m53;
+  const double r = std::sqrt(-2.0 * std::log(u1));
+  z[0] = r * std::cos(kTwoPi * u2);
+  z[1] = r * std::sin(kTwoPi * u2);
+}
+
 class NormalRng {
  public:
   explicit NormalRng(uint64_t seed) : engine_(seed) {}
@@ -20,14 +31,12 @@ class NormalRng {
       has_spare_ = false;
       return spare_;
     }
-    constexpr double kTwoPi = 6.283185307179586476925286766559;
-    constexpr double k2m53 = 1.0 / 9007199254740992.0;  // 2^-53
-    const double u1 = double((engine_() >> 11) + 1) * k2m53;
-    const double u2 = double(engine_() >> 11) * k2m53;
-    const double r = std::sqrt(-2.0 * std::log(u1));
-    spare_ = r * std::sin(kTwoPi * u2);
+    const uint64_t x1 = engine_(), x2 = engine_();
+    double z[2];
+    box_muller(x1, x2, z);
+    spare_ = z[1];
     has_spare_ = true;
-    return r * std::cos(kTwoPi * u2);
+    return z[0];
   }
 
  private:

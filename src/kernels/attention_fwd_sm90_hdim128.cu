@@ -1,0 +1,6 @@
+// Forward attention for sm_90a, head dim 128.
+#include "kernels/attention_fwd_sm90_kernel.cuh"
+
+namespace gfwa::cuda::detail {
+template void launch_attn_fwd_sm90<128>(const AttnParams&, const AttnConsts&, cudaStream_t);
+}  // namespace gfwa::cuda::detail

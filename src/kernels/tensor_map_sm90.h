@@ -1,0 +1,17 @@
+// TMA tensor maps (CUtensorMap) for the sm_90a attention kernels. Host side; the driver's encoder is reached through
+// the runtime (cudaGetDriverEntryPointByVersion), so nothing links libcuda.
+#pragma once
+#include <cuda.h>
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+namespace gfwa::cuda::detail {
+
+// Map of a [B, T, heads, D] bf16 tensor laid out as attention.h says (element (b, t, h, d) at
+// base + (b*T + t) * row_stride + h*D + d), as a 4-d tensor (d, h, t, b). One load is a box of `rows` consecutive t
+// by 64 columns of one head, 128-byte swizzled (the layout of wgmma_sm90.cuh); rows at t >= T read as zero.
+// Throws naming the call and the driver's error code when the driver refuses the map.
+CUtensorMap attn_tensor_map(const __nv_bfloat16* base, int64_t row_stride, int B, int T, int heads, int D, int rows);
+
+}  // namespace gfwa::cuda::detail

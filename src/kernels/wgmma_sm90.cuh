@@ -1,0 +1,171 @@
+// Hopper (sm_90a) building blocks: warpgroup MMA (wgmma) with shared-memory descriptors, TMA tile loads, mbarriers,
+// named barriers and setmaxnreg. Included only by the *_sm90*.cu files, which CMake builds for sm_90a alone.
+//
+// wgmma m64nNk16 (bf16 in, fp32 accumulate) is issued by a warpgroup (4 consecutive warps, the first a multiple of 4);
+// warp w of the group owns rows 16w..16w+15 of the 64-row tile. Per thread (lane = 4g + t):
+//   accumulator d[4n + e], n < N/8:  row 16w + g + 8*(e >> 1), column 8n + 2t + (e & 1)
+//   A fragment from registers, k-step of 16 columns: a0 (g, 2t..2t+1), a1 (g+8, 2t..), a2 (g, 8+2t..), a3 (g+8, 8+2t..)
+// the mma.sync m16n8k16 layouts of mma_sm80.cuh, so an accumulator tile packed to bf16 is the A operand of the next
+// product: d[8kk .. 8kk+7] give k-step kk's {a0, a1, a2, a3}.
+//
+// Shared-memory operands use the 128-byte swizzle that TMA's CU_TENSOR_MAP_SWIZZLE_128B writes: a tile of rows of 64
+// bf16 (128 bytes), 16-byte chunk c of row r stored at chunk c ^ (r % 8), in 1024-byte atoms of 8 rows (the atom
+// must start 1024-byte aligned). Wider rows are split into 64-column slabs stored one after the other.
+//   K-major operand (rows = M or N, the 64 columns = K; Q and K in Q K^T): stride byte offset (SBO) = 1024, the
+//     distance between 8-row groups; leading byte offset unused (1). k-step kk of a slab starts 32*kk bytes in.
+//   N-major operand (rows = K, the 64 columns = N; V in P V, transposed): SBO = 1024 between 8-row (k) groups,
+//     LBO = the distance between 64-column slabs. k-step kk starts 16 rows = 2048 bytes in.
+#pragma once
+#include <cuda.h>
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#error "wgmma_sm90.cuh needs the sm_90a target (gfwa_kernels_sm90 in CMakeLists.txt)"
+#endif
+
+namespace gfwa::cuda::detail {
+
+// Matrix descriptor, 128-byte swizzle: start address, LBO, SBO (all in 16-byte units), swizzle mode 1 in bits 62-63.
+// Offsets added to a descriptor (k-steps, stages) are in 16-byte units too and never carry out of the 14-bit field
+// (shared memory is < 256 KB).
+__device__ __forceinline__ uint64_t smem_desc_sw128(uint32_t addr, uint32_t lbo_bytes, uint32_t sbo_bytes) {
+  return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(lbo_bytes >> 4) << 16) | (uint64_t(sbo_bytes >> 4) << 32) |
+         (uint64_t(1) << 62);
+}
+
+// Orders register accesses around the asynchronous MMAs: wgmma_fence before the first wgmma that reads registers
+// written since (accumulators, A fragments); commit closes a group; wait<N> returns when at most N groups are pending.
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// The compiler sees a wgmma's registers as written when it is issued; after the wait, these empty asm statements
+// tie every later use to the wait (and keep the registers of an in-flight A operand from being reused before it).
+template <int N>
+__device__ __forceinline__ void fence_regs(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N, int M>
+__device__ __forceinline__ void fence_regs(uint32_t (&r)[N][M]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int j = 0; j < M; ++j) asm volatile("" : "+r"(r[i][j])::"memory");
+}
+
+// The accumulator operands of one wgmma: 32 fp32 registers per macro (d[base] .. d[base + 31]), and the matching
+// "%0, ..., %31" / "%0, ..., %63" operand lists.
+#define GFWA_WGMMA_ACC32(d, base)                                                                                  \
+  "+f"(d[base + 0]), "+f"(d[base + 1]), "+f"(d[base + 2]), "+f"(d[base + 3]), "+f"(d[base + 4]), "+f"(d[base + 5]),   \
+      "+f"(d[base + 6]), "+f"(d[base + 7]), "+f"(d[base + 8]), "+f"(d[base + 9]), "+f"(d[base + 10]),                \
+      "+f"(d[base + 11]), "+f"(d[base + 12]), "+f"(d[base + 13]), "+f"(d[base + 14]), "+f"(d[base + 15]),            \
+      "+f"(d[base + 16]), "+f"(d[base + 17]), "+f"(d[base + 18]), "+f"(d[base + 19]), "+f"(d[base + 20]),            \
+      "+f"(d[base + 21]), "+f"(d[base + 22]), "+f"(d[base + 23]), "+f"(d[base + 24]), "+f"(d[base + 25]),            \
+      "+f"(d[base + 26]), "+f"(d[base + 27]), "+f"(d[base + 28]), "+f"(d[base + 29]), "+f"(d[base + 30]),            \
+      "+f"(d[base + 31])
+#define GFWA_WGMMA_REGS32 \
+  "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, " \
+  "%24, %25, %26, %27, %28, %29, %30, %31"
+#define GFWA_WGMMA_REGS64                                                                                    \
+  GFWA_WGMMA_REGS32                                                                                          \
+  ", %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, " \
+  "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+
+// d (+)= A B with A (64 x 16) and B (16 x 128) in shared memory; scale_d = 0 overwrites d instead of adding.
+template <int kTransB>
+__device__ __forceinline__ void wgmma_m64n128k16_ss(float (&d)[64], uint64_t a_desc, uint64_t b_desc, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" GFWA_WGMMA_REGS64 "}, %64, %65, p, 1, 1, 0, %67;\n}\n"
+      : GFWA_WGMMA_ACC32(d, 0), GFWA_WGMMA_ACC32(d, 32)
+      : "l"(a_desc), "l"(b_desc), "r"(scale_d), "n"(kTransB));
+}
+
+// d += A B with A (64 x 16) in registers (the A fragment above) and B (16 x 128) in shared memory.
+template <int kTransB>
+__device__ __forceinline__ void wgmma_m64n128k16_rs(float (&d)[64], const uint32_t (&a)[4], uint64_t b_desc) {
+  asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" GFWA_WGMMA_REGS64
+               "}, {%64, %65, %66, %67}, %68, 1, 1, 1, %69;\n"
+               : GFWA_WGMMA_ACC32(d, 0), GFWA_WGMMA_ACC32(d, 32)
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "n"(kTransB));
+}
+
+// d += A B with A (64 x 16) in registers and B (16 x 64) in shared memory.
+template <int kTransB>
+__device__ __forceinline__ void wgmma_m64n64k16_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t b_desc) {
+  asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" GFWA_WGMMA_REGS32
+               "}, {%32, %33, %34, %35}, %36, 1, 1, 1, %37;\n"
+               : GFWA_WGMMA_ACC32(d, 0)
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "n"(kTransB));
+}
+
+#undef GFWA_WGMMA_ACC32
+#undef GFWA_WGMMA_REGS32
+#undef GFWA_WGMMA_REGS64
+
+// mbarrier: init (one thread), arrive (release), arrive that also expects `bytes` of TMA writes, wait on a phase's
+// parity (acquire). A barrier's phases alternate parity 0, 1, 0, ...; waiting on the parity before the first phase
+// returns at once (how a producer's first pass over empty stages goes through).
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_init_fence() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// No time-out: a trap on this path (or anywhere in the kernel) makes ptxas drop the setmaxnreg register budgets
+// (the consumers fall back to 168 registers, spill, and serialise their wgmma: ptxas C7512).
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+
+// TMA: box (c0, c1, c2, c3) of a 4-d tensor map into shared memory at dst; completes `bar`'s expected bytes.
+__device__ __forceinline__ void tma_load_4d(uint32_t dst, const CUtensorMap* map, uint32_t bar, int c0, int c1, int c2,
+                                            int c3) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], "
+      "[%6];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void tma_prefetch_map(const CUtensorMap* map) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+}
+
+// Named barriers (0 is __syncthreads'): sync waits until `count` threads arrived, counting its own; arrive does not wait.
+__device__ __forceinline__ void named_bar_sync(int id, int count) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+__device__ __forceinline__ void named_bar_arrive(int id, int count) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+
+// Moves registers between warpgroups (all 4 warps of one group execute the same one; the kernel needs a register
+// cap at entry, __launch_bounds__(threads, 1)).
+template <int N>
+__device__ __forceinline__ void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
+}  // namespace gfwa::cuda::detail
