@@ -354,6 +354,12 @@ TEST(CudaBackend, PlanThatDoesNotFitNamesTheRequiredSize) {
     EXPECT_NE(std::string(e.what()).find("GiB"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("fits: lower it to that"), std::string::npos) << e.what();
   }
+  try {  // the backend's own level is the plan's
+    make_cuda_backend(cfg, 4096, 8192, {}, false, Recompute::full);
+    FAIL() << "a 32M-token micro-batch cannot fit with full recomputation either";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("per layer with train.recompute full)"), std::string::npos) << e.what();
+  }
 }
 
 // A cpu and a cuda backend of the same parameters.
