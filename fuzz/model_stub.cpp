@@ -8,5 +8,6 @@
 namespace gfwa {
 
 std::string model_support_problem(const std::string&, const ModelConfig&) { return ""; }
+KeyProblem nsa_support_problem(const std::string&, const ModelConfig&) { return {}; }
 
 }  // namespace gfwa

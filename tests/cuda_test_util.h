@@ -17,6 +17,15 @@ inline bool cuda_device_present() {
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
+// The current device is compute capability 9.0 (where the sm_90a kernels run: AttnPath::sm90).
+inline bool cuda_device_is_sm90() {
+  int dev = 0, major = 0, minor = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  return major == 9 && minor == 0;
+}
+
 #define GFWA_SKIP_WITHOUT_GPU()                    \
   do {                                             \
     if (!::gfwa::test::cuda_device_present()) {    \

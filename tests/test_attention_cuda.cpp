@@ -1,8 +1,8 @@
 // CUDA attention (forward and backward, all three modes, multi-head and grouped-query) against the CPU
 // reference run in double on the same bf16-rounded inputs. Every output is poisoned (NaN) before each
-// run and must come back finite. Each case runs once per forward path (AttnParams::path): the mma.sync
-// kernels (sm80, any GPU) and the sm_90a kernels (sm90, skipped unless the GPU is compute capability 9.0);
-// the backward, the same kernels for both, takes that path's o and lse.
+// run and must come back finite; the backward's workspace is poisoned too. Each case runs once per
+// path (AttnParams::path): the mma.sync kernels (sm80, any GPU) and the sm_90a kernels (sm90, skipped unless
+// the GPU is compute capability 9.0), forward and backward; the backward takes that path's o and lse.
 //
 // Error bounds (relative L2 against the double reference):
 //   o   1e-2: o is rounded to bf16 on output (rms relative error ~2^-9/sqrt(3) ~ 1e-3) and P is rounded to
@@ -42,19 +42,11 @@ namespace {
 using bf16 = __nv_bfloat16;
 using cuda::AttnPath;
 
-bool device_is_sm90() {
-  int dev = 0, major = 0, minor = 0;
-  CUDA_CHECK(cudaGetDevice(&dev));
-  CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-  CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
-  return major == 9 && minor == 0;
-}
-
 #define GFWA_SKIP_UNLESS_PATH_RUNS(path)                                                     \
   do {                                                                                       \
     GFWA_SKIP_WITHOUT_GPU();                                                                 \
-    if ((path) == AttnPath::sm90 && !device_is_sm90())                                       \
-      GTEST_SKIP() << "the sm90 forward needs a compute capability 9.0 GPU";                 \
+    if ((path) == AttnPath::sm90 && !test::cuda_device_is_sm90())                            \
+      GTEST_SKIP() << "the sm90 kernels need a compute capability 9.0 GPU";                  \
   } while (0)
 
 struct Case {
@@ -112,13 +104,13 @@ struct Errors {
   double o, lse, dq, dk, dv, dlam;
 };
 
-// The forward's outputs, gathered dense ([B,T,H,D] and [B,H,T]).
-struct FwdOut {
-  std::vector<double> o, lse;
+// A run's outputs, gathered dense ([B,T,H,D], [B,H,T], [B,T,Hkv,D], [B,T,H]).
+struct RunOut {
+  std::vector<double> o, lse, dq, dk, dv, dlam;
 };
 
-// Runs one case end to end with the given forward path; asserts the errors and returns the forward's outputs.
-FwdOut run_case(const Case& c, AttnPath path) {
+// Runs one case end to end with the given path; asserts the errors and returns the outputs.
+RunOut run_case(const Case& c, AttnPath path) {
   SCOPED_TRACE(name(c) + " " + cuda::attn_path_name(path));
   std::mt19937_64 rng(c.seed);
   const int Hkv = kv_heads(c);
@@ -215,6 +207,7 @@ FwdOut run_case(const Case& c, AttnPath path) {
   bp.dk_row_stride = bp.dv_row_stride = kv_stride;
   bp.dlam = c.mode == AttnMode::gatedfwa ? ddlam.get() : nullptr;
   DeviceBuffer<float> ws((cuda::attention_bwd_workspace_bytes(p) + 3) / 4);
+  ws.poison();  // nothing may depend on its contents (sm90: NaN accumulators, every ticket 0xFFFFFFFF)
   bp.workspace = ws.get();
 
   auto run_bwd = [&] {
@@ -240,8 +233,8 @@ FwdOut run_case(const Case& c, AttnPath path) {
   EXPECT_TRUE(test::close_l2(dq_gpu, dq_ref, 2e-2, 1e-4)) << "dq rel err " << e.dq;
   EXPECT_TRUE(test::close_l2(dk_gpu, dk_ref, 2e-2, 1e-4)) << "dk rel err " << e.dk;
   EXPECT_TRUE(test::close_l2(dv_gpu, dv_ref, 1e-2, 1e-4)) << "dv rel err " << e.dv;
+  const std::vector<double> dlam_gpu = to_double(dl1);
   if (c.mode == AttnMode::gatedfwa) {
-    const std::vector<double> dlam_gpu = to_double(dl1);
     e.dlam = test::rel_l2(dlam_gpu, dlam_ref);
     EXPECT_TRUE(test::close_l2(dlam_gpu, dlam_ref, 1e-3, 1e-5)) << "dlam rel err " << e.dlam;
   }
@@ -256,10 +249,10 @@ FwdOut run_case(const Case& c, AttnPath path) {
   if (c.mode == AttnMode::gatedfwa) {
     EXPECT_EQ(0, std::memcmp(dl1.data(), ddlam.download().data(), nt * 4));
   }
-  return {o_gpu, lse_gpu};
+  return {o_gpu, lse_gpu, dq_gpu, dk_gpu, dv_gpu, dlam_gpu};
 }
 
-// Tile sizes of the kernels: 64 (key tiles of the forward and dQ, query tiles of dK/dV) and 128.
+// Tile sizes of the mma.sync kernels: 64 (key tiles of the forward and dQ, query tiles of dK/dV) and 128.
 std::vector<Case> window_cases() {
   std::vector<Case> cs;
   uint64_t seed = 100;
@@ -305,9 +298,11 @@ INSTANTIATE_TEST_SUITE_P(LongT, AttentionCuda,
                                         Case{1, 32768 + 5, 1, 128, 200, AttnMode::swa, 0.0, false, 302}}),
                          case_name);
 
-// The sm_90a kernel's tiles: 128 query rows (two warpgroups of 64) by 128 keys. Windows of 127-257 keys span
-// one to three key tiles and end inside or on a tile edge; T = 65 leaves the second warpgroup one row, T = 64
-// none, T = 129 gives a second query tile of one row.
+// The sm_90a kernels' tiles. Forward: 128 query rows (two warpgroups of 64) by 128 keys. Backward: 128 keys (two
+// warpgroups of 64) by query tiles of 64 (D 128) or 128 (D 64), each query tile's dQ added by its key tiles in order.
+// Windows of 127-257 keys span one to three key tiles and end inside or on a tile edge; T = 65 leaves the second
+// warpgroup one row (forward) or one key (backward), T = 64 none, T = 129 gives a second tile of one row. W = T = 1100:
+// 9 key tiles add into the last query tiles' dQ (the ordered accumulation), 8 query tiles per key tile at D = 128.
 std::vector<Case> tile_cases() {
   std::vector<Case> cs;
   uint64_t seed = 500;
@@ -315,6 +310,8 @@ std::vector<Case> tile_cases() {
     for (int W : {127, 128, 129, 255, 256, 257}) cs.push_back({1, 1000, 2, D, W, AttnMode::gatedfwa, 3.0, false, seed++});
   for (int D : {64, 128})
     for (int T : {64, 65, 129}) cs.push_back({2, T, 2, D, 33, AttnMode::gatedfwa, 0.02, D == 64, seed++});
+  cs.push_back({1, 1100, 2, 64, 1100, AttnMode::gatedfwa, 0.02, false, seed++});
+  cs.push_back({1, 1100, 2, 128, 1100, AttnMode::swa, 0.0, true, seed++});
   return cs;
 }
 INSTANTIATE_TEST_SUITE_P(Tiles, AttentionCuda, on_both_paths(tile_cases()), case_name);
@@ -338,17 +335,30 @@ std::vector<Case> grouped_cases() {
 }
 INSTANTIATE_TEST_SUITE_P(GroupedQuery, AttentionCuda, on_both_paths(grouped_cases()), case_name);
 
-// The two forward paths on the same inputs agree to bf16 rounding (each is also checked against the reference
-// above): o within 4e-3 relative L2 (each path carries ~2e-3 from P and O in bf16), lse within 2e-5 (fp32 only).
+// The two paths on the same inputs agree to bf16 rounding (each is also checked against the reference above; each
+// backward takes its own forward's o and lse): o within 4e-3 relative L2 (each path carries ~2e-3 from P and O in
+// bf16), lse within 2e-5 (fp32 only); dq, dk, dv within 1e-2 (~3e-3 each from P, dS in bf16 and the rounded
+// outputs); dlam within 1e-2 (fp32 sums, ~4e-6 each against the reference, but delta comes from each path's own
+// bf16 o, which differ by the 4e-3 above).
 class AttentionCudaPaths : public ::testing::TestWithParam<Case> {};
-TEST_P(AttentionCudaPaths, Sm90ForwardMatchesSm80) {
+TEST_P(AttentionCudaPaths, Sm90MatchesSm80) {
   GFWA_SKIP_UNLESS_PATH_RUNS(AttnPath::sm90);
   const Case& c = GetParam();
-  const FwdOut a = run_case(c, AttnPath::sm80), b = run_case(c, AttnPath::sm90);
-  const double eo = test::rel_l2(b.o, a.o), el = test::rel_l2(b.lse, a.lse);
-  std::printf("  %-44s sm90 vs sm80: o %.1e lse %.1e\n", name(c).c_str(), eo, el);
+  const RunOut a = run_case(c, AttnPath::sm80), b = run_case(c, AttnPath::sm90);
+  const double eo = test::rel_l2(b.o, a.o), el = test::rel_l2(b.lse, a.lse), eq = test::rel_l2(b.dq, a.dq),
+               ek = test::rel_l2(b.dk, a.dk), ev = test::rel_l2(b.dv, a.dv);
+  std::printf("  %-44s sm90 vs sm80: o %.1e lse %.1e dq %.1e dk %.1e dv %.1e", name(c).c_str(), eo, el, eq, ek, ev);
   EXPECT_LT(eo, 4e-3);
   EXPECT_LT(el, 2e-5);
+  EXPECT_LT(eq, 1e-2);
+  EXPECT_LT(ek, 1e-2);
+  EXPECT_LT(ev, 1e-2);
+  if (c.mode == AttnMode::gatedfwa) {
+    const double ed = test::rel_l2(b.dlam, a.dlam);
+    std::printf(" dlam %.1e", ed);
+    EXPECT_LT(ed, 1e-2);
+  }
+  std::printf("\n");
 }
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionCudaPaths,
                          ::testing::Values(Case{2, 1000, 4, 128, 300, AttnMode::gatedfwa, 3.0, true, 600, 2},
@@ -360,17 +370,17 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionCudaPaths,
 // automatic takes sm90 exactly on compute capability 9.0; a forced sm90 elsewhere is refused, naming the device.
 TEST(AttentionCudaApi, ForwardPathFollowsTheDevice) {
   GFWA_SKIP_WITHOUT_GPU();
-  const bool sm90 = device_is_sm90();
+  const bool sm90 = test::cuda_device_is_sm90();
   cuda::AttnParams p{};
-  EXPECT_EQ(cuda::attention_forward_path(p), sm90 ? AttnPath::sm90 : AttnPath::sm80);
+  EXPECT_EQ(cuda::attention_path(p), sm90 ? AttnPath::sm90 : AttnPath::sm80);
   p.path = AttnPath::sm80;
-  EXPECT_EQ(cuda::attention_forward_path(p), AttnPath::sm80);
+  EXPECT_EQ(cuda::attention_path(p), AttnPath::sm80);
   p.path = AttnPath::sm90;
   if (sm90) {
-    EXPECT_EQ(cuda::attention_forward_path(p), AttnPath::sm90);
+    EXPECT_EQ(cuda::attention_path(p), AttnPath::sm90);
   } else {
     try {
-      cuda::attention_forward_path(p);
+      cuda::attention_path(p);
       ADD_FAILURE() << "path sm90 accepted on a GPU that is not compute capability 9.0";
     } catch (const std::invalid_argument& e) {
       EXPECT_NE(std::string(e.what()).find("path sm90 needs a compute capability 9.0 GPU"), std::string::npos)

@@ -160,3 +160,45 @@ TEST(AttentionPattern, DecoderCachesFollowEachLayer) {
   EXPECT_EQ(dec->max_length(), 100);
   EXPECT_EQ(dec->cache_bytes(), 4 * (2 * B * H * 64 * D + B * H * 64) + 8 * B * H + 4 * (2 * B * H * 100 * D));
 }
+
+// NSA in patterns: an S layer takes model.attention.mode, so S is an nsa layer when the mode is nsa, and
+// a list entry may name nsa with its own window (the sliding branch's); the gates follow the sliding
+// branch. No decoder takes an nsa layer: the refusal names the layer and the mode.
+TEST(AttentionPattern, NsaLayers) {
+  ModelConfig m = model(4, "SL");
+  m.attention.mode = AttnMode::nsa;
+  EXPECT_EQ(attention_pattern_text(m), "nsa:64,full,nsa:64,full");
+  EXPECT_TRUE(m.any_nsa());
+  EXPECT_TRUE(m.layer_gated(0));  // the default sliding branch: gatedfwa
+  m.attention.nsa.sliding = AttnMode::swa;
+  EXPECT_FALSE(m.any_gated());
+  EXPECT_EQ(m.nsa_shape(2, 3, 100).window, 64);
+  m.attention.pattern = AttentionPattern{"", {{AttnMode::gatedfwa, 0}, {AttnMode::nsa, 128}, {AttnMode::full, 0},
+                                               {AttnMode::swa, 0}}};
+  EXPECT_FALSE(m.layer_nsa(0));
+  EXPECT_TRUE(m.layer_nsa(1));
+  const NsaShape s = m.nsa_shape(1, 3, 100);
+  EXPECT_EQ(s.window, 128);
+  EXPECT_EQ(s.block, 64);
+  EXPECT_EQ(s.top_k, 16);
+  EXPECT_EQ(s.Hkv, m.kv_heads());
+  EXPECT_EQ(attention_pattern_text(m), "gatedfwa:64,nsa:128,full,swa:64");
+
+  EXPECT_EQ(decoder_support_problem(model(2, "SL")), "");
+  const std::string problem = decoder_support_problem(m);
+  EXPECT_NE(problem.find("layer 1 has model.attention.mode nsa"), std::string::npos) << problem;
+  EXPECT_THROW(decoder_max_length(m, 100), std::invalid_argument);
+  m.vocab_size = 50;
+  m.d_model = 16;
+  m.n_heads = 2;
+  CpuBackend be(m, 1, 8);
+  try {
+    be.make_decoder(1, 100);
+    ADD_FAILURE() << "an nsa model was given a decoder";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("nsa"), std::string::npos) << e.what();
+  }
+  EXPECT_NE(config_problem("", {"model.attention.pattern=[{\"mode\": \"nsa\", \"window\": 0}]", "model.n_layers=1"})
+                .find("layer 0: window must be >= 1"),
+            std::string::npos);
+}

@@ -131,7 +131,9 @@ struct Randomizer {
     do x = pool[rng() % (sizeof pool / sizeof pool[0])]; while (!rule(x).empty());
   }
   template <class R>
-  void operator()(const char*, AttnMode& x, const R&) { x = AttnMode(rng() % 3); }
+  void operator()(const char*, AttnMode& x, const R& rule) {
+    do x = AttnMode(rng() % 4); while (!rule(x).empty());
+  }
   template <class R>
   void operator()(const char*, AttentionPattern&, const R&) {}  // depends on n_layers: random_config
   template <class R>
@@ -164,8 +166,15 @@ RunConfig random_config(uint64_t seed) {
       break;
     case 2:
       for (int l = 0; l < c.model.n_layers; ++l)
-        c.model.attention.pattern.layers.push_back({AttnMode(rng() % 3), int(rng() % 3) * int(rng() % 5000)});
+        c.model.attention.pattern.layers.push_back({AttnMode(rng() % 4), int(rng() % 3) * int(rng() % 5000)});
       break;
+  }
+  if (c.model.any_nsa()) {  // NSA: no start from exported weights; the cuda backend's blocks and top_k
+    c.model.init_from.clear();
+    if (c.train.backend == "cuda") {
+      c.model.attention.nsa.block = 64;
+      c.model.attention.nsa.top_k = 1 + int(rng() % 64);
+    }
   }
   return c;
 }
@@ -288,8 +297,9 @@ TEST_F(ConfigTest, JsonRoundTripIsExact) {
   EXPECT_EQ(d.size(), 9u);
   EXPECT_EQ(d["model"].size(), 10u);
   EXPECT_EQ(d["model"]["init_from"], "");
-  EXPECT_EQ(d["model"]["attention"].size(), 6u);
+  EXPECT_EQ(d["model"]["attention"].size(), 7u);
   EXPECT_EQ(d["model"]["attention"]["pattern"], "");
+  EXPECT_EQ(d["model"]["attention"]["nsa"], json({{"sliding", "gatedfwa"}, {"block", 64}, {"top_k", 16}}));
 }
 
 // ---- overrides ---------------------------------------------------------------------------------
@@ -453,7 +463,7 @@ const BadValue kBadValues[] = {
     {R"({"model": {"norm_eps": 0}})", "model.norm_eps", "must be > 0 (got 0)"},
     {R"({"model": {"init_std": -0.02}})", "model.init_std", "must be > 0 (got -0.02)"},
     {R"({"model": {"attention": {"mode": "linear"}}})", "model.attention.mode",
-     "must be one of full|swa|gatedfwa (got \"linear\")"},
+     "must be one of full|swa|gatedfwa|nsa (got \"linear\")"},
     {R"({"model": {"attention": {"window": 0}}})", "model.attention.window", "must be >= 1 (got 0)"},
     {R"({"model": {"attention": {"rope_theta": 0}}})", "model.attention.rope_theta", "must be > 0 (got 0)"},
     {R"({"model": {"attention": {"pattern": 3}}})", "model.attention.pattern",
@@ -471,15 +481,31 @@ const BadValue kBadValues[] = {
     {R"({"model": {"attention": {"pattern": ["S"]}}})", "model.attention.pattern",
      "layer 0: expected an object {\"mode\": ..., \"window\": ...} (got \"S\")"},
     {R"({"model": {"attention": {"pattern": [{"mode": "full"}, {"window": 3}]}}})", "model.attention.pattern",
-     "layer 1: needs a mode (full|swa|gatedfwa)"},
+     "layer 1: needs a mode (full|swa|gatedfwa|nsa)"},
     {R"({"model": {"attention": {"pattern": [{"mode": "gated"}]}}})", "model.attention.pattern",
-     "layer 0: mode must be one of full|swa|gatedfwa (got \"gated\")"},
+     "layer 0: mode must be one of full|swa|gatedfwa|nsa (got \"gated\")"},
     {R"({"model": {"attention": {"pattern": [{"mode": "swa", "window": 0}]}}})", "model.attention.pattern",
      "layer 0: window must be >= 1 (got 0)"},
     {R"({"model": {"attention": {"pattern": [{"mode": "swa", "window": "64"}]}}})", "model.attention.pattern",
      "layer 0: window expected an integer (got \"64\")"},
     {R"({"model": {"attention": {"pattern": [{"mode": "swa", "windw": 64}]}}})", "model.attention.pattern",
      "layer 0: unknown key \"windw\" (expected mode, window)"},
+    {R"({"model": {"attention": {"nsa": {"sliding": "full"}}}})", "model.attention.nsa.sliding",
+     "must be swa or gatedfwa (got \"full\")"},
+    {R"({"model": {"attention": {"nsa": {"sliding": "nsa"}}}})", "model.attention.nsa.sliding",
+     "must be swa or gatedfwa (got \"nsa\")"},
+    {R"({"model": {"attention": {"nsa": {"block": 0}}}})", "model.attention.nsa.block", "must be >= 1 (got 0)"},
+    {R"({"model": {"attention": {"nsa": {"top_k": 0}}}})", "model.attention.nsa.top_k", "must be >= 1 (got 0)"},
+    {R"({"model": {"attention": {"nsa": {"topk": 4}}}})", "model.attention.nsa.topk",
+     "unknown key (did you mean model.attention.nsa.top_k?)"},
+    {R"({"model": {"attention": {"mode": "nsa", "nsa": {"block": 32}}}, "train": {"backend": "cuda"}})",
+     "model.attention.nsa.block",
+     "must be 64 with train.backend cuda (the block size its NSA kernels are built for; got 32)"},
+    {R"({"model": {"attention": {"pattern": [{"mode": "nsa"}], "nsa": {"top_k": 65}}, "n_layers": 1},
+        "train": {"backend": "cuda"}})",
+     "model.attention.nsa.top_k", "must be <= 64 with train.backend cuda (its NSA kernels' limit; got 65)"},
+    {R"({"model": {"attention": {"mode": "nsa"}, "init_from": "x.safetensors"}})", "model.init_from",
+     "cannot start a model with nsa layers: exported weights (gfwa export) do not cover nsa yet (got \"x.safetensors\")"},
     {R"({"model": {"d_model": 768, "n_heads": 10}})", "model.d_model", "must be divisible by model.n_heads (768 % 10 = 8)"},
     {R"({"model": {"n_kv_heads": -1}})", "model.n_kv_heads", "must be >= 0 (got -1)"},
     {R"({"model": {"n_heads": 12, "n_kv_heads": 5}})", "model.n_kv_heads", "must divide model.n_heads (12 % 5 = 2)"},
@@ -568,6 +594,16 @@ TEST_F(ConfigTest, EdgesThatAreAccepted) {
   EXPECT_NO_THROW(load_config("", {"optimizer.beta1=0", "schedule.final_lr_fraction=1", "schedule.decay_fraction=1",
                                    "optimizer.lr=0", "optimizer.grad_clip=0", "model.vocab_size=2"}));
   EXPECT_NO_THROW(load_config("", {"train.batch_size=8", "train.seq_len=128", "train.tokens_per_step=3072"}));
+  // NSA: any block and top_k off the GPU path, and the cuda backend's settings ignored without nsa layers.
+  EXPECT_NO_THROW(load_config("", {"model.attention.mode=nsa", "model.attention.nsa.block=3",
+                                   "model.attention.nsa.top_k=100", "train.backend=cpu"}));
+  EXPECT_NO_THROW(load_config("", {"model.attention.nsa.block=3", "train.backend=cuda"}));
+  const RunConfig nsa = load_config("", {"model.attention.mode=nsa", "model.attention.nsa.sliding=swa",
+                                         "model.n_kv_heads=1", "model.attention.pattern=SSSL", "train.backend=cuda"});
+  EXPECT_TRUE(nsa.model.layer_nsa(0));
+  EXPECT_FALSE(nsa.model.layer_nsa(3));
+  EXPECT_FALSE(nsa.model.layer_gated(0));
+  EXPECT_EQ(nsa.model.attention.nsa, (NsaConfig{AttnMode::swa, 64, 16}));
 }
 
 TEST_F(ConfigTest, BackendAndWorldSizeChecks) {
@@ -578,6 +614,13 @@ TEST_F(ConfigTest, BackendAndWorldSizeChecks) {
   std::string msg = config_error([&] { check_backend_support(c, "cuda", "run.json"); });
   expect_contains(msg, "run.json: model.n_heads: head_dim = d_model / n_heads = 96 / 3 = 32 is not supported");
   expect_contains(msg, "64 and 128");
+  c.model.d_model = 128;
+  c.model.n_heads = 2;
+  c.model.attention.mode = AttnMode::nsa;
+  c.model.attention.nsa.block = 16;
+  EXPECT_NO_THROW(check_backend_support(c, "cpu", "run.json"));
+  expect_contains(config_error([&] { check_backend_support(c, "cuda", "run.json"); }),
+                  "run.json: model.attention.nsa.block: must be 64 with train.backend cuda");
 
   c.train.batch_size = 4;
   c.train.seq_len = 256;

@@ -150,6 +150,79 @@ TEST(CpuModel, GradientsGroupedQuery) {
       }
 }
 
+// NSA layers (docs/nsa.md): blocks of 2 over T = 7 (three complete blocks, a partial one), two selected
+// blocks per query group (so tokens of blocks 2 and 3 choose among earlier ones), groups of 2 and 4 query
+// heads, both sliding branches, token shift off and on; then NSA in patterns beside other modes. The top-k
+// selection is a constant of the backward, and the finite differences do not move it (no near ties here).
+TEST(CpuModel, GradientsNsa) {
+  uint64_t seed = 500;
+  for (AttnMode sliding : {AttnMode::swa, AttnMode::gatedfwa})
+    for (int kv : {2, 1}) {
+      ModelConfig cfg = tiny_config(AttnMode::nsa, 3, kv == 1);
+      cfg.n_heads = 4;
+      cfg.n_kv_heads = kv;
+      cfg.attention.nsa = NsaConfig{sliding, 2, 2};
+      check_model_gradients(cfg, seed += 10);
+    }
+  ModelConfig cfg = tiny_config(AttnMode::gatedfwa, 3, true);
+  cfg.n_layers = 3;
+  cfg.n_heads = 4;
+  cfg.n_kv_heads = 2;
+  cfg.attention.nsa = NsaConfig{AttnMode::gatedfwa, 3, 2};
+  cfg.attention.pattern.layers = {{AttnMode::nsa, 2}, {AttnMode::full, 0}, {AttnMode::swa, 2}};
+  check_model_gradients(cfg, 560);
+  cfg = tiny_config(AttnMode::nsa, 4, false);
+  cfg.attention.nsa = NsaConfig{AttnMode::swa, 2, 3};
+  cfg.attention.pattern.letters = "SL";
+  check_model_gradients(cfg, 570);
+}
+
+// An nsa layer's parameters: its gate projection [3H, d] (AdamW with weight decay, not Muon's, as
+// GatedFWA's gate weights; N(0, init_std), so the gates start near sigmoid(0) = 1/2), and GatedFWA's
+// gate tensors when the sliding branch is gatedfwa, whose log f the gate statistics then read.
+TEST(CpuBackend, NsaLayersHaveBranchGatesAndTheirSlidingBranchsGates) {
+  for (AttnMode sliding : {AttnMode::swa, AttnMode::gatedfwa}) {
+    SCOPED_TRACE(attn_mode_name(sliding));
+    ModelConfig cfg = tiny_config(AttnMode::nsa, 3, false);
+    cfg.d_model = 64;
+    cfg.n_heads = 4;
+    cfg.n_kv_heads = 1;
+    cfg.attention.nsa.sliding = sliding;
+    cfg.attention.pattern.letters = "SL";
+    CpuBackend be(cfg, 2, 70);  // the default blocks of 64: one complete block and a partial one
+    const ParamTensor& g = be.layout().get("layers.0.attn.nsa_gate");
+    EXPECT_EQ(g.shape, (std::vector<int>{12, 64}));
+    EXPECT_FALSE(g.hidden);
+    EXPECT_TRUE(g.decay);
+    EXPECT_THROW(be.layout().get("layers.1.attn.nsa_gate"), std::out_of_range);
+    const bool gated = sliding == AttnMode::gatedfwa;
+    EXPECT_EQ(cfg.layer_gated(0), gated);
+    if (gated)
+      EXPECT_NO_THROW(be.layout().get("layers.0.attn.gate_w"));
+    else
+      EXPECT_THROW(be.layout().get("layers.0.attn.gate_w"), std::out_of_range);
+    be.init_params(3);
+    std::vector<float> p;
+    be.get_params(p);
+    double ss = 0;
+    for (size_t i = g.offset; i < g.offset + g.numel; ++i) ss += double(p[i]) * p[i];
+    EXPECT_NEAR(std::sqrt(ss / double(g.numel)), cfg.init_std, 0.1 * cfg.init_std);
+    for (int T : {1, 63, 70}) {
+      const auto in = random_tokens(size_t(2) * T, 11, 710 + T);
+      EXPECT_TRUE(std::isfinite(be.forward_loss(in.data(), in.data(), 2, T))) << "T " << T;
+    }
+    std::vector<std::vector<float>> logf;
+    if (!gated) {
+      EXPECT_THROW(be.gate_log_f(logf), std::logic_error);
+      continue;
+    }
+    be.gate_log_f(logf);
+    ASSERT_EQ(logf.size(), 2u);
+    EXPECT_EQ(logf[0].size(), 2u * 70 * 4);
+    EXPECT_TRUE(logf[1].empty());
+  }
+}
+
 // logf == 0 -> SWA; and SWA with W >= T is full attention. Gates are shut off through the model's
 // own parameters: gate_w = gate_sharp = 0 and gate_b = 60 give logf = logsigmoid(60) ~ -9e-27, far
 // below half an ulp of the O(1) logits, so the two models compute the same numbers. T = 13 is prime.
@@ -596,4 +669,10 @@ TEST(CpuModel, RejectsShapesItCannotRun) {
   EXPECT_THROW(CpuModel<float>(cfg, 1, 4), std::invalid_argument);
   EXPECT_THROW(CpuModel<float>(tiny_config(AttnMode::gatedfwa, 0, false), 1, 4), std::invalid_argument);
   EXPECT_NO_THROW(CpuModel<float>(tiny_config(AttnMode::full, 0, false), 1, 4));
+  for (const NsaConfig& bad : {NsaConfig{AttnMode::full, 64, 16}, NsaConfig{AttnMode::swa, 0, 16},
+                               NsaConfig{AttnMode::gatedfwa, 64, 0}}) {
+    cfg = tiny_config(AttnMode::nsa, 3, false);
+    cfg.attention.nsa = bad;
+    EXPECT_THROW(CpuModel<float>(cfg, 1, 4), std::invalid_argument);
+  }
 }

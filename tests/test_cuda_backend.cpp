@@ -2,7 +2,8 @@
 // (with gradient accumulation over two micro-batches), 30 AdamW steps and 30 Muon steps tracking
 // the CPU loss curve, bitwise-identical repeated runs and recomputation levels, the memory plan's
 // error when a configuration cannot fit, and the per-token log-probabilities of zero-shot scoring
-// (target_logprobs, score_requests).
+// (target_logprobs, score_requests); every mode, NSA layers included (the Nsa instantiations, the
+// nsa run of the loss curve).
 #ifdef GFWA_WITH_CUDA
 #include <algorithm>
 #include <cmath>
@@ -59,11 +60,16 @@ struct ModeCase {
   bool shift;
   int kv = 0;                // K/V heads of small_config's two query heads; 0: two
   const char* pattern = "";  // model.attention.pattern letters over the 2 layers
+  AttnMode sliding = AttnMode::gatedfwa;  // nsa layers' sliding branch (blocks of 64, two selected)
+  int T = kT;                // the parity tests' longest micro-batch (nsa: 200 lets tokens of block 2 choose)
+  std::vector<LayerAttention> layers = {};  // model.attention.pattern as a list (instead of letters)
 };
 
 ModelConfig case_config(const ModeCase& c) {
   ModelConfig cfg = small_config(c.mode, c.shift, 64, c.kv);
   cfg.attention.pattern.letters = c.pattern;
+  cfg.attention.pattern.layers = c.layers;
+  cfg.attention.nsa = NsaConfig{c.sliding, 64, 2};
   return cfg;
 }
 
@@ -72,8 +78,9 @@ class CudaBackendParity : public ::testing::TestWithParam<ModeCase> {};
 TEST_P(CudaBackendParity, LossAndEveryGradientMatchCpu) {
   GFWA_SKIP_WITHOUT_GPU();
   const ModelConfig cfg = case_config(GetParam());
-  auto cpu = make_cpu_backend(cfg, kB, kT);
-  auto gpu = make_cuda_backend(cfg, kB, kT);
+  const int T0 = GetParam().T;
+  auto cpu = make_cpu_backend(cfg, kB, T0);
+  auto gpu = make_cuda_backend(cfg, kB, T0);
   const auto p = test_params(cfg, 7);
   cpu->set_params(p);
   gpu->set_params(p);
@@ -81,7 +88,7 @@ TEST_P(CudaBackendParity, LossAndEveryGradientMatchCpu) {
   gpu->zero_grad();
   // Two micro-batches of different shapes accumulate, each scaled by 1/2.
   for (int mb = 0; mb < 2; ++mb) {
-    const int B = mb == 0 ? kB : 2, T = mb == 0 ? kT : 57;
+    const int B = mb == 0 ? kB : 2, T = mb == 0 ? T0 : 57;
     std::vector<int32_t> in, tg;
     split(batch_tokens(cfg.vocab_size, 100 + mb, B, T), B, T, in, tg);
     const float lc = cpu->forward_backward(in.data(), tg.data(), B, T, 0.5f);
@@ -113,10 +120,10 @@ TEST_P(CudaBackendParity, LossAndEveryGradientMatchCpu) {
   EXPECT_NEAR(gpu->grad_norm(), cpu->grad_norm(), 2e-2 * cpu->grad_norm());
 
   std::vector<int32_t> in, tg;
-  split(batch_tokens(cfg.vocab_size, 300, 1, kT), 1, kT, in, tg);
+  split(batch_tokens(cfg.vocab_size, 300, 1, T0), 1, T0, in, tg);
   std::vector<float> lc, lg;
-  cpu->last_logits(in.data(), kT, lc);
-  gpu->last_logits(in.data(), kT, lg);
+  cpu->last_logits(in.data(), T0, lc);
+  gpu->last_logits(in.data(), T0, lg);
   ASSERT_EQ(lc.size(), size_t(cfg.vocab_size));
   EXPECT_LT(rel_err(lg, lc), 3e-2);
 }
@@ -126,20 +133,21 @@ TEST_P(CudaBackendParity, LossAndEveryGradientMatchCpu) {
 TEST_P(CudaBackendParity, LogprobsArgmaxAndGatesMatchCpu) {
   GFWA_SKIP_WITHOUT_GPU();
   const ModelConfig cfg = case_config(GetParam());
-  auto cpu = make_cpu_backend(cfg, kB, kT);
-  auto gpu = make_cuda_backend(cfg, kB, kT);
+  const int T = GetParam().T;
+  auto cpu = make_cpu_backend(cfg, kB, T);
+  auto gpu = make_cuda_backend(cfg, kB, T);
   const auto p = test_params(cfg, 9);
   cpu->set_params(p);
   gpu->set_params(p);
   std::vector<int32_t> in, tg;
-  split(batch_tokens(cfg.vocab_size, 500, kB, kT), kB, kT, in, tg);
-  const size_t N = size_t(kB) * kT;
+  split(batch_tokens(cfg.vocab_size, 500, kB, T), kB, T, in, tg);
+  const size_t N = size_t(kB) * T;
   std::vector<float> lc(N), lg(N);
   std::vector<int32_t> ac(N), ag(N);
-  cpu->target_logprobs(in.data(), tg.data(), kB, kT, lc.data(), ac.data());
-  gpu->target_logprobs(in.data(), tg.data(), kB, kT, lg.data(), ag.data());
+  cpu->target_logprobs(in.data(), tg.data(), kB, T, lc.data(), ac.data());
+  gpu->target_logprobs(in.data(), tg.data(), kB, T, lg.data(), ag.data());
   EXPECT_LT(rel_err(lg, lc), 2e-2);
-  EXPECT_NEAR(-std::accumulate(lg.begin(), lg.end(), 0.0) / double(N), gpu->forward_loss(in.data(), tg.data(), kB, kT),
+  EXPECT_NEAR(-std::accumulate(lg.begin(), lg.end(), 0.0) / double(N), gpu->forward_loss(in.data(), tg.data(), kB, T),
               1e-4);
   // bf16 logits may reorder near-ties: most positions agree, the learnable ones above all.
   size_t same = 0;
@@ -176,6 +184,21 @@ INSTANTIATE_TEST_SUITE_P(Patterns, CudaBackendParity,
 INSTANTIATE_TEST_SUITE_P(GroupedQuery, CudaBackendParity,
                          ::testing::Values(ModeCase{AttnMode::gatedfwa, true, 1}, ModeCase{AttnMode::swa, false, 1},
                                            ModeCase{AttnMode::full, true, 1}));
+// NSA (docs/nsa.md) with each sliding branch, both query heads on one K/V head (a group of 2), at T 200:
+// blocks 0 and 1 complete, tokens of block 2 select one of them; a gated nsa layer beside a full one.
+// The two backends select independently: a near tie that bf16 flips changes a row, within the bounds.
+INSTANTIATE_TEST_SUITE_P(Nsa, CudaBackendParity,
+                         ::testing::Values(ModeCase{AttnMode::nsa, false, 1, "", AttnMode::swa, 200},
+                                           ModeCase{AttnMode::nsa, true, 1, "", AttnMode::gatedfwa, 200},
+                                           ModeCase{AttnMode::nsa, false, 0, "SL", AttnMode::gatedfwa, 200}));
+// NSA beside GatedFWA (a pattern list): an nsa layer with a gated sliding branch, then a gatedfwa one
+// (token shift, multi-query); and a gatedfwa layer, then an nsa one with an ungated swa branch, so that
+// the layers keep different fp32 sets (lse or the NSA core's, one or both gate sets).
+INSTANTIATE_TEST_SUITE_P(NsaMixed, CudaBackendParity,
+                         ::testing::Values(ModeCase{AttnMode::nsa, true, 1, "", AttnMode::gatedfwa, 200,
+                                                    {{AttnMode::nsa, 0}, {AttnMode::gatedfwa, 0}}},
+                                           ModeCase{AttnMode::nsa, false, 0, "", AttnMode::swa, 200,
+                                                    {{AttnMode::gatedfwa, 0}, {AttnMode::nsa, 0}}}));
 
 // `steps` optimizer steps on four batches in turn: AdamW, or with `muon` Muon on the hidden
 // matrices and AdamW on the rest (the cuda backend built for it).
@@ -213,7 +236,8 @@ TEST(CudaBackend, ThirtyStepsTrackTheCpuLossCurve) {
   };
   const ModelConfig uniform = small_config(AttnMode::gatedfwa, true);
   for (const Run& r : {Run{"adamw", uniform, false}, Run{"muon", uniform, true},
-                       Run{"muon, pattern SL, n_kv_heads 1", case_config({AttnMode::gatedfwa, true, 1, "SL"}), true}}) {
+                       Run{"muon, pattern SL, n_kv_heads 1", case_config({AttnMode::gatedfwa, true, 1, "SL"}), true},
+                       Run{"nsa, gatedfwa sliding, n_kv_heads 1", case_config({AttnMode::nsa, true, 1}), false}}) {
     SCOPED_TRACE(r.name);
     const ModelConfig& cfg = r.cfg;
     auto cpu = make_cpu_backend(cfg, kB, kT);
@@ -246,39 +270,43 @@ TEST(CudaBackend, ThirtyStepsTrackTheCpuLossCurve) {
 // had, so every result is the bits of none: the loss and every gradient of two micro-batches of
 // different shapes (accumulated), three AdamW steps, and the forward-only paths that read the
 // buffers recomputation shares between layers (per-token log-probabilities, the gates' log f, a
-// decoder's prefill and steps). Over every mode case (the uniform modes, patterns, grouped query).
+// decoder's prefill and steps where the model decodes: not with nsa layers). Over every mode case
+// (the uniform modes, patterns, grouped query, nsa layers and nsa beside gatedfwa: their branch gates
+// and the NSA core's saved tensors, kept under selective, recomputed under full).
 TEST_P(CudaBackendParity, RecomputationChangesNoBit) {
   GFWA_SKIP_WITHOUT_GPU();
   const ModelConfig cfg = case_config(GetParam());
+  const int T0 = GetParam().T;
   const auto p = test_params(cfg, 7);
   auto run = [&](Recompute r) {
     std::vector<std::vector<float>> out(8);  // losses, grads, logprobs, log f, decoder logits, losses, params, m
-    auto gpu = make_cuda_backend(cfg, kB, kT, {}, false, r);
+    auto gpu = make_cuda_backend(cfg, kB, T0, {}, false, r);
     gpu->set_params(p);
     gpu->zero_grad();
     for (int mb = 0; mb < 2; ++mb) {
-      const int B = mb == 0 ? kB : 2, T = mb == 0 ? kT : 57;
+      const int B = mb == 0 ? kB : 2, T = mb == 0 ? T0 : 57;
       std::vector<int32_t> in, tg;
       split(batch_tokens(cfg.vocab_size, 100 + mb, B, T), B, T, in, tg);
       out[0].push_back(gpu->forward_backward(in.data(), tg.data(), B, T, 0.5f));
     }
     gpu->get_grads(out[1]);
     std::vector<int32_t> in, tg;
-    split(batch_tokens(cfg.vocab_size, 500, kB, kT), kB, kT, in, tg);
+    split(batch_tokens(cfg.vocab_size, 500, kB, T0), kB, T0, in, tg);
     out[2].resize(in.size());
-    gpu->target_logprobs(in.data(), tg.data(), kB, kT, out[2].data(), nullptr);
+    gpu->target_logprobs(in.data(), tg.data(), kB, T0, out[2].data(), nullptr);
     if (cfg.any_gated()) {
       std::vector<std::vector<float>> logf;
       gpu->gate_log_f(logf);
       for (const auto& layer : logf) out[3].insert(out[3].end(), layer.begin(), layer.end());
     }
-    auto dec = gpu->make_decoder(1, 2 * kT);
-    dec->prefill(0, in.data(), kT);
-    for (int t = 0; t < 4; ++t) {
-      out[4].insert(out[4].end(), dec->logits().begin(), dec->logits().end());
-      dec->step(&tg[size_t(t)]);
+    if (decoder_support_problem(cfg).empty()) {
+      auto dec = gpu->make_decoder(1, 2 * T0);
+      dec->prefill(0, in.data(), T0);
+      for (int t = 0; t < 4; ++t) {
+        out[4].insert(out[4].end(), dec->logits().begin(), dec->logits().end());
+        dec->step(&tg[size_t(t)]);
+      }
     }
-    dec.reset();
     out[5] = train(*gpu, p, 3, cfg);
     gpu->get_params(out[6]);
     std::vector<float> v;
@@ -428,6 +456,11 @@ TEST_P(CudaTargetLogprobs, ZeroShotLogLikelihoodsMatchCpu) {
 INSTANTIATE_TEST_SUITE_P(Modes, CudaTargetLogprobs,
                          ::testing::Values(ModeCase{AttnMode::gatedfwa, true}, ModeCase{AttnMode::gatedfwa, false},
                                            ModeCase{AttnMode::full, false}, ModeCase{AttnMode::swa, true}));
+// NSA's saved tensors in the forward-only shapes (B above max_B): they fit the region planned for B * T
+// tokens; zero-shot scoring runs on nsa models.
+INSTANTIATE_TEST_SUITE_P(Nsa, CudaTargetLogprobs,
+                         ::testing::Values(ModeCase{AttnMode::nsa, true, 1, "", AttnMode::gatedfwa},
+                                           ModeCase{AttnMode::nsa, false, 1, "", AttnMode::swa}));
 
 }  // namespace
 }  // namespace gfwa

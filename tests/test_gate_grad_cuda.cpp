@@ -10,7 +10,9 @@
 // (docs/gatedfwa.md section 4) and the error stays at the bf16 level of the other gradients (~3e-3).
 // Bound: 1e-2 relative L2, at every length (measured on an H200: 2.0-2.7e-3 from T 65 to 32845; the
 // column-sums-only kernel gave 3.7e-2 at T 65 rising to 5.1e-1 at T 32845). W = 1 has exact gate gradients
-// of 0 (no pair crosses any position): there the bound is absolute.
+// of 0 (no pair crosses any position): there the bound is absolute. The GPU side runs on each attention path
+// (AttnParams::path) the device has: sm80 everywhere, sm90 on compute capability 9.0 (its backward accumulates the
+// row sums across key tiles instead of in one thread); the fp64 side once.
 #ifdef GFWA_WITH_CUDA
 #include <gtest/gtest.h>
 
@@ -70,47 +72,6 @@ void run_grad_case(const GradCase& c) {
     pre[i] = 0.5f * nd(rng);
   }
 
-  // GPU: the training path, buffers poisoned so an unwritten element fails.
-  DeviceBuffer<bf16> gq(n), gk(n), gv(n), gdo(n), go(n), gdq(n), gdk(n), gdv(n);
-  DeviceBuffer<float> ghg(nt), gpre(nt), glam(nt), glse(nt), gdlam(nt), gdhg(nt), gdpre(nt);
-  gq.upload(to_bf16(q));
-  gk.upload(to_bf16(k));
-  gv.upload(to_bf16(v));
-  gdo.upload(to_bf16(dout));
-  ghg.upload(hg);
-  gpre.upload(pre);
-  for (auto* b : {&go, &gdq, &gdk, &gdv}) b->poison();
-  for (auto* b : {&glam, &glse, &gdlam, &gdhg, &gdpre}) b->poison();
-
-  cuda::AttnBwdParams p{};
-  p.q = gq.get();
-  p.k = gk.get();
-  p.v = gv.get();
-  p.q_row_stride = p.k_row_stride = p.v_row_stride = p.o_row_stride = c.H * c.D;
-  p.lam = glam.get();
-  p.o = go.get();
-  p.lse = glse.get();
-  p.B = c.B;
-  p.T = c.T;
-  p.H = p.Hkv = c.H;
-  p.D = c.D;
-  p.window = c.W;
-  p.mode = AttnMode::gatedfwa;
-  p.dout = gdo.get();
-  p.dq = gdq.get();
-  p.dk = gdk.get();
-  p.dv = gdv.get();
-  p.dout_row_stride = p.dq_row_stride = p.dk_row_stride = p.dv_row_stride = c.H * c.D;
-  p.dlam = gdlam.get();
-  DeviceBuffer<float> ws((cuda::attention_bwd_workspace_bytes(p) + 3) / 4);
-  p.workspace = ws.get();
-  cuda::gate_forward(ghg.get(), gpre.get(), glam.get(), c.B, c.T, c.H, nullptr);
-  cuda::attention_forward(p, nullptr);
-  cuda::attention_backward(p, nullptr);
-  cuda::gate_backward(ghg.get(), gpre.get(), gdlam.get(), gdhg.get(), gdpre.get(), c.B, c.T, c.H, nullptr);
-  CUDA_CHECK(cudaDeviceSynchronize());
-  const std::vector<double> dhg_gpu = to_double(gdhg.download()), dpre_gpu = to_double(gdpre.download());
-
   // fp64: the same inputs, every step exact but for double rounding.
   const std::vector<double> hgd = to_double(hg), pred = to_double(pre);
   std::vector<double> logf(nt), lam(nt), o(n), lse(nt), dq(n), dk(n), dv(n), dlam(nt), dhg(nt), dpre(nt);
@@ -121,22 +82,69 @@ void run_grad_case(const GradCase& c) {
                           dout.data(), dq.data(), dk.data(), dv.data(), dlam.data());
   cpu::gate_backward(c.B, c.T, c.H, hgd.data(), pred.data(), dlam.data(), dhg.data(), dpre.data());
 
-  if (c.W == 1) {  // exact gradients are 0: RMS 1e-6 allows fp32 noise (seen: 5e-11), not a summed error (2e-5)
-    auto rms = [](const std::vector<double>& x) {
-      double acc = 0;
-      for (double e : x) acc += e * e;
-      return std::sqrt(acc / double(x.size()));
-    };
-    std::printf("  gate grads %-32s rms d hg %.2e  d pre %.2e (exact: 0)\n", name(c).c_str(), rms(dhg_gpu),
-                rms(dpre_gpu));
-    EXPECT_TRUE(test::close_l2(dhg_gpu, dhg, 0.0, 1e-6)) << "d hg not ~0 at W=1";
-    EXPECT_TRUE(test::close_l2(dpre_gpu, dpre, 0.0, 1e-6)) << "d pre not ~0 at W=1";
-    return;
+  // GPU, on each path that runs here: the training path, buffers poisoned so an unwritten element fails.
+  for (cuda::AttnPath path : {cuda::AttnPath::sm80, cuda::AttnPath::sm90}) {
+    if (path == cuda::AttnPath::sm90 && !test::cuda_device_is_sm90()) continue;
+    SCOPED_TRACE(cuda::attn_path_name(path));
+    DeviceBuffer<bf16> gq(n), gk(n), gv(n), gdo(n), go(n), gdq(n), gdk(n), gdv(n);
+    DeviceBuffer<float> ghg(nt), gpre(nt), glam(nt), glse(nt), gdlam(nt), gdhg(nt), gdpre(nt);
+    gq.upload(to_bf16(q));
+    gk.upload(to_bf16(k));
+    gv.upload(to_bf16(v));
+    gdo.upload(to_bf16(dout));
+    ghg.upload(hg);
+    gpre.upload(pre);
+    for (auto* b : {&go, &gdq, &gdk, &gdv}) b->poison();
+    for (auto* b : {&glam, &glse, &gdlam, &gdhg, &gdpre}) b->poison();
+
+    cuda::AttnBwdParams p{};
+    p.q = gq.get();
+    p.k = gk.get();
+    p.v = gv.get();
+    p.q_row_stride = p.k_row_stride = p.v_row_stride = p.o_row_stride = c.H * c.D;
+    p.lam = glam.get();
+    p.o = go.get();
+    p.lse = glse.get();
+    p.B = c.B;
+    p.T = c.T;
+    p.H = p.Hkv = c.H;
+    p.D = c.D;
+    p.window = c.W;
+    p.mode = AttnMode::gatedfwa;
+    p.path = path;
+    p.dout = gdo.get();
+    p.dq = gdq.get();
+    p.dk = gdk.get();
+    p.dv = gdv.get();
+    p.dout_row_stride = p.dq_row_stride = p.dk_row_stride = p.dv_row_stride = c.H * c.D;
+    p.dlam = gdlam.get();
+    DeviceBuffer<float> ws((cuda::attention_bwd_workspace_bytes(p) + 3) / 4);
+    p.workspace = ws.get();
+    cuda::gate_forward(ghg.get(), gpre.get(), glam.get(), c.B, c.T, c.H, nullptr);
+    cuda::attention_forward(p, nullptr);
+    cuda::attention_backward(p, nullptr);
+    cuda::gate_backward(ghg.get(), gpre.get(), gdlam.get(), gdhg.get(), gdpre.get(), c.B, c.T, c.H, nullptr);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<double> dhg_gpu = to_double(gdhg.download()), dpre_gpu = to_double(gdpre.download());
+    const std::string what = name(c) + " " + cuda::attn_path_name(path);
+
+    if (c.W == 1) {  // exact gradients are 0: RMS 1e-6 allows fp32 noise (seen: 5e-11), not a summed error (2e-5)
+      auto rms = [](const std::vector<double>& x) {
+        double acc = 0;
+        for (double e : x) acc += e * e;
+        return std::sqrt(acc / double(x.size()));
+      };
+      std::printf("  gate grads %-37s rms d hg %.2e  d pre %.2e (exact: 0)\n", what.c_str(), rms(dhg_gpu),
+                  rms(dpre_gpu));
+      EXPECT_TRUE(test::close_l2(dhg_gpu, dhg, 0.0, 1e-6)) << "d hg not ~0 at W=1";
+      EXPECT_TRUE(test::close_l2(dpre_gpu, dpre, 0.0, 1e-6)) << "d pre not ~0 at W=1";
+      continue;
+    }
+    const double e_hg = test::rel_l2(dhg_gpu, dhg), e_pre = test::rel_l2(dpre_gpu, dpre);
+    std::printf("  gate grads %-37s d hg %.2e  d pre %.2e\n", what.c_str(), e_hg, e_pre);
+    EXPECT_LT(e_hg, 1e-2) << "d hg rel L2 vs fp64";  // NaN fails too
+    EXPECT_LT(e_pre, 1e-2) << "d pre rel L2 vs fp64";
   }
-  const double e_hg = test::rel_l2(dhg_gpu, dhg), e_pre = test::rel_l2(dpre_gpu, dpre);
-  std::printf("  gate grads %-32s d hg %.2e  d pre %.2e\n", name(c).c_str(), e_hg, e_pre);
-  EXPECT_LT(e_hg, 1e-2) << "d hg rel L2 vs fp64";  // NaN fails too
-  EXPECT_LT(e_pre, 1e-2) << "d pre rel L2 vs fp64";
 }
 
 class GateGradCuda : public ::testing::TestWithParam<GradCase> {};

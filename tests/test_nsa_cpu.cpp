@@ -15,6 +15,7 @@
 #include "grad_check.h"
 #include "kernels/attention_cpu.h"
 #include "kernels/nsa_cpu.h"
+#include "kernels/nsa_gates_cpu.h"
 
 using namespace gfwa;
 
@@ -261,6 +262,29 @@ TEST(NsaCpu, FloatMatchesDouble) {
   for (size_t e = 0; e < od.size(); ++e) EXPECT_NEAR(of[e], od[e], 1e-5);
 }
 
+// The layer's branch gates: column 3h + b of the projection (head h, branch b: compressed, selected,
+// sliding) is gate b of head h, sigmoid-ed; the backward is the sigmoid's derivative, laid out back.
+TEST(NsaCpu, BranchGatesTakeTheHeadBranchColumns) {
+  const int N = 2, H = 3;
+  std::vector<double> pre(size_t(N) * 3 * H), g(pre.size()), dg(pre.size()), dpre(pre.size());
+  for (size_t i = 0; i < pre.size(); ++i) pre[i] = 0.1 * double(i) - 0.8;
+  cpu::nsa_gates_forward(pre.data(), N, H, g.data());
+  for (int n = 0; n < N; ++n)
+    for (int h = 0; h < H; ++h)
+      for (int b = 0; b < 3; ++b) {
+        const double x = pre[size_t(n) * 3 * H + 3 * h + b], s = 1 / (1 + std::exp(-x));
+        EXPECT_DOUBLE_EQ(g[size_t(b) * N * H + size_t(n) * H + h], s) << n << " " << h << " " << b;
+        dg[size_t(b) * N * H + size_t(n) * H + h] = double(b + 1);
+      }
+  cpu::nsa_gates_backward(g.data(), dg.data(), N, H, dpre.data());
+  const auto f = [&] {  // sum_b (b + 1) * g_b, whose gradient dpre is
+    std::vector<double> gg(g.size());
+    cpu::nsa_gates_forward(pre.data(), N, H, gg.data());
+    return gfwa::testing::dot(gg, dg);
+  };
+  gfwa::testing::expect_grad(pre.data(), dpre, f, "dpre");
+}
+
 TEST(NsaCpu, RejectsBadShapes) {
   Data x = make_data({1, 8, 1, 2, 2, 4, 2, 2, AttnMode::swa, 11});
   std::vector<double> o(x.q.size());
@@ -283,6 +307,7 @@ TEST(NsaCpu, RejectsBadShapes) {
   s.top_k = 0;
   expect_error(s, AttnMode::swa, "top_k=0");
   expect_error(x.s, AttnMode::full, "full");
+  expect_error(x.s, AttnMode::nsa, "(got nsa)");
   expect_error(x.s, AttnMode::gatedfwa, "lam");  // x.in() passes no lam for swa data
 }
 

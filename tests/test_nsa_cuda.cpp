@@ -29,6 +29,8 @@
 #include "kernels/attention_cpu.h"
 #include "kernels/nsa.h"
 #include "kernels/nsa_cpu.h"
+#include "kernels/nsa_gates.cuh"
+#include "kernels/nsa_gates_cpu.h"
 
 using namespace gfwa;
 using gfwa::test::DeviceBuffer;
@@ -150,7 +152,7 @@ double check_selection(const NsaShape& s, const std::vector<double>& q, const cp
 void run_case(const Case& c) {
   SCOPED_TRACE(name(c));
   const int H = c.Hkv * c.G;
-  const NsaShape s{c.B, c.T, H, c.Hkv, c.D, cuda::kNsaBlock, c.top_k, c.W};
+  const NsaShape s{c.B, c.T, H, c.Hkv, c.D, kNsaBlock, c.top_k, c.W};
   std::mt19937_64 rng(c.seed);
   const size_t nq = size_t(c.B) * c.T * H * c.D, nkv = size_t(c.B) * c.T * c.Hkv * c.D, nt = size_t(c.B) * c.T * H;
   std::vector<double> q = bf16_randn(nq, rng, c.qk_scale), k = bf16_randn(nkv, rng, c.qk_scale),
@@ -202,10 +204,9 @@ void run_case(const Case& c) {
   d_gc.upload(gc);
   d_gs.upload(gs);
   d_gw.upload(gw);
-  cuda::NsaSplit split;
-  if (c.small_split) split = cuda::NsaSplit{128, 64};
-  DeviceBuffer<char> d_saved(cuda::nsa_saved_bytes(s)),
-      d_ws(std::max(cuda::nsa_fwd_workspace_bytes(s), cuda::nsa_bwd_workspace_bytes(s, split)));
+  NsaSplit split;
+  if (c.small_split) split = NsaSplit{128, 64};
+  DeviceBuffer<char> d_saved(nsa_saved_bytes(s)), d_ws(nsa_bwd_workspace_bytes(s, split));
 
   cuda::NsaParams p{};
   p.s = s;
@@ -223,12 +224,10 @@ void run_case(const Case& c) {
   p.o = d_o.get();
   p.o_row_stride = vo.stride;
   p.saved = cuda::nsa_saved_layout(s, d_saved.get());
-  p.workspace = d_ws.get();
 
   auto run_fwd = [&] {
     d_o.poison();
     d_saved.poison();
-    d_ws.poison();
     cuda::nsa_forward(p, nullptr);
     CUDA_CHECK(cudaDeviceSynchronize());
   };
@@ -294,6 +293,7 @@ void run_case(const Case& c) {
   bp.dg_sel = d_dgs.get();
   bp.dg_win = d_dgw.get();
   bp.split = split;
+  bp.workspace = d_ws.get();
   auto run_bwd = [&] {
     for (auto* d : {&d_g, &d_gk, &d_gv}) d->poison();
     for (auto* d : {&d_dlam, &d_dgc, &d_dgs, &d_dgw}) d->poison();
@@ -371,6 +371,38 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{1, 1500, 2, 4, 64, 3, 64, kGated, 0.7, 1.0, true, true, true, 21},
                       Case{1, 2085, 1, 16, 64, 4, 256, kGated, 0.7, 1.0, true, false, false, 22}),
     [](const auto& info) { return name(info.param); });
+
+// The branch gates of an nsa layer (nsa_gates.cuh) against their CPU twin: the sigmoids in fp32 (__expf:
+// a few ulps), the pre-activations' gradient rounded to bf16 (2^-8 relative), on an odd N * H.
+TEST(NsaGatesCuda, MatchesCpuTwin) {
+  GFWA_SKIP_WITHOUT_GPU();
+  const int N = 301, H = 5;
+  const size_t n = size_t(3) * N * H;
+  std::mt19937_64 rng(77);
+  std::normal_distribution<float> z(0.f, 3.f);
+  std::vector<float> pre(n), dg(n);
+  for (size_t i = 0; i < n; ++i) {
+    pre[i] = z(rng);
+    dg[i] = z(rng);
+  }
+  DeviceBuffer<float> d_pre(n), d_g(n), d_dg(n);
+  DeviceBuffer<bf16> d_dpre(n);
+  d_pre.upload(pre);
+  d_dg.upload(dg);
+  d_g.poison();
+  d_dpre.poison();
+  cuda::nsa_gates_forward(nullptr, d_pre.get(), N, H, d_g.get());
+  cuda::nsa_gates_backward(nullptr, d_g.get(), d_dg.get(), N, H, d_dpre.get());
+  CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<float> g_ref(n), dpre_ref(n);
+  cpu::nsa_gates_forward(pre.data(), N, H, g_ref.data());
+  const std::vector<float> g = d_g.download();
+  for (size_t i = 0; i < n; ++i) ASSERT_NEAR(g[i], g_ref[i], 1e-6f) << i;
+  cpu::nsa_gates_backward(g.data(), dg.data(), N, H, dpre_ref.data());  // from the GPU's gates
+  const std::vector<bf16> dpre = d_dpre.download();
+  for (size_t i = 0; i < n; ++i)
+    ASSERT_NEAR(__bfloat162float(dpre[i]), dpre_ref[i], 4e-3f * std::fabs(dpre_ref[i]) + 1e-30f) << i;
+}
 
 TEST(NsaCudaApi, RejectsShapesTheKernelsDoNotTake) {
   auto expect_error = [](NsaShape s, const std::string& what) {

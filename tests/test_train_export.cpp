@@ -252,6 +252,24 @@ TEST_F(TrainExport, ExportRefusesANonEmptyOutAndLeavesNothingOnFailure) {
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
 }
 
+// A model with nsa layers trains through the trainer (validation passes included) but is not exported: the export format and the PyTorch reference do not describe nsa.
+// The refusal names the layer and the mode, and nothing is written.
+TEST_F(TrainExport, NsaTrainsButIsNotExported) {
+  auto j = config();
+  j["model"]["attention"]["mode"] = "nsa";
+  j["model"]["attention"]["nsa"] = {{"block", 4}, {"top_k", 2}};  // T 11: two complete blocks and a partial one
+  j["eval"]["every"] = 1;
+  ASSERT_EQ(train(cfg_of(j), {root_ + "/a", ""}), 0);
+  EXPECT_EQ(records(root_ + "/a", "eval").size(), 2u);
+  try {
+    export_checkpoint(ckpt(root_ + "/a", 2), root_ + "/export", WeightDtype::f32);
+    ADD_FAILURE() << "an nsa model was exported";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("layer 0 has model.attention.mode nsa"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(root_ + "/export"));
+}
+
 // gfwa eval --logits: per-position logits from last_logits equal the batch forward's.
 TEST_F(TrainExport, BatchLogitsFileMatchesTheBatchForward) {
   const RunConfig cfg = cfg_of(config());

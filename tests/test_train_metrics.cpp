@@ -52,6 +52,18 @@ TEST(TrainMetrics, FlopsFollowThePerLayerPattern) {
   EXPECT_DOUBLE_EQ(mean_attended_keys(m, 7), (25.0 / 7 + 4.0 + 18.0 / 7 + 4.0) / 4);
 }
 
+// An nsa layer counts the keys of its three branches (docs/nsa.md): at T 8 with blocks of 2, two selected
+// blocks and W 3, the compressed keys (t + 1) / 2 sum to 16, the selected tokens (the own block up to t and
+// one earlier block) to 24, the window to 21: 61 / 8 per query. As a pattern entry it counts alone.
+TEST(TrainMetrics, NsaLayersCountTheirThreeBranches) {
+  ModelConfig m = model(AttnMode::nsa, 3);
+  m.attention.nsa.block = 2;
+  m.attention.nsa.top_k = 2;
+  EXPECT_DOUBLE_EQ(mean_attended_keys(m, 8), 61.0 / 8);
+  m.attention.pattern.letters = "SL";
+  EXPECT_DOUBLE_EQ(mean_attended_keys(m, 8), (61.0 / 8 + 4.5) / 2);
+}
+
 // Grouped-query attention: the parameter count loses the K/V rows of the dropped heads (wk, wv, k_norm,
 // the token-shift vectors) and the FLOPs follow it; the attention term (query heads) is unchanged.
 TEST(TrainMetrics, ParametersAndFlopsFollowTheKvHeads) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Attention kernels on the GPU machine, in one call: GPU tests, compute-sanitizer on a small filter, our
-# benchmark on the issue-4 shapes, the forward alone on both kernel paths (--path sm80 / sm90), PyTorch
+# benchmark on the issue-4 shapes, forward and fwd+bwd on both kernel paths (--path sm80 / sm90), PyTorch
 # anchors (bench_py/attn_anchor.py) on the same shapes, and a ratio table. Run from the repo root ON the GPU
 # machine; it builds nothing there. Before the call, here:
 #   bash scripts/build.sh && mkdir -p device_out bench_py && cp build/gfwa build/gfwa_tests device_out/ \
@@ -49,16 +49,16 @@ for s in $SHAPES; do
 done
 $BIN/gfwa bench attention --B 4 --H 16 --T 8192 --D 128 --W 8192 --mode full --iters 30 | tee -a "$OUT/bench.log"
 
-echo "== forward alone, both paths (sm80: mma.sync; sm90: wgmma + TMA, compute capability 9.0 only)"
-: >"$OUT/fwd_paths.log"
+echo "== forward and fwd+bwd, both paths (sm80: mma.sync; sm90: wgmma + TMA, compute capability 9.0 only)"
+: >"$OUT/paths.log"
 for s in $SHAPES 4,16,8192,128,full; do
   IFS=, read -r B H T D W <<<"$s"
   modes="gatedfwa swa"
   [ "$W" = full ] && modes=full && W=$T
   for m in $modes; do
     for path in sm80 sm90; do
-      $BIN/gfwa bench attention --B "$B" --H "$H" --T "$T" --D "$D" --W "$W" --mode $m --path $path --fwd-only \
-        --iters 30 | tee -a "$OUT/fwd_paths.log"
+      $BIN/gfwa bench attention --B "$B" --H "$H" --T "$T" --D "$D" --W "$W" --mode $m --path $path --iters 30 |
+        tee -a "$OUT/paths.log"
     done
   done
 done
@@ -109,17 +109,19 @@ try:
 except FileNotFoundError:
     pass
 print(f"{'shape B,H,T,D,W':22s} {'gated TF':>9s} {'swa TF':>7s} {'flexG TF':>8s} {'ours/flexG':>10s} "
-      f"{'swa/gated':>9s} {'fwd ours/flexG':>14s}")
+      f"{'swa/gated':>9s} {'fwd ours/flexG':>14s} {'swa/flexS':>9s}")
 for (m, B, H, T, D, W), g in sorted(ours.items(), key=lambda x: -x[0][3]):
     if m != "gatedfwa":
         continue
     s = ours.get(("swa", B, H, T, D, W))
     f = anchor.get(("flex_gated", B, H, T, D, W))
+    fs = anchor.get(("flex_swa", B, H, T, D, W))
     gms, gf = float(g["fwdbwd_ms"]), float(g["fwd_ms"])
     cell = lambda x: f"{x:.2f}" if x else "-"
     print(f"{B},{H},{T},{D},{W:<8d} {float(g['fwdbwd_tflops']):9.1f} {float(s['fwdbwd_tflops']) if s else 0:7.1f} "
           f"{f['fwdbwd_tflops'] if f else 0:8.1f} {cell(f and f['fwdbwd_ms'] / gms):>10s} "
-          f"{cell(s and float(s['fwdbwd_ms']) / gms):>9s} {cell(f and f['fwd_ms'] / gf):>14s}")
+          f"{cell(s and float(s['fwdbwd_ms']) / gms):>9s} {cell(f and f['fwd_ms'] / gf):>14s} "
+          f"{cell(s and fs and fs['fwdbwd_ms'] / float(s['fwdbwd_ms'])):>9s}")
 full = ours.get(("full", 4, 16, 8192, 128, 8192))
 sd = anchor.get(("sdpa_causal", 4, 16, 8192, 128, 1024))
 if full:

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """CI test of the experiment layer (ctest -R experiments): the toy preset end to end on tiny
-synthetic shards, then checks that every table and plot exists and that rebuilding the report
-from the run folder gives the same tables.
+synthetic shards, then checks that every table and plot exists, that the quality and length tables
+have a row for every variant (the NSA rows included), and that rebuilding the report from the run
+folder gives the same tables.
 
     python3 scripts/experiments/ci_check.py --gfwa build/gfwa --work DIR"""
 import argparse
@@ -13,6 +14,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import report  # noqa: E402
+from presets import VARIANTS  # noqa: E402
 
 
 def main():
@@ -34,6 +36,10 @@ def main():
         rows = [line for line in open(path) if line.startswith("| ")] if os.path.exists(path) else []
         if len(rows) < 2:  # a header and at least one row
             problems.append(f"table {name}.md missing or empty")
+    for name in ("quality", "length"):
+        path = os.path.join(out, name + ".md")
+        text = open(path).read() if os.path.exists(path) else ""
+        problems += [f"table {name}.md has no row for {v}" for v in VARIANTS if f"| {v} |" not in text]
     for name in report.PLOTS:
         path = os.path.join(out, name + ".png")
         if not os.path.exists(path) or os.path.getsize(path) < 1000:

@@ -16,7 +16,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from presets import VARIANTS  # noqa: E402
+from presets import VARIANTS, gated  # noqa: E402
 
 TABLES = ["quality", "length", "throughput", "gates", "recall"]
 PLOTS = ["quality_loss_curves", "quality_loss_by_position", "length_perplexity", "length_loss_by_position",
@@ -135,7 +135,9 @@ class Report:
                  f"{p['model']['n_heads']} heads, vocabulary {p['vocab_size']}), T {T}, window {p['window']}, "
                  f"{p['steps']} steps: validation loss (nats/token), perplexity and bits per byte of the final "
                  f"checkpoint on the first {p['eval_tokens']:,} validation tokens (bits per byte: n/a when the "
-                 "shards record no byte count).")
+                 "shards record no byte count)."
+                 + (f" NSA rows: blocks of {p['nsa']['block']}, top {p['nsa']['top_k']} blocks per query group, the "
+                    "window as the sliding branch's." if "nsa" in p else ""))
         self.write_table("quality", "Quality", intro, table(
             ["variant", "params (M)", "train tokens", "val loss", "perplexity", "bits/byte", "val tokens",
              "train tok/s (median)"], rows))
@@ -257,14 +259,13 @@ class Report:
 
     # 4. Gates
     def gates(self):
-        gated = {v: load_json(self.path("quality", v, "gates.json")) for v in self.variants()
-                 if VARIANTS[v]["mode"] == "gatedfwa"}
-        for v, g in gated.items():
+        gated_runs = {v: load_json(self.path("quality", v, "gates.json")) for v in self.variants() if gated(v)}
+        for v, g in gated_runs.items():
             if g is None:
                 self.missing.append(f"gates: {v} has no gates.json")
-        gated = {v: g for v, g in gated.items() if g}
+        gated_runs = {v: g for v, g in gated_runs.items() if g}
         rows = []
-        for v, g in gated.items():
+        for v, g in gated_runs.items():
             for h in g["heads_stats"]:
                 mem = [f"{fmt(m['median'])} / {fmt(m['p90'])} ({100 * m['reached']:.0f}%)" for m in h["memory"]]
                 rows.append([v, h["layer"], h["head"], f"{h['alpha_mean']:.3g}", f"{h['alpha_p10']:.3g}",
@@ -278,10 +279,10 @@ class Report:
         self.write_table("gates", "Learned gates", intro, table(
             ["variant", "layer", "head", "alpha mean", "alpha p10", "alpha p50", "alpha p90",
              "memory to -1: median / p90", "memory to -5: median / p90"], rows))
-        if not self.plots or not gated:
+        if not self.plots or not gated_runs:
             return
-        fig, axes = self.plt.subplots(len(gated), 2, figsize=(10, 3.2 * len(gated) + 0.6), squeeze=False)
-        for row, (v, g) in zip(axes, gated.items()):
+        fig, axes = self.plt.subplots(len(gated_runs), 2, figsize=(10, 3.2 * len(gated_runs) + 0.6), squeeze=False)
+        for row, (v, g) in zip(axes, gated_runs.items()):
             L, H = g["layers"], g["heads"]
             grid_a = [[0.0] * H for _ in range(L)]
             grid_m = [[0.0] * H for _ in range(L)]
@@ -297,8 +298,8 @@ class Report:
                 ax.set_yticks(range(L))
                 fig.colorbar(im, ax=ax)
         self.save_plot(fig, "gates_heatmap")
-        fig, axes = self.plt.subplots(1, len(gated), figsize=(6 * len(gated), 4.2), squeeze=False)
-        for ax, (v, g) in zip(axes[0], gated.items()):
+        fig, axes = self.plt.subplots(1, len(gated_runs), figsize=(6 * len(gated_runs), 4.2), squeeze=False)
+        for ax, (v, g) in zip(axes[0], gated_runs.items()):
             edges = g["alpha_log10_edges"]
             centres = [(a + b) / 2 for a, b in zip(edges, edges[1:])]
             for layer in range(g["layers"]):

@@ -27,7 +27,7 @@ sys.path.insert(0, HERE)
 import recall_data  # noqa: E402
 import report  # noqa: E402
 import shards  # noqa: E402
-from presets import PRESETS, VARIANTS  # noqa: E402
+from presets import PRESETS, VARIANTS, gated  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 SEED = 1337
@@ -120,6 +120,8 @@ def make_plan(args):
 
 def model_config(plan, variant, data, T, B, steps, lr, eval_every, eval_batches, tokens_per_step=0, log_every=10):
     attn = dict(VARIANTS[variant], window=plan["window"])
+    if attn["mode"] == "nsa":
+        attn["nsa"] = dict(attn["nsa"], **plan["nsa"])
     return {
         "model": dict(plan["model"], vocab_size=plan["vocab_size"], attention=attn),
         "optimizer": {"lr": lr},
@@ -168,7 +170,7 @@ def stage_quality(run, plan, out):
                 print(f"[length] {v} at T {T_eval}: the validation split holds no window that long: skipped")
                 continue
             extra = []
-            if f == 1 and VARIANTS[v]["mode"] == "gatedfwa":
+            if f == 1 and gated(v):
                 extra = ["--gate-stats", os.path.join(folder, "gates.json")]
             run.eval("length" if f > 1 else "quality", f"eval {v} at T {T_eval}", ck, os.path.join(folder, "eval.log"),
                      ["--seq-len", str(T_eval), "--batch-size", str(shape[0]), "--batches", str(shape[1]),

@@ -1,7 +1,7 @@
 // `gfwa bench attention`: times the CUDA attention (forward, forward+backward) on random inputs with CUDA
 // events (warm-up, then the median of --iters runs) and reports TFLOP/s in the mask-pairs convention of
-// docs/gatedfwa.md section 5: fwd = 4*D*pairs*B*H, fwd+bwd = 3.5x that. --path picks the forward kernels
-// (AttnParams::path); the line reports the path that ran.
+// docs/gatedfwa.md section 5: fwd = 4*D*pairs*B*H, fwd+bwd = 3.5x that. --path picks the kernels, forward and
+// backward (AttnParams::path); the line reports the path that ran.
 #ifdef GFWA_WITH_CUDA
 #include <cxxopts.hpp>
 
@@ -40,7 +40,7 @@ int bench_attention(int argc_in, char** argv_in) {
       "D", "head dim (64 or 128)", cxxopts::value<int>()->default_value("128"))(
       "W", "window (ignored in full mode)", cxxopts::value<int>()->default_value("1024"))(
       "mode", "full | swa | gatedfwa", cxxopts::value<std::string>()->default_value("gatedfwa"))(
-      "path", "forward kernels: auto (sm90 on compute capability 9.0, else sm80) | sm80 | sm90",
+      "path", "kernels, forward and backward: auto (sm90 on compute capability 9.0, else sm80) | sm80 | sm90",
       cxxopts::value<std::string>()->default_value("auto"))(
       "fwd-only", "time the forward only")("iters", "timed runs", cxxopts::value<int>()->default_value("20"))(
       "warmup", "untimed runs first", cxxopts::value<int>()->default_value("3"))("h,help", "this help");
@@ -54,6 +54,7 @@ int bench_attention(int argc_in, char** argv_in) {
   AttnMode mode;
   if (!parse_attn_mode(r["mode"].as<std::string>(), &mode))
     throw std::invalid_argument("--mode: unknown mode '" + r["mode"].as<std::string>() + "'");
+  if (!attention_kernel_mode(mode)) throw std::invalid_argument("--mode nsa: time NSA with gfwa bench nsa");
   cuda::AttnPath path;
   if (!cuda::parse_attn_path(r["path"].as<std::string>(), &path))
     throw std::invalid_argument("--path: unknown path '" + r["path"].as<std::string>() + "' (auto, sm80 or sm90)");
@@ -86,7 +87,7 @@ int bench_attention(int argc_in, char** argv_in) {
       4.0 * D * mask_pairs(T, effective_window(mode, W, T)) * double(B) * H;
   const double fwd_ms = median_ms(warmup, iters, s, [&] { cuda::attention_forward(p, s); });
   std::printf("bench attention mode=%s path=%s B=%d H=%d Hkv=%d T=%d D=%d W=%d fwd_ms=%.4f fwd_tflops=%.1f",
-              attn_mode_name(mode), cuda::attn_path_name(cuda::attention_forward_path(fwd)), B, H, Hkv, T, D, W,
+              attn_mode_name(mode), cuda::attn_path_name(cuda::attention_path(fwd)), B, H, Hkv, T, D, W,
               fwd_ms, fwd_flops / fwd_ms / 1e9);
   if (!fwd_only) {
     const double fb_ms = median_ms(warmup, iters, s, [&] {

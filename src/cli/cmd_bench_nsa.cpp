@@ -6,7 +6,6 @@
 #ifdef GFWA_WITH_CUDA
 #include <cxxopts.hpp>
 
-#include <algorithm>
 #include <cstdio>
 #include <stdexcept>
 #include <string>
@@ -20,19 +19,6 @@
 #include "kernels/random_fill.cuh"
 
 namespace gfwa {
-namespace {
-
-// Pairs per query head: compressed keys c < (t+1)/64, the selected blocks' tokens up to t, the window.
-double nsa_pairs(const NsaShape& s) {
-  double p = bench::mask_pairs(s.T, s.window);
-  for (int64_t t = 0; t < s.T; ++t) {
-    const int64_t blocks = std::min<int64_t>(s.top_k, t / s.block + 1);
-    p += double((t + 1) / s.block) + double((blocks - 1) * s.block + t % s.block + 1);
-  }
-  return p;
-}
-
-}  // namespace
 
 int cmd_bench_nsa(int argc_in, char** argv_in) {
   std::vector<std::string> args = bench::normalise_args(argc_in, argv_in);
@@ -55,10 +41,11 @@ int cmd_bench_nsa(int argc_in, char** argv_in) {
     return 0;
   }
   const NsaShape s{r["B"].as<int>(),     r["T"].as<int>(), r["H"].as<int>(),     r["Hkv"].as<int>(),
-                   r["D"].as<int>(),     cuda::kNsaBlock,  r["top-k"].as<int>(), r["W"].as<int>()};
+                   r["D"].as<int>(),     kNsaBlock,  r["top-k"].as<int>(), r["W"].as<int>()};
   const int iters = r["iters"].as<int>(), warmup = r["warmup"].as<int>();
   AttnMode sliding;
-  if (!parse_attn_mode(r["sliding"].as<std::string>(), &sliding) || sliding == AttnMode::full)
+  if (!parse_attn_mode(r["sliding"].as<std::string>(), &sliding) ||
+      (sliding != AttnMode::swa && sliding != AttnMode::gatedfwa))
     throw std::invalid_argument("--sliding: expected swa or gatedfwa, got '" + r["sliding"].as<std::string>() + "'");
   if (iters < 1 || warmup < 0) throw std::invalid_argument("--iters must be >= 1 and --warmup >= 0");
   const std::string err = nsa_shape_error(s);
@@ -77,9 +64,8 @@ int cmd_bench_nsa(int argc_in, char** argv_in) {
   cuda::fill_uniform_f32(hg.p, ntok, 4, -1.f, 5.f, st);  // mostly open gates, some strong decay
   cuda::fill_uniform_f32(pre.p, ntok, 5, -1.f, 1.f, st);
   cuda::gate_forward(hg.p, pre.p, lam.p, s.B, s.T, s.H, st);
-  const cuda::NsaSplit split;
-  bench::DevBuf<char> saved(cuda::nsa_saved_bytes(s)),
-      ws(std::max(cuda::nsa_fwd_workspace_bytes(s), cuda::nsa_bwd_workspace_bytes(s, split)));
+  const NsaSplit split;
+  bench::DevBuf<char> saved(nsa_saved_bytes(s)), ws(nsa_bwd_workspace_bytes(s, split));
 
   cuda::NsaBwdParams p{};
   p.s = s;

@@ -136,8 +136,8 @@ int cmd_eval(int argc, char** argv) {
   if (parsed.count("seq-len")) cfg.train.seq_len = parsed["seq-len"].as<int>();
   if (parsed.count("batch-size")) cfg.train.batch_size = parsed["batch-size"].as<int>();
   if (parsed.count("gate-stats") && !cfg.model.any_gated())
-    throw std::runtime_error("--gate-stats: the model has no gates (no layer is gatedfwa: " +
-                             attention_pattern_text(cfg.model) + ")");
+    throw std::runtime_error("--gate-stats: the model has no gates (no layer is gatedfwa or nsa with a gatedfwa "
+                             "sliding branch: " + attention_pattern_text(cfg.model) + ")");
 
   auto backend = backend_with(cfg, ck);
   LoaderOptions lo;

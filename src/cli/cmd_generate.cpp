@@ -15,6 +15,7 @@
 #include "infer/generate.h"
 #include "infer/prompts.h"
 #include "model/backend_factory.h"
+#include "model/decoder.h"
 #include "train/checkpoint.h"
 #include "train/config_io.h"
 
@@ -101,6 +102,8 @@ int cmd_generate(int argc, char** argv) {
   const std::string dir = parsed["checkpoint"].as<std::string>();
   const CheckpointData ck = load_checkpoint(dir);
   const RunConfig cfg = config_from_json(ck.config, dir + "/config.json");
+  const std::string undecodable = decoder_support_problem(cfg.model);
+  if (!undecodable.empty()) throw std::runtime_error("gfwa generate: " + dir + ": " + undecodable);
   const Tokenizer tok(parsed.count("tokenizer") ? parsed["tokenizer"].as<std::string>() : cfg.data.tokenizer);
   go.sampling.vocab_limit = tok.vocab_size();
   std::vector<std::vector<int32_t>> prompts;

@@ -22,10 +22,10 @@
 
 namespace gfwa::cuda {
 
-// Which forward kernels run (docs/kernels.md). automatic: the sm_90a kernels (wgmma, TMA, warp-specialised;
-// attention_fwd_sm90_*.cu) on compute capability 9.0 GPUs, the mma.sync kernels (sm_80 and later) on the others.
-// sm80 / sm90 force one, so tests and `gfwa bench attention --path` can compare them; sm90 on another GPU is an
-// error. The backward runs the mma.sync kernels on every GPU and takes either forward's o and lse.
+// Which kernels run, forward and backward (docs/kernels.md). automatic: the sm_90a kernels (wgmma, TMA,
+// warp-specialised; attention_{fwd,bwd}_sm90_*.cu) on compute capability 9.0 GPUs, the mma.sync kernels (sm_80 and
+// later) on the others. sm80 / sm90 force one, so tests and `gfwa bench attention --path` can compare them; sm90 on
+// another GPU is an error. Either backward takes either forward's o and lse.
 enum class AttnPath { automatic, sm80, sm90 };
 
 inline const char* attn_path_name(AttnPath p) {
@@ -56,7 +56,7 @@ struct AttnParams {
   int B, T, H, D, window;
   int Hkv;  // K/V heads, divides H (H: multi-head, 1: multi-query)
   AttnMode mode;
-  AttnPath path;  // forward kernels; value-initialised to automatic
+  AttnPath path;  // which kernels (forward and backward); value-initialised to automatic
 };
 
 // The forward's fields (its outputs o, lse are read here) plus the gradients.
@@ -66,7 +66,7 @@ struct AttnBwdParams : AttnParams {
   __nv_bfloat16 *dq, *dk, *dv;  // overwritten; dk, dv summed over each K/V head's query heads
   int64_t dq_row_stride, dk_row_stride, dv_row_stride;
   float* dlam;       // [B,T,H], overwritten; gatedfwa only
-  float* workspace;  // attention_bwd_workspace_bytes(*this) bytes, 16-byte aligned
+  float* workspace;  // attention_bwd_workspace_bytes(*this) bytes, 16-byte aligned (attention_workspace.h)
 };
 
 // Row stride of the fused q | k | v rows: H query heads, Hkv key heads, Hkv value heads.
@@ -115,12 +115,14 @@ inline AttnBwdParams attn_bwd_params(const AttnParams& fwd, const __nv_bfloat16*
   return p;
 }
 
+// The same for both paths and any device: attn_bwd_workspace(B, T, H, D).bytes (attention_workspace.h).
 size_t attention_bwd_workspace_bytes(const AttnParams& p);
-// The forward kernels attention_forward(p) runs on the current device (sm80 or sm90, never automatic); throws
-// when p.path forces sm90 on a device that is not compute capability 9.0.
-AttnPath attention_forward_path(const AttnParams& p);
+// The kernels attention_forward(p) and attention_backward(p) run on the current device (sm80 or sm90, never
+// automatic); throws when p.path forces sm90 on a device that is not compute capability 9.0.
+AttnPath attention_path(const AttnParams& p);
 void attention_forward(const AttnParams& p, cudaStream_t stream);
-// Deterministic: no atomics; every output element is written by exactly one thread.
+// Deterministic: the same bits on every run. No float atomics: every output element is written by one thread, or
+// (sm90, dq and dlam's row sums) accumulated in a fixed order (attention_bwd_sm90_kernel.cuh).
 void attention_backward(const AttnBwdParams& p, cudaStream_t stream);
 
 }  // namespace gfwa::cuda

@@ -1,11 +1,12 @@
-// Host side of the CUDA attention: argument checks, the forward's choice of kernels (sm_90a or mma.sync, by the
-// device's compute capability or AttnParams::path) and dispatch on the head dim.
+// Host side of the CUDA attention: argument checks, the choice of kernels (sm_90a or mma.sync, by the device's compute
+// capability or AttnParams::path; forward and backward alike) and dispatch on the head dim.
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 
 #include "kernels/attention_launch.h"
+#include "kernels/attention_workspace.h"
 #include "kernels/cuda_check.h"
 
 namespace gfwa::cuda {
@@ -26,6 +27,8 @@ void check_rows(const void* ptr, int64_t stride, int heads, const AttnParams& p,
 }
 
 void check(const AttnParams& p) {
+  require(attention_kernel_mode(p.mode),
+          std::string("mode ") + attn_mode_name(p.mode) + " is not an attention kernel's (NSA is nsa.h)");
   require(cuda_attention_head_dim_supported(p.D), "head dim D=" + std::to_string(p.D) + " unsupported (64 or 128)");
   require(p.B >= 1 && p.T >= 1 && p.H >= 1,
           "B, T, H must be >= 1 (got " + std::to_string(p.B) + ", " + std::to_string(p.T) + ", " +
@@ -63,7 +66,7 @@ int device_compute_capability(int* dev) {
 
 }  // namespace
 
-AttnPath attention_forward_path(const AttnParams& p) {
+AttnPath attention_path(const AttnParams& p) {
   if (p.path == AttnPath::sm80) return AttnPath::sm80;
   int dev = 0;
   const int cc = device_compute_capability(&dev);
@@ -74,14 +77,12 @@ AttnPath attention_forward_path(const AttnParams& p) {
   return cc == 90 ? AttnPath::sm90 : AttnPath::sm80;
 }
 
-size_t attention_bwd_workspace_bytes(const AttnParams& p) {
-  return size_t(p.B) * p.H * p.T * sizeof(float);  // delta = rowsum(dO * O), [B,H,T]
-}
+size_t attention_bwd_workspace_bytes(const AttnParams& p) { return attn_bwd_workspace(p.B, p.T, p.H, p.D).bytes; }
 
 void attention_forward(const AttnParams& p, cudaStream_t stream) {
   check(p);
   const detail::AttnConsts c = consts(p);
-  if (attention_forward_path(p) == AttnPath::sm90) {
+  if (attention_path(p) == AttnPath::sm90) {
     if (p.D == 64)
       detail::launch_attn_fwd_sm90<64>(p, c, stream);
     else
@@ -103,10 +104,16 @@ void attention_backward(const AttnBwdParams& p, cudaStream_t stream) {
   require(p.workspace != nullptr && reinterpret_cast<uintptr_t>(p.workspace) % 16 == 0,
           "workspace is null or not 16-byte aligned");
   const detail::AttnConsts c = consts(p);
-  if (p.D == 64)
+  if (attention_path(p) == AttnPath::sm90) {
+    if (p.D == 64)
+      detail::launch_attn_bwd_sm90<64>(p, c, stream);
+    else
+      detail::launch_attn_bwd_sm90<128>(p, c, stream);
+  } else if (p.D == 64) {
     detail::launch_attn_bwd<64>(p, c, stream);
-  else
+  } else {
     detail::launch_attn_bwd<128>(p, c, stream);
+  }
 }
 
 }  // namespace gfwa::cuda

@@ -1,5 +1,5 @@
 // Backward attention (docs/gatedfwa.md section 4), three launches and no atomics:
-//   1. delta_i = rowsum(dO_i * O_i) into the workspace ([B,H,T] fp32);
+//   1. delta_i = rowsum(dO_i * O_i) into the workspace ([B,H,T] fp32; attention_bwd_delta.cuh, shared with sm90);
 //   2. dK/dV/dlam: CTA per (key tile, K/V head), warp w owns keys 16w..16w+15 and works on the transposed
 //      problem (rows = keys): S^T = K Q^T, dP^T = V dO^T, P^T = exp2(S^T - lse), dS^T = P^T (dP^T - delta),
 //      dV += P^T dO, dK += dS^T Q, dlam_j = -colsum_j(dS). The queries of a key tile are those in
@@ -14,33 +14,12 @@
 // delta comes from the bf16 O. Kept, they make the gate's reverse scan telescope to the pairs that cross
 // each position, so rounding no longer accumulates along T (docs/gatedfwa.md section 4).
 #pragma once
+#include "kernels/attention_bwd_delta.cuh"
 #include "kernels/attention_common.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/mma_sm80.cuh"
 
 namespace gfwa::cuda::detail {
-
-template <int D>
-__global__ void __launch_bounds__(256) attn_delta_kernel(const AttnBwdParams p, float* delta) {
-  const int64_t row = int64_t(blockIdx.x) * 8 + (threadIdx.x >> 5);
-  const int lane = threadIdx.x & 31;
-  if (row >= int64_t(p.B) * p.T * p.H) return;
-  const int h = int(row % p.H);
-  const int64_t bt = row / p.H;
-  const int t = int(bt % p.T), b = int(bt / p.T);
-  const __nv_bfloat16* o = p.o + bt * p.o_row_stride + h * D;
-  const __nv_bfloat16* dout = p.dout + bt * p.dout_row_stride + h * D;
-  float acc = 0.f;
-#pragma unroll
-  for (int d = 2 * lane; d < D; d += 64) {
-    const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(o + d));
-    const float2 y = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(dout + d));
-    acc += x.x * y.x + x.y * y.y;
-  }
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-  if (lane == 0) delta[(int64_t(b) * p.H + h) * p.T + t] = acc;
-}
 
 template <int D>
 struct DkvSmem {
@@ -428,10 +407,8 @@ __global__ void __launch_bounds__(AttnTraits<D>::kDqWarps * 32)
 template <int D>
 void launch_attn_bwd(const AttnBwdParams& p, const AttnConsts& c, cudaStream_t stream) {
   using Tr = AttnTraits<D>;
-  float* delta = p.workspace;
-  const int64_t rows = int64_t(p.B) * p.T * p.H;
-  attn_delta_kernel<D><<<unsigned((rows + 7) / 8), 256, 0, stream>>>(p, delta);
-  CUDA_CHECK_LAUNCH();
+  float* delta = p.workspace;  // attn_bwd_workspace(...).delta == 0
+  launch_attn_delta<D>(p, delta, stream);
 
   constexpr int kDkvSmem = DkvSmem<D>::kBytes;
   auto dkdv = c.gated ? (c.grouped ? attn_dkdv_kernel<D, true, true> : attn_dkdv_kernel<D, true, false>)

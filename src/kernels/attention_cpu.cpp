@@ -20,7 +20,10 @@ inline double dot(const double* a, const double* b, int n) {
   return acc;
 }
 
-void check_heads(const AttnShape& s) {
+void check_heads(const AttnShape& s, AttnMode mode) {
+  if (!attention_kernel_mode(mode))
+    throw std::invalid_argument(std::string("attention: mode ") + attn_mode_name(mode) +
+                                " is not an attention kernel's (NSA is kernels/nsa_cpu.h)");
   if (s.H < 1 || s.Hkv < 1 || s.H % s.Hkv != 0)
     throw std::invalid_argument("attention: the K/V heads (" + std::to_string(s.Hkv) + ") must divide the " +
                                 std::to_string(s.H) + " query heads");
@@ -58,7 +61,7 @@ void row_logits(const AttnShape& s, const std::vector<double>& Q, const std::vec
 template <class F>
 void attention_forward(const AttnShape& s, AttnMode mode, const F* q, const F* k, const F* v, const F* lam,
                        F* o, F* lse) {
-  check_heads(s);
+  check_heads(s, mode);
   const int W = effective_window(mode, s.window, s.T), G = s.H / s.Hkv;
   const double scale = 1.0 / std::sqrt(double(s.D));
 #pragma omp parallel for collapse(2) schedule(static) if (long(s.B) * s.H * s.T * std::min(W, s.T) * s.D >= kOmpMinWork)
@@ -92,7 +95,7 @@ void attention_forward(const AttnShape& s, AttnMode mode, const F* q, const F* k
 template <class F>
 void attention_backward(const AttnShape& s, AttnMode mode, const F* q, const F* k, const F* v, const F* lam,
                         const F* o, const F* lse, const F* dout, F* dq, F* dk, F* dv, F* dlam) {
-  check_heads(s);
+  check_heads(s, mode);
   const int W = effective_window(mode, s.window, s.T), G = s.H / s.Hkv;
   const double scale = 1.0 / std::sqrt(double(s.D));
 #pragma omp parallel for collapse(2) schedule(static) if (long(s.B) * s.H * s.T * std::min(W, s.T) * s.D >= kOmpMinWork)

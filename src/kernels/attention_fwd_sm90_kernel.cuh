@@ -143,7 +143,7 @@ __global__ void __launch_bounds__(Sm90FwdTraits<D>::kThreads, 1)
       for (int kk = 0; kk < D / 16; ++kk) {
         const uint32_t q_off = (kk / 4) * kSlabQ + (kk % 4) * 32;
         const uint32_t k_off = s * Tr::kTileBytes + (kk / 4) * kSlabKV + (kk % 4) * 32;
-        wgmma_m64n128k16_ss<0>(sacc, q_desc + (q_off >> 4), k_desc + (k_off >> 4), kk > 0);
+        wgmma_m64n128k16_ss<0, 0>(sacc, q_desc + (q_off >> 4), k_desc + (k_off >> 4), kk > 0);
       }
       wgmma_commit();
     };

@@ -16,9 +16,11 @@ template <int D>
 void launch_attn_fwd(const AttnParams& p, const AttnConsts& c, cudaStream_t stream);
 template <int D>
 void launch_attn_bwd(const AttnBwdParams& p, const AttnConsts& c, cudaStream_t stream);
-// The sm_90a forward (attention_fwd_sm90_kernel.cuh): compiled for sm_90a only, launched only on compute
-// capability 9.0 devices (attention_forward_path).
+// The sm_90a kernels (attention_{fwd,bwd}_sm90_kernel.cuh): compiled for sm_90a only, launched only on compute
+// capability 9.0 devices (attention_path).
 template <int D>
 void launch_attn_fwd_sm90(const AttnParams& p, const AttnConsts& c, cudaStream_t stream);
+template <int D>
+void launch_attn_bwd_sm90(const AttnBwdParams& p, const AttnConsts& c, cudaStream_t stream);
 
 }  // namespace gfwa::cuda::detail

@@ -238,6 +238,8 @@ int chunks(const DecodeDims& dm) { return ceil_div(dm.cap, kDecodeChunk); }
 }  // namespace
 
 void check_decode_dims(const DecodeDims& d) {
+  if (!attention_kernel_mode(d.mode))
+    throw std::invalid_argument(std::string("decode: mode ") + attn_mode_name(d.mode) + " has no decode path");
   if (d.B < 1 || d.H < 1 || d.cap < 1 || !cuda_attention_head_dim_supported(d.D) || d.Hkv < 1 || d.H % d.Hkv != 0)
     throw std::invalid_argument("decode: unsupported shape B=" + std::to_string(d.B) + " H=" + std::to_string(d.H) +
                                 " Hkv=" + std::to_string(d.Hkv) + " D=" + std::to_string(d.D) + " cache=" +

@@ -24,6 +24,8 @@ void shift_token(F* y, const F* x, const F* prev, const F* pre, int H, int D) {
 }
 
 void check_heads(const DecodeShape& s) {
+  if (!attention_kernel_mode(s.mode))
+    throw std::invalid_argument(std::string("decode: mode ") + attn_mode_name(s.mode) + " has no decode path");
   if (s.H < 1 || s.Hkv < 1 || s.H % s.Hkv != 0)
     throw std::invalid_argument("decode: the K/V heads (" + std::to_string(s.Hkv) + ") must divide the " +
                                 std::to_string(s.H) + " query heads");

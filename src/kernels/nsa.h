@@ -4,7 +4,7 @@
 // device tensors have the same layouts, bf16 where the CPU has F unless marked fp32:
 //   q [B,T,H,D], k, v [B,T,Hkv,D], o [B,T,H,D]: element (b,t,h,d) at x + (b*T + t)*row_stride + h*D + d
 //   (row strides multiples of 8 elements, base pointers 16-byte aligned); lam, g_*, dlam, dg_*: [B,T,H] fp32.
-// Built for head dims 64 and 128, blocks of kNsaBlock tokens and top_k <= kNsaMaxTopK; any B, T >= 1,
+// Built for head dims 64 and 128, blocks of kNsaBlock tokens and top_k <= kNsaMaxTopK (nsa_shape.h); any B, T >= 1,
 // any Hkv dividing H, any window >= 1. Deterministic: no floating-point atomics, fixed summation orders.
 #pragma once
 #include <cuda_bf16.h>
@@ -14,14 +14,13 @@
 #include <cstdint>
 
 #include "kernels/attention_mode.h"
+#include "kernels/nsa_layout.h"
 #include "kernels/nsa_shape.h"
 
 namespace gfwa::cuda {
 
-constexpr int kNsaBlock = 64;
-constexpr int kNsaMaxTopK = 64;
-
-// The forward's intermediates, which the backward reads. nsa_saved_layout carves them out of one buffer.
+// The forward's intermediates, which the backward reads; nsa_layout.h places them in one buffer of
+// nsa_saved_bytes(s) bytes, and nsa_saved_layout turns its offsets into pointers.
 struct NsaSaved {
   __nv_bfloat16 *k_cmp, *v_cmp;          // [B, T/64, Hkv, D]   block means
   __nv_bfloat16 *o_cmp, *o_sel, *o_win;  // [B, T, H, D]        branch outputs
@@ -29,17 +28,7 @@ struct NsaSaved {
   float* lse_win;                        // [B, H, T]           attention.h's layout
   int32_t* idx;                          // [B, T, Hkv, top_k]  selected blocks, ascending, -1 after the last
 };
-size_t nsa_saved_bytes(const NsaShape& s);
 NsaSaved nsa_saved_layout(const NsaShape& s, void* base);  // base: 256-byte aligned, nsa_saved_bytes(s) bytes
-
-// How the backward splits the work of one K/V head that many queries read (results differ only in the
-// order of fp32 sums): the compressed dK/dV in chunks of cmp_rows query rows, and each selected block's
-// dK/dV in pieces of about sel_rows query rows (sel_rows / G tokens), so a block that every token picks
-// (an attention sink) does not serialise the launch. Partial sums go to the workspace and are added in order.
-struct NsaSplit {
-  int cmp_rows = 16384;  // a multiple of 64
-  int sel_rows = 8192;
-};
 
 struct NsaParams {
   NsaShape s;
@@ -50,8 +39,7 @@ struct NsaParams {
   const float *g_cmp, *g_sel, *g_win;  // gate values (sigmoid already applied)
   __nv_bfloat16* o;
   int64_t o_row_stride;
-  NsaSaved saved;   // written by the forward, read by the backward
-  void* workspace;  // nsa_fwd_workspace_bytes / nsa_bwd_workspace_bytes; 256-byte aligned
+  NsaSaved saved;  // written by the forward, read by the backward
 };
 
 struct NsaBwdParams : NsaParams {
@@ -62,11 +50,11 @@ struct NsaBwdParams : NsaParams {
   float* dlam;                        // gatedfwa only; overwritten
   float *dg_cmp, *dg_sel, *dg_win;    // overwritten
   NsaSplit split;
+  void* workspace;  // nsa_bwd_workspace_bytes(s, split) bytes (nsa_layout.h); 256-byte aligned
 };
 
-size_t nsa_fwd_workspace_bytes(const NsaShape& s);
-size_t nsa_bwd_workspace_bytes(const NsaShape& s, const NsaSplit& split);
 // Throw std::invalid_argument naming the field and value for a shape or pointer the kernels do not take.
+// The forward needs no workspace: the sliding branch's attention reads the K/V heads of each group itself.
 void nsa_forward(const NsaParams& p, cudaStream_t stream);
 void nsa_backward(const NsaBwdParams& p, cudaStream_t stream);
 

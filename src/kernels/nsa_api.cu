@@ -1,5 +1,5 @@
-// Host side of the CUDA NSA core: argument checks, the layouts of the saved tensors and workspaces, and the
-// order of the launches (docs/nsa.md).
+// Host side of the CUDA NSA core: argument checks, the saved tensors and the workspace as pointers into the
+// layouts of nsa_layout.h, and the order of the launches (docs/nsa.md).
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -58,129 +58,79 @@ void check_ptr(const void* ptr, const char* name) {
   require(reinterpret_cast<uintptr_t>(ptr) % 16 == 0, std::string(name) + " is not 16-byte aligned");
 }
 
-// Consecutive 256-byte aligned regions from `base` (null: only counts the bytes).
-class Carver {
- public:
-  explicit Carver(void* base) : base_(reinterpret_cast<uintptr_t>(base)) {}
-  template <class T>
-  T* take(int64_t n) {
-    off_ = (off_ + 255) / 256 * 256;
-    T* p = reinterpret_cast<T*>(base_ + off_);
-    off_ += size_t(n) * sizeof(T);
-    return p;
-  }
-  size_t bytes() const { return off_; }
-
- private:
-  uintptr_t base_;
-  size_t off_ = 0;
-};
-
-int64_t rows_hd(const NsaShape& s) { return int64_t(s.B) * s.T * s.H * s.D; }
-
-NsaSaved carve_saved(const NsaShape& s, Carver& c) {
-  const int64_t cmp = int64_t(s.B) * s.n_cmp() * s.Hkv * s.D, rows = int64_t(s.B) * s.T * s.H;
-  NsaSaved v;
-  v.k_cmp = c.take<bf16>(cmp);
-  v.v_cmp = c.take<bf16>(cmp);
-  v.o_cmp = c.take<bf16>(rows_hd(s));
-  v.o_sel = c.take<bf16>(rows_hd(s));
-  v.o_win = c.take<bf16>(rows_hd(s));
-  v.lse_cmp = c.take<float>(rows);
-  v.lse_sel = c.take<float>(rows);
-  v.lse_win = c.take<float>(rows);
-  v.idx = c.take<int32_t>(int64_t(s.B) * s.T * s.Hkv * s.top_k);
-  return v;
+template <class T>
+T* at(void* base, size_t offset) {
+  return reinterpret_cast<T*>(static_cast<char*>(base) + offset);
 }
 
-// The forward's workspace: K and V repeated per query head for the sliding branch.
-struct FwdWork {
-  bf16 *k_exp, *v_exp;
-};
-FwdWork carve_fwd(const NsaShape& s, Carver& c) {
-  FwdWork w;
-  w.k_exp = c.take<bf16>(rows_hd(s));
-  w.v_exp = c.take<bf16>(rows_hd(s));
-  return w;
-}
-
+// The backward's workspace (nsa_layout.h) as pointers.
 struct BwdWork {
   bf16 *dout_cmp, *dout_sel, *dout_win;
   float *delta_cmp, *delta_sel, *dq_acc;
   float *cmp_part_k, *cmp_part_v, *dk_cmp, *dv_cmp;
   detail::SelIndex ix;
   float *sel_part_k, *sel_part_v;
-  bf16 *k_exp, *v_exp, *dq_win, *dk_win, *dv_win;
+  bf16 *dq_win, *dk_win, *dv_win;
   float* attn_ws;
+  size_t attn_ws_bytes;
   int n_chunks;
 };
 
-AttnParams sliding_params(const NsaParams& p, const bf16* k_exp, const bf16* v_exp) {
-  const int64_t hd = int64_t(p.s.H) * p.s.D;
+BwdWork bwd_work(const NsaShape& s, const NsaSplit& split, void* base) {
+  static_assert(sizeof(bf16) == 2, "nsa_layout.h counts bf16 as 2 bytes");
+  const NsaBwdOffsets o = nsa_bwd_offsets(s, split);
+  BwdWork w;
+  w.dout_cmp = at<bf16>(base, o.dout_cmp);
+  w.dout_sel = at<bf16>(base, o.dout_sel);
+  w.dout_win = at<bf16>(base, o.dout_win);
+  w.delta_cmp = at<float>(base, o.delta_cmp);
+  w.delta_sel = at<float>(base, o.delta_sel);
+  w.dq_acc = at<float>(base, o.dq_acc);
+  w.n_chunks = o.n_chunks;
+  w.cmp_part_k = at<float>(base, o.cmp_part_k);
+  w.cmp_part_v = at<float>(base, o.cmp_part_v);
+  w.dk_cmp = at<float>(base, o.dk_cmp);
+  w.dv_cmp = at<float>(base, o.dv_cmp);
+  detail::SelIndex& ix = w.ix;
+  ix.words = o.words;
+  ix.item_tokens = o.item_tokens;
+  ix.max_items = o.max_items;
+  ix.bitmap = at<uint32_t>(base, o.bitmap);
+  ix.count = at<int>(base, o.count);
+  ix.tok_off = at<int>(base, o.tok_off);
+  ix.item_off = at<int>(base, o.item_off);
+  ix.list = at<int>(base, o.list);
+  w.sel_part_k = at<float>(base, o.sel_part_k);
+  w.sel_part_v = at<float>(base, o.sel_part_v);
+  w.dq_win = at<bf16>(base, o.dq_win);
+  w.dk_win = at<bf16>(base, o.dk_win);
+  w.dv_win = at<bf16>(base, o.dv_win);
+  w.attn_ws = at<float>(base, o.attn_ws);
+  w.attn_ws_bytes = o.bytes - o.attn_ws;  // the last region
+  return w;
+}
+
+// The sliding branch: attention.h over the K/V heads of each group as they are (grouped-query attention).
+AttnParams sliding_params(const NsaParams& p) {
   AttnParams a{};
   a.q = p.q;
-  a.k = k_exp;
-  a.v = v_exp;
+  a.k = p.k;
+  a.v = p.v;
   a.q_row_stride = p.q_row_stride;
-  a.k_row_stride = a.v_row_stride = a.o_row_stride = hd;
+  a.k_row_stride = p.k_row_stride;
+  a.v_row_stride = p.v_row_stride;
+  a.o_row_stride = int64_t(p.s.H) * p.s.D;
   a.lam = p.sliding == AttnMode::gatedfwa ? p.lam : nullptr;
   a.o = p.saved.o_win;
   a.lse = p.saved.lse_win;
   a.B = p.s.B;
   a.T = p.s.T;
   a.H = p.s.H;
-  a.Hkv = p.s.H;  // K/V expanded per query head (k_exp, v_exp)
+  a.Hkv = p.s.Hkv;
   a.D = p.s.D;
   a.window = p.s.window;
   a.mode = p.sliding;
   return a;
-}
-
-BwdWork carve_bwd(const NsaShape& s, const NsaSplit& split, Carver& c) {
-  const int64_t bh = int64_t(s.B) * s.Hkv, rows = int64_t(s.B) * s.T * s.H, cmp = int64_t(s.B) * s.n_cmp() * s.Hkv * s.D;
-  BwdWork w;
-  w.dout_cmp = c.take<bf16>(rows_hd(s));
-  w.dout_sel = c.take<bf16>(rows_hd(s));
-  w.dout_win = c.take<bf16>(rows_hd(s));
-  w.delta_cmp = c.take<float>(rows);
-  w.delta_sel = c.take<float>(rows);
-  w.dq_acc = c.take<float>(rows_hd(s));
-  w.n_chunks = int((int64_t(s.T) * s.groups() + split.cmp_rows - 1) / split.cmp_rows);
-  w.cmp_part_k = c.take<float>(w.n_chunks * cmp);
-  w.cmp_part_v = c.take<float>(w.n_chunks * cmp);
-  w.dk_cmp = c.take<float>(cmp);
-  w.dv_cmp = c.take<float>(cmp);
-  detail::SelIndex& ix = w.ix;
-  ix.words = (s.T + 31) / 32;
-  ix.item_tokens = split.sel_rows >= s.groups() ? split.sel_rows / s.groups() : 1;
-  ix.max_items = int(s.n_blocks() + (int64_t(s.T) * s.top_k + ix.item_tokens - 1) / ix.item_tokens);
-  ix.bitmap = c.take<uint32_t>(bh * s.n_blocks() * ix.words);
-  ix.count = c.take<int>(bh * s.n_blocks());
-  ix.tok_off = c.take<int>(bh * (s.n_blocks() + 1));
-  ix.item_off = c.take<int>(bh * (s.n_blocks() + 1));
-  ix.list = c.take<int>(bh * s.T * s.top_k);
-  w.sel_part_k = c.take<float>(bh * ix.max_items * kNsaBlock * s.D);
-  w.sel_part_v = c.take<float>(bh * ix.max_items * kNsaBlock * s.D);
-  w.k_exp = c.take<bf16>(rows_hd(s));
-  w.v_exp = c.take<bf16>(rows_hd(s));
-  w.dq_win = c.take<bf16>(rows_hd(s));
-  w.dk_win = c.take<bf16>(rows_hd(s));
-  w.dv_win = c.take<bf16>(rows_hd(s));
-  AttnParams shape{};
-  shape.B = s.B;
-  shape.T = s.T;
-  shape.H = s.H;
-  shape.Hkv = s.H;
-  w.attn_ws = c.take<float>(int64_t(attention_bwd_workspace_bytes(shape) / sizeof(float)));
-  return w;
-}
-
-void check_split(const NsaShape& s, const NsaSplit& split) {
-  require(split.cmp_rows >= 64 && split.cmp_rows % 64 == 0,
-          "split.cmp_rows=" + std::to_string(split.cmp_rows) + " must be a positive multiple of 64");
-  require((int64_t(s.T) * s.groups() + split.cmp_rows - 1) / split.cmp_rows <= 65535,
-          "split.cmp_rows=" + std::to_string(split.cmp_rows) + " makes more than 65535 chunks (grid dimension)");
-  require(split.sel_rows >= 1, "split.sel_rows=" + std::to_string(split.sel_rows) + " must be >= 1");
 }
 
 void check_params(const NsaParams& p) {
@@ -197,41 +147,29 @@ void check_params(const NsaParams& p) {
     require(g != nullptr, "a gate (g_cmp, g_sel, g_win) is null");
   check_ptr(p.saved.k_cmp, "saved.k_cmp");
   check_ptr(p.saved.idx, "saved.idx");
-  check_ptr(p.workspace, "workspace");
 }
 
 }  // namespace
 
-size_t nsa_saved_bytes(const NsaShape& s) {
-  Carver c(nullptr);
-  carve_saved(s, c);
-  return c.bytes();
-}
-
 NsaSaved nsa_saved_layout(const NsaShape& s, void* base) {
-  Carver c(base);
-  return carve_saved(s, c);
-}
-
-size_t nsa_fwd_workspace_bytes(const NsaShape& s) {
-  Carver c(nullptr);
-  carve_fwd(s, c);
-  return c.bytes();
-}
-
-size_t nsa_bwd_workspace_bytes(const NsaShape& s, const NsaSplit& split) {
-  check_split(s, split);
-  Carver c(nullptr);
-  carve_bwd(s, split, c);
-  return c.bytes();
+  const NsaSavedOffsets o = nsa_saved_offsets(s);
+  NsaSaved v;
+  v.k_cmp = at<bf16>(base, o.k_cmp);
+  v.v_cmp = at<bf16>(base, o.v_cmp);
+  v.o_cmp = at<bf16>(base, o.o_cmp);
+  v.o_sel = at<bf16>(base, o.o_sel);
+  v.o_win = at<bf16>(base, o.o_win);
+  v.lse_cmp = at<float>(base, o.lse_cmp);
+  v.lse_sel = at<float>(base, o.lse_sel);
+  v.lse_win = at<float>(base, o.lse_win);
+  v.idx = at<int32_t>(base, o.idx);
+  return v;
 }
 
 void nsa_forward(const NsaParams& p, cudaStream_t stream) {
   check_params(p);
   const NsaDims n = dims(p.s);
   const NsaSaved& sv = p.saved;
-  Carver c(p.workspace);
-  const FwdWork w = carve_fwd(p.s, c);
   const RowsIn q{p.q, p.q_row_stride}, k{p.k, p.k_row_stride}, v{p.v, p.v_row_stride};
 
   detail::launch_nsa_pool(n, k, sv.k_cmp, stream);
@@ -239,15 +177,15 @@ void nsa_forward(const NsaParams& p, cudaStream_t stream) {
   detail::launch_nsa_cmp_fwd(n, {q, sv.k_cmp, sv.v_cmp, sv.o_cmp, sv.lse_cmp}, stream);
   detail::launch_nsa_topk(n, {q, sv.k_cmp, sv.lse_cmp, sv.idx}, stream);
   detail::launch_nsa_sel_fwd(n, {q, k, v, sv.idx, sv.o_sel, sv.lse_sel}, stream);
-  detail::launch_nsa_expand_kv(n, k, w.k_exp, stream);
-  detail::launch_nsa_expand_kv(n, v, w.v_exp, stream);
-  attention_forward(sliding_params(p, w.k_exp, w.v_exp), stream);
+  attention_forward(sliding_params(p), stream);
   detail::launch_nsa_mix(n, p.g_cmp, p.g_sel, p.g_win, sv.o_cmp, sv.o_sel, sv.o_win, p.o, p.o_row_stride, stream);
 }
 
 void nsa_backward(const NsaBwdParams& p, cudaStream_t stream) {
   check_params(p);
-  check_split(p.s, p.split);
+  const std::string split_err = nsa_split_error(p.s, p.split);
+  if (!split_err.empty()) throw std::invalid_argument(split_err);
+  check_ptr(p.workspace, "workspace");
   check_rows(p.dout, p.dout_row_stride, p.s.H, p.s.D, "dout");
   check_rows(p.dq, p.dq_row_stride, p.s.H, p.s.D, "dq");
   check_rows(p.dk, p.dk_row_stride, p.s.Hkv, p.s.D, "dk");
@@ -256,8 +194,7 @@ void nsa_backward(const NsaBwdParams& p, cudaStream_t stream) {
   require(p.dg_cmp && p.dg_sel && p.dg_win, "a gate gradient (dg_cmp, dg_sel, dg_win) is null");
   const NsaDims n = dims(p.s);
   const NsaSaved& sv = p.saved;
-  Carver c(p.workspace);
-  const BwdWork w = carve_bwd(p.s, p.split, c);
+  const BwdWork w = bwd_work(p.s, p.split, p.workspace);
   const RowsIn q{p.q, p.q_row_stride}, k{p.k, p.k_row_stride}, v{p.v, p.v_row_stride};
 
   detail::MixBwdArgs mb;
@@ -278,20 +215,22 @@ void nsa_backward(const NsaBwdParams& p, cudaStream_t stream) {
   mb.delta_sel = w.delta_sel;
   detail::launch_nsa_mix_bwd(n, mb, stream);
 
-  // Sliding branch: attention.h on K/V repeated per query head; dk, dv per query head, summed below.
-  detail::launch_nsa_expand_kv(n, k, w.k_exp, stream);
-  detail::launch_nsa_expand_kv(n, v, w.v_exp, stream);
+  // Sliding branch: attention.h; its dk, dv come summed over each group, packed [B, T, Hkv, D].
   const int64_t hd = int64_t(p.s.H) * p.s.D;
   AttnBwdParams ab{};
-  static_cast<AttnParams&>(ab) = sliding_params(p, w.k_exp, w.v_exp);
+  static_cast<AttnParams&>(ab) = sliding_params(p);
   ab.dout = w.dout_win;
   ab.dout_row_stride = hd;
   ab.dq = w.dq_win;
   ab.dk = w.dk_win;
   ab.dv = w.dv_win;
-  ab.dq_row_stride = ab.dk_row_stride = ab.dv_row_stride = hd;
+  ab.dq_row_stride = hd;
+  ab.dk_row_stride = ab.dv_row_stride = int64_t(p.s.Hkv) * p.s.D;
   ab.dlam = p.sliding == AttnMode::gatedfwa ? p.dlam : nullptr;
   ab.workspace = w.attn_ws;
+  if (attention_bwd_workspace_bytes(ab) > w.attn_ws_bytes)
+    throw std::logic_error("nsa: nsa_layout.h sizes the sliding branch's attention workspace below " +
+                           std::to_string(attention_bwd_workspace_bytes(ab)) + " bytes");
   attention_backward(ab, stream);
 
   detail::CmpBwdArgs cb;

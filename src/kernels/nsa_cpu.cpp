@@ -15,8 +15,9 @@ namespace {
 void check(const NsaShape& s, AttnMode sliding) {
   const std::string err = nsa_shape_error(s);
   if (!err.empty()) throw std::invalid_argument(err);
-  if (sliding == AttnMode::full)
-    throw std::invalid_argument("nsa: the sliding branch must be swa or gatedfwa (got full)");
+  if (sliding != AttnMode::swa && sliding != AttnMode::gatedfwa)
+    throw std::invalid_argument(std::string("nsa: the sliding branch must be swa or gatedfwa (got ") +
+                                attn_mode_name(sliding) + ")");
 }
 
 // Row (b, t, h) of a token-major tensor with `heads` heads per token and `T` tokens per sequence.
@@ -96,19 +97,8 @@ void selected_keys(const NsaShape& s, const int32_t* idx_row, int t, std::vector
 
 long branch_work(const NsaShape& s) { return long(s.B) * s.T * s.H * (s.n_cmp() + s.top_k * s.block) * s.D; }
 
-// K/V expanded to one head per query head: the sliding branch runs attention_cpu.h on it.
-template <class F>
-std::vector<F> expand_kv(const NsaShape& s, const F* x) {
-  const int G = s.groups();
-  std::vector<F> out(size_t(s.B) * s.T * s.H * s.D);
-  for (int b = 0; b < s.B; ++b)
-    for (int t = 0; t < s.T; ++t)
-      for (int h = 0; h < s.H; ++h)
-        std::copy_n(x + at(s.T, s.Hkv, b, t, h / G) * s.D, s.D, out.begin() + at(s.T, s.H, b, t, h) * s.D);
-  return out;
-}
-
-AttnShape sliding_shape(const NsaShape& s) { return AttnShape{s.B, s.T, s.H, s.D, s.window, s.H}; }  // K/V expanded per query head
+// The sliding branch: attention_cpu.h over the K/V heads of each group as they are.
+AttnShape sliding_shape(const NsaShape& s) { return AttnShape{s.B, s.T, s.H, s.D, s.window, s.Hkv}; }
 
 // The two branches that read the compressed keys or the selected blocks, for one (sequence, K/V head).
 template <class F>
@@ -250,11 +240,9 @@ void forward_rest(const NsaShape& s, AttnMode sliding, const NsaInputs<F>& in, F
   saved->lse_sel.assign(rows, F(0));
   nsa_selected_forward(s, in.q, in.k, in.v, saved->idx.data(), saved->o_sel.data(), saved->lse_sel.data());
 
-  const std::vector<F> kx = expand_kv(s, in.k), vx = expand_kv(s, in.v);
   saved->o_win.assign(rows * s.D, F(0));
   saved->lse_win.assign(rows, F(0));
-  attention_forward(sliding_shape(s), sliding, in.q, kx.data(), vx.data(), in.lam, saved->o_win.data(),
-                    saved->lse_win.data());
+  attention_forward(sliding_shape(s), sliding, in.q, in.k, in.v, in.lam, saved->o_win.data(), saved->lse_win.data());
 
   for (size_t r = 0; r < rows; ++r)
     for (int d = 0; d < s.D; ++d) {
@@ -312,11 +300,11 @@ void nsa_backward(const NsaShape& s, AttnMode sliding, const NsaInputs<F>& in, c
     grads.dg_win[r] = F(gw);
   }
 
-  // Sliding branch on K/V expanded per query head; its dk, dv are summed back over each group below.
-  const std::vector<F> kx = expand_kv(s, in.k), vx = expand_kv(s, in.v);
-  std::vector<F> dkx(rows * s.D), dvx(rows * s.D);
-  attention_backward(sliding_shape(s), sliding, in.q, kx.data(), vx.data(), in.lam, saved.o_win.data(),
-                     saved.lse_win.data(), dO_win.data(), grads.dq, dkx.data(), dvx.data(), grads.dlam);
+  // Sliding branch: dq, and dk, dv already summed over each group; the other branches add to them below.
+  const size_t kv_rows = size_t(s.B) * s.T * s.Hkv;
+  std::vector<F> dk_win(kv_rows * s.D), dv_win(kv_rows * s.D);
+  attention_backward(sliding_shape(s), sliding, in.q, in.k, in.v, in.lam, saved.o_win.data(), saved.lse_win.data(),
+                     dO_win.data(), grads.dq, dk_win.data(), dv_win.data(), grads.dlam);
 
   // Compressed and selected branches, one task per (sequence, K/V head): it owns dq of the group's heads and
   // dk, dv of its K/V head.
@@ -345,14 +333,11 @@ void nsa_backward(const NsaShape& s, AttnMode sliding, const NsaInputs<F>& in, c
       for (int t = 0; t < s.T; ++t) {
         const size_t r = at(s.T, s.Hkv, b, t, hk);
         for (int d = 0; d < s.D; ++d) {
-          double gk = dK[size_t(t) * s.D + d], gv = dV[size_t(t) * s.D + d];
+          double gk = dK[size_t(t) * s.D + d] + double(dk_win[r * s.D + d]);
+          double gv = dV[size_t(t) * s.D + d] + double(dv_win[r * s.D + d]);
           if (t / s.block < Tc) {  // the mean pool's backward: every token of a complete block gets 1/block
             gk += dKc[size_t(t / s.block) * s.D + d] / s.block;
             gv += dVc[size_t(t / s.block) * s.D + d] / s.block;
-          }
-          for (int h = hk * G; h < (hk + 1) * G; ++h) {
-            gk += double(dkx[at(s.T, s.H, b, t, h) * s.D + d]);
-            gv += double(dvx[at(s.T, s.H, b, t, h) * s.D + d]);
           }
           grads.dk[r * s.D + d] = F(gk);
           grads.dv[r * s.D + d] = F(gv);

@@ -91,7 +91,6 @@ void launch_nsa_sel_index(const NsaDims& n, const int32_t* idx, const SelIndex& 
 void launch_nsa_sel_bwd(const NsaDims& n, const SelBwdArgs& a, cudaStream_t st);
 
 // nsa_mix.cu
-void launch_nsa_expand_kv(const NsaDims& n, RowsIn x, bf16* out, cudaStream_t st);
 void launch_nsa_mix(const NsaDims& n, const float* g_cmp, const float* g_sel, const float* g_win, const bf16* o_cmp,
                     const bf16* o_sel, const bf16* o_win, bf16* o, int64_t o_stride, cudaStream_t st);
 struct MixBwdArgs {
@@ -106,7 +105,7 @@ void launch_nsa_mix_bwd(const NsaDims& n, const MixBwdArgs& a, cudaStream_t st);
 struct GradSumArgs {
   const float* dq_acc;   // packed fp32: compressed + selected
   const bf16* dq_win;    // packed
-  const bf16 *dk_win, *dv_win;  // packed [B,T,H,D]: per query head, summed here over each group
+  const bf16 *dk_win, *dv_win;  // packed [B,T,Hkv,D]
   const float *dk_cmp, *dv_cmp;
   const float *part_k, *part_v;
   const int* item_off;

@@ -1,6 +1,5 @@
-// NSA's elementwise kernels (docs/nsa.md): K/V repeated per query head for the sliding branch (attention.h
-// reads one K/V head per query head), the gated sum of the three branches, its backward (gate gradients,
-// each branch's dO and softmax delta), and the last sums of the gradients from the three branches.
+// NSA's elementwise kernels (docs/nsa.md): the gated sum of the three branches, its backward (gate
+// gradients, each branch's dO and softmax delta), and the last sums of the gradients from the three branches.
 #include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
 #include "kernels/nsa_common.cuh"
@@ -37,14 +36,6 @@ __device__ __forceinline__ Chunk chunk_of(int64_t e, int heads, int D) {
   const int per_row = D / 8;
   const int64_t r = e / per_row;
   return {r / heads, int(r % heads), int(e % per_row) * 8};
-}
-
-__global__ void nsa_expand_kernel(const NsaDims n, const RowsIn x, bf16* out) {
-  const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (e >= int64_t(n.B) * n.T * n.H * n.D / 8) return;
-  const Chunk c = chunk_of(e, n.H, n.D);
-  *reinterpret_cast<uint4*>(out + e * 8) =
-      *reinterpret_cast<const uint4*>(x.p + c.bt * x.stride + int64_t(c.h / n.G) * n.D + c.d);
 }
 
 __global__ void nsa_mix_kernel(const NsaDims n, const float* g_cmp, const float* g_sel, const float* g_win,
@@ -120,7 +111,7 @@ __global__ void nsa_dq_sum_kernel(const NsaDims n, const GradSumArgs a) {
 }
 
 // dk of token t, K/V head hk: the selected branch's item partials of block t/64 (in item order), the sliding
-// branch's per-query-head dk summed over the group, and the compressed branch's block gradient / 64.
+// branch's dk (attention.h summed it over the group), and the compressed branch's block gradient / 64.
 __global__ void nsa_dkv_sum_kernel(const NsaDims n, const GradSumArgs a) {
   const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (e >= int64_t(n.B) * n.T * n.Hkv * n.D / 8) return;
@@ -137,16 +128,13 @@ __global__ void nsa_dkv_sum_kernel(const NsaDims n, const GradSumArgs a) {
       v[j] += a.part_v[p + j];
     }
   }
-  for (int gh = 0; gh < n.G; ++gh) {
-    const int64_t p = (c.bt * n.H + int64_t(c.h) * n.G + gh) * n.D + c.d;
-    float wk[8], wv[8];
-    load8(a.dk_win + p, wk);
-    load8(a.dv_win + p, wv);
+  float wk[8], wv[8];
+  load8(a.dk_win + e * 8, wk);
+  load8(a.dv_win + e * 8, wv);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      k[j] += wk[j];
-      v[j] += wv[j];
-    }
+  for (int j = 0; j < 8; ++j) {
+    k[j] += wk[j];
+    v[j] += wv[j];
   }
   if (blk < n.Tc) {
     const int64_t p = ((int64_t(b) * n.Tc + blk) * n.Hkv + c.h) * n.D + c.d;
@@ -163,12 +151,6 @@ __global__ void nsa_dkv_sum_kernel(const NsaDims n, const GradSumArgs a) {
 unsigned blocks_for(int64_t threads) { return unsigned(ceil_div(threads, 256)); }
 
 }  // namespace
-
-void launch_nsa_expand_kv(const NsaDims& n, RowsIn x, bf16* out, cudaStream_t st) {
-  const int64_t chunks = int64_t(n.B) * n.T * n.H * n.D / 8;
-  nsa_expand_kernel<<<blocks_for(chunks), 256, 0, st>>>(n, x, out);
-  CUDA_CHECK_LAUNCH();
-}
 
 void launch_nsa_mix(const NsaDims& n, const float* g_cmp, const float* g_sel, const float* g_win, const bf16* o_cmp,
                     const bf16* o_sel, const bf16* o_win, bf16* o, int64_t o_stride, cudaStream_t st) {

@@ -14,7 +14,8 @@
 //   K-major operand (rows = M or N, the 64 columns = K; Q and K in Q K^T): stride byte offset (SBO) = 1024, the
 //     distance between 8-row groups; leading byte offset unused (1). k-step kk of a slab starts 32*kk bytes in.
 //   N-major operand (rows = K, the 64 columns = N; V in P V, transposed): SBO = 1024 between 8-row (k) groups,
-//     LBO = the distance between 64-column slabs. k-step kk starts 16 rows = 2048 bytes in.
+//     LBO = the distance between 64-column slabs. k-step kk starts 16 rows = 2048 bytes in. A shared-memory A may be
+//     stored this way too (M-major: rows = K, the 64 columns = M; imm-trans-a 1).
 #pragma once
 #include <cuda.h>
 #include <cuda_bf16.h>
@@ -68,6 +69,16 @@ __device__ __forceinline__ void fence_regs(uint32_t (&r)[N][M]) {
       "+f"(d[base + 21]), "+f"(d[base + 22]), "+f"(d[base + 23]), "+f"(d[base + 24]), "+f"(d[base + 25]),            \
       "+f"(d[base + 26]), "+f"(d[base + 27]), "+f"(d[base + 28]), "+f"(d[base + 29]), "+f"(d[base + 30]),            \
       "+f"(d[base + 31])
+// The same, output only: for the first k-step of a product that overwrites d (scale-d false), so the compiler sees d's
+// old values as dead and does not keep them alive across the loop.
+#define GFWA_WGMMA_OUT32(d, base)                                                                                  \
+  "=f"(d[base + 0]), "=f"(d[base + 1]), "=f"(d[base + 2]), "=f"(d[base + 3]), "=f"(d[base + 4]), "=f"(d[base + 5]),   \
+      "=f"(d[base + 6]), "=f"(d[base + 7]), "=f"(d[base + 8]), "=f"(d[base + 9]), "=f"(d[base + 10]),                \
+      "=f"(d[base + 11]), "=f"(d[base + 12]), "=f"(d[base + 13]), "=f"(d[base + 14]), "=f"(d[base + 15]),            \
+      "=f"(d[base + 16]), "=f"(d[base + 17]), "=f"(d[base + 18]), "=f"(d[base + 19]), "=f"(d[base + 20]),            \
+      "=f"(d[base + 21]), "=f"(d[base + 22]), "=f"(d[base + 23]), "=f"(d[base + 24]), "=f"(d[base + 25]),            \
+      "=f"(d[base + 26]), "=f"(d[base + 27]), "=f"(d[base + 28]), "=f"(d[base + 29]), "=f"(d[base + 30]),            \
+      "=f"(d[base + 31])
 #define GFWA_WGMMA_REGS32 \
   "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, " \
   "%24, %25, %26, %27, %28, %29, %30, %31"
@@ -76,14 +87,40 @@ __device__ __forceinline__ void fence_regs(uint32_t (&r)[N][M]) {
   ", %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, " \
   "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
 
-// d (+)= A B with A (64 x 16) and B (16 x 128) in shared memory; scale_d = 0 overwrites d instead of adding.
-template <int kTransB>
+// d (+)= A B with A (64 x 16) and B (16 x N) in shared memory; scale_d = 0 overwrites d instead of adding.
+// kTransA / kTransB = 1: that operand is stored MN-major (the N-major layout above, for A too).
+template <int kTransA, int kTransB>
 __device__ __forceinline__ void wgmma_m64n128k16_ss(float (&d)[64], uint64_t a_desc, uint64_t b_desc, int scale_d) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" GFWA_WGMMA_REGS64 "}, %64, %65, p, 1, 1, 0, %67;\n}\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" GFWA_WGMMA_REGS64 "}, %64, %65, p, 1, 1, %67, %68;\n}\n"
       : GFWA_WGMMA_ACC32(d, 0), GFWA_WGMMA_ACC32(d, 32)
-      : "l"(a_desc), "l"(b_desc), "r"(scale_d), "n"(kTransB));
+      : "l"(a_desc), "l"(b_desc), "r"(scale_d), "n"(kTransA), "n"(kTransB));
+}
+template <int kTransA, int kTransB>
+__device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[32], uint64_t a_desc, uint64_t b_desc, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" GFWA_WGMMA_REGS32 "}, %32, %33, p, 1, 1, %35, %36;\n}\n"
+      : GFWA_WGMMA_ACC32(d, 0)
+      : "l"(a_desc), "l"(b_desc), "r"(scale_d), "n"(kTransA), "n"(kTransB));
+}
+// The first k-step of d = A B (scale-d false) with d as output-only operands: d's old values are dead to the compiler.
+template <int kTransA, int kTransB>
+__device__ __forceinline__ void wgmma_m64n128k16_ss_first(float (&d)[64], uint64_t a_desc, uint64_t b_desc) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" GFWA_WGMMA_REGS64 "}, %64, %65, p, 1, 1, %67, %68;\n}\n"
+      : GFWA_WGMMA_OUT32(d, 0), GFWA_WGMMA_OUT32(d, 32)
+      : "l"(a_desc), "l"(b_desc), "r"(0), "n"(kTransA), "n"(kTransB));
+}
+template <int kTransA, int kTransB>
+__device__ __forceinline__ void wgmma_m64n64k16_ss_first(float (&d)[32], uint64_t a_desc, uint64_t b_desc) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" GFWA_WGMMA_REGS32 "}, %32, %33, p, 1, 1, %35, %36;\n}\n"
+      : GFWA_WGMMA_OUT32(d, 0)
+      : "l"(a_desc), "l"(b_desc), "r"(0), "n"(kTransA), "n"(kTransB));
 }
 
 // d += A B with A (64 x 16) in registers (the A fragment above) and B (16 x 128) in shared memory.
@@ -105,6 +142,7 @@ __device__ __forceinline__ void wgmma_m64n64k16_rs(float (&d)[32], const uint32_
 }
 
 #undef GFWA_WGMMA_ACC32
+#undef GFWA_WGMMA_OUT32
 #undef GFWA_WGMMA_REGS32
 #undef GFWA_WGMMA_REGS64
 
@@ -145,8 +183,50 @@ __device__ __forceinline__ void tma_load_4d(uint32_t dst, const CUtensorMap* map
       "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar)
       : "memory");
 }
+// Bulk copy of `bytes` (a multiple of 16, both addresses 16-byte aligned) from global to shared memory; completes
+// `bar`'s expected bytes like a TMA load.
+__device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+      "l"(__cvta_generic_to_global(src)), "r"(bytes), "r"(bar)
+      : "memory");
+}
 __device__ __forceinline__ void tma_prefetch_map(const CUtensorMap* map) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+}
+
+// Shared memory written by ordinary stores that wgmma or a bulk copy (the async proxy) reads next: each writing thread
+// fences before the barrier or arrival that publishes the writes.
+__device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// Orders this thread's global-memory accesses across the two proxies: a bulk reduction's completed writes before the
+// release of a counter, the acquire of a counter before the next bulk reduction.
+__device__ __forceinline__ void fence_async_global() { asm volatile("fence.proxy.async.global;\n" ::: "memory"); }
+
+// Bulk copies of `bytes` (a multiple of 16, both addresses 16-byte aligned) from shared to global memory, tracked as
+// bulk groups of the issuing thread: store overwrites, reduce_add adds fp32 element-wise (in L2, each element once per
+// copy). commit closes a group; wait_all returns when every committed group of the thread has finished writing.
+__device__ __forceinline__ void bulk_store(float* dst, uint32_t src, uint32_t bytes) {
+  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(__cvta_generic_to_global(dst)),
+               "r"(src), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_reduce_add(float* dst, uint32_t src, uint32_t bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n" ::"l"(
+                   __cvta_generic_to_global(dst)),
+               "r"(src), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+
+// A counter in global memory shared by the CTAs of a launch: acquire load, release increment (GPU scope).
+__device__ __forceinline__ uint32_t ld_acquire_gpu(const uint32_t* p) {
+  uint32_t v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(__cvta_generic_to_global(p)) : "memory");
+  return v;
+}
+__device__ __forceinline__ void red_release_gpu_add(uint32_t* p, uint32_t v) {
+  asm volatile("red.release.gpu.global.add.u32 [%0], %1;\n" ::"l"(__cvta_generic_to_global(p)), "r"(v) : "memory");
 }
 
 // Named barriers (0 is __syncthreads'): sync waits until `count` threads arrived, counting its own; arrive does not wait.

@@ -48,6 +48,20 @@ std::string model_support_problem(const std::string& kind, const ModelConfig& mo
          " is not supported by the GPU path (train.backend cuda supports head_dim 64 and 128)";
 }
 
+KeyProblem nsa_support_problem(const std::string& kind, const ModelConfig& model) {
+  if (kind != "cuda" || !model.any_nsa()) return {};
+  const NsaConfig& n = model.attention.nsa;
+  if (n.block != kNsaBlock)
+    return {"model.attention.nsa.block", "must be " + std::to_string(kNsaBlock) +
+                                             " with train.backend cuda (the block size its NSA kernels are built " +
+                                             "for; got " + std::to_string(n.block) + ")"};
+  if (n.top_k > kNsaMaxTopK)
+    return {"model.attention.nsa.top_k", "must be <= " + std::to_string(kNsaMaxTopK) +
+                                             " with train.backend cuda (its NSA kernels' limit; got " +
+                                             std::to_string(n.top_k) + ")"};
+  return {};
+}
+
 std::string data_parallel_problem(const std::string& kind, int world) {
   if (kind != "cpu" || world <= 1) return "";
   return "data-parallel training (" + std::to_string(world) +
@@ -57,6 +71,8 @@ std::string data_parallel_problem(const std::string& kind, int world) {
 std::unique_ptr<Backend> make_backend(const BackendSpec& spec) {
   const std::string name = resolve_backend_name(spec.kind);
   std::string problem = model_support_problem(name, spec.model);
+  const KeyProblem nsa = nsa_support_problem(name, spec.model);
+  if (problem.empty() && !nsa.problem.empty()) problem = nsa.key + ": " + nsa.problem;
   if (problem.empty()) problem = data_parallel_problem(name, spec.zero1_world);
   if (!problem.empty()) throw std::invalid_argument("train.backend=" + name + ": " + problem);
 #ifdef GFWA_WITH_CUDA

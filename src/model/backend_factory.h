@@ -31,6 +31,12 @@ std::string resolve_backend_name(const std::string& requested);
 // rank waits for another): "" when it can, else why not, in one line.
 std::string model_support_problem(const std::string& kind, const ModelConfig& model);  // names model.n_heads
 std::string data_parallel_problem(const std::string& kind, int world);                  // names train.backend
+// The NSA settings (model.attention.nsa) a kind cannot run, for a model with nsa layers: the cuda backend's
+// kernels take blocks of 64 and top_k <= 64. `key` names the setting; both empty when the kind can run it.
+struct KeyProblem {
+  std::string key, problem;
+};
+KeyProblem nsa_support_problem(const std::string& kind, const ModelConfig& model);
 
 // A backend for this process. Throws std::runtime_error when the kind is unavailable and
 // std::invalid_argument when it cannot run the spec (the problems above).

@@ -84,7 +84,8 @@ void CpuBackend::target_logprobs(const int32_t* inputs, const int32_t* targets, 
 
 void CpuBackend::gate_log_f(std::vector<std::vector<float>>& out) {
   if (!config().any_gated())
-    throw std::logic_error("gate_log_f: the model has no gates (no layer is gatedfwa)");
+    throw std::logic_error("gate_log_f: the model has no gates (no layer is gatedfwa or nsa with a gatedfwa "
+                               "sliding branch)");
   out.resize(size_t(config().n_layers));
   for (int l = 0; l < config().n_layers; ++l) out[size_t(l)] = model_.gate_logf(l);
 }

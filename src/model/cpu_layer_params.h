@@ -1,6 +1,6 @@
 // Pointers to one layer's tensors in a flat ParamLayout buffer (parameters or gradients), for the
 // cpu model and the cpu decoder. Null where the tensor does not exist: shift_* without token shift,
-// gate_* unless layer l is gatedfwa.
+// gate_* unless layer l has GatedFWA's gates, nsa_gate unless it is nsa.
 #pragma once
 #include <string>
 
@@ -11,7 +11,7 @@ namespace gfwa {
 
 template <class F>
 struct CpuLayerParams {
-  F *attn_norm, *wq, *wk, *wv, *q_norm, *k_norm, *shift_k, *shift_v, *gate_w, *gate_b, *gate_sharp, *wo;
+  F *attn_norm, *wq, *wk, *wv, *q_norm, *k_norm, *shift_k, *shift_v, *gate_w, *gate_b, *gate_sharp, *nsa_gate, *wo;
   F *mlp_norm, *w1, *w3, *w2;
 };
 
@@ -32,6 +32,7 @@ CpuLayerParams<F> cpu_layer_params(const ModelConfig& cfg, const ParamLayout& la
   lp.gate_w = gated ? at("attn.gate_w") : nullptr;
   lp.gate_b = gated ? at("attn.gate_b") : nullptr;
   lp.gate_sharp = gated ? at("attn.gate_sharp") : nullptr;
+  lp.nsa_gate = cfg.layer_nsa(l) ? at("attn.nsa_gate") : nullptr;
   lp.wo = at("attn.wo");
   lp.mlp_norm = at("mlp_norm");
   lp.w1 = at("mlp.w1");

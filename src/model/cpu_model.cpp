@@ -1,6 +1,7 @@
 #include "model/cpu_model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "kernels/attention_cpu.h"
@@ -9,6 +10,7 @@
 #include "kernels/embedding_cpu.h"
 #include "kernels/gate_cpu.h"
 #include "kernels/matmul_cpu.h"
+#include "kernels/nsa_gates_cpu.h"
 #include "kernels/rmsnorm_cpu.h"
 #include "kernels/rope_cpu.h"
 #include "kernels/swiglu_cpu.h"
@@ -36,15 +38,26 @@ CpuModelBytes CpuModel<F>::planned_bytes(const ModelConfig& cfg, int max_B, int 
   const double N = double(max_B) * max_T, C = cfg.d_model, H = cfg.n_heads, FH = cfg.hidden(), L = cfg.n_layers;
   const double Ckv = cfg.kv_dim(), Hkv = cfg.kv_heads();
   const bool shift = cfg.attention.token_shift;
-  double gated_layers = 0;
-  for (int l = 0; l < cfg.n_layers; ++l) gated_layers += cfg.layer_gated(l);
+  double gated_layers = 0, nsa_layers = 0;
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    gated_layers += cfg.layer_gated(l);
+    nsa_layers += cfg.layer_nsa(l);
+  }
   const double per_layer =
       6 * N * C + 3 * N * Ckv + 4 * N + 3 * N * FH + N * H + (shift ? 2 * N * Ckv + 2 * N * Hkv : 0);
+  // An nsa layer keeps its gates and the core's saved tensors (block means, three branch outputs and
+  // log-sum-exps, the int32 block ids) instead of one log-sum-exp; its backward's temporaries are scratch.
+  const double nsa_layer =
+      3 * N * H + 2 * std::floor(N / cfg.attention.nsa.block) * Ckv + 3 * N * C + 3 * N * H - N * H;
+  const double nsa_idx_bytes = N * Hkv * cfg.attention.nsa.top_k * sizeof(int32_t);
   CpuModelBytes b;
   b.params = 2 * double(ParamLayout(cfg).total()) * sizeof(F);
-  b.activations = ((L + 1) * N * C + L * per_layer + gated_layers * 4 * N * H + N * C + N) * sizeof(F);
+  b.activations = ((L + 1) * N * C + L * per_layer + gated_layers * 4 * N * H + nsa_layers * nsa_layer + N * C + N) *
+                      sizeof(F) +
+                  nsa_layers * nsa_idx_bytes;
   b.logits = N * cfg.vocab_size * sizeof(F);
-  b.scratch = (6 * N * C + 5 * N * Ckv + 3 * N * H + 3 * N * FH) * sizeof(F);
+  const double nsa_scratch = nsa_layers > 0 ? 6 * N * H + N * C + 2 * N * Ckv : 0;
+  b.scratch = (6 * N * C + 5 * N * Ckv + 3 * N * H + 3 * N * FH + nsa_scratch) * sizeof(F);
   return b;
 }
 
@@ -62,6 +75,8 @@ CpuModel<F>::CpuModel(const ModelConfig& cfg, int max_B, int max_T)
                                 std::to_string(cfg.n_heads));
   const std::string pattern = attention_pattern_problem(cfg);
   if (!pattern.empty()) throw std::invalid_argument("CpuModel: model.attention.pattern: " + pattern);
+  const std::string nsa = nsa_config_problem(cfg);
+  if (!nsa.empty()) throw std::invalid_argument("CpuModel: " + nsa);
   for (int l = 0; l < cfg.n_layers; ++l) {
     const LayerAttention a = cfg.layer_attention(l);
     if (a.mode != AttnMode::full && a.window < 1)
@@ -81,7 +96,10 @@ CpuModel<F>::CpuModel(const ModelConfig& cfg, int max_B, int max_T)
     for (auto* v : {&a.k0, &a.v0, &a.k}) v->resize(N * Ckv);
     for (auto* v : {&a.rstd1, &a.rstd_q, &a.rstd_k, &a.rstd2}) v->resize(N);
     for (auto* v : {&a.a1, &a.a3, &a.g}) v->resize(N * FH);
-    a.lse.resize(N * H);
+    if (cfg.layer_nsa(l))
+      a.gates.resize(3 * N * H);
+    else
+      a.lse.resize(N * H);
     if (shift) {
       a.ks.resize(N * Ckv);
       a.vs.resize(N * Ckv);
@@ -98,6 +116,8 @@ CpuModel<F>::CpuModel(const ModelConfig& cfg, int max_B, int max_T)
   for (auto* v : {&dk_, &dv_, &dks_, &dk0_, &dv0_}) v->resize(N * Ckv);
   for (auto* v : {&dlam_, &dhg_, &dpre_}) v->resize(N * H);
   for (auto* v : {&dg_, &da1_, &da3_}) v->resize(N * FH);
+  if (cfg.any_nsa())
+    for (auto* v : {&nsa_pre_, &dgates_}) v->resize(3 * N * H);
 }
 
 template <class F>
@@ -133,13 +153,20 @@ void CpuModel<F>::check_tokens(const int32_t* tokens, int B, int T, const char* 
 }
 
 template <class F>
+cpu::NsaInputs<F> CpuModel<F>::nsa_inputs(const LayerActs& a, const F* v, int N) const {
+  const size_t NH = size_t(N) * cfg_.n_heads;
+  return {a.q.data(), a.k.data(), v, a.lam.empty() ? nullptr : a.lam.data(),
+          a.gates.data(), a.gates.data() + NH, a.gates.data() + 2 * NH};
+}
+
+template <class F>
 void CpuModel<F>::forward_layer(int l, int B, int T) {
   const int N = B * T, C = cfg_.d_model, H = cfg_.n_heads, D = cfg_.head_dim(), FH = cfg_.hidden();
   const int Ckv = cfg_.kv_dim(), Hkv = cfg_.kv_heads();
   const double eps = cfg_.norm_eps, theta = cfg_.attention.rope_theta;
   const LayerAttention attn = cfg_.layer_attention(l);
   const AttnMode mode = attn.mode;
-  const bool shift = cfg_.attention.token_shift, gated = mode == AttnMode::gatedfwa;
+  const bool shift = cfg_.attention.token_shift, gated = cfg_.layer_gated(l);
   const LayerParams P = layer_params(params_.data(), l);
   LayerActs& a = acts_[l];
   const F* x = resid_[l].data();
@@ -163,9 +190,15 @@ void CpuModel<F>::forward_layer(int l, int B, int T) {
     cpu::matmul_forward(a.pre.data(), a.h.data(), P.gate_sharp, (const F*)nullptr, N, C, H);
     cpu::gate_forward(B, T, H, a.hg.data(), a.pre.data(), a.logf.data(), a.lam.data());
   }
-  const cpu::AttnShape shape{B, T, H, D, attn.window, Hkv};
-  cpu::attention_forward(shape, mode, a.q.data(), a.k.data(), vin, gated ? a.lam.data() : (const F*)nullptr,
-                         a.o.data(), a.lse.data());
+  if (mode == AttnMode::nsa) {
+    cpu::matmul_forward(nsa_pre_.data(), a.h.data(), P.nsa_gate, (const F*)nullptr, N, C, 3 * H);
+    cpu::nsa_gates_forward(nsa_pre_.data(), N, H, a.gates.data());
+    cpu::nsa_forward(cfg_.nsa_shape(l, B, T), cfg_.attention.nsa.sliding, nsa_inputs(a, vin, N), a.o.data(), &a.nsa);
+  } else {
+    const cpu::AttnShape shape{B, T, H, D, attn.window, Hkv};
+    cpu::attention_forward(shape, mode, a.q.data(), a.k.data(), vin, gated ? a.lam.data() : (const F*)nullptr,
+                           a.o.data(), a.lse.data());
+  }
   cpu::matmul_forward(tmp_.data(), a.o.data(), P.wo, (const F*)nullptr, N, C, C);
   std::copy_n(x, size_t(N) * C, a.x_mid.data());
   add_into(a.x_mid.data(), tmp_.data(), size_t(N) * C);
@@ -210,7 +243,7 @@ void CpuModel<F>::backward_layer(int l, int B, int T) {
   const double theta = cfg_.attention.rope_theta;
   const LayerAttention attn = cfg_.layer_attention(l);
   const AttnMode mode = attn.mode;
-  const bool shift = cfg_.attention.token_shift, gated = mode == AttnMode::gatedfwa;
+  const bool shift = cfg_.attention.token_shift, gated = cfg_.layer_gated(l);
   const LayerParams P = layer_params(params_.data(), l);
   const LayerParams G = layer_params(grads_.data(), l);
   LayerActs& a = acts_[l];
@@ -232,11 +265,21 @@ void CpuModel<F>::backward_layer(int l, int B, int T) {
   cpu::matmul_backward(dout_.data(), G.wo, (F*)nullptr, dx_.data(), a.o.data(), P.wo, N, C, C);
   const F* vin = shift ? a.vs.data() : a.v0.data();
   const F* kin = shift ? a.ks.data() : a.k0.data();
-  const cpu::AttnShape shape{B, T, H, D, attn.window, Hkv};
-  cpu::attention_backward(shape, mode, a.q.data(), a.k.data(), vin, gated ? a.lam.data() : (const F*)nullptr,
-                          a.o.data(), a.lse.data(), dout_.data(), dq_.data(), dk_.data(), dv_.data(),
-                          gated ? dlam_.data() : (F*)nullptr);
   zero(dh_);
+  if (mode == AttnMode::nsa) {
+    const size_t NH = size_t(N) * H;
+    const cpu::NsaGrads<F> g{dq_.data(), dk_.data(), dv_.data(), gated ? dlam_.data() : (F*)nullptr,
+                             dgates_.data(), dgates_.data() + NH, dgates_.data() + 2 * NH};
+    cpu::nsa_backward(cfg_.nsa_shape(l, B, T), cfg_.attention.nsa.sliding, nsa_inputs(a, vin, N), a.nsa,
+                      dout_.data(), g);
+    cpu::nsa_gates_backward(a.gates.data(), dgates_.data(), N, H, nsa_pre_.data());
+    cpu::matmul_backward(dh_.data(), G.nsa_gate, (F*)nullptr, nsa_pre_.data(), a.h.data(), P.nsa_gate, N, C, 3 * H);
+  } else {
+    const cpu::AttnShape shape{B, T, H, D, attn.window, Hkv};
+    cpu::attention_backward(shape, mode, a.q.data(), a.k.data(), vin, gated ? a.lam.data() : (const F*)nullptr,
+                            a.o.data(), a.lse.data(), dout_.data(), dq_.data(), dk_.data(), dv_.data(),
+                            gated ? dlam_.data() : (F*)nullptr);
+  }
   if (gated) {
     cpu::gate_backward(B, T, H, a.hg.data(), a.pre.data(), dlam_.data(), dhg_.data(), dpre_.data());
     cpu::matmul_backward(dh_.data(), G.gate_w, G.gate_b, dhg_.data(), a.h.data(), P.gate_w, N, C, H);

@@ -9,6 +9,9 @@
 //   q = RoPE(QKNorm_q(h Wq^T)),  k = RoPE(QKNorm_k(k0)),  v = v0   (QK-norm over the whole width)
 //   gatedfwa: lam = prefix sum of logf(hg = h Wg^T + bg, pre = h Wl^T)   (kernels/gate_cpu.h)
 //   x += Attention(q, k, v, lam) Wo^T
+//   (nsa layers: Attention is the NSA core, kernels/nsa_cpu.h, with gates g = sigmoid(h Wn^T)
+//   (kernels/nsa_gates_cpu.h) and lam as above when its sliding branch is gatedfwa; the top-k selection
+//   is a constant in the backward)
 //   x += (SiLU(h2 W1^T) * (h2 W3^T)) W2^T,  h2 = RMSNorm(x)
 // logits = RMSNorm(x) E^T (tied embedding), loss = mean cross-entropy.
 // Threads: OpenMP; every reduction has a fixed order, so results do not depend on the team size.
@@ -17,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/nsa_cpu.h"
 #include "model/cpu_layer_params.h"
 #include "model/model_config.h"
 #include "model/param_layout.h"
@@ -71,7 +75,7 @@ class CpuModel {
   // forward only, so B may exceed max_B as long as B * T <= max_B * max_T.
   void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out);
 
-  // Layer l's log f [B, T, H] from the latest forward pass (empty unless layer l is gatedfwa).
+  // Layer l's log f [B, T, H] from the latest forward pass (empty unless layer l has GatedFWA's gates).
   const std::vector<F>& gate_logf(int l) const { return acts_[size_t(l)].logf; }
 
  private:
@@ -81,8 +85,10 @@ class CpuModel {
     std::vector<F> qp, k0, v0;           // projections h Wq^T, h Wk^T, h Wv^T
     std::vector<F> ks, vs, ak, av;       // token-shifted k0, v0 and their gates (token_shift only)
     std::vector<F> q, k, rstd_q, rstd_k; // after QK-norm and RoPE; QK-norm 1/rms
-    std::vector<F> hg, pre, logf, lam;   // gate path (gatedfwa only)
-    std::vector<F> o, lse, x_mid;        // attention output, its row log-sum-exp, residual after attention
+    std::vector<F> hg, pre, logf, lam;   // gate path (layers with GatedFWA's gates only)
+    std::vector<F> gates;                // nsa only: g_cmp | g_sel | g_win [3, N, H]
+    cpu::NsaSaved<F> nsa;                // nsa only: what the NSA core's backward reads
+    std::vector<F> o, lse, x_mid;        // attention output, its row log-sum-exp (not nsa), residual after attention
     std::vector<F> h2, rstd2, a1, a3, g; // MLP norm, W1 and W3 projections, SwiGLU output
   };
 
@@ -91,6 +97,8 @@ class CpuModel {
   void check_tokens(const int32_t* tokens, int B, int T, const char* what, bool forward_only = false) const;
   void forward_hidden(const int32_t* inputs, int B, int T);  // fills resid_[0..L] and the layer acts
   void forward_layer(int l, int B, int T);
+  // The NSA core's inputs of an nsa layer: q, k, v (token-shifted when it is on), lam, the gates.
+  cpu::NsaInputs<F> nsa_inputs(const LayerActs& a, const F* v, int N) const;
   void backward_layer(int l, int B, int T);
   void classifier(int N);  // final norm and logits for the first N rows of resid_[L]
 
@@ -103,6 +111,7 @@ class CpuModel {
   std::vector<F> lnf_, rstdf_, logits_, tmp_;
   // backward scratch
   std::vector<F> dx_, dh_, dout_, dq_, dk_, dv_, dqp_, dks_, dk0_, dv0_, dlam_, dhg_, dpre_, dg_, da1_, da3_;
+  std::vector<F> nsa_pre_, dgates_;  // nsa: gate pre-activations [N, 3H] (their gradient in the backward), dg [3, N, H]
 };
 
 extern template class CpuModel<float>;

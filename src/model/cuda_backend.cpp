@@ -16,6 +16,7 @@
 #include "kernels/embedding.cuh"
 #include "kernels/gate.h"
 #include "kernels/gate_cpu.h"
+#include "kernels/nsa_gates.cuh"
 #include "kernels/qk_norm_rope.cuh"
 #include "kernels/reduce.cuh"
 #include "kernels/rmsnorm.cuh"
@@ -65,6 +66,20 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const Cud
   if (cfg.n_kv_heads < 0 || H_ % Hkv_ != 0)
     throw std::invalid_argument("cuda backend: n_kv_heads " + std::to_string(cfg.n_kv_heads) + " must divide n_heads " +
                                 std::to_string(H_));
+  const std::string nsa_config = nsa_config_problem(cfg);
+  if (!nsa_config.empty()) throw std::invalid_argument("cuda backend: " + nsa_config);
+  if (cfg.any_nsa() && (cfg.attention.nsa.block != kNsaBlock || cfg.attention.nsa.top_k > kNsaMaxTopK))
+    throw std::invalid_argument("cuda backend: model.attention.nsa.block " + std::to_string(cfg.attention.nsa.block) +
+                                ", top_k " + std::to_string(cfg.attention.nsa.top_k) +
+                                ": the NSA kernels take blocks of " + std::to_string(kNsaBlock) + " and top_k <= " +
+                                std::to_string(kNsaMaxTopK));
+  for (int l = 0; l < L_; ++l) {
+    if (!nsa(l)) continue;
+    // The saved tensors of any micro-batch of at most max_B * max_T tokens (forward-only calls may take
+    // B > max_B) fit those of one sequence of that many; the backward sees B <= max_B, T <= max_T.
+    nsa_saved_bytes_ = nsa_saved_bytes(cfg.nsa_shape(l, 1, max_B * max_T));
+    nsa_ws_bytes_ = nsa_bwd_workspace_bytes(cfg.nsa_shape(l, max_B, max_T), NsaSplit{});
+  }
   P_ = pl_.f32_total();
   if (sync_.zero1()) shard_chunks_ = pl_.shard_chunks(sync_.plan(), sync_.rank());
   muon_ = muon;
@@ -131,13 +146,14 @@ void CudaBackend::plan(DeviceArena& a) {
   a.take(ns_.poly, ns_max_side_ * ns_max_side_, ArenaCategory::optimizer);
   a.take(ns_.partial, muon_ ? size_t(kGradNormBlocks) : 0, ArenaCategory::optimizer);
   a.take(ns_.sumsq, muon_ ? 1 : 0, ArenaCategory::optimizer);
-  // A layer's fp32 tensors: row statistics, log-sum-exp, token shift's and a gated layer's.
-  auto fp32_acts = [&](LayerActs& A, ArenaCategory c, bool has_gates) {
+  // A layer's fp32 tensors: row statistics, then as the layer's mode needs: log-sum-exp (the attention
+  // kernels'), token shift's, GatedFWA's gates, and the NSA layer's branch gates and core's saved tensors.
+  auto fp32_acts = [&](LayerActs& A, ArenaCategory c, bool has_lse, bool has_gates, bool has_nsa) {
     a.take(A.rstd1, N, c);
     a.take(A.rstdq, N, c);
     a.take(A.rstdk, N, c);
     a.take(A.rstd2, N, c);
-    a.take(A.lse, N * H, c);
+    if (has_lse) a.take(A.lse, N * H, c);
     if (shift_) {
       a.take(A.prek, N * Hkv, c);
       a.take(A.prev, N * Hkv, c);
@@ -147,11 +163,17 @@ void CudaBackend::plan(DeviceArena& a) {
       a.take(A.pre, N * H, c);
       a.take(A.lam, N * H, c);
     }
+    if (has_nsa) {
+      a.take(A.nsa_gates, 3 * N * H, c);
+      a.take(A.nsa_saved, nsa_saved_bytes_, c);
+    }
   };
   // Per layer what train.recompute keeps (none: all; selective: all but the glue h1 qkvr h2 g; full: x).
   const bool keep_glue = recompute_ == Recompute::none, keep_layer = recompute_ != Recompute::full;
+  bool any_attention = false;  // some layer runs the attention kernels (keeps lse), not the NSA core
   acts_.assign(L_, LayerActs{});
   for (int l = 0; l < L_; ++l) {
+    any_attention = any_attention || !nsa(l);
     LayerActs& A = acts_[size_t(l)];
     const ArenaCategory c = ArenaCategory::activations;
     a.take(A.x, N * d, c);
@@ -164,7 +186,7 @@ void CudaBackend::plan(DeviceArena& a) {
     if (keep_glue) a.take(A.h2, N * d, c);
     a.take(A.u, N * 2 * F, c);
     if (keep_glue) a.take(A.g, N * F, c);
-    fp32_acts(A, c, gated(l));
+    fp32_acts(A, c, !nsa(l), gated(l), nsa(l));
   }
   a.take(x_final_, N * d, ArenaCategory::activations);
   a.take(hf_, N * d, ArenaCategory::activations);
@@ -181,7 +203,7 @@ void CudaBackend::plan(DeviceArena& a) {
       a.take(rec_.xm, N * d, c);
       a.take(rec_.h2, N * d, c);
       a.take(rec_.u, N * 2 * F, c);
-      fp32_acts(rec_, c, cfg_.any_gated());
+      fp32_acts(rec_, c, any_attention, cfg_.any_gated(), cfg_.any_nsa());
     }
   }
   const ArenaCategory w = ArenaCategory::workspace;
@@ -215,6 +237,12 @@ void CudaBackend::plan(DeviceArena& a) {
   a.take(rope_, size_t(max_T_) * (D_ / 2), w);
   a.take(matmul_ws_, Matmul::kWorkspaceBytes, w);
   a.take(attn_ws_, (attn_ws_bytes_ + 3) / 4, w);
+  if (cfg_.any_nsa()) {
+    a.take(nsa_pre_, 3 * N * H, w);
+    a.take(nsa_dg_, 3 * N * H, w);
+    a.take(nsa_dpre_b_, 3 * N * H, w);
+    a.take(nsa_ws_, nsa_ws_bytes_, w);
+  }
 }
 
 // g is the workspace's g_, which the backward overwrites (with dg) only after the w2 weight gradient
@@ -229,8 +257,9 @@ void CudaBackend::share_recomputed() {
       if (!(A.*f)) A.*f = rec_.*f;
     for (float* LayerActs::*f : {&LayerActs::rstd1, &LayerActs::rstdq, &LayerActs::rstdk, &LayerActs::rstd2,
                                  &LayerActs::prek, &LayerActs::prev, &LayerActs::hg, &LayerActs::pre, &LayerActs::lam,
-                                 &LayerActs::lse})
+                                 &LayerActs::lse, &LayerActs::nsa_gates})
       if (!(A.*f)) A.*f = rec_.*f;
+    if (!A.nsa_saved) A.nsa_saved = rec_.nsa_saved;
   }
 }
 
@@ -304,6 +333,33 @@ void CudaBackend::qk_norm_rope(const LayerActs& A, int l, int B, int T) {
   prof_.mark("qk-norm+rope fwd", stream_);
 }
 
+// The NSA core over attn_params' q, k, v views: lam of the gatedfwa sliding branch, the layer's gates, o,
+// and the saved tensors laid out for this micro-batch's shape in the layer's region.
+NsaParams CudaBackend::nsa_params(const LayerActs& A, int l, int B, int T) const {
+  const AttnParams a = attn_params(A, l, B, T);
+  NsaParams p{};
+  p.s = cfg_.nsa_shape(l, B, T);
+  if (nsa_saved_bytes(p.s) > nsa_saved_bytes_)
+    throw std::logic_error("cuda backend: the NSA saved tensors of " + std::to_string(B) + " x " + std::to_string(T) +
+                           " exceed their planned region");
+  p.sliding = cfg_.attention.nsa.sliding;
+  p.q = a.q;
+  p.k = a.k;
+  p.v = a.v;
+  p.q_row_stride = a.q_row_stride;
+  p.k_row_stride = a.k_row_stride;
+  p.v_row_stride = a.v_row_stride;
+  p.lam = gated(l) ? A.lam : nullptr;
+  const size_t NH = size_t(B) * T * H_;
+  p.g_cmp = A.nsa_gates;
+  p.g_sel = A.nsa_gates + NH;
+  p.g_win = A.nsa_gates + 2 * NH;
+  p.o = A.o;
+  p.o_row_stride = d_;
+  p.saved = nsa_saved_layout(p.s, A.nsa_saved);
+  return p;
+}
+
 void CudaBackend::forward_layer(int l, int B, int T, bool output) {
   const int N = B * T, d = d_, H = H_, Hkv = Hkv_;
   const LayerActs& A = acts_[l];
@@ -326,10 +382,19 @@ void CudaBackend::forward_layer(int l, int B, int T, bool output) {
     gate_forward(A.hg, A.pre, A.lam, B, T, H, s);
   }
   prof_.mark("gate scan fwd", s);
+  if (nsa(l)) {
+    mm_->linear(s, A.h1, wb(b.nsa_gate), nsa_pre_, OutType::f32, N, d, 3 * H);
+    nsa_gates_forward(s, nsa_pre_, N, H, A.nsa_gates);
+    prof_.mark("nsa gates fwd", s);
+  }
   qk_norm_rope(A, l, B, T);
-  const AttnParams p = attn_params(A, l, B, T);
-  attention_forward(p, s);
-  prof_.mark("attention fwd", s);
+  if (nsa(l)) {
+    nsa_forward(nsa_params(A, l, B, T), s);
+    prof_.mark("nsa fwd", s);
+  } else {
+    attention_forward(attn_params(A, l, B, T), s);
+    prof_.mark("attention fwd", s);
+  }
   mm_->linear(s, A.o, wb(b.wo), A.xm, OutType::bf16, N, d, d, 1.0f, A.x);  // xm = x + o Wo^T
   prof_.mark("gemm wo fwd", s);
   mlp_norm(A, l, N);
@@ -419,8 +484,31 @@ void CudaBackend::backward_layer(int l, int B, int T) {
     qk_norm_rope(A, l, B, T);
     prof_.set_prefix("");
   }
-  attention_backward(attn_bwd_params(attn_params(A, l, B, T), do_, dqkv_, gated(l) ? dlam_ : nullptr, attn_ws_), s);
-  prof_.mark("attention bwd", s);
+  if (nsa(l)) {
+    NsaBwdParams bp{};
+    static_cast<NsaParams&>(bp) = nsa_params(A, l, B, T);
+    bp.dout = do_;
+    bp.dout_row_stride = d;
+    bp.dq = dqkv_;  // the q | k | v parts of the fused rows, as attn_bwd_params places them
+    bp.dk = dqkv_ + d;
+    bp.dv = dqkv_ + d + dkv_;
+    bp.dq_row_stride = bp.dk_row_stride = bp.dv_row_stride = qkv_ld_;
+    bp.dlam = gated(l) ? dlam_ : nullptr;
+    const size_t NH = size_t(N) * H;
+    bp.dg_cmp = nsa_dg_;
+    bp.dg_sel = nsa_dg_ + NH;
+    bp.dg_win = nsa_dg_ + 2 * NH;
+    bp.workspace = nsa_ws_;
+    if (nsa_bwd_workspace_bytes(bp.s, bp.split) > nsa_ws_bytes_)
+      throw std::logic_error("cuda backend: the NSA backward workspace of " + std::to_string(B) + " x " +
+                             std::to_string(T) + " exceeds its planned region");
+    nsa_backward(bp, s);
+    prof_.mark("nsa bwd", s);
+  } else {
+    attention_backward(attn_bwd_params(attn_params(A, l, B, T), do_, dqkv_, gated(l) ? dlam_ : nullptr, attn_ws_),
+                       s);
+    prof_.mark("attention bwd", s);
+  }
   const QkvShape sh{B, T, H, D_, cfg_.norm_eps, Hkv};
   qk_norm_rope_backward(s, sh, dqkv_, A.qkv, shift_ ? A.prek : nullptr, wb(b.q_norm), wb(b.k_norm), rope_, A.rstdq,
                         A.rstdk, shift_ ? dqkv2_ : dqkv_, dqkv_ + d, partials_);
@@ -446,6 +534,13 @@ void CudaBackend::backward_layer(int l, int B, int T) {
     mm_->linear_dx(s, dsk_b_, wb(b.shift_k), dh_, N, d, Hkv, 1.0f);
     mm_->linear_dw(s, dsv_b_, A.h1, grads_ + o.shift_v, N, d, Hkv);
     mm_->linear_dx(s, dsv_b_, wb(b.shift_v), dh_, N, d, Hkv, 1.0f);
+  }
+  if (nsa(l)) {
+    prof_.mark("gate+shift proj bwd", s);
+    nsa_gates_backward(s, A.nsa_gates, nsa_dg_, N, H, nsa_dpre_b_);
+    mm_->linear_dw(s, nsa_dpre_b_, A.h1, grads_ + o.nsa_gate, N, d, 3 * H);
+    mm_->linear_dx(s, nsa_dpre_b_, wb(b.nsa_gate), dh_, N, d, 3 * H, 1.0f);
+    prof_.mark("nsa gates bwd", s);
   }
   if (gated(l)) {
     prof_.mark("gate+shift proj bwd", s);
@@ -514,7 +609,9 @@ float CudaBackend::forward_loss(const int32_t* inputs, const int32_t* targets, i
 // log f from the saved fp32 gate pre-activations, through the CPU twin of the gate kernel (the
 // device keeps only the prefix sums, whose differences lose digits at long T).
 void CudaBackend::gate_log_f(std::vector<std::vector<float>>& out) {
-  if (!cfg_.any_gated()) throw std::logic_error("gate_log_f: the model has no gates (no layer is gatedfwa)");
+  if (!cfg_.any_gated())
+    throw std::logic_error("gate_log_f: the model has no gates (no layer is gatedfwa or nsa with a gatedfwa "
+                               "sliding branch)");
   if (last_B_ == 0) throw std::logic_error("gate_log_f: no forward pass yet");
   const size_t n = size_t(last_B_) * last_T_ * H_;
   std::vector<float> hg(n), pre(n), lam(n);

@@ -21,6 +21,7 @@
 #include "kernels/attention.h"
 #include "kernels/matmul.cuh"
 #include "kernels/muon.cuh"
+#include "kernels/nsa.h"
 #include "model/backend.h"
 #include "model/cuda_arena.h"
 #include "model/cuda_backend.h"
@@ -33,11 +34,14 @@ namespace gfwa {
 
 using bf16 = __nv_bfloat16;
 
-// One layer's activations for its backward (bf16 tensors, then fp32 row statistics and gates). Those
-// train.recompute does not keep per layer point into one set that every layer shares (rec_).
+// One layer's activations for its backward (bf16 tensors, then fp32 row statistics and gates; an nsa
+// layer keeps its gates and the NSA core's saved tensors instead of lse). Those train.recompute does not
+// keep per layer point into one set that every layer shares (rec_).
 struct LayerActs {
   bf16 *x, *h1, *qkv, *qkvr, *o, *xm, *h2, *u, *g;
   float *rstd1, *rstdq, *rstdk, *rstd2, *prek, *prev, *hg, *pre, *lam, *lse;
+  float* nsa_gates;  // g_cmp | g_sel | g_win [3, N, H]
+  char* nsa_saved;   // nsa_saved_layout of the micro-batch's shape
 };
 
 class CudaBackend final : public Backend {
@@ -95,7 +99,9 @@ class CudaBackend final : public Backend {
   void mlp_norm(const LayerActs& A, int l, int N);
   void qk_norm_rope(const LayerActs& A, int l, int B, int T);
   cuda::AttnParams attn_params(const LayerActs& A, int l, int B, int T) const;  // layer l's attention operands
-  bool gated(int l) const { return attn_[size_t(l)].mode == AttnMode::gatedfwa; }
+  cuda::NsaParams nsa_params(const LayerActs& A, int l, int B, int T) const;   // an nsa layer's core operands
+  bool gated(int l) const { return cfg_.layer_gated(l); }  // GatedFWA's gates (gatedfwa, or nsa's sliding branch)
+  bool nsa(int l) const { return attn_[size_t(l)].mode == AttnMode::nsa; }
   void backward_layer(int l, int B, int T);
   void classifier(int N, float grad_scale, bool backward, int32_t* argmax = nullptr);
   void download(const float* src, std::vector<float>& out);
@@ -149,6 +155,12 @@ class CudaBackend final : public Backend {
   char* matmul_ws_;
   float* attn_ws_;
   size_t attn_ws_bytes_ = 0;
+  // nsa layers (any): the gate projection's output [N, 3H], the gates' gradient [3, N, H] and the
+  // pre-activations' in bf16 [N, 3H], the core's backward workspace; each layer's saved tensors' size.
+  float *nsa_pre_ = nullptr, *nsa_dg_ = nullptr;
+  bf16* nsa_dpre_b_ = nullptr;
+  char* nsa_ws_ = nullptr;
+  size_t nsa_ws_bytes_ = 0, nsa_saved_bytes_ = 0;
 };
 
 }  // namespace gfwa

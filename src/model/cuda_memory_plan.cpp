@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "kernels/attention_workspace.h"
+#include "kernels/nsa_layout.h"
 #include "model/zero1_shards.h"
 
 namespace gfwa {
@@ -97,14 +99,29 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
   for (int k = 0; k < 2; ++k) a.add(mu.max_side * mu.max_side * bf16, ArenaCategory::optimizer);  // ns gram, poly
   a.add(s.muon ? kCudaGradNormBlocks * f32 : 0, ArenaCategory::optimizer);                        // ns partial
   a.add(s.muon ? sizeof(double) : 0, ArenaCategory::optimizer);                                   // ns sumsq
-  // A layer's fp32 tensors: rstd1 rstdq rstdk rstd2, lse, token shift's prek prev, a gated layer's hg pre lam.
-  auto fp32_acts = [&](ArenaCategory c, bool gated) {
+  // NSA (CudaBackend's constructor): each nsa layer's saved tensors, sized for one sequence of N tokens (which
+  // bounds every micro-batch of N tokens), and the backward's workspace for max_B x max_T.
+  size_t nsa_saved = 0, nsa_ws = 0;
+  bool any_attention = false;  // some layer runs the attention kernels (keeps lse), not the NSA core
+  for (int l = 0; l < m.n_layers; ++l) {
+    any_attention = any_attention || !m.layer_nsa(l);
+    if (!m.layer_nsa(l)) continue;
+    nsa_saved = nsa_saved_bytes(m.nsa_shape(l, 1, int(N)));
+    nsa_ws = nsa_bwd_workspace_bytes(m.nsa_shape(l, s.max_B, s.max_T), NsaSplit{});
+  }
+  // A layer's fp32 tensors: rstd1 rstdq rstdk rstd2, then as its mode needs: lse, token shift's prek prev,
+  // GatedFWA's hg pre lam, an nsa layer's branch gates and core's saved tensors.
+  auto fp32_acts = [&](ArenaCategory c, bool lse, bool gated, bool nsa) {
     for (int k = 0; k < 4; ++k) a.add(N * f32, c);
-    a.add(N * H * f32, c);
+    if (lse) a.add(N * H * f32, c);
     if (shift)
       for (int k = 0; k < 2; ++k) a.add(N * Hkv * f32, c);
     if (gated)
       for (int k = 0; k < 3; ++k) a.add(N * H * f32, c);
+    if (nsa) {
+      a.add(3 * N * H * f32, c);  // the gates
+      a.add(nsa_saved, c);        // the core's saved tensors
+    }
   };
   // Per layer what train.recompute keeps (none: all; selective: all but the glue h1 qkvr h2 g; full: x).
   const bool keep_glue = s.recompute == Recompute::none, keep_layer = s.recompute != Recompute::full;
@@ -120,7 +137,7 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
       if (keep_glue) a.add(N * d * bf16, c);   // h2
       a.add(N * 2 * F * bf16, c);              // u
       if (keep_glue) a.add(N * F * bf16, c);   // g
-      fp32_acts(c, m.layer_gated(l));
+      fp32_acts(c, !m.layer_nsa(l), m.layer_gated(l), m.layer_nsa(l));
     }
     p.activations_per_layer = std::max(p.activations_per_layer, a.bytes(c) - before);
   }
@@ -136,7 +153,7 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
     if (!keep_layer) {
       for (int k = 0; k < 3; ++k) a.add(N * d * bf16, c);  // o xm h2
       a.add(N * 2 * F * bf16, c);                          // u
-      fp32_acts(c, m.any_gated());
+      fp32_acts(c, any_attention, m.any_gated(), m.any_nsa());
     }
   }
   const ArenaCategory w = ArenaCategory::workspace;
@@ -162,7 +179,13 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
   a.add(N * i32, w);        // tok_pos
   a.add(size_t(s.max_T) * (D / 2) * 2 * f32, w);  // rope (float2)
   a.add(kCudaMatmulWorkspaceBytes, w);
-  a.add(size_t(s.max_B) * H * s.max_T * f32, w);  // attention backward: delta [B, H, T]
+  a.add(attn_bwd_workspace(s.max_B, s.max_T, int(H), int(D)).bytes, w);  // attention backward (either path)
+  if (m.any_nsa()) {
+    a.add(3 * N * H * f32, w);   // the gate projection's output
+    a.add(3 * N * H * f32, w);   // the gates' gradient
+    a.add(3 * N * H * bf16, w);  // the pre-activations' gradient
+    a.add(nsa_ws, w);            // the core's backward
+  }
   return p;
 }
 

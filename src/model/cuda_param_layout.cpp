@@ -47,6 +47,7 @@ DeviceParamLayout::DeviceParamLayout(const ModelConfig& cfg) : layout_(cfg) {
         o.gate_b = find(p + "attn.gate_b", b);
         o.gate_sharp = find(p + "attn.gate_sharp", b);
       }
+      if (cfg.layer_nsa(l)) o.nsa_gate = find(p + "attn.nsa_gate", b);
       o.wo = find(p + "attn.wo", b);
       o.mlp_norm = find(p + "mlp_norm", b);
       o.w13 = find(p + "mlp.w1", b);

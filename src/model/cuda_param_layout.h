@@ -15,9 +15,11 @@
 
 namespace gfwa {
 
-// Element offsets of one layer's tensors (shift_* only with token shift, gate_* only in gatedfwa layers).
+// Element offsets of one layer's tensors (shift_* only with token shift, gate_* only in layers with
+// GatedFWA's gates, nsa_gate only in nsa layers).
 struct LayerOffsets {
-  size_t attn_norm, wqkv, q_norm, k_norm, shift_k, shift_v, gate_w, gate_b, gate_sharp, wo, mlp_norm, w13, w2;
+  size_t attn_norm, wqkv, q_norm, k_norm, shift_k, shift_v, gate_w, gate_b, gate_sharp, nsa_gate, wo, mlp_norm, w13,
+      w2;
 };
 
 class DeviceParamLayout {

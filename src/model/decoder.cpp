@@ -16,7 +16,16 @@ void check_token(int32_t id, int vocab, const std::string& where) {
 
 }  // namespace
 
+std::string decoder_support_problem(const ModelConfig& cfg) {
+  const std::string nsa = cfg.first_nsa_layer_text();
+  if (nsa.empty()) return "";
+  return nsa + ", which has no incremental decoding (generation) yet: use a model without nsa layers, or score " +
+         "text with gfwa eval";
+}
+
 int64_t decoder_max_length(const ModelConfig& cfg, int64_t max_length) {
+  const std::string problem = decoder_support_problem(cfg);
+  if (!problem.empty()) throw std::invalid_argument("decoder: " + problem);
   if (!cfg.any_full()) return std::numeric_limits<int64_t>::max();
   if (max_length < 1 || max_length > std::numeric_limits<int>::max())
     throw std::invalid_argument("decoder: full attention needs a max_length in [1, 2^31) (got " +

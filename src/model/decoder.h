@@ -6,15 +6,20 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "model/model_config.h"
 
 namespace gfwa {
 
+// "" when the model can be decoded, else why not in one line: an nsa layer (model.attention.mode or
+// pattern) has no decode path (it would need a cache of block means and a selection per step).
+std::string decoder_support_problem(const ModelConfig& cfg);
 // Tokens a decoder's slot may hold: max_length when some layer is full attention (its cache holds
 // every token), else unbounded. Throws std::invalid_argument when a full layer needs max_length
-// and it is outside [1, 2^31).
+// and it is outside [1, 2^31), or for a model decoder_support_problem refuses (every decoder calls it
+// first).
 int64_t decoder_max_length(const ModelConfig& cfg, int64_t max_length);
 // Cache entries per slot and head of each layer: max_length for a full layer, W for a windowed
 // one, capped at max_length when a full layer bounds the length (model.attention.pattern).

@@ -45,6 +45,35 @@ LayerAttention ModelConfig::layer_attention(int l) const {
   return a;
 }
 
+bool ModelConfig::layer_gated(int l) const {
+  const AttnMode m = layer_attention(l).mode;
+  return m == AttnMode::gatedfwa || (m == AttnMode::nsa && attention.nsa.sliding == AttnMode::gatedfwa);
+}
+
+bool ModelConfig::any_nsa() const { return !first_nsa_layer_text().empty(); }
+
+std::string ModelConfig::first_nsa_layer_text() const {
+  for (int l = 0; l < n_layers; ++l)
+    if (layer_nsa(l)) return "layer " + std::to_string(l) + " has model.attention.mode nsa";
+  return "";
+}
+
+NsaShape ModelConfig::nsa_shape(int l, int B, int T) const {
+  return NsaShape{B, T, n_heads, kv_heads(), head_dim(), attention.nsa.block, attention.nsa.top_k,
+                  layer_attention(l).window};
+}
+
+std::string nsa_config_problem(const ModelConfig& cfg) {
+  if (!cfg.any_nsa()) return "";
+  const NsaConfig& n = cfg.attention.nsa;
+  if (n.sliding != AttnMode::swa && n.sliding != AttnMode::gatedfwa)
+    return std::string("model.attention.nsa.sliding: the sliding branch must be swa or gatedfwa (got ") +
+           attn_mode_name(n.sliding) + ")";
+  if (n.block < 1) return "model.attention.nsa.block: must be >= 1 (got " + std::to_string(n.block) + ")";
+  if (n.top_k < 1) return "model.attention.nsa.top_k: must be >= 1 (got " + std::to_string(n.top_k) + ")";
+  return "";
+}
+
 bool ModelConfig::any_gated() const {
   for (int l = 0; l < n_layers; ++l)
     if (layer_gated(l)) return true;

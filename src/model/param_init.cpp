@@ -28,7 +28,7 @@ Rule rule_for(const ModelConfig& cfg, const std::string& name) {
   if (ends_with(name, "attn.gate_b")) return {false, cfg.attention.gate_bias_init};
   if (ends_with(name, "attn.gate_sharp") || ends_with(name, "attn.shift_k") || ends_with(name, "attn.shift_v"))
     return {false, 0.0};
-  for (const char* w : {"attn.wq", "attn.wk", "attn.wv", "mlp.w1", "mlp.w3", "attn.gate_w"})
+  for (const char* w : {"attn.wq", "attn.wk", "attn.wv", "mlp.w1", "mlp.w3", "attn.gate_w", "attn.nsa_gate"})
     if (ends_with(name, w)) return {true, sd};
   throw std::logic_error("param_init: no initialisation rule for parameter tensor '" + name + "'");
 }

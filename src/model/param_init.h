@@ -1,5 +1,6 @@
 // The documented, seed-deterministic parameter initialisation shared by every backend:
 //   embed, attn.wq/wk/wv, mlp.w1/w3, attn.gate_w   N(0, init_std)
+//   attn.nsa_gate                                  N(0, init_std)   (NSA's gates start near sigmoid(0) = 1/2)
 //   attn.wo, mlp.w2                                N(0, init_std / sqrt(2 * n_layers))
 //   every RMSNorm weight (incl. QK-norm, final)    1
 //   attn.gate_b                                    attention.gate_bias_init

@@ -29,6 +29,7 @@ ParamLayout::ParamLayout(const ModelConfig& cfg) {
       add(p + "attn.gate_b", {H});
       add(p + "attn.gate_sharp", {H, d});
     }
+    if (cfg.layer_nsa(l)) add(p + "attn.nsa_gate", {3 * H, d});  // NSA's branch gates, row 3h + branch
     add(p + "attn.wo", {d, d}, kHidden);
     add(p + "mlp_norm", {d});
     add(p + "mlp.w1", {F, d}, kHidden);

@@ -17,7 +17,8 @@ struct ParamTensor {
   size_t numel = 0;
   bool decay = false;            // weight decay applies (2-D weights only)
   bool hidden = false;           // a hidden weight matrix (attention and MLP projections): Muon's
-                                 // under optimizer.type muon; the embedding and gates are not
+                                 // under optimizer.type muon; the embedding and gates (GatedFWA's and
+                                 // NSA's) are not
 };
 
 class ParamLayout {

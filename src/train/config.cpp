@@ -206,7 +206,7 @@ std::string convert(const json& v, std::map<std::string, std::string>& out) {
 
 std::string convert(const json& v, AttnMode& out) {
   if (!v.is_string()) return "expected a string";
-  if (!parse_attn_mode(v.get<std::string>(), &out)) return "must be one of full|swa|gatedfwa";
+  if (!parse_attn_mode(v.get<std::string>(), &out)) return "must be one of full|swa|gatedfwa|nsa";
   return "";
 }
 
@@ -225,7 +225,7 @@ std::string convert(const json& v, AttentionPattern& out) {
     LayerAttention a;
     for (auto it = e.begin(); it != e.end(); ++it)
       if (it.key() != "mode" && it.key() != "window") return at + "unknown key \"" + it.key() + "\" (expected mode, window)";
-    if (!e.contains("mode")) return at + "needs a mode (full|swa|gatedfwa)";
+    if (!e.contains("mode")) return at + "needs a mode (full|swa|gatedfwa|nsa)";
     std::string problem = convert(e.at("mode"), a.mode);
     if (!problem.empty()) return at + "mode " + problem + " (got " + brief(e.at("mode")) + ")";
     if (e.contains("window")) {
@@ -311,6 +311,14 @@ void validate_relations(const RunConfig& cfg, const Sources& src) {
   check_head_dim_for(cfg, cfg.train.backend, src.of({"model.n_heads", "model.d_model", "train.backend"}));
   const std::string pattern = attention_pattern_problem(m);
   if (!pattern.empty()) fail(src.of({"model.attention.pattern", "model.n_layers"}), "model.attention.pattern", pattern);
+  const KeyProblem nsa = nsa_support_problem(cfg.train.backend, m);
+  if (!nsa.problem.empty())
+    fail(src.of({nsa.key.c_str(), "train.backend", "model.attention.mode", "model.attention.pattern"}), nsa.key,
+         nsa.problem);
+  if (!m.init_from.empty() && m.any_nsa())
+    fail(src.of({"model.init_from", "model.attention.mode", "model.attention.pattern"}), "model.init_from",
+         "cannot start a model with nsa layers: exported weights (gfwa export) do not cover nsa yet (got " +
+             show(m.init_from) + ")");
 
   const auto& t = cfg.train;
   const int64_t micro_tokens = int64_t(t.batch_size) * t.seq_len;
@@ -504,6 +512,8 @@ RunConfig config_from_json(const json& j, const std::string& source_name) { retu
 
 void check_backend_support(const RunConfig& cfg, const std::string& backend, const std::string& source_name) {
   check_head_dim_for(cfg, backend, source_name);
+  const KeyProblem nsa = nsa_support_problem(backend, cfg.model);
+  if (!nsa.problem.empty()) fail(source_name, nsa.key, nsa.problem);
 }
 
 int64_t accumulation_steps(const RunConfig& cfg, int world_size, const std::string& source_name) {

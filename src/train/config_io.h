@@ -29,7 +29,7 @@ nlohmann::json config_to_json(const RunConfig& cfg);
 RunConfig config_from_json(const nlohmann::json& j, const std::string& source_name);
 
 // Checks that depend on the backend actually used (train.backend "auto" resolves at run time):
-// the cuda backend supports head_dim 64 and 128 only.
+// the cuda backend supports head_dim 64 and 128 only, and NSA blocks of 64 with top_k <= 64.
 void check_backend_support(const RunConfig& cfg, const std::string& backend, const std::string& source_name);
 
 // Micro-batches accumulated per optimizer step for `world_size` ranks: 1 when train.tokens_per_step is 0,

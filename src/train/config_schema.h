@@ -84,6 +84,12 @@ inline auto one_of(std::vector<std::string> names) {
     return "must be one of " + list;
   };
 }
+// model.attention.nsa.sliding: the modes an NSA sliding branch can have.
+inline auto sliding_branch() {
+  return [](AttnMode m) {
+    return m == AttnMode::swa || m == AttnMode::gatedfwa ? std::string() : std::string("must be swa or gatedfwa");
+  };
+}
 inline auto non_empty() {
   return [](const std::string& x) { return x.empty() ? std::string("must not be empty") : std::string(); };
 }
@@ -119,6 +125,9 @@ void visit_fields(Cfg& c, V& v) {
   v("model.attention.token_shift", a.token_shift, any());
   v("model.attention.rope_theta", a.rope_theta, positive());
   v("model.attention.pattern", a.pattern, any());  // checked against model.n_layers in config.cpp
+  v("model.attention.nsa.sliding", a.nsa.sliding, sliding_branch());
+  v("model.attention.nsa.block", a.nsa.block, at_least(1));  // the cuda backend's 64 is checked in config.cpp
+  v("model.attention.nsa.top_k", a.nsa.top_k, at_least(1));
   auto& o = c.optimizer;
   v("optimizer.type", o.type, one_of({"adamw", "muon"}));
   v("optimizer.lr", o.lr, at_least(0.0f));

@@ -29,6 +29,14 @@ void write_new_file(const std::string& path, const std::string& text) {
   write_file_synced(path, [&](FileSink& f) { f.write(text.data(), text.size()); });
 }
 
+// "" when the export format describes every layer of the model, else why not, naming the layer.
+std::string export_support_problem(const ModelConfig& m) {
+  const std::string nsa = m.first_nsa_layer_text();
+  if (nsa.empty()) return "";
+  return nsa + ", which the export format and the PyTorch reference (python/gfwa_torch.py) do not describe " +
+         "yet: nothing was exported";
+}
+
 }  // namespace
 
 nlohmann::json exported_config(const RunConfig& cfg, WeightDtype dtype, const nlohmann::json& tokenizer) {
@@ -71,6 +79,8 @@ nlohmann::json exported_config(const RunConfig& cfg, WeightDtype dtype, const nl
 std::string export_checkpoint(const std::string& checkpoint_dir, const std::string& out_dir, WeightDtype dtype) {
   const CheckpointData ck = load_checkpoint(checkpoint_dir);
   const RunConfig cfg = config_from_json(ck.config, checkpoint_dir + "/config.json");
+  const std::string unsupported = export_support_problem(cfg.model);
+  if (!unsupported.empty()) throw std::runtime_error(checkpoint_dir + ": " + unsupported);
   const ParamLayout layout(cfg.model);
   if (ck.params.size() != layout.total())
     throw std::runtime_error(checkpoint_dir + "/model.bin holds " + std::to_string(ck.params.size()) +

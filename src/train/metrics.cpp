@@ -53,6 +53,10 @@ double mean_attended_keys(const ModelConfig& model, int T) {
   double sum = 0;
   for (int l = 0; l < model.n_layers; ++l) {
     const LayerAttention a = model.layer_attention(l);
+    if (a.mode == AttnMode::nsa) {  // the three branches' keys (docs/nsa.md)
+      sum += nsa_pairs(model.nsa_shape(l, 1, T)) / T;
+      continue;
+    }
     const double W = effective_window(a.mode, a.window, T);
     sum += (W < T ? T * W - W * (W - 1) / 2 : double(T) * (T + 1) / 2) / T;
   }

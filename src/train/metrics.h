@@ -29,7 +29,8 @@ class MetricsWriter {
 };
 
 // Mean number of keys a query attends to over a sequence of length T (docs/gatedfwa.md section 5),
-// averaged over the layers, each with its own mode and window (model.attention.pattern).
+// averaged over the layers, each with its own mode and window (model.attention.pattern); an nsa layer
+// counts the keys of its three branches (nsa_pairs).
 double mean_attended_keys(const ModelConfig& model, int T);
 
 // Model FLOPs per trained token (forward + backward): 6 * N + 12 * L * d_model * ctx.
