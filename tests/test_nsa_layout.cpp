@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/attention_workspace.h"
 #include "kernels/nsa_layout.h"
 
 using namespace gfwa;
@@ -54,7 +55,7 @@ TEST(NsaLayout, RegionsAreAlignedDisjointAndAsLargeAsTheirTensors) {
                     {w.bitmap, bh * Tb * words * 4}, {w.count, bh * Tb * 4}, {w.tok_off, bh * (Tb + 1) * 4},
                     {w.item_off, bh * (Tb + 1) * 4}, {w.list, bh * T * S * 4}, {w.sel_part_k, bh * items * 64 * D * 4},
                     {w.sel_part_v, bh * items * 64 * D * 4}, {w.dq_win, hd * 2}, {w.dk_win, kvd * 2},
-                    {w.dv_win, kvd * 2}, {w.attn_ws, B * H * T * 4}},
+                    {w.dv_win, kvd * 2}, {w.attn_ws, attn_bwd_workspace(s.B, s.T, s.H, s.D).bytes}},
                    w.bytes);
     EXPECT_EQ(nsa_bwd_workspace_bytes(s, split), w.bytes);
   }
