@@ -26,6 +26,30 @@ constexpr double kGiB = double(1ull << 30);
 
 double gib(const CudaMemoryPlan& p, ArenaCategory c) { return double(p.arena.bytes(c)) / kGiB; }
 
+// The plan of a shape at each train.recompute level.
+struct LevelPlans {
+  CudaMemoryPlan none, sel, full;
+};
+
+LevelPlans plans_by_level(CudaMemoryShape s) {
+  LevelPlans p;
+  s.recompute = Recompute::none;
+  p.none = cuda_memory_plan(s);
+  s.recompute = Recompute::selective;
+  p.sel = cuda_memory_plan(s);
+  s.recompute = Recompute::full;
+  p.full = cuda_memory_plan(s);
+  return p;
+}
+
+// Recomputation moves activations only: parameters, gradients, optimizer state and workspace stay.
+void expect_only_activations_move(const LevelPlans& p) {
+  for (const CudaMemoryPlan* q : {&p.sel, &p.full})
+    for (ArenaCategory c : {ArenaCategory::params, ArenaCategory::grads, ArenaCategory::optimizer,
+                            ArenaCategory::workspace})
+      EXPECT_EQ(q->arena.bytes(c), p.none.arena.bytes(c)) << arena_category_name(c);
+}
+
 ModelConfig small(bool shift, const std::string& letters, int kv_heads = 0) {
   ModelConfig m;
   m.vocab_size = 1000;
@@ -119,12 +143,8 @@ TEST(CudaMemoryPlan, RecomputeKeepsWhatItsLevelSays) {
         for (int l = 0; l < m.n_layers; ++l) gated += m.layer_gated(l);
         const size_t fp32 = N * (4 * 4 + 4 * H + (shift ? 8 * Hkv : 0)), gates = 12 * N * H;
         const size_t final_acts = N * (4 * d + 4);  // x_final, hf, rstdf
-        CudaMemoryShape s{m, 3, 40, 0, 0};
-        const CudaMemoryPlan none = cuda_memory_plan(s);
-        s.recompute = Recompute::selective;
-        const CudaMemoryPlan sel = cuda_memory_plan(s);
-        s.recompute = Recompute::full;
-        const CudaMemoryPlan full = cuda_memory_plan(s);
+        const LevelPlans levels = plans_by_level({m, 3, 40, 0, 0});
+        const CudaMemoryPlan &none = levels.none, &sel = levels.sel, &full = levels.full;
         EXPECT_EQ(none.arena.bytes(ArenaCategory::recompute), 0u);
 
         const size_t sel_layer = N * 2 * (3 * d + ld + 2 * F) + fp32;
@@ -137,10 +157,7 @@ TEST(CudaMemoryPlan, RecomputeKeepsWhatItsLevelSays) {
         EXPECT_EQ(full.arena.bytes(ArenaCategory::recompute),
                   N * 2 * (4 * d + 2 * ld + 2 * F) + fp32 + (gated ? gates : 0));
 
-        for (const CudaMemoryPlan* p : {&sel, &full})
-          for (ArenaCategory c : {ArenaCategory::params, ArenaCategory::grads, ArenaCategory::optimizer,
-                                  ArenaCategory::workspace})
-            EXPECT_EQ(p->arena.bytes(c), none.arena.bytes(c));
+        expect_only_activations_move(levels);
         EXPECT_LT(full.arena.total(), sel.arena.total());
         EXPECT_LT(sel.arena.total(), none.arena.total());
       }
@@ -238,12 +255,8 @@ TEST(CudaMemoryPlan, RecomputeKeepsOrSharesTheNsaTensors) {
         gated = gated || m.layer_gated(l);
       }
       EXPECT_EQ(lse, !k.layers.empty());
-      CudaMemoryShape s{m, 3, 200, 0, 0};
-      const CudaMemoryPlan none = cuda_memory_plan(s);
-      s.recompute = Recompute::selective;
-      const CudaMemoryPlan sel = cuda_memory_plan(s);
-      s.recompute = Recompute::full;
-      const CudaMemoryPlan full = cuda_memory_plan(s);
+      const LevelPlans levels = plans_by_level({m, 3, 200, 0, 0});
+      const CudaMemoryPlan &none = levels.none, &sel = levels.sel, &full = levels.full;
       const size_t glue = N * 2 * (2 * d + ld + F);  // h1 h2 qkvr g
       const size_t final_acts = N * (4 * d + 4);
       EXPECT_EQ(sel.activations_per_layer, none.activations_per_layer - glue);
@@ -254,10 +267,7 @@ TEST(CudaMemoryPlan, RecomputeKeepsOrSharesTheNsaTensors) {
       const size_t shared_fp32 = N * (4 * 4 + (lse ? 4 * H : 0) + (shift ? 8 * Hkv : 0)) + (gated ? 12 * N * H : 0) +
                                  12 * N * H + saved;
       EXPECT_EQ(full.arena.bytes(ArenaCategory::recompute), N * 2 * (4 * d + 2 * ld + 2 * F) + shared_fp32);
-      for (const CudaMemoryPlan* p : {&sel, &full})
-        for (ArenaCategory c : {ArenaCategory::params, ArenaCategory::grads, ArenaCategory::optimizer,
-                                ArenaCategory::workspace})
-          EXPECT_EQ(p->arena.bytes(c), none.arena.bytes(c));
+      expect_only_activations_move(levels);
     }
 }
 
