@@ -346,6 +346,38 @@ TEST(CudaBackend, TwoIdenticalRunsGiveIdenticalBits) {
   }
 }
 
+// The trainer queues a step's micro-batches and reads their losses once (no host synchronisation
+// per micro-batch): the same loss sum and gradient bits as one forward_backward at a time, across
+// the 256 loss slots (the sum folds on the host when they fill) and with a forward_loss in between.
+TEST(CudaBackend, QueuedMicroBatchesMatchOneAtATime) {
+  GFWA_SKIP_WITHOUT_GPU();
+  const ModelConfig cfg = small_config(AttnMode::gatedfwa, false);
+  const auto p = test_params(cfg, 17);
+  constexpr int kMicro = 300, B = 1, T = 16;
+  std::vector<std::vector<int32_t>> in(kMicro), tg(kMicro);
+  for (int m = 0; m < kMicro; ++m) split(batch_tokens(cfg.vocab_size, 100 + m, B, T), B, T, in[m], tg[m]);
+  auto one = make_cuda_backend(cfg, B, T), queued = make_cuda_backend(cfg, B, T);
+  one->set_params(p);
+  queued->set_params(p);
+  double sum_one = 0, sum_queued = 0;
+  for (int m = 0; m < kMicro; ++m) sum_one += one->forward_backward(in[m].data(), tg[m].data(), B, T, 0.5f);
+  for (int m = 0; m < kMicro; ++m) {
+    queued->queue_forward_backward(in[m].data(), tg[m].data(), B, T, 0.5f);
+    if (m == 7) {
+      EXPECT_EQ(queued->forward_loss(in[0].data(), tg[0].data(), B, T), one->forward_loss(in[0].data(), tg[0].data(), B, T));
+    }
+  }
+  sum_queued = queued->take_losses();
+  EXPECT_EQ(sum_one, sum_queued);
+  EXPECT_GT(sum_one, 0.0);
+  EXPECT_EQ(queued->take_losses(), 0.0);  // taken: nothing left
+  std::vector<float> g1, g2;
+  one->get_grads(g1);
+  queued->get_grads(g2);
+  ASSERT_EQ(g1.size(), g2.size());
+  EXPECT_EQ(0, std::memcmp(g1.data(), g2.data(), g1.size() * 4));
+}
+
 TEST(CudaBackend, StateRoundTripsAndInitMatchesCpu) {
   GFWA_SKIP_WITHOUT_GPU();
   const ModelConfig cfg = small_config(AttnMode::gatedfwa, true);

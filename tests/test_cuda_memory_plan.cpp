@@ -109,13 +109,13 @@ TEST(CudaMemoryPlan, EveryCategoryByHand) {
         EXPECT_EQ(p.activations_per_layer, layer + (gated ? 12 * N * H : 0));
         // g, dres, dh, do; dqkv (and dqkv2 with token shift); the logits chunk and the vocabulary's
         // fp32 row; six [N] rows (loss, argmax, inputs, targets, token ids, positions), the token
-        // starts and the loss sum; the rmsnorm partials; the gradient norm's; five [N, H] gate
+        // starts and the loss sums of 256 queued micro-batches; the rmsnorm partials; the gradient norm's; five [N, H] gate
         // buffers and two [N, Hkv] shift ones; RoPE; cuBLASLt; the attention backward's workspace
         // (kernels/attention_workspace.h): delta [B, H, T] padded to 256 bytes, delta and (lam, lse) as [B, H, 128]
         // rows, one dQ block of 128 x (D + 1) floats and one ticket per (b, h) (T = 40: one query tile of 128).
         const size_t V = 1000, logits_rows = N;
         const size_t workspace = N * F * 2 + 3 * N * d * 2 + (shift ? 2 : 1) * N * ld * 2 + logits_rows * V * 2 +
-                                 V * 4 + 6 * N * 4 + (N + 1) * 4 + 4 + 120 * 2 * d * 4 + 1024 * 4 + 8 +
+                                 V * 4 + 6 * N * 4 + (N + 1) * 4 + 256 * 4 + 120 * 2 * d * 4 + 1024 * 4 + 8 +
                                  3 * N * H * 4 + 2 * N * H * 2 + 2 * N * Hkv * 2 + 40 * (D / 2) * 8 +
                                  (size_t(32) << 20) + (N * H * 4 + 255) / 256 * 256 + 3 * 3 * H * 128 * 4 +
                                  3 * H * 128 * (D + 1) * 4 + 3 * H * 4;

@@ -19,7 +19,8 @@ class FakeBackend : public Backend {
   const ModelConfig& config() const override { return cfg_; }
   const ParamLayout& layout() const override { throw std::logic_error("unused"); }
   void init_params(uint64_t) override {}
-  float forward_backward(const int32_t*, const int32_t*, int, int, float) override { return 0; }
+  void queue_forward_backward(const int32_t*, const int32_t*, int, int, float) override {}
+  double take_losses() override { return 0; }
   float forward_loss(const int32_t*, const int32_t*, int, int) override { return float(++calls_); }
   void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) override {
     lengths.push_back(T);

@@ -31,9 +31,19 @@ class Backend {
   virtual void init_params(uint64_t seed) = 0;
 
   // One micro-batch: inputs/targets are [B, T] token ids. Gradients accumulate (+=) scaled by
-  // grad_scale (1 / micro-batches per step). Returns the mean cross-entropy over the B*T targets.
-  virtual float forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T,
-                                 float grad_scale) = 0;
+  // grad_scale (1 / micro-batches per step). Its mean cross-entropy over the B*T targets is kept,
+  // without waiting for the device, until take_losses: the host prepares the next micro-batch
+  // while this one runs.
+  virtual void queue_forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T,
+                                      float grad_scale) = 0;
+  // The mean losses of the micro-batches queued since the last call, summed in order in double
+  // (waits for the device).
+  virtual double take_losses() = 0;
+  // One micro-batch, waited for: its mean cross-entropy.
+  float forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) {
+    queue_forward_backward(inputs, targets, B, T, grad_scale);
+    return float(take_losses());
+  }
   // Loss only (evaluation): mean cross-entropy over B*T targets.
   virtual float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) = 0;
   // Logits [vocab] of the last position of a single sequence of length T (sampling).

@@ -64,8 +64,15 @@ void CpuBackend::init_params(uint64_t seed) {
   std::fill(v_.begin(), v_.end(), 0.0f);
 }
 
-float CpuBackend::forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) {
-  return float(model_.forward_backward(inputs, targets, B, T, grad_scale));
+void CpuBackend::queue_forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T,
+                                        float grad_scale) {
+  losses_ += double(float(model_.forward_backward(inputs, targets, B, T, grad_scale)));
+}
+
+double CpuBackend::take_losses() {
+  const double sum = losses_;
+  losses_ = 0;
+  return sum;
 }
 
 float CpuBackend::forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) {

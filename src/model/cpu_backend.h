@@ -18,7 +18,8 @@ class CpuBackend : public Backend {
   const ParamLayout& layout() const override { return model_.layout(); }
 
   void init_params(uint64_t seed) override;  // also zeroes gradients and AdamW moments
-  float forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) override;
+  void queue_forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) override;
+  double take_losses() override;
   float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) override;
   void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) override;
   void target_logprobs(const int32_t* inputs, const int32_t* targets, int B, int T, float* out,
@@ -42,6 +43,7 @@ class CpuBackend : public Backend {
   void check_size(const std::vector<float>& x, const char* what) const;
   CpuModel<float> model_;
   std::vector<float> m_, v_;
+  double losses_ = 0;  // queue_forward_backward's losses since take_losses
   std::vector<float> muon_u_, muon_o_;  // Muon's update of one matrix before and after Newton-Schulz
 };
 

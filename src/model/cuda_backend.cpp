@@ -218,7 +218,7 @@ void CudaBackend::plan(DeviceArena& a) {
   a.take(last_logits_, size_t(V_), w);
   a.take(loss_rows_, N, w);
   a.take(argmax_rows_, N, w);
-  a.take(loss_sum_, 1, w);
+  a.take(loss_sum_, kCudaLossSlots, w);
   a.take(partials_, size_t(partial_blocks(int(N))) * 2 * d, w);
   a.take(norm_partials_, kGradNormBlocks, w);
   a.take(norm_out_, 1, w);
@@ -424,7 +424,7 @@ void CudaBackend::forward_hidden(int B, int T, const std::function<void(int)>& a
 // Loss of the N rows (summed on the device into loss_sum_); with backward, also the logits
 // gradient, its product into dh_ (d hf) and the tied embedding's classifier gradient; with
 // argmax (forward only), each row's arg max.
-void CudaBackend::classifier(int N, float grad_scale, bool backward, int32_t* argmax) {
+void CudaBackend::classifier(int N, float grad_scale, bool backward, int32_t* argmax, int slot) {
   for (int c0 = 0; c0 < N; c0 += logits_rows_) {
     const int r = std::min(logits_rows_, N - c0);
     const bf16* h = hf_ + size_t(c0) * d_;
@@ -439,7 +439,7 @@ void CudaBackend::classifier(int N, float grad_scale, bool backward, int32_t* ar
     mm_->linear_dw(stream_, logits_, h, grads_, r, d_, V_);  // "embed" is at offset 0
     prof_.mark("gemm classifier dW", stream_);
   }
-  sum_deterministic(stream_, loss_rows_, N, loss_sum_);
+  sum_deterministic(stream_, loss_rows_, N, loss_sum_ + slot);
 }
 
 void CudaBackend::backward_layer(int l, int B, int T) {
@@ -561,7 +561,8 @@ void CudaBackend::backward_layer(int l, int B, int T) {
   prof_.mark("rmsnorm bwd", s);
 }
 
-float CudaBackend::forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) {
+void CudaBackend::queue_forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T,
+                                         float grad_scale) {
   check_batch(inputs, targets, B, T, "forward_backward");
   sync_.begin_backward();
   const int N = B * T;
@@ -573,7 +574,7 @@ float CudaBackend::forward_backward(const int32_t* inputs, const int32_t* target
   CUDA_CHECK(cudaMemcpyAsync(tok_pos_, ix.pos.data(), ix.pos.size() * 4, cudaMemcpyHostToDevice, stream_));
   prof_.begin(stream_);
   forward_hidden(B, T);
-  classifier(N, grad_scale, true);
+  classifier(N, grad_scale, true, nullptr, free_loss_slot());
   rmsnorm_backward(stream_, dh_, x_final_, wb(pl_.final_norm_bf16()), rstdf_, dres_, false, partials_, N, d_);
   finish_partials(stream_, partials_, partial_blocks(N), d_, grads_ + pl_.final_norm_f32(), true);
   prof_.mark("rmsnorm bwd", stream_);
@@ -585,11 +586,24 @@ float CudaBackend::forward_backward(const int32_t* inputs, const int32_t* target
   embedding_backward(stream_, dres_, tok_token_, tok_start_, tok_pos_, n_unique_, grads_, d_);
   prof_.mark("embedding bwd", stream_);
   sync_.end_backward(stream_, grads_);
-  float loss = 0.0f;
-  CUDA_CHECK(cudaMemcpyAsync(&loss, loss_sum_, 4, cudaMemcpyDeviceToHost, stream_));
-  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  queued_rows_.push_back(N);
   prof_.end(true);
-  return loss / float(N);
+}
+
+int CudaBackend::free_loss_slot() {
+  if (queued_rows_.size() == kCudaLossSlots) taken_losses_ = take_losses();  // every slot used: sum them so far
+  return int(queued_rows_.size());
+}
+
+double CudaBackend::take_losses() {
+  std::vector<float> sums(queued_rows_.size());
+  if (!sums.empty()) CUDA_CHECK(cudaMemcpyAsync(sums.data(), loss_sum_, sums.size() * 4, cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  double total = taken_losses_;  // the same order as one sum over every micro-batch
+  taken_losses_ = 0;
+  for (size_t i = 0; i < sums.size(); ++i) total += double(sums[i] / float(queued_rows_[i]));
+  queued_rows_.clear();
+  return total;
 }
 
 float CudaBackend::forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) {
@@ -598,9 +612,10 @@ float CudaBackend::forward_loss(const int32_t* inputs, const int32_t* targets, i
   upload_tokens(inputs, targets, N);
   prof_.begin(stream_);
   forward_hidden(B, T);
-  classifier(N, 1.0f, false);
+  const int slot = free_loss_slot();
+  classifier(N, 1.0f, false, nullptr, slot);
   float loss = 0.0f;
-  CUDA_CHECK(cudaMemcpyAsync(&loss, loss_sum_, 4, cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(&loss, loss_sum_ + slot, 4, cudaMemcpyDeviceToHost, stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
   prof_.end(false);
   return loss / float(N);
@@ -663,7 +678,7 @@ void CudaBackend::target_logprobs(const int32_t* inputs, const int32_t* targets,
   upload_tokens(inputs, targets, N);
   prof_.begin(stream_);
   forward_hidden(B, T);
-  classifier(N, 1.0f, false, argmax ? argmax_rows_ : nullptr);
+  classifier(N, 1.0f, false, argmax ? argmax_rows_ : nullptr, free_loss_slot());
   CUDA_CHECK(cudaMemcpyAsync(out, loss_rows_, size_t(N) * 4, cudaMemcpyDeviceToHost, stream_));
   if (argmax) CUDA_CHECK(cudaMemcpyAsync(argmax, argmax_rows_, size_t(N) * 4, cudaMemcpyDeviceToHost, stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));

@@ -56,7 +56,8 @@ class CudaBackend final : public Backend {
   int64_t memory_in_use() const override;                 // of the current device
 
   void init_params(uint64_t seed) override;
-  float forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) override;
+  void queue_forward_backward(const int32_t* inputs, const int32_t* targets, int B, int T, float grad_scale) override;
+  double take_losses() override;
   float forward_loss(const int32_t* inputs, const int32_t* targets, int B, int T) override;
   void last_logits(const int32_t* tokens, int T, std::vector<float>& logits) override;
   std::unique_ptr<Decoder> make_decoder(int batch, int64_t max_length) override;
@@ -103,7 +104,8 @@ class CudaBackend final : public Backend {
   bool gated(int l) const { return cfg_.layer_gated(l); }  // GatedFWA's gates (gatedfwa, or nsa's sliding branch)
   bool nsa(int l) const { return attn_[size_t(l)].mode == AttnMode::nsa; }
   void backward_layer(int l, int B, int T);
-  void classifier(int N, float grad_scale, bool backward, int32_t* argmax = nullptr);
+  // Writes the N rows' summed loss to loss_sum_[slot].
+  void classifier(int N, float grad_scale, bool backward, int32_t* argmax = nullptr, int slot = 0);
   void download(const float* src, std::vector<float>& out);
   void upload(const std::vector<float>& in, float* dst, const char* what);
 
@@ -151,6 +153,9 @@ class CudaBackend final : public Backend {
   int32_t *inputs_, *targets_, *tok_token_, *tok_start_, *tok_pos_, *argmax_rows_;
   int last_B_ = 0, last_T_ = 0;  // shape of the latest forward pass (gate_log_f)
   int n_unique_ = 0;
+  std::vector<int> queued_rows_;  // rows (B * T) of each queued micro-batch, its loss sum in loss_sum_[i]
+  double taken_losses_ = 0;       // the losses of earlier micro-batches of this step, when the slots filled up
+  int free_loss_slot();           // the slot after the queued micro-batches' (summing them first when full)
   float2* rope_;
   char* matmul_ws_;
   float* attn_ws_;

@@ -165,7 +165,7 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
   a.add(V * f32, w);  // last_logits
   a.add(N * f32, w);  // loss_rows
   a.add(N * i32, w);  // argmax_rows
-  a.add(f32, w);      // loss_sum
+  a.add(kCudaLossSlots * f32, w);  // loss_sum: one per queued micro-batch
   a.add(std::max<size_t>(1, std::min(N, kCudaMaxPartialBlocks)) * 2 * d * f32, w);  // partials
   a.add(kCudaGradNormBlocks * f32, w);                                              // norm_partials
   a.add(sizeof(double), w);                                                         // norm_out

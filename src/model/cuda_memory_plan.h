@@ -22,6 +22,7 @@ constexpr size_t kCudaAdamWChunkBytes = 24;             // sizeof(cuda::AdamWChu
 constexpr size_t kCudaGradNormBlocks = 1024;            // kernels/adamw.cuh kGradNormBlocks
 constexpr size_t kCudaMaxPartialBlocks = 512;           // kernels/reduce.cu partial_blocks
 constexpr size_t kCudaMatmulWorkspaceBytes = size_t(32) << 20;  // kernels/matmul.cuh Matmul::kWorkspaceBytes
+constexpr size_t kCudaLossSlots = 256;                  // queued micro-batches' loss sums (CudaBackend::take_losses)
 constexpr size_t kCudaLogitsChunkBytes = size_t(1) << 30;       // bf16 logits one classifier chunk may hold
 
 // The bf16 parameter copy's layout: each tensor's element offset, every group 256-byte aligned

@@ -247,13 +247,13 @@ bool Run::read_step_batches() {
 void Run::train_step() {
   const auto t0 = Clock::now();
   backend_->zero_grad();
-  double loss_sum = 0;
   const float scale = 1.0f / float(accum_);
-  for (int64_t m = 0; m < accum_; ++m) {
+  for (int64_t m = 0; m < accum_; ++m) {  // queued: the host's work on the next overlaps this one on the device
     if (data_parallel_ && m + 1 == accum_) backend_->reduce_grads_in_next_backward();
-    loss_sum += backend_->forward_backward(in_[size_t(m)].data(), tgt_[size_t(m)].data(), cfg_.train.batch_size,
-                                           cfg_.train.seq_len, scale);
+    backend_->queue_forward_backward(in_[size_t(m)].data(), tgt_[size_t(m)].data(), cfg_.train.batch_size,
+                                     cfg_.train.seq_len, scale);
   }
+  const double loss_sum = backend_->take_losses();
   // The norm is already global (averaged gradients); the loss is averaged here, and one rank's
   // non-finite value makes every rank skip the update.
   const double norm = backend_->grad_norm();
