@@ -2,7 +2,9 @@
 // reference run in double on the same bf16-rounded inputs. Every output is poisoned (NaN) before each
 // run and must come back finite; the backward's workspace is poisoned too. Each case runs once per
 // path (AttnParams::path): the mma.sync kernels (sm80, any GPU) and the sm_90a kernels (sm90, skipped unless
-// the GPU is compute capability 9.0), forward and backward; the backward takes that path's o and lse.
+// the GPU is compute capability 9.0), forward and backward; the backward takes that path's o and lse. The sm90
+// forward's other variants (AttnParams::sm90_variant 1, 2, ...: names end in _sm90v1, ...) run every case too,
+// forward only: they share the backward.
 //
 // Error bounds (relative L2 against the double reference):
 //   o   1e-2: o is rounded to bf16 on output (rms relative error ~2^-9/sqrt(3) ~ 1e-3) and P is rounded to
@@ -109,9 +111,20 @@ struct RunOut {
   std::vector<double> o, lse, dq, dk, dv, dlam;
 };
 
-// Runs one case end to end with the given path; asserts the errors and returns the outputs.
-RunOut run_case(const Case& c, AttnPath path) {
-  SCOPED_TRACE(name(c) + " " + cuda::attn_path_name(path));
+// The kernels a case runs on: a path and, on sm90, the forward's variant.
+struct Kernels {
+  AttnPath path;
+  int variant = 0;
+};
+std::string kernels_name(const Kernels& k) {
+  return std::string(cuda::attn_path_name(k.path)) + (k.variant > 0 ? "v" + std::to_string(k.variant) : "");
+}
+
+// Runs one case end to end on the given kernels (variants other than 0: the forward only); asserts the errors and
+// returns the outputs.
+RunOut run_case(const Case& c, Kernels kernels) {
+  const AttnPath path = kernels.path;
+  SCOPED_TRACE(name(c) + " " + kernels_name(kernels));
   std::mt19937_64 rng(c.seed);
   const int Hkv = kv_heads(c);
   const size_t n = size_t(c.B) * c.T * c.H * c.D, nkv = size_t(c.B) * c.T * Hkv * c.D, nt = size_t(c.B) * c.T * c.H;
@@ -167,6 +180,7 @@ RunOut run_case(const Case& c, AttnPath path) {
   p.window = c.W;
   p.mode = c.mode;
   p.path = path;
+  p.sm90_variant = kernels.variant;
 
   d_o.poison();
   dlse.poison();
@@ -195,6 +209,10 @@ RunOut run_case(const Case& c, AttnPath path) {
   e.lse = test::rel_l2(lse_gpu, lse_ref);
   EXPECT_LT(e.o, 1e-2);  // NaN fails too
   EXPECT_LT(e.lse, 1e-4);
+  if (kernels.variant != 0) {
+    std::printf("  %-44s %s o %.1e lse %.1e\n", name(c).c_str(), kernels_name(kernels).c_str(), e.o, e.lse);
+    return {o_gpu, lse_gpu, {}, {}, {}, {}};
+  }
 
   cuda::AttnBwdParams bp{};
   static_cast<cuda::AttnParams&>(bp) = p;
@@ -275,18 +293,20 @@ std::vector<Case> full_cases() {
   return cs;
 }
 
-// Every case on both forward paths; test names end in _sm80 / _sm90.
-class AttentionCuda : public ::testing::TestWithParam<std::tuple<Case, AttnPath>> {};
+// Every case on both paths and every sm90 forward variant; test names end in _sm80, _sm90, _sm90v1, ...
+class AttentionCuda : public ::testing::TestWithParam<std::tuple<Case, Kernels>> {};
 TEST_P(AttentionCuda, MatchesCpuReference) {
-  const auto& [c, path] = GetParam();
-  GFWA_SKIP_UNLESS_PATH_RUNS(path);
-  run_case(c, path);
+  const auto& [c, kernels] = GetParam();
+  GFWA_SKIP_UNLESS_PATH_RUNS(kernels.path);
+  run_case(c, kernels);
 }
 auto on_both_paths(const std::vector<Case>& cs) {
-  return ::testing::Combine(::testing::ValuesIn(cs), ::testing::Values(AttnPath::sm80, AttnPath::sm90));
+  std::vector<Kernels> ks{{AttnPath::sm80}};
+  for (int v = 0; v < cuda::kSm90FwdVariants; ++v) ks.push_back({AttnPath::sm90, v});
+  return ::testing::Combine(::testing::ValuesIn(cs), ::testing::ValuesIn(ks));
 }
-std::string case_name(const ::testing::TestParamInfo<std::tuple<Case, AttnPath>>& info) {
-  return name(std::get<0>(info.param)) + "_" + cuda::attn_path_name(std::get<1>(info.param));
+std::string case_name(const ::testing::TestParamInfo<std::tuple<Case, Kernels>>& info) {
+  return name(std::get<0>(info.param)) + "_" + kernels_name(std::get<1>(info.param));
 }
 INSTANTIATE_TEST_SUITE_P(Windows, AttentionCuda, on_both_paths(window_cases()), case_name);
 INSTANTIATE_TEST_SUITE_P(Full, AttentionCuda, on_both_paths(full_cases()), case_name);
@@ -303,6 +323,10 @@ INSTANTIATE_TEST_SUITE_P(LongT, AttentionCuda,
 // Windows of 127-257 keys span one to three key tiles and end inside or on a tile edge; T = 65 leaves the second
 // warpgroup one row (forward) or one key (backward), T = 64 none, T = 129 gives a second tile of one row. W = T = 1100:
 // 9 key tiles add into the last query tiles' dQ (the ordered accumulation), 8 query tiles per key tile at D = 128.
+// The persistent forward variants run several items per CTA only when there are more items (query tiles x heads x
+// batch) than SMs (132 on an H100/H200): the last four cases have 270-450 items of 1-6 key tiles, so the ring, the Q
+// buffers and the ping-pong carry on across items of different lengths (at D 128 the items also fall into groups of
+// (batch, head) pairs, the last one smaller).
 std::vector<Case> tile_cases() {
   std::vector<Case> cs;
   uint64_t seed = 500;
@@ -312,6 +336,10 @@ std::vector<Case> tile_cases() {
     for (int T : {64, 65, 129}) cs.push_back({2, T, 2, D, 33, AttnMode::gatedfwa, 0.02, D == 64, seed++});
   cs.push_back({1, 1100, 2, 64, 1100, AttnMode::gatedfwa, 0.02, false, seed++});
   cs.push_back({1, 1100, 2, 128, 1100, AttnMode::swa, 0.0, true, seed++});
+  cs.push_back({3, 300, 50, 64, 129, AttnMode::gatedfwa, 3.0, false, seed++});
+  cs.push_back({3, 300, 50, 128, 1, AttnMode::full, 0.0, true, seed++});
+  cs.push_back({2, 520, 40, 128, 200, AttnMode::gatedfwa, 0.02, true, seed++, 10});
+  cs.push_back({1, 1100, 30, 64, 600, AttnMode::swa, 0.0, false, seed++, 5});
   return cs;
 }
 INSTANTIATE_TEST_SUITE_P(Tiles, AttentionCuda, on_both_paths(tile_cases()), case_name);
@@ -344,7 +372,7 @@ class AttentionCudaPaths : public ::testing::TestWithParam<Case> {};
 TEST_P(AttentionCudaPaths, Sm90MatchesSm80) {
   GFWA_SKIP_UNLESS_PATH_RUNS(AttnPath::sm90);
   const Case& c = GetParam();
-  const RunOut a = run_case(c, AttnPath::sm80), b = run_case(c, AttnPath::sm90);
+  const RunOut a = run_case(c, {AttnPath::sm80}), b = run_case(c, {AttnPath::sm90});
   const double eo = test::rel_l2(b.o, a.o), el = test::rel_l2(b.lse, a.lse), eq = test::rel_l2(b.dq, a.dq),
                ek = test::rel_l2(b.dk, a.dk), ev = test::rel_l2(b.dv, a.dv);
   std::printf("  %-44s sm90 vs sm80: o %.1e lse %.1e dq %.1e dk %.1e dv %.1e", name(c).c_str(), eo, el, eq, ek, ev);
@@ -399,8 +427,8 @@ TEST(AttentionCudaApi, PathNamesParse) {
   EXPECT_FALSE(cuda::parse_attn_path("sm100", &unused));
 }
 
-// A one-token swa call with H heads over Hkv and head dim D: the argument check throws naming `part`.
-void expect_refused(int H, int Hkv, int D, const std::string& part) {
+// A one-token swa call with H heads over Hkv and head dim D (null tensors: the shape is checked first).
+cuda::AttnParams one_token(int H, int Hkv, int D) {
   cuda::AttnParams p{};
   p.B = p.T = 1;
   p.H = H;
@@ -408,6 +436,10 @@ void expect_refused(int H, int Hkv, int D, const std::string& part) {
   p.D = D;
   p.window = 1;
   p.mode = AttnMode::swa;
+  return p;
+}
+// The argument check throws naming `part`.
+void expect_refused(const cuda::AttnParams& p, const std::string& part) {
   try {
     cuda::attention_forward(p, nullptr);
     ADD_FAILURE() << "accepted; expected an error containing: " << part;
@@ -417,10 +449,19 @@ void expect_refused(int H, int Hkv, int D, const std::string& part) {
 }
 
 TEST(AttentionCudaApi, RejectsKvHeadsThatDoNotDivideTheQueryHeads) {
-  expect_refused(4, 3, 64, "Hkv=3 must divide the query heads H=4");
+  expect_refused(one_token(4, 3, 64), "Hkv=3 must divide the query heads H=4");
 }
 
-TEST(AttentionCudaApi, RejectsUnsupportedHeadDim) { expect_refused(1, 1, 96, "D=96"); }
+TEST(AttentionCudaApi, RejectsUnsupportedHeadDim) { expect_refused(one_token(1, 1, 96), "D=96"); }
+
+TEST(AttentionCudaApi, RejectsUnknownSm90Variant) {
+  for (int v : {-1, cuda::kSm90FwdVariants}) {
+    cuda::AttnParams p = one_token(1, 1, 64);
+    p.sm90_variant = v;
+    expect_refused(p, "sm90_variant " + std::to_string(v) + " out of range (0 to " +
+                          std::to_string(cuda::kSm90FwdVariants - 1) + ")");
+  }
+}
 
 }  // namespace
 #endif  // GFWA_WITH_CUDA

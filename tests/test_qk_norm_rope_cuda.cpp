@@ -168,11 +168,13 @@ TEST_P(QkNormRopeCuda, ForwardBackwardMatchCpu) {
 }
 
 // With shift at T = 1 the shift-gate gradient is g . k_s / a with g nearly orthogonal to k_s (the
-// QK-norm Jacobian), pure cancellation: the smallest shift case uses T = 2 instead.
+// QK-norm Jacobian), pure cancellation: the smallest shift case uses T = 2 instead. At d = 768 the warp
+// path deals 3 groups of q and k to each lane (some lanes hold both), at d = 1024 (16 x 64, 8 x 128) 4.
 INSTANTIATE_TEST_SUITE_P(Shapes, QkNormRopeCuda,
                          ::testing::Values(Case{2, 7, 3, 10, 13, true}, Case{3, 65, 4, 64, 40, true},
                                            Case{2, 33, 2, 128, 8, false}, Case{1, 1, 1, 2, 3, false},
-                                           Case{2, 2, 1, 2, 3, true}, Case{2, 17, 12, 64, 24, true}));
+                                           Case{2, 2, 1, 2, 3, true}, Case{2, 17, 12, 64, 24, true},
+                                           Case{2, 9, 16, 64, 8, false}, Case{1, 5, 8, 128, 8, true}));
 // Grouped-query attention: k and v narrower than q, through the warp path (D % 16 == 0) and the generic one.
 INSTANTIATE_TEST_SUITE_P(GroupedQuery, QkNormRopeCuda,
                          ::testing::Values(Case{3, 65, 4, 64, 40, true, 1}, Case{2, 17, 12, 64, 24, true, 4},

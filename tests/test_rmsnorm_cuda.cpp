@@ -17,7 +17,9 @@ namespace {
 using namespace gfwa::test;
 using bf16 = __nv_bfloat16;
 
-void run_case(int N, int C, uint64_t seed) {
+// accumulate: the input gradient is added to dres (the layers' norms); otherwise it overwrites a
+// poisoned dres (the final norm).
+void run_case(int N, int C, uint64_t seed, bool accumulate = true) {
   const double eps = 1e-6;
   const auto x = random_bf16_values(size_t(N) * C, seed, 1.5);
   const auto w = random_bf16_values(size_t(C), seed + 1, 0.2, 1.0);
@@ -25,7 +27,8 @@ void run_case(int N, int C, uint64_t seed) {
   const auto dres0 = random_bf16_values(size_t(N) * C, seed + 3);
   const auto dw0 = random_bf16_values(size_t(C), seed + 4);
   const std::vector<double> xd(x.begin(), x.end()), wd(w.begin(), w.end()), dyd(dy.begin(), dy.end());
-  std::vector<double> y_ref(xd.size()), rstd_ref(N), dx_ref(dres0.begin(), dres0.end()), dw_ref(dw0.begin(), dw0.end());
+  std::vector<double> y_ref(xd.size()), rstd_ref(N), dx_ref(dres0.size(), 0.0), dw_ref(dw0.begin(), dw0.end());
+  if (accumulate) dx_ref.assign(dres0.begin(), dres0.end());
   cpu::rmsnorm_forward(y_ref.data(), rstd_ref.data(), xd.data(), wd.data(), N, C, eps);
   cpu::rmsnorm_backward(dx_ref.data(), dw_ref.data(), dyd.data(), xd.data(), wd.data(), rstd_ref.data(), N, C);
 
@@ -37,7 +40,9 @@ void run_case(int N, int C, uint64_t seed) {
   cuda::rmsnorm_forward(nullptr, dx_in.get(), dwt.get(), y.get(), rstd.get(), N, C, float(eps));
   EXPECT_LT(rel_err(to_double(y.download()), y_ref), 4e-3);
   EXPECT_LT(rel_err(rstd.download(), rstd_ref), 1e-6);
-  cuda::rmsnorm_backward(nullptr, ddy.get(), dx_in.get(), dwt.get(), rstd.get(), dres.get(), true, partial.get(), N, C);
+  if (!accumulate) dres.poison();
+  cuda::rmsnorm_backward(nullptr, ddy.get(), dx_in.get(), dwt.get(), rstd.get(), dres.get(), accumulate, partial.get(),
+                         N, C);
   cuda::finish_partials(nullptr, partial.get(), cuda::partial_blocks(N), C, dw.get(), true);
   EXPECT_LT(rel_err(to_double(dres.download()), dx_ref), 4e-3);
   EXPECT_LT(rel_err(dw.download(), dw_ref), 1e-5);
@@ -51,6 +56,9 @@ TEST(RmsnormCuda, OddSizesMatchCpu) {
   run_case(1031, 200, 22);  // more rows than partial blocks
   run_case(3, 1000, 23);
   run_case(64, 4096, 24);   // the largest supported width
+  run_case(777, 768, 27, false);
+  run_case(9, 1000, 28, false);
+  run_case(300, 1024, 29);  // four 16-byte groups per lane
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // `gfwa bench attention`: times the CUDA attention (forward, forward+backward) on random inputs with CUDA
 // events (warm-up, then the median of --iters runs) and reports TFLOP/s in the mask-pairs convention of
 // docs/gatedfwa.md section 5: fwd = 4*D*pairs*B*H, fwd+bwd = 3.5x that. --path picks the kernels, forward and
-// backward (AttnParams::path); the line reports the path that ran.
+// backward (AttnParams::path); --sm90-variant the sm90 forward's variant; the line reports the path that ran (and
+// the variant, on sm90).
 #ifdef GFWA_WITH_CUDA
 #include <cxxopts.hpp>
 
@@ -42,6 +43,8 @@ int bench_attention(int argc_in, char** argv_in) {
       "mode", "full | swa | gatedfwa", cxxopts::value<std::string>()->default_value("gatedfwa"))(
       "path", "kernels, forward and backward: auto (sm90 on compute capability 9.0, else sm80) | sm80 | sm90",
       cxxopts::value<std::string>()->default_value("auto"))(
+      "sm90-variant", "the sm90 forward's variant (kernels.md; docs/kernel_notes.md v7)",
+      cxxopts::value<int>()->default_value("0"))(
       "fwd-only", "time the forward only")("iters", "timed runs", cxxopts::value<int>()->default_value("20"))(
       "warmup", "untimed runs first", cxxopts::value<int>()->default_value("3"))("h,help", "this help");
   const auto r = opts.parse(argc, argv);
@@ -80,15 +83,18 @@ int bench_attention(int argc_in, char** argv_in) {
   cuda::AttnParams fwd =
       cuda::attn_params(qkv.p, qkv.p + ld - size_t(Hkv) * D, lam.p, o.p, lse.p, B, T, H, Hkv, D, W, mode);
   fwd.path = path;
+  fwd.sm90_variant = r["sm90-variant"].as<int>();
   DevBuf<float> ws((cuda::attention_bwd_workspace_bytes(fwd) + 3) / 4);
   const cuda::AttnBwdParams p = cuda::attn_bwd_params(fwd, dout.p, dqkv.p, dlam.p, ws.p);
 
   const double fwd_flops =
       4.0 * D * mask_pairs(T, effective_window(mode, W, T)) * double(B) * H;
   const double fwd_ms = median_ms(warmup, iters, s, [&] { cuda::attention_forward(p, s); });
-  std::printf("bench attention mode=%s path=%s B=%d H=%d Hkv=%d T=%d D=%d W=%d fwd_ms=%.4f fwd_tflops=%.1f",
-              attn_mode_name(mode), cuda::attn_path_name(cuda::attention_path(fwd)), B, H, Hkv, T, D, W,
-              fwd_ms, fwd_flops / fwd_ms / 1e9);
+  const cuda::AttnPath ran = cuda::attention_path(fwd);
+  std::printf("bench attention mode=%s path=%s", attn_mode_name(mode), cuda::attn_path_name(ran));
+  if (ran == cuda::AttnPath::sm90) std::printf(" variant=%d", fwd.sm90_variant);
+  std::printf(" B=%d H=%d Hkv=%d T=%d D=%d W=%d fwd_ms=%.4f fwd_tflops=%.1f", B, H, Hkv, T, D, W, fwd_ms,
+              fwd_flops / fwd_ms / 1e9);
   if (!fwd_only) {
     const double fb_ms = median_ms(warmup, iters, s, [&] {
       cuda::attention_forward(p, s);

@@ -47,6 +47,13 @@ inline bool parse_attn_path(const std::string& s, AttnPath* out) {
   return false;
 }
 
+// Variants of the sm90 forward, for timing them against each other (docs/kernel_notes.md, "v7"); all compute the same
+// o and lse, and the backward has one kernel. 0: one CTA per (query tile, head, batch) with a 2-stage K/V ring (v5).
+// 1-3: a persistent grid, one CTA per SM walking its share of the tiles longest first, whose producer loads the next
+// tile's K/V (and Q) while the consumers finish this one: 1 with one Q buffer (the next Q loads after the epilogue),
+// 2 with two (the next Q loads during this tile), 3 with a 3-stage ring (two Q buffers at D 64, one at D 128).
+constexpr int kSm90FwdVariants = 4;
+
 struct AttnParams {
   const __nv_bfloat16 *q, *k, *v;
   int64_t q_row_stride, k_row_stride, v_row_stride, o_row_stride;
@@ -57,6 +64,7 @@ struct AttnParams {
   int Hkv;  // K/V heads, divides H (H: multi-head, 1: multi-query)
   AttnMode mode;
   AttnPath path;  // which kernels (forward and backward); value-initialised to automatic
+  int sm90_variant;  // the sm90 forward's variant, 0 .. kSm90FwdVariants - 1 (value-initialised to 0)
 };
 
 // The forward's fields (its outputs o, lse are read here) plus the gradients.

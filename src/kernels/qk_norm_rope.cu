@@ -156,12 +156,54 @@ __global__ void qk_backward_kernel(QkvShape sh, const __nv_bfloat16* dout,  // m
   }
 }
 
-// The common case (D % 16 == 0, H*D <= 1024): one warp per token; each lane owns up to K groups of 8
-// rotation pairs (8 channels of a head's first half and the 8 they pair with) of q and, where k has
-// them (its heads are a prefix of q's), of k, read and written with 16-byte accesses; no block barrier
-// per token. Weight-gradient partials stay in registers and are merged across warps in shared memory,
-// in warp order, at the end.
+// The common case (D % 16 == 0, H*D <= 1024): one warp per token. The token's rotation-pair groups
+// (8 channels of a head's first half and the 8 they pair with), q's then k's, are dealt to the lanes
+// together, K per lane (96 groups = 3 per lane at d = 768 without GQA), read and written with 16-byte
+// accesses: a token costs one trip to memory and one paired warp reduction, with no block barrier.
+// A group keeps its normalised input in registers and its raw output gradient packed; the store pass
+// recomputes the weighted gradient from the latter. Weight-gradient partials stay in registers and are
+// merged across warps in shared memory, in warp order, at the end.
 constexpr int kQkWarps = 8;
+
+// Where group gi (of the q groups, then the k groups) of a token lives: its part's first column in a
+// [.., ld] row, its two channels c0 and c0 + D/2 within the part, its first pair index i0 in the head.
+struct QkGroup {
+  bool is_k;
+  int col0, h, i0, c[2];
+};
+
+__device__ __forceinline__ QkGroup qk_group(const QkvShape& sh, int gi) {
+  const int qgroups = sh.H * sh.D / 16, half = sh.D / 2, gph = half / 8;
+  QkGroup g;
+  g.is_k = gi >= qgroups;
+  const int gl = g.is_k ? gi - qgroups : gi;
+  g.col0 = g.is_k ? sh.H * sh.D : 0;
+  g.h = gl / gph;
+  g.i0 = (gl % gph) * 8;
+  g.c[0] = g.h * sh.D + g.i0;
+  g.c[1] = g.c[0] + half;
+  return g;
+}
+
+// The gradient of a group's normalised vector: dout rotated back (n), then times the weight (gw).
+__device__ __forceinline__ void qk_group_grad(const uint4 (&du)[2], const float2* cs, const __nv_bfloat16* wgt,
+                                              const QkGroup& g, float (&n)[16], float (&gw)[16]) {
+  const __nv_bfloat16* d0 = reinterpret_cast<const __nv_bfloat16*>(&du[0]);
+  const __nv_bfloat16* d1 = reinterpret_cast<const __nv_bfloat16*>(&du[1]);
+  const uint4 w0u = *reinterpret_cast<const uint4*>(wgt + g.c[0]);
+  const uint4 w1u = *reinterpret_cast<const uint4*>(wgt + g.c[1]);
+  const __nv_bfloat16* w0 = reinterpret_cast<const __nv_bfloat16*>(&w0u);
+  const __nv_bfloat16* w1 = reinterpret_cast<const __nv_bfloat16*>(&w1u);
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    const float2 r = cs[e];
+    const float a = to_f(d0[e]), b = to_f(d1[e]);
+    n[e] = a * r.x + b * r.y;
+    n[8 + e] = b * r.x - a * r.y;
+    gw[e] = n[e] * to_f(w0[e]);
+    gw[8 + e] = n[8 + e] * to_f(w1[e]);
+  }
+}
 
 template <int K>
 __global__ void __launch_bounds__(kQkWarps * 32) qk_backward_warp(
@@ -172,99 +214,94 @@ __global__ void __launch_bounds__(kQkWarps * 32) qk_backward_warp(
     int rows_per_block) {
   extern __shared__ float red[];  // [kQkWarps][qd + kd]
   const int N = sh.B * sh.T, qd = sh.H * sh.D, kd = sh.Hkv * sh.D, half = sh.D / 2, ld = qd + 2 * kd;
-  const int dw_ld = qd + kd, gph = half / 8;
+  const int dw_ld = qd + kd, ngroups = dw_ld / 16;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  float dw[2][K][16];
+  float dw[K][16];
 #pragma unroll
-  for (int w = 0; w < 2; ++w)
+  for (int k = 0; k < K; ++k)
 #pragma unroll
-    for (int k = 0; k < K; ++k)
-#pragma unroll
-      for (int e = 0; e < 16; ++e) dw[w][k][e] = 0.0f;
+    for (int e = 0; e < 16; ++e) dw[k][e] = 0.0f;
   const int r0 = blockIdx.x * rows_per_block, r1 = min(N, r0 + rows_per_block);
   for (int row = r0 + warp; row < r1; row += kQkWarps) {
     const size_t n = row;
     const int t = row % sh.T;
+    const float rq = rstd_q[n], rk = rstd_k[n];
+    const float2* cs_t = rope + size_t(t) * half;
+    uint4 du[K][2];
+    float xs[K][16], dotq = 0.0f, dotk = 0.0f;
 #pragma unroll
-    for (int which = 0; which < 2; ++which) {  // q, then k
-      const float r = which ? rstd_k[n] : rstd_q[n];
-      const __nv_bfloat16* wgt = which ? k_w : q_w;
-      const int width = which ? kd : qd, ngroups = width / 16, col0 = which ? qd : 0;
-      float xs[K][16], gs[K][16], dot = 0.0f;
+    for (int k = 0; k < K; ++k) {  // all loads of the token first
+      const int gi = lane + 32 * k;
+      if (gi >= ngroups) continue;
+      const QkGroup g = qk_group(sh, gi);
+      const float a = g.is_k && pre_k ? sigm(pre_k[n * sh.Hkv + g.h]) : -1.0f;
 #pragma unroll
-      for (int k = 0; k < K; ++k) {
-        const int gi = lane + 32 * k;
-        if (gi >= ngroups) continue;
-        const int h = gi / gph, i0 = (gi % gph) * 8, c[2] = {h * sh.D + i0, h * sh.D + i0 + half};
-        float xv[16], dv[16], wv[16];
+      for (int p = 0; p < 2; ++p) {
+        const size_t off = n * ld + g.col0 + g.c[p];
+        du[k][p] = *reinterpret_cast<const uint4*>(dout + off);
+        const uint4 xu = *reinterpret_cast<const uint4*>(qkv + off);
+        const __nv_bfloat16* xh = reinterpret_cast<const __nv_bfloat16*>(&xu);
 #pragma unroll
-        for (int p = 0; p < 2; ++p) {
-          const size_t off = n * ld + col0 + c[p];
-          const uint4 du = *reinterpret_cast<const uint4*>(dout + off);
-          const uint4 xu = *reinterpret_cast<const uint4*>(qkv + off);
-          const uint4 wu = *reinterpret_cast<const uint4*>(wgt + c[p]);
-          const __nv_bfloat16* dh = reinterpret_cast<const __nv_bfloat16*>(&du);
-          const __nv_bfloat16* xh = reinterpret_cast<const __nv_bfloat16*>(&xu);
-          const __nv_bfloat16* wh = reinterpret_cast<const __nv_bfloat16*>(&wu);
+        for (int e = 0; e < 8; ++e) xs[k][p * 8 + e] = to_f(xh[e]);
+        if (a >= 0.0f) {  // recompute the shifted k
+          uint4 pu = make_uint4(0, 0, 0, 0);
+          if (t > 0) pu = *reinterpret_cast<const uint4*>(qkv + off - ld);
+          const __nv_bfloat16* ph = reinterpret_cast<const __nv_bfloat16*>(&pu);
 #pragma unroll
-          for (int e = 0; e < 8; ++e) {
-            dv[p * 8 + e] = to_f(dh[e]);
-            xv[p * 8 + e] = to_f(xh[e]);
-            wv[p * 8 + e] = to_f(wh[e]);
-          }
-          if (which == 1 && pre_k) {  // recompute the shifted k
-            const float a = sigm(pre_k[n * sh.Hkv + h]);
-            uint4 pu = make_uint4(0, 0, 0, 0);
-            if (t > 0) pu = *reinterpret_cast<const uint4*>(qkv + off - ld);
-            const __nv_bfloat16* ph = reinterpret_cast<const __nv_bfloat16*>(&pu);
-#pragma unroll
-            for (int e = 0; e < 8; ++e) xv[p * 8 + e] = a * xv[p * 8 + e] + (1.0f - a) * to_f(ph[e]);
-          }
-        }
-#pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          const float2 cs = rope[size_t(t) * half + i0 + e];
-          const float n0 = dv[e] * cs.x + dv[8 + e] * cs.y, n1 = dv[8 + e] * cs.x - dv[e] * cs.y;
-          const float x0 = xv[e] * r, x1 = xv[8 + e] * r;
-          const float g0 = n0 * wv[e], g1 = n1 * wv[8 + e];
-          dot += g0 * x0 + g1 * x1;
-          dw[which][k][e] += n0 * x0;
-          dw[which][k][8 + e] += n1 * x1;
-          xs[k][e] = x0;
-          xs[k][8 + e] = x1;
-          gs[k][e] = g0;
-          gs[k][8 + e] = g1;
+          for (int e = 0; e < 8; ++e) xs[k][p * 8 + e] = a * xs[k][p * 8 + e] + (1.0f - a) * to_f(ph[e]);
         }
       }
-      dot = warp_sum(dot) / width;
-      __nv_bfloat16* dst = which ? dk_s : dq;
+    }
 #pragma unroll
-      for (int k = 0; k < K; ++k) {
-        const int gi = lane + 32 * k;
-        if (gi >= ngroups) continue;
-        const int h = gi / gph, i0 = (gi % gph) * 8, c[2] = {h * sh.D + i0, h * sh.D + i0 + half};
+    for (int k = 0; k < K; ++k) {
+      const int gi = lane + 32 * k;
+      if (gi >= ngroups) continue;
+      const QkGroup g = qk_group(sh, gi);
+      const float r = g.is_k ? rk : rq;
+      float nv[16], gw[16], dot = 0.0f;
+      qk_group_grad(du[k], cs_t + g.i0, g.is_k ? k_w : q_w, g, nv, gw);
 #pragma unroll
-        for (int p = 0; p < 2; ++p) {
-          uint4 out;
-          __nv_bfloat16* oh = reinterpret_cast<__nv_bfloat16*>(&out);
+      for (int e = 0; e < 16; ++e) {
+        xs[k][e] *= r;
+        dot += gw[e] * xs[k][e];
+        dw[k][e] += nv[e] * xs[k][e];
+      }
+      if (g.is_k)
+        dotk += dot;
+      else
+        dotq += dot;
+    }
+    dotq = warp_sum(dotq) / qd;
+    dotk = warp_sum(dotk) / kd;
 #pragma unroll
-          for (int e = 0; e < 8; ++e) oh[e] = to_bf(r * (gs[k][p * 8 + e] - xs[k][p * 8 + e] * dot));
-          *reinterpret_cast<uint4*>(dst + n * ld + c[p]) = out;
-        }
+    for (int k = 0; k < K; ++k) {
+      const int gi = lane + 32 * k;
+      if (gi >= ngroups) continue;
+      const QkGroup g = qk_group(sh, gi);
+      const float r = g.is_k ? rk : rq, dot = g.is_k ? dotk : dotq;
+      float nv[16], gw[16];
+      qk_group_grad(du[k], cs_t + g.i0, g.is_k ? k_w : q_w, g, nv, gw);
+      __nv_bfloat16* dst = g.is_k ? dk_s : dq;
+#pragma unroll
+      for (int p = 0; p < 2; ++p) {
+        uint4 out;
+        __nv_bfloat16* oh = reinterpret_cast<__nv_bfloat16*>(&out);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) oh[e] = to_bf(r * (gw[p * 8 + e] - xs[k][p * 8 + e] * dot));
+        *reinterpret_cast<uint4*>(dst + n * ld + g.c[p]) = out;
       }
     }
   }
 #pragma unroll
-  for (int which = 0; which < 2; ++which)
+  for (int k = 0; k < K; ++k) {
+    const int gi = lane + 32 * k;
+    if (gi >= ngroups) continue;
+    const QkGroup g = qk_group(sh, gi);
 #pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int gi = lane + 32 * k;
-      if (gi >= (which ? kd : qd) / 16) continue;
-      const int h = gi / gph, i0 = (gi % gph) * 8;
+    for (int p = 0; p < 2; ++p)
 #pragma unroll
-      for (int e = 0; e < 16; ++e)
-        red[warp * dw_ld + (which ? qd : 0) + h * sh.D + i0 + (e < 8 ? e : half + e - 8)] = dw[which][k][e];
-    }
+      for (int e = 0; e < 8; ++e) red[warp * dw_ld + g.col0 + g.c[p] + e] = dw[k][p * 8 + e];
+  }
   __syncthreads();
   for (int c = threadIdx.x; c < dw_ld; c += blockDim.x) {
     float acc = 0.0f;
@@ -357,10 +394,20 @@ void qk_norm_rope_backward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat
   if (N == 0) return;
   const int G = partial_blocks(N);
   if (sh.D % 16 == 0 && d <= 1024) {
-    if (d / 16 <= 32)
-      launch_qk_backward_warp<1>(s, sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s, dw_partial, N, G);
-    else
-      launch_qk_backward_warp<2>(s, sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s, dw_partial, N, G);
+    switch (ceil_div((sh.H + sh.Hkv) * sh.D / 16, 32)) {  // q's and k's groups of 16 channels over 32 lanes
+      case 1:
+        launch_qk_backward_warp<1>(s, sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s, dw_partial, N, G);
+        break;
+      case 2:
+        launch_qk_backward_warp<2>(s, sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s, dw_partial, N, G);
+        break;
+      case 3:
+        launch_qk_backward_warp<3>(s, sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s, dw_partial, N, G);
+        break;
+      default:
+        launch_qk_backward_warp<4>(s, sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s, dw_partial, N, G);
+        break;
+    }
     CUDA_CHECK_LAUNCH();
     return;
   }

@@ -20,13 +20,29 @@ __global__ void colsum_partials_kernel(const float* __restrict__ in, int N, int 
   }
 }
 
-__global__ void finish_partials_kernel(const float* __restrict__ partial, int G, int C, float* __restrict__ dst,
-                                       bool accumulate) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= C) return;
+// A block per 32 columns: warp w adds partial rows w, w + 16, w + 32, ... (many independent loads
+// in flight per thread, on as many SMs as there are column tiles), then the 16 warp sums are added in
+// warp order. One thread per column walking all G rows alone was bound by L2 latency (~25 us a call).
+constexpr int kFinishCols = 32, kFinishWarps = 16;
+
+__global__ void __launch_bounds__(kFinishCols * kFinishWarps) finish_partials_kernel(const float* __restrict__ partial,
+                                                                                   int G, int C,
+                                                                                   float* __restrict__ dst,
+                                                                                   bool accumulate) {
+  __shared__ float sums[kFinishWarps][kFinishCols];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, c = blockIdx.x * kFinishCols + lane;
   float acc = 0.0f;
-  for (int g = 0; g < G; ++g) acc += partial[size_t(g) * C + c];
-  dst[c] = accumulate ? dst[c] + acc : acc;
+  if (c < C) {
+#pragma unroll 8
+    for (int g = warp; g < G; g += kFinishWarps) acc += partial[size_t(g) * C + c];
+  }
+  sums[warp][lane] = acc;
+  __syncthreads();
+  if (warp != 0 || c >= C) return;
+  float total = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kFinishWarps; ++w) total += sums[w][lane];
+  dst[c] = accumulate ? dst[c] + total : total;
 }
 
 __global__ void broadcast_rows_kernel(const float* __restrict__ bias, int N, int C, float* __restrict__ out) {
@@ -57,7 +73,9 @@ void colsum_partials(cudaStream_t s, const float* in, int N, int C, float* parti
 }
 
 void finish_partials(cudaStream_t s, const float* partial, int G, int C, float* dst, bool accumulate) {
-  finish_partials_kernel<<<ceil_div(C, 256), 256, 0, s>>>(partial, G, C, dst, accumulate);
+  if (C == 0) return;
+  finish_partials_kernel<<<ceil_div(C, kFinishCols), kFinishCols * kFinishWarps, 0, s>>>(partial, G, C, dst,
+                                                                                         accumulate);
   CUDA_CHECK_LAUNCH();
 }
 

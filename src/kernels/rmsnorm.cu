@@ -81,47 +81,54 @@ __global__ void rmsnorm_backward_kernel(const __nv_bfloat16* __restrict__ dy, co
 }
 
 // The common case (d % 8 == 0, d <= 256 * K): one warp per row, each lane owning K groups of 8
-// channels read with 16-byte accesses; no block barrier per row. Warps keep their weight-gradient
-// partials in registers and merge them in shared memory, in warp order, at the end.
+// channels read with 16-byte accesses; no block barrier per row. A row's dy, x and (when
+// accumulating) dres are all loaded before its reduction, so each row costs one trip to memory; the
+// loads and the weight stay packed in registers and the store pass recomputes x-hat and dy*w from
+// them (up to d = 768 within 128 registers: two blocks per SM; d = 1024 needs ~170, one block). Warps keep their weight-gradient partials in
+// registers and merge them in shared memory, in warp order, at the end.
 constexpr int kWarps = 8;
 
 template <int K>
-__global__ void __launch_bounds__(kWarps * 32) rmsnorm_backward_warp(
+__global__ void __launch_bounds__(kWarps * 32, K <= 3 ? 2 : 1) rmsnorm_backward_warp(
     const __nv_bfloat16* __restrict__ dy, const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
     const float* __restrict__ rstd, __nv_bfloat16* __restrict__ dres, bool accumulate, float* __restrict__ dw_partial,
     int N, int d, int rows_per_block) {
   extern __shared__ float red[];  // [kWarps][d]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  float wv[K][8], dw[K][8];
+  uint4 wv[K];  // the weight, packed
+  float dw[K][8];
 #pragma unroll
   for (int k = 0; k < K; ++k) {
     const int c = (lane + 32 * k) * 8;
+    wv[k] = c < d ? *reinterpret_cast<const uint4*>(w + c) : make_uint4(0, 0, 0, 0);
 #pragma unroll
-    for (int e = 0; e < 8; ++e) {
-      wv[k][e] = c < d ? to_f(w[c + e]) : 0.0f;
-      dw[k][e] = 0.0f;
-    }
+    for (int e = 0; e < 8; ++e) dw[k][e] = 0.0f;
   }
   const int r0 = blockIdx.x * rows_per_block, r1 = min(N, r0 + rows_per_block);
   for (int row = r0 + warp; row < r1; row += kWarps) {
     const float r = rstd[row];
     const size_t base = size_t(row) * d;
-    float xh[K][8], g[K][8], dot = 0.0f;
+    uint4 dv[K], xv[K], pv[K];
 #pragma unroll
     for (int k = 0; k < K; ++k) {
       const int c = (lane + 32 * k) * 8;
+      dv[k] = xv[k] = pv[k] = make_uint4(0, 0, 0, 0);
       if (c >= d) continue;
-      const uint4 dv = *reinterpret_cast<const uint4*>(dy + base + c);
-      const uint4 xv = *reinterpret_cast<const uint4*>(x + base + c);
-      const __nv_bfloat16* dh = reinterpret_cast<const __nv_bfloat16*>(&dv);
-      const __nv_bfloat16* xhp = reinterpret_cast<const __nv_bfloat16*>(&xv);
+      dv[k] = *reinterpret_cast<const uint4*>(dy + base + c);
+      xv[k] = *reinterpret_cast<const uint4*>(x + base + c);
+      if (accumulate) pv[k] = *reinterpret_cast<const uint4*>(dres + base + c);
+    }
+    float dot = 0.0f;
 #pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        const float gy = to_f(dh[e]);
-        xh[k][e] = to_f(xhp[e]) * r;
-        g[k][e] = gy * wv[k][e];
-        dot += g[k][e] * xh[k][e];
-        dw[k][e] += gy * xh[k][e];
+    for (int k = 0; k < K; ++k) {
+      const __nv_bfloat16* dh = reinterpret_cast<const __nv_bfloat16*>(&dv[k]);
+      const __nv_bfloat16* xh = reinterpret_cast<const __nv_bfloat16*>(&xv[k]);
+      const __nv_bfloat16* wh = reinterpret_cast<const __nv_bfloat16*>(&wv[k]);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {  // channels past d hold zeros and add nothing
+        const float gy = to_f(dh[e]), xhat = to_f(xh[e]) * r;
+        dot += gy * to_f(wh[e]) * xhat;
+        dw[k][e] += gy * xhat;
       }
     }
     dot = warp_sum(dot) / d;
@@ -129,18 +136,18 @@ __global__ void __launch_bounds__(kWarps * 32) rmsnorm_backward_warp(
     for (int k = 0; k < K; ++k) {
       const int c = (lane + 32 * k) * 8;
       if (c >= d) continue;
-      uint4* outp = reinterpret_cast<uint4*>(dres + base + c);
-      uint4 prev = make_uint4(0, 0, 0, 0);
-      if (accumulate) prev = *outp;
-      const __nv_bfloat16* ph = reinterpret_cast<const __nv_bfloat16*>(&prev);
+      const __nv_bfloat16* dh = reinterpret_cast<const __nv_bfloat16*>(&dv[k]);
+      const __nv_bfloat16* xh = reinterpret_cast<const __nv_bfloat16*>(&xv[k]);
+      const __nv_bfloat16* wh = reinterpret_cast<const __nv_bfloat16*>(&wv[k]);
+      const __nv_bfloat16* ph = reinterpret_cast<const __nv_bfloat16*>(&pv[k]);
       uint4 out;
       __nv_bfloat16* oh = reinterpret_cast<__nv_bfloat16*>(&out);
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
-        const float dx = r * (g[k][e] - xh[k][e] * dot);
+        const float dx = r * (to_f(dh[e]) * to_f(wh[e]) - to_f(xh[e]) * r * dot);
         oh[e] = to_bf(accumulate ? to_f(ph[e]) + dx : dx);
       }
-      *outp = out;
+      *reinterpret_cast<uint4*>(dres + base + c) = out;
     }
   }
 #pragma unroll
