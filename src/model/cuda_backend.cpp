@@ -353,7 +353,7 @@ NsaParams CudaBackend::nsa_params(const LayerActs& A, int l, int B, int T) const
 }
 
 void CudaBackend::forward_layer(int l, int B, int T, bool output) {
-  const int N = B * T, d = d_, H = H_, Hkv = Hkv_;
+  const int N = B * T, d = d_, H = H_;
   const LayerActs& A = acts_[l];
   const LayerOffsets& o = pl_.f32(l);
   const LayerOffsets& b = pl_.bf16(l);
