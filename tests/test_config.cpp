@@ -126,7 +126,8 @@ struct Randomizer {
   void operator()(const char*, std::string& x, const R& rule) {
     const char* pool[] = {"cosine", "linear", "constant", "wsd",   "auto", "cpu",  "cuda",
                           "trace",  "debug",  "info",     "warn",  "error", "tcp", "file",
-                          "adamw",  "muon",   "a,b=c", "tab\there \"quoted\"\nnewline", "héllo", "data/x_*.bin"};
+                          "adamw",  "muon",   "none",  "selective", "full", "a,b=c", "tab\there \"quoted\"\nnewline",
+                          "héllo",  "data/x_*.bin"};
     do x = pool[rng() % (sizeof pool / sizeof pool[0])]; while (!rule(x).empty());
   }
   template <class R>
@@ -545,6 +546,7 @@ const BadValue kBadValues[] = {
     {R"({"train": {"max_steps": -1, "token_budget": 100}})", "train.max_steps", "must be >= 0 (got -1)"},
     {R"({"train": {"token_budget": -1}})", "train.token_budget", "must be >= 0 (got -1)"},
     {R"({"train": {"max_bad_steps": 0}})", "train.max_bad_steps", "must be >= 1 (got 0)"},
+    {R"({"train": {"recompute": "some"}})", "train.recompute", "must be one of none|selective|full (got \"some\")"},
     {R"({"eval": {"every": -1}})", "eval.every", "must be >= 0 (got -1)"},
     {R"({"eval": {"batches": -1}})", "eval.batches", "must be >= 0 (got -1)"},
     {R"({"eval": {"sample_every": -1}})", "eval.sample_every", "must be >= 0 (got -1)"},
@@ -663,9 +665,18 @@ TEST_F(ConfigTest, ConfigCommandPrintsTheMemoryPlan) {
       << slurp(out);
   const std::string text = slurp(out);
   expect_contains(text, "cuda backend memory plan: 17.");
-  expect_contains(text, "micro-batch up to 32 x 1024, logits chunk 10624 rows");
+  expect_contains(text, "micro-batch up to 32 x 1024, train.recompute none, logits chunk 10624 rows");
   expect_contains(text, "activations (saved for backward)");
   expect_contains(text, "13.108 GiB");
+  // train.recompute full keeps each layer's input only (12 x 48 MiB) and one layer's recomputed set.
+  ASSERT_EQ(run_shell("'" + gfwa + "' config --config '" + preset + "' --set train.recompute=full --memory-plan >'" +
+                      out + "' 2>&1"),
+            0)
+      << slurp(out);
+  const std::string full = slurp(out);
+  expect_contains(full, "micro-batch up to 32 x 1024, train.recompute full, logits chunk 10624 rows");
+  expect_contains(full, "recomputed activations (one layer, train.recompute)");
+  EXPECT_EQ(full.find("13.108 GiB"), std::string::npos) << full;
 }
 
 TEST_F(ConfigTest, ConfigCommandFailsOnBadInput) {

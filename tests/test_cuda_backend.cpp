@@ -1,8 +1,9 @@
 // The cuda backend vs the cpu backend on a small decoder: loss and every parameter gradient
 // (with gradient accumulation over two micro-batches), 30 AdamW steps and 30 Muon steps tracking
-// the CPU loss curve, bitwise-identical repeated runs, the memory plan's error when a configuration cannot fit, and
-// the per-token log-probabilities of zero-shot scoring (target_logprobs, score_requests); every mode,
-// NSA layers included (the Nsa instantiations, the nsa run of the loss curve).
+// the CPU loss curve, bitwise-identical repeated runs and recomputation levels, the memory plan's
+// error when a configuration cannot fit, and the per-token log-probabilities of zero-shot scoring
+// (target_logprobs, score_requests); every mode, NSA layers included (the Nsa instantiations, the
+// nsa run of the loss curve).
 #ifdef GFWA_WITH_CUDA
 #include <algorithm>
 #include <cmath>
@@ -21,6 +22,7 @@
 #include "model_test_params.h"
 #include "model/cpu_backend.h"
 #include "model/cuda_backend.h"
+#include "model/decoder.h"
 
 namespace gfwa {
 namespace {
@@ -60,11 +62,13 @@ struct ModeCase {
   const char* pattern = "";  // model.attention.pattern letters over the 2 layers
   AttnMode sliding = AttnMode::gatedfwa;  // nsa layers' sliding branch (blocks of 64, two selected)
   int T = kT;                // the parity tests' longest micro-batch (nsa: 200 lets tokens of block 2 choose)
+  std::vector<LayerAttention> layers = {};  // model.attention.pattern as a list (instead of letters)
 };
 
 ModelConfig case_config(const ModeCase& c) {
   ModelConfig cfg = small_config(c.mode, c.shift, 64, c.kv);
   cfg.attention.pattern.letters = c.pattern;
+  cfg.attention.pattern.layers = c.layers;
   cfg.attention.nsa = NsaConfig{c.sliding, 64, 2};
   return cfg;
 }
@@ -187,6 +191,14 @@ INSTANTIATE_TEST_SUITE_P(Nsa, CudaBackendParity,
                          ::testing::Values(ModeCase{AttnMode::nsa, false, 1, "", AttnMode::swa, 200},
                                            ModeCase{AttnMode::nsa, true, 1, "", AttnMode::gatedfwa, 200},
                                            ModeCase{AttnMode::nsa, false, 0, "SL", AttnMode::gatedfwa, 200}));
+// NSA beside GatedFWA (a pattern list): an nsa layer with a gated sliding branch, then a gatedfwa one
+// (token shift, multi-query); and a gatedfwa layer, then an nsa one with an ungated swa branch, so that
+// the layers keep different fp32 sets (lse or the NSA core's, one or both gate sets).
+INSTANTIATE_TEST_SUITE_P(NsaMixed, CudaBackendParity,
+                         ::testing::Values(ModeCase{AttnMode::nsa, true, 1, "", AttnMode::gatedfwa, 200,
+                                                    {{AttnMode::nsa, 0}, {AttnMode::gatedfwa, 0}}},
+                                           ModeCase{AttnMode::nsa, false, 0, "", AttnMode::swa, 200,
+                                                    {{AttnMode::gatedfwa, 0}, {AttnMode::nsa, 0}}}));
 
 // `steps` optimizer steps on four batches in turn: AdamW, or with `muon` Muon on the hidden
 // matrices and AdamW on the rest (the cuda backend built for it).
@@ -250,6 +262,66 @@ TEST(CudaBackend, ThirtyStepsTrackTheCpuLossCurve) {
       EXPECT_TRUE(std::all_of(vg.begin() + long(t.offset), vg.begin() + long(t.offset + t.numel),
                               [](float x) { return x == 0.0f; }))
           << t.name;
+    }
+  }
+}
+
+// train.recompute: selective and full recomputation re-run the forward's kernels on the inputs they
+// had, so every result is the bits of none: the loss and every gradient of two micro-batches of
+// different shapes (accumulated), three AdamW steps, and the forward-only paths that read the
+// buffers recomputation shares between layers (per-token log-probabilities, the gates' log f, a
+// decoder's prefill and steps where the model decodes: not with nsa layers). Over every mode case
+// (the uniform modes, patterns, grouped query, nsa layers and nsa beside gatedfwa: their branch gates
+// and the NSA core's saved tensors, kept under selective, recomputed under full).
+TEST_P(CudaBackendParity, RecomputationChangesNoBit) {
+  GFWA_SKIP_WITHOUT_GPU();
+  const ModelConfig cfg = case_config(GetParam());
+  const int T0 = GetParam().T;
+  const auto p = test_params(cfg, 7);
+  auto run = [&](Recompute r) {
+    std::vector<std::vector<float>> out(8);  // losses, grads, logprobs, log f, decoder logits, losses, params, m
+    auto gpu = make_cuda_backend(cfg, kB, T0, {}, false, r);
+    gpu->set_params(p);
+    gpu->zero_grad();
+    for (int mb = 0; mb < 2; ++mb) {
+      const int B = mb == 0 ? kB : 2, T = mb == 0 ? T0 : 57;
+      std::vector<int32_t> in, tg;
+      split(batch_tokens(cfg.vocab_size, 100 + mb, B, T), B, T, in, tg);
+      out[0].push_back(gpu->forward_backward(in.data(), tg.data(), B, T, 0.5f));
+    }
+    gpu->get_grads(out[1]);
+    std::vector<int32_t> in, tg;
+    split(batch_tokens(cfg.vocab_size, 500, kB, T0), kB, T0, in, tg);
+    out[2].resize(in.size());
+    gpu->target_logprobs(in.data(), tg.data(), kB, T0, out[2].data(), nullptr);
+    if (cfg.any_gated()) {
+      std::vector<std::vector<float>> logf;
+      gpu->gate_log_f(logf);
+      for (const auto& layer : logf) out[3].insert(out[3].end(), layer.begin(), layer.end());
+    }
+    if (decoder_support_problem(cfg).empty()) {
+      auto dec = gpu->make_decoder(1, 2 * T0);
+      dec->prefill(0, in.data(), T0);
+      for (int t = 0; t < 4; ++t) {
+        out[4].insert(out[4].end(), dec->logits().begin(), dec->logits().end());
+        dec->step(&tg[size_t(t)]);
+      }
+    }
+    out[5] = train(*gpu, p, 3, cfg);
+    gpu->get_params(out[6]);
+    std::vector<float> v;
+    gpu->get_adam_state(out[7], v);
+    return out;
+  };
+  const auto none = run(Recompute::none);
+  const char* what[8] = {"losses", "gradients", "log-probabilities", "log f", "decoder logits",
+                         "training losses", "parameters", "AdamW m"};
+  for (Recompute r : {Recompute::selective, Recompute::full}) {
+    SCOPED_TRACE(recompute_name(r));
+    const auto got = run(r);
+    for (size_t k = 0; k < none.size(); ++k) {
+      ASSERT_EQ(got[k].size(), none[k].size()) << what[k];
+      EXPECT_EQ(0, std::memcmp(got[k].data(), none[k].data(), none[k].size() * 4)) << what[k];
     }
   }
 }
@@ -341,6 +413,12 @@ TEST(CudaBackend, PlanThatDoesNotFitNamesTheRequiredSize) {
     // The plan's message (cuda_memory_plan_problem): its size and the batch size that would fit.
     EXPECT_NE(std::string(e.what()).find("GiB"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("fits: lower it to that"), std::string::npos) << e.what();
+  }
+  try {  // the backend's own level is the plan's
+    make_cuda_backend(cfg, 4096, 8192, {}, false, Recompute::full);
+    FAIL() << "a 32M-token micro-batch cannot fit with full recomputation either";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("per layer with train.recompute full)"), std::string::npos) << e.what();
   }
 }
 

@@ -26,6 +26,30 @@ constexpr double kGiB = double(1ull << 30);
 
 double gib(const CudaMemoryPlan& p, ArenaCategory c) { return double(p.arena.bytes(c)) / kGiB; }
 
+// The plan of a shape at each train.recompute level.
+struct LevelPlans {
+  CudaMemoryPlan none, sel, full;
+};
+
+LevelPlans plans_by_level(CudaMemoryShape s) {
+  LevelPlans p;
+  s.recompute = Recompute::none;
+  p.none = cuda_memory_plan(s);
+  s.recompute = Recompute::selective;
+  p.sel = cuda_memory_plan(s);
+  s.recompute = Recompute::full;
+  p.full = cuda_memory_plan(s);
+  return p;
+}
+
+// Recomputation moves activations only: parameters, gradients, optimizer state and workspace stay.
+void expect_only_activations_move(const LevelPlans& p) {
+  for (const CudaMemoryPlan* q : {&p.sel, &p.full})
+    for (ArenaCategory c : {ArenaCategory::params, ArenaCategory::grads, ArenaCategory::optimizer,
+                            ArenaCategory::workspace})
+      EXPECT_EQ(q->arena.bytes(c), p.none.arena.bytes(c)) << arena_category_name(c);
+}
+
 ModelConfig small(bool shift, const std::string& letters, int kv_heads = 0) {
   ModelConfig m;
   m.vocab_size = 1000;
@@ -104,6 +128,77 @@ TEST(CudaMemoryPlan, EveryCategoryByHand) {
       }
 }
 
+// train.recompute by hand: selective keeps per layer x, q|k|v raw, o, xm and u (3 d + ld + 2 F bf16
+// columns) with every fp32 tensor, and shares one h (h1, then h2) and one rotated q|k|v; full keeps x
+// alone and shares one layer's every tensor but x and g (g is the workspace's). Nothing else changes.
+TEST(CudaMemoryPlan, RecomputeKeepsWhatItsLevelSays) {
+  for (int kv : {0, 1})
+    for (bool shift : {false, true})
+      for (const char* letters : {"", "SL", "LL"}) {
+        SCOPED_TRACE("n_kv_heads " + std::to_string(kv) + " shift " + (shift ? "on" : "off") + " pattern \"" +
+                     letters + "\"");
+        const ModelConfig m = small(shift, letters, kv);
+        const size_t N = 3 * 40, d = 128, H = 4, Hkv = kv ? kv : 4, D = 32, F = 200, ld = d + 2 * Hkv * D;
+        int gated = 0;
+        for (int l = 0; l < m.n_layers; ++l) gated += m.layer_gated(l);
+        const size_t fp32 = N * (4 * 4 + 4 * H + (shift ? 8 * Hkv : 0)), gates = 12 * N * H;
+        const size_t final_acts = N * (4 * d + 4);  // x_final, hf, rstdf
+        const LevelPlans levels = plans_by_level({m, 3, 40, 0, 0});
+        const CudaMemoryPlan &none = levels.none, &sel = levels.sel, &full = levels.full;
+        EXPECT_EQ(none.arena.bytes(ArenaCategory::recompute), 0u);
+
+        const size_t sel_layer = N * 2 * (3 * d + ld + 2 * F) + fp32;
+        EXPECT_EQ(sel.activations_per_layer, sel_layer + (gated ? gates : 0));
+        EXPECT_EQ(sel.arena.bytes(ArenaCategory::activations), 4 * sel_layer + gated * gates + final_acts);
+        EXPECT_EQ(sel.arena.bytes(ArenaCategory::recompute), N * 2 * (d + ld));
+
+        EXPECT_EQ(full.activations_per_layer, N * 2 * d);
+        EXPECT_EQ(full.arena.bytes(ArenaCategory::activations), 4 * N * 2 * d + final_acts);
+        EXPECT_EQ(full.arena.bytes(ArenaCategory::recompute),
+                  N * 2 * (4 * d + 2 * ld + 2 * F) + fp32 + (gated ? gates : 0));
+
+        expect_only_activations_move(levels);
+        EXPECT_LT(full.arena.total(), sel.arena.total());
+        EXPECT_LT(sel.arena.total(), none.arena.total());
+      }
+}
+
+// What recomputation buys on the presets: on the 1.3b model full < selective < none, each level's
+// activations a fraction of the one below; and 128k-token contexts (gatedfwa W 2048, the
+// long-context runs of docs/benchmarks.md) fit one H200 with full recomputation only: one sequence of
+// the 1.3b model (314 GiB without recomputation, 208 selective, 58 full), four of the 124m one
+// (512k tokens per micro-batch: 223, 145, 37).
+TEST(CudaMemoryPlan, RecomputeShrinksThePresetsAndFitsLongContexts) {
+  const RunConfig c = load_config((fs::path(GFWA_SOURCE_DIR) / "configs" / "gpt1.3b_gatedfwa.json").string());
+  CudaMemoryShape s{c.model, c.train.batch_size, c.train.seq_len, 0, 0};
+  double gb[3], acts[3];
+  for (Recompute r : {Recompute::none, Recompute::selective, Recompute::full}) {
+    s.recompute = r;
+    const CudaMemoryPlan p = cuda_memory_plan(s);
+    gb[int(r)] = double(p.arena.total()) / kGiB;
+    acts[int(r)] = gib(p, ArenaCategory::activations);
+    std::printf("[ info ] gpt1.3b %d x %d, train.recompute %s: %.2f GiB (activations %.2f, recomputed %.2f)\n",
+                s.max_B, s.max_T, recompute_name(r), gb[int(r)], acts[int(r)], gib(p, ArenaCategory::recompute));
+  }
+  EXPECT_LT(gb[2], gb[1]);
+  EXPECT_LT(gb[1], gb[0]);
+  EXPECT_LT(acts[1], 0.7 * acts[0]);   // the glue is over 30% of what a layer saves
+  EXPECT_LT(acts[2], 0.05 * acts[0]);  // x is 1/23 of it
+  for (const auto& [preset, B] : {std::pair{"gpt124m_gatedfwa.json", 4}, std::pair{"gpt1.3b_gatedfwa.json", 1}}) {
+    SCOPED_TRACE(preset);
+    RunConfig lc = load_config((fs::path(GFWA_SOURCE_DIR) / "configs" / preset).string());
+    lc.model.attention.window = 2048;
+    CudaMemoryShape t{lc.model, B, 131072, 0, 0};
+    const size_t h200 = size_t(128) << 30;
+    for (Recompute r : {Recompute::none, Recompute::selective, Recompute::full}) {
+      t.recompute = r;
+      EXPECT_EQ(cuda_memory_plan_problem(t, h200).empty(), r == Recompute::full) << recompute_name(r);
+      std::printf("[ info ] %s T 131072 B %d, train.recompute %s: %.2f GiB\n", preset, B, recompute_name(r),
+                  double(cuda_memory_plan(t).arena.total()) / kGiB);
+    }
+  }
+}
+
 // NSA layers: each keeps its gates [3, N, H] fp32 and the core's saved tensors (nsa_layout.h, sized for one
 // sequence of N tokens, which bounds every micro-batch of N tokens) in place of the log-sum-exp; the
 // workspace adds the gate projection's output and the gates' gradient (fp32 [N, 3H] each), the
@@ -129,6 +224,51 @@ TEST(CudaMemoryPlan, NsaLayersAddTheirGatesSavedTensorsAndWorkspace) {
     EXPECT_EQ(p.arena.bytes(ArenaCategory::workspace),
               base.arena.bytes(ArenaCategory::workspace) + 3 * N * H * (4 + 4 + 2) + ws);
   }
+}
+
+// train.recompute with nsa layers: selective drops the same glue from an nsa layer (the NSA core reads
+// the rotated q|k|v, recomputed before its backward) and keeps its branch gates and the core's saved
+// tensors per layer; full keeps x alone and the shared set holds what any layer needs: lse if some layer
+// runs the attention kernels, GatedFWA's gates if some layer is gated, the nsa gates and saved tensors if
+// some layer is nsa. Uniform nsa (each sliding branch) and nsa beside gatedfwa in both orders.
+TEST(CudaMemoryPlan, RecomputeKeepsOrSharesTheNsaTensors) {
+  const LayerAttention nsa{AttnMode::nsa, 0}, gfwa{AttnMode::gatedfwa, 0};
+  struct Case {
+    const char* name;
+    AttnMode sliding;
+    std::vector<LayerAttention> layers;  // empty: every layer nsa
+  };
+  for (const Case& k : {Case{"nsa, swa sliding", AttnMode::swa, {}}, Case{"nsa, gatedfwa sliding", AttnMode::gatedfwa, {}},
+                        Case{"nsa gatedfwa nsa gatedfwa", AttnMode::gatedfwa, {nsa, gfwa, nsa, gfwa}},
+                        Case{"gatedfwa nsa (swa sliding) x 2", AttnMode::swa, {gfwa, nsa, gfwa, nsa}}})
+    for (bool shift : {false, true}) {
+      SCOPED_TRACE(std::string(k.name) + (shift ? ", token shift" : ""));
+      ModelConfig m = small(shift, "", 1);
+      m.attention.mode = AttnMode::nsa;
+      m.attention.nsa.sliding = k.sliding;
+      m.attention.pattern.layers = k.layers;
+      const size_t N = 3 * 200, d = 128, H = 4, Hkv = 1, F = 200, ld = d + 2 * Hkv * 32;
+      const size_t saved = nsa_saved_bytes(m.nsa_shape(0, 1, int(N)));
+      bool lse = false, gated = false;
+      for (int l = 0; l < m.n_layers; ++l) {
+        lse = lse || !m.layer_nsa(l);
+        gated = gated || m.layer_gated(l);
+      }
+      EXPECT_EQ(lse, !k.layers.empty());
+      const LevelPlans levels = plans_by_level({m, 3, 200, 0, 0});
+      const CudaMemoryPlan &none = levels.none, &sel = levels.sel, &full = levels.full;
+      const size_t glue = N * 2 * (2 * d + ld + F);  // h1 h2 qkvr g
+      const size_t final_acts = N * (4 * d + 4);
+      EXPECT_EQ(sel.activations_per_layer, none.activations_per_layer - glue);
+      EXPECT_EQ(sel.arena.bytes(ArenaCategory::activations), none.arena.bytes(ArenaCategory::activations) - 4 * glue);
+      EXPECT_EQ(sel.arena.bytes(ArenaCategory::recompute), N * 2 * (d + ld));
+      EXPECT_EQ(full.activations_per_layer, N * 2 * d);
+      EXPECT_EQ(full.arena.bytes(ArenaCategory::activations), 4 * N * 2 * d + final_acts);
+      const size_t shared_fp32 = N * (4 * 4 + (lse ? 4 * H : 0) + (shift ? 8 * Hkv : 0)) + (gated ? 12 * N * H : 0) +
+                                 12 * N * H + saved;
+      EXPECT_EQ(full.arena.bytes(ArenaCategory::recompute), N * 2 * (4 * d + 2 * ld + 2 * F) + shared_fp32);
+      expect_only_activations_move(levels);
+    }
 }
 
 // optimizer.type muon (CudaBackend::plan_muon): the AdamW chunks of the other tensors and the
@@ -205,11 +345,47 @@ TEST(CudaMemoryPlan, RefusalNamesTheBatchSizeThatFits) {
     EXPECT_NE(msg.find("train.batch_size " + std::to_string(divisor) + " fits: lower it to that"), std::string::npos);
   }
   const size_t weights = cuda_memory_plan({ModelConfig{}, 1, 1, 0, 0}).arena.total();
-  EXPECT_NE(cuda_memory_plan_problem(s, weights + 1000).find("Not even train.batch_size 1 fits: lower train.seq_len"),
+  EXPECT_NE(cuda_memory_plan_problem(s, weights + 1000)
+                .find("Not even train.batch_size 1 fits, with train.recompute full either: lower train.seq_len"),
             std::string::npos);
   EXPECT_NE(cuda_memory_plan_problem(s, weights / 2).find("The model alone does not fit: a smaller model, or several "
                                                           "GPUs with distributed.zero1"),
             std::string::npos);
+}
+
+// The refusal names the recomputation levels that would fit: the lightest that fits the whole batch,
+// or each that fits a larger batch than the level below; never one at or below the configured level.
+TEST(CudaMemoryPlan, RefusalNamesTheRecomputationThatFits) {
+  CudaMemoryShape s{ModelConfig{}, 64, 1024, 0, 0};
+  auto need = [&](Recompute r, int B) {
+    CudaMemoryShape t = s;
+    t.recompute = r;
+    t.max_B = B;
+    return cuda_memory_plan(t).arena.total();
+  };
+  // Selective fits all 64 sequences: named alone, after the batch size that fits without it.
+  std::string msg = cuda_memory_plan_problem(s, need(Recompute::selective, 64));
+  EXPECT_NE(msg.find("train.batch_size 32 fits: lower it to that"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("or set train.recompute selective, which fits this batch size"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("train.recompute full"), std::string::npos) << msg;
+  // Only full fits 64 (7.6 GiB); selective fits 32 (12.3) where none fits 16 (10.4; 32: 17.2).
+  ASSERT_GT(need(Recompute::selective, 32), need(Recompute::none, 16));
+  ASSERT_LT(need(Recompute::selective, 32), need(Recompute::none, 32));
+  ASSERT_LT(need(Recompute::full, 64), need(Recompute::selective, 32));
+  msg = cuda_memory_plan_problem(s, need(Recompute::selective, 32));
+  EXPECT_NE(msg.find("train.batch_size 16 fits: lower it to that"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("or set train.recompute selective, which fits train.batch_size 32"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("or set train.recompute full, which fits this batch size"), std::string::npos) << msg;
+  // Configured with selective, only full is named; configured with full, none.
+  s.recompute = Recompute::selective;
+  msg = cuda_memory_plan_problem(s, need(Recompute::full, 64));
+  EXPECT_NE(msg.find("with train.recompute selective)"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("set train.recompute selective"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("or set train.recompute full, which fits this batch size"), std::string::npos) << msg;
+  s.recompute = Recompute::full;
+  msg = cuda_memory_plan_problem(s, need(Recompute::full, 64) - 1);
+  EXPECT_NE(msg.find("train.batch_size 32 fits: lower it to that"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("set train.recompute"), std::string::npos) << msg;
 }
 
 // Every preset the cuda backend trains fits one H200 (139 GiB usable) with room to spare for the

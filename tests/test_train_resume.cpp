@@ -169,9 +169,11 @@ TEST_F(TrainResume, IncompatibleConfigIsRefusedNamingTheKeys) {
     EXPECT_EQ(msg.find("eval.every"), std::string::npos) << msg;
   }
 
-  // The schedule length, eval, logging and checkpoint settings may change.
+  // The schedule length, eval, logging and checkpoint settings and the recomputation level (which
+  // changes no bit of the results) may change.
   auto longer = j;
   longer["train"]["max_steps"] = 5;
+  longer["train"]["recompute"] = "full";
   longer["eval"]["every"] = 1;
   longer["logging"]["every"] = 2;
   longer["checkpoint"]["every"] = 0;

@@ -42,7 +42,8 @@ int cmd_bench_train(int argc, char** argv) {
   const ModelConfig& mc = rc.model;
   const int B = rc.train.batch_size, T = rc.train.seq_len;
 
-  auto be = make_cuda_backend(mc, B, T, {}, rc.optimizer.type == "muon");
+  const Recompute recompute = parse_recompute(rc.train.recompute);
+  auto be = make_cuda_backend(mc, B, T, {}, rc.optimizer.type == "muon", recompute);
   be->init_params(rc.train.seed);
   std::mt19937_64 rng(rc.train.seed);
   std::vector<std::vector<int32_t>> data(4, std::vector<int32_t>(size_t(B) * (T + 1)));
@@ -74,9 +75,10 @@ int cmd_bench_train(int argc, char** argv) {
   const double tps = double(B) * T / (med / 1e3);
   const double tflops = tps * flops_tok / 1e12;
   const std::string pattern = mc.attention.pattern.empty() ? "" : " layers=" + attention_pattern_text(mc);
-  std::printf("bench train: mode=%s%s T=%d B=%d W=%d params=%.1fM step=%.2fms tok/s=%.0f TFLOP/s=%.1f MFU=%.1f%% "
-              "loss=%.3f mem=%.1fGiB\n",
-              attn_mode_name(mc.attention.mode), pattern.c_str(), T, B, mc.attention.window, nparam / 1e6, med, tps, tflops,
+  std::printf("bench train: mode=%s%s T=%d B=%d W=%d recompute=%s params=%.1fM step=%.2fms tok/s=%.0f TFLOP/s=%.1f "
+              "MFU=%.1f%% loss=%.3f mem=%.1fGiB\n",
+              attn_mode_name(mc.attention.mode), pattern.c_str(), T, B, mc.attention.window, recompute_name(recompute),
+              nparam / 1e6, med, tps, tflops,
               100.0 * tflops * 1e12 / be->peak_flops(), loss, double(be->memory_in_use()) / double(1ull << 30));
   return 0;
 }

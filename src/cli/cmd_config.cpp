@@ -16,8 +16,8 @@ int cmd_config(int argc, char** argv) {
   cxxopts::Options options("gfwa config", "Print the resolved run configuration as JSON.");
   add_config_options(options);
   options.add_options()("memory-plan",
-                        "print the cuda backend's memory plan for train.batch_size x train.seq_len on one GPU "
-                        "(no ZeRO-1) instead of the JSON; needs no GPU")("h,help", "show this help");
+                        "print the cuda backend's memory plan for train.batch_size x train.seq_len and "
+                        "train.recompute on one GPU (no ZeRO-1) instead of the JSON; needs no GPU")("h,help", "show this help");
   const auto parsed = options.parse(argc, argv);
   if (parsed.count("help")) {
     std::printf("%s", options.help().c_str());
@@ -26,7 +26,8 @@ int cmd_config(int argc, char** argv) {
   if (!parsed.unmatched().empty()) throw std::runtime_error("unexpected argument '" + parsed.unmatched().front() + "'");
   const RunConfig cfg = load_config_from_cli(parsed);
   if (parsed.count("memory-plan")) {
-    const CudaMemoryShape shape{cfg.model, cfg.train.batch_size, cfg.train.seq_len, 0, 0, cfg.optimizer.type == "muon"};
+    const CudaMemoryShape shape{cfg.model, cfg.train.batch_size, cfg.train.seq_len, 0, 0, cfg.optimizer.type == "muon",
+                                parse_recompute(cfg.train.recompute)};
     for (const std::string& line : cuda_memory_plan_lines(shape, cuda_memory_plan(shape))) std::printf("%s\n", line.c_str());
     return 0;
   }

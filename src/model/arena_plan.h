@@ -7,7 +7,7 @@
 
 namespace gfwa {
 
-enum class ArenaCategory { params, grads, optimizer, activations, workspace, count };
+enum class ArenaCategory { params, grads, optimizer, activations, recompute, workspace, count };
 
 inline const char* arena_category_name(ArenaCategory c) {
   switch (c) {
@@ -15,6 +15,7 @@ inline const char* arena_category_name(ArenaCategory c) {
     case ArenaCategory::grads: return "grads (fp32)";
     case ArenaCategory::optimizer: return "optimizer (AdamW m, v; Muon scratch)";
     case ArenaCategory::activations: return "activations (saved for backward)";
+    case ArenaCategory::recompute: return "recomputed activations (one layer, train.recompute)";
     case ArenaCategory::workspace: return "workspace (scratch, logits chunk, cuBLASLt, attention)";
     default: return "?";
   }

@@ -80,7 +80,7 @@ std::unique_ptr<Backend> make_backend(const BackendSpec& spec) {
     CudaDataParallel dp;
     dp.zero1_rank = spec.zero1_rank;
     dp.zero1_world = spec.zero1_world;
-    return make_cuda_backend(spec.model, spec.max_batch, spec.max_len, dp, spec.muon);
+    return make_cuda_backend(spec.model, spec.max_batch, spec.max_len, dp, spec.muon, spec.recompute);
   }
 #endif
   return make_cpu_backend(spec.model, spec.max_batch, spec.max_len);

@@ -6,6 +6,7 @@
 
 #include "model/backend.h"
 #include "model/model_config.h"
+#include "model/recompute.h"
 
 namespace gfwa {
 
@@ -17,6 +18,9 @@ struct BackendSpec {
   // only; zero1_world 0 keeps it whole. It sizes the buffers, so it is fixed here.
   int zero1_rank = 0, zero1_world = 0;
   bool muon = false;  // optimizer.type muon: the cuda backend plans Muon's scratch (muon_update)
+  // train.recompute: which activations the cuda backend keeps for the backward (the cpu backend
+  // keeps all of them whatever the level; either way the results are the same bits).
+  Recompute recompute = Recompute::none;
 };
 
 // The concrete backend for `requested`: "auto" resolves to the best one this build can run.

@@ -34,7 +34,8 @@ static_assert(kCudaAdamWChunkElems == kAdamWChunk && kCudaAdamWChunkBytes == siz
               kCudaGradNormBlocks == size_t(kGradNormBlocks) && kCudaMatmulWorkspaceBytes == Matmul::kWorkspaceBytes,
               "cuda_memory_plan.h is out of step with the kernels");
 
-CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const CudaDataParallel& dp, bool muon)
+CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const CudaDataParallel& dp, bool muon,
+                         Recompute recompute)
     : cfg_(cfg),
       pl_(cfg),
       max_B_(max_B),
@@ -56,6 +57,7 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const Cud
   dkv_ = Hkv_ * D_;
   qkv_ld_ = d_ + 2 * dkv_;
   shift_ = cfg.attention.token_shift;
+  recompute_ = recompute;
   for (int l = 0; l < L_; ++l) attn_.push_back(cfg.layer_attention(l));
   if (d_ != H_ * D_ || !cuda_attention_head_dim_supported(D_))
     throw std::invalid_argument("cuda backend: needs head_dim 64 or 128 (d_model " + std::to_string(d_) +
@@ -82,7 +84,7 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const Cud
   if (sync_.zero1()) shard_chunks_ = pl_.shard_chunks(sync_.plan(), sync_.rank());
   muon_ = muon;
   if (muon_) plan_muon();
-  const CudaMemoryShape shape{cfg, max_B, max_T, dp.zero1_rank, dp.zero1_world, muon};
+  const CudaMemoryShape shape{cfg, max_B, max_T, dp.zero1_rank, dp.zero1_world, muon, recompute};
   const CudaMemoryPlan expected = cuda_memory_plan(shape);
   logits_rows_ = expected.logits_rows;
   attn_ws_bytes_ = attention_bwd_workspace_bytes(attn_params(LayerActs{}, 0, max_B, max_T));
@@ -98,6 +100,7 @@ CudaBackend::CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const Cud
   const std::string problem = cuda_memory_plan_problem(shape, free_b);
   if (!problem.empty()) throw std::runtime_error(problem);
   arena_.allocate();
+  share_recomputed();
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   mm_ = std::make_unique<Matmul>(matmul_ws_, Matmul::kWorkspaceBytes);
 
@@ -143,41 +146,66 @@ void CudaBackend::plan(DeviceArena& a) {
   a.take(ns_.poly, ns_max_side_ * ns_max_side_, ArenaCategory::optimizer);
   a.take(ns_.partial, muon_ ? size_t(kGradNormBlocks) : 0, ArenaCategory::optimizer);
   a.take(ns_.sumsq, muon_ ? 1 : 0, ArenaCategory::optimizer);
-  acts_.assign(L_, LayerActs{});
-  for (int l = 0; l < L_; ++l) {
-    LayerActs& A = acts_[size_t(l)];
-    const ArenaCategory c = ArenaCategory::activations;
-    a.take(A.x, N * d, c);
-    a.take(A.h1, N * d, c);
-    a.take(A.qkv, N * ld, c);
-    a.take(A.qkvr, N * ld, c);
-    a.take(A.o, N * d, c);
-    a.take(A.xm, N * d, c);
-    a.take(A.h2, N * d, c);
-    a.take(A.u, N * 2 * F, c);
-    a.take(A.g, N * F, c);
+  // A layer's fp32 tensors: row statistics, then as the layer's mode needs: log-sum-exp (the attention
+  // kernels'), token shift's, GatedFWA's gates, and the NSA layer's branch gates and core's saved tensors.
+  auto fp32_acts = [&](LayerActs& A, ArenaCategory c, bool has_lse, bool has_gates, bool has_nsa) {
     a.take(A.rstd1, N, c);
     a.take(A.rstdq, N, c);
     a.take(A.rstdk, N, c);
     a.take(A.rstd2, N, c);
-    if (!nsa(l)) a.take(A.lse, N * H, c);
+    if (has_lse) a.take(A.lse, N * H, c);
     if (shift_) {
       a.take(A.prek, N * Hkv, c);
       a.take(A.prev, N * Hkv, c);
     }
-    if (gated(l)) {
+    if (has_gates) {
       a.take(A.hg, N * H, c);
       a.take(A.pre, N * H, c);
       a.take(A.lam, N * H, c);
     }
-    if (nsa(l)) {
+    if (has_nsa) {
       a.take(A.nsa_gates, 3 * N * H, c);
       a.take(A.nsa_saved, nsa_saved_bytes_, c);
     }
+  };
+  // Per layer what train.recompute keeps (none: all; selective: all but the glue h1 qkvr h2 g; full: x).
+  const bool keep_glue = recompute_ == Recompute::none, keep_layer = recompute_ != Recompute::full;
+  bool any_attention = false;  // some layer runs the attention kernels (keeps lse), not the NSA core
+  acts_.assign(L_, LayerActs{});
+  for (int l = 0; l < L_; ++l) {
+    any_attention = any_attention || !nsa(l);
+    LayerActs& A = acts_[size_t(l)];
+    const ArenaCategory c = ArenaCategory::activations;
+    a.take(A.x, N * d, c);
+    if (!keep_layer) continue;
+    if (keep_glue) a.take(A.h1, N * d, c);
+    a.take(A.qkv, N * ld, c);
+    if (keep_glue) a.take(A.qkvr, N * ld, c);
+    a.take(A.o, N * d, c);
+    a.take(A.xm, N * d, c);
+    if (keep_glue) a.take(A.h2, N * d, c);
+    a.take(A.u, N * 2 * F, c);
+    if (keep_glue) a.take(A.g, N * F, c);
+    fp32_acts(A, c, !nsa(l), gated(l), nsa(l));
   }
   a.take(x_final_, N * d, ArenaCategory::activations);
   a.take(hf_, N * d, ArenaCategory::activations);
   a.take(rstdf_, N, ArenaCategory::activations);
+  // One set for what the layers do not keep (share_recomputed points them at it).
+  rec_ = LayerActs{};
+  if (recompute_ != Recompute::none) {
+    const ArenaCategory c = ArenaCategory::recompute;
+    a.take(rec_.h1, N * d, c);
+    if (!keep_layer) a.take(rec_.qkv, N * ld, c);
+    a.take(rec_.qkvr, N * ld, c);
+    if (!keep_layer) {
+      a.take(rec_.o, N * d, c);
+      a.take(rec_.xm, N * d, c);
+      a.take(rec_.h2, N * d, c);
+      a.take(rec_.u, N * 2 * F, c);
+      fp32_acts(rec_, c, any_attention, cfg_.any_gated(), cfg_.any_nsa());
+    }
+  }
   const ArenaCategory w = ArenaCategory::workspace;
   a.take(g_, N * F, w);
   a.take(dres_, N * d, w);
@@ -214,6 +242,24 @@ void CudaBackend::plan(DeviceArena& a) {
     a.take(nsa_dg_, 3 * N * H, w);
     a.take(nsa_dpre_b_, 3 * N * H, w);
     a.take(nsa_ws_, nsa_ws_bytes_, w);
+  }
+}
+
+// g is the workspace's g_, which the backward overwrites (with dg) only after the w2 weight gradient
+// has read g; under selective recomputation h1 and h2 share a buffer, each recomputed before its use.
+void CudaBackend::share_recomputed() {
+  if (recompute_ == Recompute::none) return;
+  rec_.g = g_;
+  if (recompute_ == Recompute::selective) rec_.h2 = rec_.h1;
+  for (LayerActs& A : acts_) {
+    for (bf16* LayerActs::*f : {&LayerActs::h1, &LayerActs::qkv, &LayerActs::qkvr, &LayerActs::o, &LayerActs::xm,
+                                &LayerActs::h2, &LayerActs::u, &LayerActs::g})
+      if (!(A.*f)) A.*f = rec_.*f;
+    for (float* LayerActs::*f : {&LayerActs::rstd1, &LayerActs::rstdq, &LayerActs::rstdk, &LayerActs::rstd2,
+                                 &LayerActs::prek, &LayerActs::prev, &LayerActs::hg, &LayerActs::pre, &LayerActs::lam,
+                                 &LayerActs::lse, &LayerActs::nsa_gates})
+      if (!(A.*f)) A.*f = rec_.*f;
+    if (!A.nsa_saved) A.nsa_saved = rec_.nsa_saved;
   }
 }
 
@@ -269,6 +315,24 @@ AttnParams CudaBackend::attn_params(const LayerActs& A, int l, int B, int T) con
   return cuda::attn_params(A.qkvr, v, gated(l) ? A.lam : nullptr, A.o, A.lse, B, T, H_, Hkv_, D_, a.window, a.mode);
 }
 
+void CudaBackend::attn_norm(const LayerActs& A, int l, int N) {
+  rmsnorm_forward(stream_, A.x, wb(pl_.bf16(l).attn_norm), A.h1, A.rstd1, N, d_, cfg_.norm_eps);
+  prof_.mark("rmsnorm fwd", stream_);
+}
+
+void CudaBackend::mlp_norm(const LayerActs& A, int l, int N) {
+  rmsnorm_forward(stream_, A.xm, wb(pl_.bf16(l).mlp_norm), A.h2, A.rstd2, N, d_, cfg_.norm_eps);
+  prof_.mark("rmsnorm fwd", stream_);
+}
+
+void CudaBackend::qk_norm_rope(const LayerActs& A, int l, int B, int T) {
+  const LayerOffsets& b = pl_.bf16(l);
+  const QkvShape sh{B, T, H_, D_, cfg_.norm_eps, Hkv_};
+  qk_norm_rope_forward(stream_, sh, A.qkv, shift_ ? A.prek : nullptr, shift_ ? A.prev : nullptr, wb(b.q_norm),
+                       wb(b.k_norm), rope_, A.qkvr, A.rstdq, A.rstdk);
+  prof_.mark("qk-norm+rope fwd", stream_);
+}
+
 // The NSA core over attn_params' q, k, v views: lam of the gatedfwa sliding branch, the layer's gates, o,
 // and the saved tensors laid out for this micro-batch's shape in the layer's region.
 NsaParams CudaBackend::nsa_params(const LayerActs& A, int l, int B, int T) const {
@@ -296,15 +360,14 @@ NsaParams CudaBackend::nsa_params(const LayerActs& A, int l, int B, int T) const
   return p;
 }
 
-void CudaBackend::forward_layer(int l, int B, int T) {
+void CudaBackend::forward_layer(int l, int B, int T, bool output) {
   const int N = B * T, d = d_, H = H_, Hkv = Hkv_;
   const LayerActs& A = acts_[l];
   const LayerOffsets& o = pl_.f32(l);
   const LayerOffsets& b = pl_.bf16(l);
   bf16* xout = l + 1 < L_ ? acts_[l + 1].x : x_final_;
   cudaStream_t s = stream_;
-  rmsnorm_forward(s, A.x, wb(b.attn_norm), A.h1, A.rstd1, N, d, cfg_.norm_eps);
-  prof_.mark("rmsnorm fwd", s);
+  attn_norm(A, l, N);
   mm_->linear(s, A.h1, wb(b.wqkv), A.qkv, OutType::bf16, N, d, qkv_ld_);
   prof_.mark("gemm qkv fwd", s);
   if (shift_) {
@@ -324,10 +387,7 @@ void CudaBackend::forward_layer(int l, int B, int T) {
     nsa_gates_forward(s, nsa_pre_, N, H, A.nsa_gates);
     prof_.mark("nsa gates fwd", s);
   }
-  const QkvShape sh{B, T, H, D_, cfg_.norm_eps, Hkv};
-  qk_norm_rope_forward(s, sh, A.qkv, shift_ ? A.prek : nullptr, shift_ ? A.prev : nullptr, wb(b.q_norm),
-                       wb(b.k_norm), rope_, A.qkvr, A.rstdq, A.rstdk);
-  prof_.mark("qk-norm+rope fwd", s);
+  qk_norm_rope(A, l, B, T);
   if (nsa(l)) {
     nsa_forward(nsa_params(A, l, B, T), s);
     prof_.mark("nsa fwd", s);
@@ -337,23 +397,26 @@ void CudaBackend::forward_layer(int l, int B, int T) {
   }
   mm_->linear(s, A.o, wb(b.wo), A.xm, OutType::bf16, N, d, d, 1.0f, A.x);  // xm = x + o Wo^T
   prof_.mark("gemm wo fwd", s);
-  rmsnorm_forward(s, A.xm, wb(b.mlp_norm), A.h2, A.rstd2, N, d, cfg_.norm_eps);
-  prof_.mark("rmsnorm fwd", s);
+  mlp_norm(A, l, N);
   mm_->linear(s, A.h2, wb(b.w13), A.u, OutType::bf16, N, d, 2 * F_);
   prof_.mark("gemm w13 fwd", s);
   swiglu_forward(s, A.u, A.g, N, F_);
   prof_.mark("swiglu fwd", s);
+  if (!output) return;
   mm_->linear(s, A.g, wb(b.w2), xout, OutType::bf16, N, F_, d, 1.0f, A.xm);  // x' = xm + g W2^T
   prof_.mark("gemm w2 fwd", s);
 }
 
-void CudaBackend::forward_hidden(int B, int T) {
+void CudaBackend::forward_hidden(int B, int T, const std::function<void(int)>& after_layer) {
   const int N = B * T;
   last_B_ = B;
   last_T_ = T;
   embedding_forward(stream_, inputs_, wb(pl_.embed_bf16()), L_ > 0 ? acts_[0].x : x_final_, N, d_);
   prof_.mark("embedding fwd", stream_);
-  for (int l = 0; l < L_; ++l) forward_layer(l, B, T);
+  for (int l = 0; l < L_; ++l) {
+    forward_layer(l, B, T);
+    if (after_layer) after_layer(l);
+  }
   rmsnorm_forward(stream_, x_final_, wb(pl_.final_norm_bf16()), hf_, rstdf_, N, d_, cfg_.norm_eps);
   prof_.mark("rmsnorm fwd", stream_);
 }
@@ -385,6 +448,18 @@ void CudaBackend::backward_layer(int l, int B, int T) {
   const LayerOffsets& o = pl_.f32(l);
   const LayerOffsets& b = pl_.bf16(l);
   cudaStream_t s = stream_;
+  // Recomputation runs the forward's kernels on the inputs they had (kept, or recomputed first), so
+  // its values are the forward's bits. Full: the layer's forward again from its kept input x (the
+  // last layer's activations are still in the shared set, nothing ran over them since the forward).
+  const bool glue = recompute_ == Recompute::selective;
+  prof_.set_prefix("recompute: ");
+  if (recompute_ == Recompute::full && l + 1 < L_) forward_layer(l, B, T, false);
+  if (glue) {  // g into g_, which w2's dX overwrites only after w2's dW has read it; h2 into h1's buffer
+    swiglu_forward(s, A.u, A.g, N, F);
+    prof_.mark("swiglu fwd", s);
+    mlp_norm(A, l, N);
+  }
+  prof_.set_prefix("");
   // MLP; dres_ holds the gradient of the layer output.
   mm_->linear_dw(s, dres_, A.g, grads_ + o.w2, N, F, d);
   prof_.mark("gemm w2 dW", s);
@@ -404,6 +479,11 @@ void CudaBackend::backward_layer(int l, int B, int T) {
   prof_.mark("gemm wo dW", s);
   mm_->linear_dx(s, dres_, wb(b.wo), do_, N, d, d);
   prof_.mark("gemm wo dX", s);
+  if (glue) {
+    prof_.set_prefix("recompute: ");
+    qk_norm_rope(A, l, B, T);
+    prof_.set_prefix("");
+  }
   if (nsa(l)) {
     NsaBwdParams bp{};
     static_cast<NsaParams&>(bp) = nsa_params(A, l, B, T);
@@ -440,6 +520,11 @@ void CudaBackend::backward_layer(int l, int B, int T) {
     draw = dqkv2_;
   }
   prof_.mark("token shift bwd", s);
+  if (glue) {  // h1 (over h2, read for the last time by w13's dW)
+    prof_.set_prefix("recompute: ");
+    attn_norm(A, l, N);
+    prof_.set_prefix("");
+  }
   mm_->linear_dw(s, draw, A.h1, grads_ + o.wqkv, N, d, qkv_ld_);
   prof_.mark("gemm qkv dW", s);
   mm_->linear_dx(s, draw, wb(b.wqkv), dh_, N, d, qkv_ld_);
@@ -546,17 +631,26 @@ void CudaBackend::gate_log_f(std::vector<std::vector<float>>& out) {
   const size_t n = size_t(last_B_) * last_T_ * H_;
   std::vector<float> hg(n), pre(n), lam(n);
   out.resize(size_t(L_));
-  for (int l = 0; l < L_; ++l) {
+  auto copy = [&](int l) {
     if (!gated(l)) {
       out[size_t(l)].clear();
-      continue;
+      return;
     }
     CUDA_CHECK(cudaMemcpyAsync(hg.data(), acts_[l].hg, n * 4, cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaMemcpyAsync(pre.data(), acts_[l].pre, n * 4, cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     out[size_t(l)].resize(n);
     cpu::gate_forward(last_B_, last_T_, H_, hg.data(), pre.data(), out[size_t(l)].data(), lam.data());
+  };
+  // Under full recomputation the layers share one hg and pre: the latest forward pass runs again
+  // (the same tokens are still on the device) and each layer's are copied once it is done.
+  if (recompute_ == Recompute::full) {
+    prof_.begin(stream_);
+    forward_hidden(last_B_, last_T_, copy);
+    prof_.end(false);
+    return;
   }
+  for (int l = 0; l < L_; ++l) copy(l);
 }
 
 void CudaBackend::last_logits(const int32_t* tokens, int T, std::vector<float>& logits) {
@@ -593,8 +687,8 @@ void CudaBackend::target_logprobs(const int32_t* inputs, const int32_t* targets,
 }
 
 std::unique_ptr<Backend> make_cuda_backend(const ModelConfig& cfg, int max_B, int max_T,
-                                           const CudaDataParallel& dp, bool muon) {
-  return std::make_unique<CudaBackend>(cfg, max_B, max_T, dp, muon);
+                                           const CudaDataParallel& dp, bool muon, Recompute recompute) {
+  return std::make_unique<CudaBackend>(cfg, max_B, max_T, dp, muon, recompute);
 }
 
 }  // namespace gfwa

@@ -10,6 +10,7 @@
 
 #include "model/backend.h"
 #include "model/model_config.h"
+#include "model/recompute.h"
 
 namespace gfwa {
 
@@ -21,9 +22,11 @@ struct CudaDataParallel {
 };
 
 // Buffers are sized for micro-batches up to max_B x max_T (forward_backward with B <= max_B,
-// T <= max_T); with `muon`, also for Muon's Newton-Schulz (muon_update needs it). Throws when no
-// CUDA device is usable or the model does not fit in its memory.
+// T <= max_T); with `muon`, also for Muon's Newton-Schulz (muon_update needs it); `recompute` sets
+// which activations each layer keeps for its backward (model/recompute.h). Throws when no CUDA
+// device is usable or the model does not fit in its memory.
 std::unique_ptr<Backend> make_cuda_backend(const ModelConfig& cfg, int max_B, int max_T,
-                                           const CudaDataParallel& dp = {}, bool muon = false);
+                                           const CudaDataParallel& dp = {}, bool muon = false,
+                                           Recompute recompute = Recompute::none);
 
 }  // namespace gfwa

@@ -12,6 +12,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,13 +28,15 @@
 #include "model/cuda_grad_sync.h"
 #include "model/cuda_param_layout.h"
 #include "model/cuda_phase_timer.h"
+#include "model/recompute.h"
 
 namespace gfwa {
 
 using bf16 = __nv_bfloat16;
 
-// One layer's activations saved for backward (bf16 tensors, then fp32 row statistics and gates; an nsa
-// layer keeps its gates and the NSA core's saved tensors instead of lse).
+// One layer's activations for its backward (bf16 tensors, then fp32 row statistics and gates; an nsa
+// layer keeps its gates and the NSA core's saved tensors instead of lse). Those train.recompute does not
+// keep per layer point into one set that every layer shares (rec_).
 struct LayerActs {
   bf16 *x, *h1, *qkv, *qkvr, *o, *xm, *h2, *u, *g;
   float *rstd1, *rstdq, *rstdk, *rstd2, *prek, *prev, *hg, *pre, *lam, *lse;
@@ -43,7 +46,7 @@ struct LayerActs {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const CudaDataParallel& dp, bool muon);
+  CudaBackend(const ModelConfig& cfg, int max_B, int max_T, const CudaDataParallel& dp, bool muon, Recompute recompute);
   ~CudaBackend() override;
 
   std::string name() const override { return "cuda"; }
@@ -76,6 +79,7 @@ class CudaBackend final : public Backend {
  private:
   friend class CudaDecoder;  // prefills with forward_hidden and steps with the same parameters and GEMMs
   void plan(DeviceArena& a);  // every buffer; cuda_memory_plan.cpp mirrors it without CUDA
+  void share_recomputed();    // after allocation: the layers' pointers to what they do not keep (rec_)
   void plan_muon();  // Muon's chunk lists, matrices and scratch sizes (before plan)
   // ZeRO-1 after the shard's update: every rank gets every shard's fp32 master weights (the
   // forward reads fp32 gate biases from them, and get_params stays local) and refreshes its bf16
@@ -85,8 +89,16 @@ class CudaBackend final : public Backend {
   void check_batch(const int32_t* inputs, const int32_t* targets, int B, int T, const char* what,
                    bool forward_only = false) const;
   void upload_tokens(const int32_t* inputs, const int32_t* targets, int N);
-  void forward_hidden(int B, int T);  // embeddings -> final norm output hf
-  void forward_layer(int l, int B, int T);
+  // Embeddings -> final norm output hf; after_layer(l), when given, runs once layer l's forward is
+  // done, while its activations are in place (those recomputation shares are overwritten by the next).
+  void forward_hidden(int B, int T, const std::function<void(int)>& after_layer = {});
+  // output false: all but the w2 GEMM that writes the next layer's input (full recomputation).
+  void forward_layer(int l, int B, int T, bool output = true);
+  // The glue kernels of the forward that selective recomputation re-runs in the backward (one
+  // definition for both, so the recomputed bits are the forward's).
+  void attn_norm(const LayerActs& A, int l, int N);
+  void mlp_norm(const LayerActs& A, int l, int N);
+  void qk_norm_rope(const LayerActs& A, int l, int B, int T);
   cuda::AttnParams attn_params(const LayerActs& A, int l, int B, int T) const;  // layer l's attention operands
   cuda::NsaParams nsa_params(const LayerActs& A, int l, int B, int T) const;   // an nsa layer's core operands
   bool gated(int l) const { return cfg_.layer_gated(l); }  // GatedFWA's gates (gatedfwa, or nsa's sliding branch)
@@ -105,6 +117,7 @@ class CudaBackend final : public Backend {
   int d_, H_, D_, F_, V_, L_;
   int Hkv_, dkv_, qkv_ld_;  // K/V heads, their width Hkv*D, and the fused q | k | v row width d + 2*dkv
   bool shift_;
+  Recompute recompute_;
   std::vector<LayerAttention> attn_;  // each layer's mode and window (model.attention.pattern)
   size_t P_ = 0;  // fp32 elements of the layout
   std::vector<cuda::AdamWChunk> shard_chunks_;  // ZeRO-1: AdamW chunks of this rank's shard
@@ -130,6 +143,7 @@ class CudaBackend final : public Backend {
   cuda::AdamWChunk *chunks_dev_, *shard_chunks_dev_, *muon_adamw_dev_, *muon_momentum_dev_;
   cuda::NsScratch ns_{};
   std::vector<LayerActs> acts_;
+  LayerActs rec_{};  // the shared set (train.recompute selective or full); its g is g_
   bf16 *x_final_, *hf_;
   float* rstdf_;
   bf16 *g_, *dres_, *dh_, *do_, *dqkv_, *dqkv2_, *logits_;

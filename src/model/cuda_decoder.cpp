@@ -81,14 +81,15 @@ void CudaDecoder::prefill(int b, const int32_t* tokens, int n) {
   CudaBackend& be = be_;
   be.check_batch(tokens, nullptr, 1, n, "prefill");
   be.upload_tokens(tokens, nullptr, n);
-  be.forward_hidden(1, n);
   const int d = be.d_;
-  for (int l = 0; l < be.L_; ++l) {
+  // Each layer's cache is filled as soon as its forward is done: under train.recompute the layers
+  // share one set of buffers, which the next layer overwrites.
+  be.forward_hidden(1, n, [&](int l) {
     const LayerActs& A = be.acts_[size_t(l)];
     const AttnParams p = be.attn_params(A, l, 1, n);
     decode_fill(be.stream_, dims_[size_t(l)], cache_[size_t(l)], b, n, p.k, p.v, A.qkv + d, A.qkv + d + be.dkv_,
                 be.qkv_ld_, be.gated(l) ? A.lam : nullptr);
-  }
+  });
   be.mm_->linear(be.stream_, be.hf_ + size_t(n - 1) * d, be.wb(be.pl_.embed_bf16()), logits_dev_ + size_t(b) * be.V_,
                  OutType::f32, 1, d, be.V_);
   const int64_t pos = n;

@@ -102,30 +102,60 @@ CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s) {
   // NSA (CudaBackend's constructor): each nsa layer's saved tensors, sized for one sequence of N tokens (which
   // bounds every micro-batch of N tokens), and the backward's workspace for max_B x max_T.
   size_t nsa_saved = 0, nsa_ws = 0;
+  bool any_attention = false;  // some layer runs the attention kernels (keeps lse), not the NSA core
   for (int l = 0; l < m.n_layers; ++l) {
+    any_attention = any_attention || !m.layer_nsa(l);
     if (!m.layer_nsa(l)) continue;
     nsa_saved = nsa_saved_bytes(m.nsa_shape(l, 1, int(N)));
     nsa_ws = nsa_bwd_workspace_bytes(m.nsa_shape(l, s.max_B, s.max_T), NsaSplit{});
   }
+  // A layer's fp32 tensors: rstd1 rstdq rstdk rstd2, then as its mode needs: lse, token shift's prek prev,
+  // GatedFWA's hg pre lam, an nsa layer's branch gates and core's saved tensors.
+  auto fp32_acts = [&](ArenaCategory c, bool lse, bool gated, bool nsa) {
+    for (int k = 0; k < 4; ++k) a.add(N * f32, c);
+    if (lse) a.add(N * H * f32, c);
+    if (shift)
+      for (int k = 0; k < 2; ++k) a.add(N * Hkv * f32, c);
+    if (gated)
+      for (int k = 0; k < 3; ++k) a.add(N * H * f32, c);
+    if (nsa) {
+      a.add(3 * N * H * f32, c);  // the gates
+      a.add(nsa_saved, c);        // the core's saved tensors
+    }
+  };
+  // Per layer what train.recompute keeps (none: all; selective: all but the glue h1 qkvr h2 g; full: x).
+  const bool keep_glue = s.recompute == Recompute::none, keep_layer = s.recompute != Recompute::full;
   for (int l = 0; l < m.n_layers; ++l) {
     const ArenaCategory c = ArenaCategory::activations;
     const size_t before = a.bytes(c);
-    for (size_t cols : {d, d, ld, ld, d, d, d, 2 * F, F}) a.add(N * cols * bf16, c);  // x h1 qkv qkvr o xm h2 u g
-    for (int k = 0; k < 4; ++k) a.add(N * f32, c);                                          // rstd1 rstdq rstdk rstd2
-    if (!m.layer_nsa(l)) a.add(N * H * f32, c);                                             // lse
-    if (shift)
-      for (int k = 0; k < 2; ++k) a.add(N * Hkv * f32, c);  // prek prev
-    if (m.layer_gated(l))
-      for (int k = 0; k < 3; ++k) a.add(N * H * f32, c);  // hg pre lam
-    if (m.layer_nsa(l)) {
-      a.add(3 * N * H * f32, c);  // the gates
-      a.add(nsa_saved, c);        // the core's saved tensors
+    a.add(N * d * bf16, c);  // x
+    if (keep_layer) {
+      if (keep_glue) a.add(N * d * bf16, c);   // h1
+      a.add(N * ld * bf16, c);                 // qkv
+      if (keep_glue) a.add(N * ld * bf16, c);  // qkvr
+      for (int k = 0; k < 2; ++k) a.add(N * d * bf16, c);  // o xm
+      if (keep_glue) a.add(N * d * bf16, c);   // h2
+      a.add(N * 2 * F * bf16, c);              // u
+      if (keep_glue) a.add(N * F * bf16, c);   // g
+      fp32_acts(c, !m.layer_nsa(l), m.layer_gated(l), m.layer_nsa(l));
     }
     p.activations_per_layer = std::max(p.activations_per_layer, a.bytes(c) - before);
   }
   a.add(N * d * bf16, ArenaCategory::activations);  // x_final
   a.add(N * d * bf16, ArenaCategory::activations);  // hf
   a.add(N * f32, ArenaCategory::activations);       // rstdf
+  // One set for what the layers do not keep (g lives in the workspace's g; selective: h2 in h1's).
+  if (s.recompute != Recompute::none) {
+    const ArenaCategory c = ArenaCategory::recompute;
+    a.add(N * d * bf16, c);                    // h1
+    if (!keep_layer) a.add(N * ld * bf16, c);  // qkv
+    a.add(N * ld * bf16, c);                   // qkvr
+    if (!keep_layer) {
+      for (int k = 0; k < 3; ++k) a.add(N * d * bf16, c);  // o xm h2
+      a.add(N * 2 * F * bf16, c);                          // u
+      fp32_acts(c, any_attention, m.any_gated(), m.any_nsa());
+    }
+  }
   const ArenaCategory w = ArenaCategory::workspace;
   a.add(N * F * bf16, w);  // g
   for (int k = 0; k < 3; ++k) a.add(N * d * bf16, w);  // dres dh do
@@ -163,8 +193,10 @@ std::vector<std::string> cuda_memory_plan_lines(const CudaMemoryShape& s, const 
   std::vector<std::string> out;
   char buf[256];
   std::snprintf(buf, sizeof buf,
-                "cuda backend memory plan: %.3f GiB for %zu params, micro-batch up to %d x %d, logits chunk %d rows",
-                double(p.arena.total()) / double(1ull << 30), p.params, s.max_B, s.max_T, p.logits_rows);
+                "cuda backend memory plan: %.3f GiB for %zu params, micro-batch up to %d x %d, train.recompute %s, "
+                "logits chunk %d rows",
+                double(p.arena.total()) / double(1ull << 30), p.params, s.max_B, s.max_T, recompute_name(s.recompute),
+                p.logits_rows);
   out.push_back(buf);
   for (int c = 0; c < int(ArenaCategory::count); ++c) {
     std::snprintf(buf, sizeof buf, "  %-58s %10.3f GiB", arena_category_name(ArenaCategory(c)),
@@ -182,29 +214,61 @@ std::string cuda_memory_plan_problem(const CudaMemoryShape& s, size_t free_bytes
   const double state = double(a.bytes(ArenaCategory::params) + a.bytes(ArenaCategory::grads) +
                               a.bytes(ArenaCategory::optimizer));
   const std::string B = std::to_string(s.max_B), T = std::to_string(s.max_T);
+  const size_t recomputed = a.bytes(ArenaCategory::recompute);
   std::string msg = "cuda backend: the memory plan needs " + gib(double(a.total())) + ", more than the " +
                     gib(double(free_bytes)) + " free on the device: parameters, gradients and optimizer state " +
                     gib(state) + " (model.d_model " + std::to_string(m.d_model) + ", model.n_layers " +
                     std::to_string(m.n_layers) + ", MLP width " + std::to_string(m.hidden()) + ", model.vocab_size " +
                     std::to_string(m.vocab_size) + (s.zero1_world > 0 ? ", ZeRO-1 over " + std::to_string(s.zero1_world) + " ranks" : "") +
                     "); activations " + gib(double(a.bytes(ArenaCategory::activations))) + " (" +
-                    gib(double(p.activations_per_layer)) + " per layer) and workspace " +
-                    gib(double(a.bytes(ArenaCategory::workspace))) + " for micro-batches of train.batch_size " + B +
-                    " x train.seq_len " + T + ". ";
+                    gib(double(p.activations_per_layer)) + " per layer with train.recompute " +
+                    recompute_name(s.recompute) + ")" +
+                    (recomputed > 0 ? ", one layer's recomputed activations " + gib(double(recomputed)) : "") +
+                    " and workspace " + gib(double(a.bytes(ArenaCategory::workspace))) +
+                    " for micro-batches of train.batch_size " + B + " x train.seq_len " + T + ". ";
   // The largest divisor of the batch size that fits: train.tokens_per_step, a multiple of the batch
-  // size, stays a multiple of it, so gradient accumulation keeps the tokens per step.
-  CudaMemoryShape t = s;
-  for (int b = s.max_B - 1; b >= 1; --b) {
-    if (s.max_B % b != 0) continue;
-    t.max_B = b;
-    if (cuda_memory_plan(t).arena.total() <= free_bytes)
-      return msg + "train.batch_size " + std::to_string(b) + " fits: lower it to that (train.tokens_per_step keeps " +
-             "the tokens per step through gradient accumulation), or lower train.seq_len";
+  // size, stays a multiple of it, so gradient accumulation keeps the tokens per step. Then each
+  // stronger recomputation level that fits a larger batch, the lightest one that fits the whole
+  // batch last.
+  auto largest_batch = [&](Recompute r) {
+    CudaMemoryShape t = s;
+    t.recompute = r;
+    for (int b = s.max_B; b >= 1; --b) {
+      if (s.max_B % b != 0) continue;
+      t.max_B = b;
+      if (cuda_memory_plan(t).arena.total() <= free_bytes) return b;
+    }
+    return 0;
+  };
+  std::vector<std::string> ways;
+  bool recomputation = false;
+  int best = largest_batch(s.recompute);
+  if (best > 0)
+    ways.push_back("train.batch_size " + std::to_string(best) + " fits: lower it to that (train.tokens_per_step " +
+                   "keeps the tokens per step through gradient accumulation)");
+  for (Recompute r : {Recompute::selective, Recompute::full}) {
+    if (r <= s.recompute || best == s.max_B) continue;
+    const int b = largest_batch(r);
+    if (b <= best) continue;
+    best = b;
+    recomputation = true;
+    ways.push_back("set train.recompute " + std::string(recompute_name(r)) + ", which fits " +
+                   (b == s.max_B ? "this batch size" : "train.batch_size " + std::to_string(b)));
   }
+  if (!ways.empty()) {
+    std::string out = msg;
+    for (const std::string& w : ways) out += w + "; or ";
+    out += "lower train.seq_len";
+    if (recomputation) out += ". Recomputation changes no bit of the results, only the time of a step";
+    return out;
+  }
+  CudaMemoryShape t = s;
   t.max_B = 1;
   t.max_T = 1;
   if (cuda_memory_plan(t).arena.total() <= free_bytes)
-    return msg + "Not even train.batch_size 1 fits: lower train.seq_len (or the model's size)";
+    return msg + "Not even train.batch_size 1 fits" +
+           (s.recompute == Recompute::full ? "" : std::string(", with train.recompute full either")) +
+           ": lower train.seq_len (or the model's size)";
   return msg + "The model alone does not fit: a smaller model" +
          (s.zero1_world > 0 ? std::string(", or more ranks for ZeRO-1") : std::string(", or several GPUs with distributed.zero1"));
 }

@@ -11,6 +11,7 @@
 #include "model/arena_plan.h"
 #include "model/model_config.h"
 #include "model/param_layout.h"
+#include "model/recompute.h"
 
 namespace gfwa {
 
@@ -33,6 +34,7 @@ struct CudaMemoryShape {
   int max_B = 1, max_T = 1;          // micro-batches up to max_B x max_T
   int zero1_rank = 0, zero1_world = 0;  // ZeRO-1 (zero1_world 0: whole optimizer state)
   bool muon = false;                    // optimizer.type muon: Muon's chunk lists and Newton-Schulz scratch
+  Recompute recompute = Recompute::none;  // train.recompute: what each layer keeps for its backward
 };
 
 struct CudaMemoryPlan {
@@ -45,8 +47,9 @@ struct CudaMemoryPlan {
 CudaMemoryPlan cuda_memory_plan(const CudaMemoryShape& s);
 
 // "" when the plan fits in free_bytes of device memory, else one line: the plan's parts and the
-// keys that set them, with the largest divisor of train.batch_size that would fit (a divisor keeps
-// train.tokens_per_step valid), or why none does.
+// keys that set them, with what would fit: the largest divisor of train.batch_size (a divisor keeps
+// train.tokens_per_step valid), and a stronger train.recompute level with the batch size it fits at;
+// or why nothing does.
 std::string cuda_memory_plan_problem(const CudaMemoryShape& s, size_t free_bytes);
 
 // The plan as printed at start: a header line, then one line per category.

@@ -30,7 +30,7 @@ void PhaseTimer::mark(const char* name, cudaStream_t s) {
     names_.push_back("");
   }
   CUDA_CHECK(cudaEventRecord(pool_[used_], s));
-  names_[used_++] = name;
+  names_[used_++] = prefix_ + name;
 }
 
 void PhaseTimer::end(bool counts_as_step) {

@@ -22,6 +22,8 @@ class PhaseTimer {
   bool on() const { return on_; }
   void begin(cudaStream_t s);                   // starts a pass (a step, an evaluation, an update)
   void mark(const char* name, cudaStream_t s);  // the work since the previous mark is phase `name`
+  // Put before the names of the marks that follow, until set back to "" (e.g. "recompute: ").
+  void set_prefix(const char* prefix) { prefix_ = prefix; }
   void end(bool counts_as_step);                // waits for the pass and adds its phases up
   void report() const;
 
@@ -29,6 +31,7 @@ class PhaseTimer {
   bool on_;
   std::vector<cudaEvent_t> pool_;
   std::vector<std::string> names_;
+  std::string prefix_;
   size_t used_ = 0;
   std::vector<std::pair<std::string, double>> total_;
   int steps_ = 0, seen_ = 0;

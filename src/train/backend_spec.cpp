@@ -15,6 +15,7 @@ BackendSpec backend_spec(const RunConfig& cfg, int world, int rank, bool data_pa
   spec.max_batch = cfg.train.batch_size;
   spec.max_len = cfg.train.seq_len;
   spec.muon = cfg.optimizer.type == "muon";
+  spec.recompute = parse_recompute(cfg.train.recompute);
   if (data_parallel && cfg.distributed.zero1) {
     spec.zero1_rank = rank;
     spec.zero1_world = world;

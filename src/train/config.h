@@ -50,6 +50,7 @@ struct TrainConfig {
   int64_t max_steps = 1000;
   int64_t token_budget = 0;      // > 0 => stop when this many tokens were consumed
   int max_bad_steps = 5;         // consecutive non-finite steps before the run stops
+  std::string recompute = "none";  // none | selective | full: activation recomputation (model/recompute.h)
 };
 
 struct EvalConfig {

@@ -156,6 +156,7 @@ void visit_fields(Cfg& c, V& v) {
   v("train.max_steps", t.max_steps, at_least(int64_t{0}));
   v("train.token_budget", t.token_budget, at_least(int64_t{0}));
   v("train.max_bad_steps", t.max_bad_steps, at_least(1));
+  v("train.recompute", t.recompute, one_of({"none", "selective", "full"}));
   auto& e = c.eval;
   v("eval.every", e.every, at_least(0));
   v("eval.batches", e.batches, at_least(0));
