@@ -3,7 +3,7 @@
 // key tiles of 128 from the causal end down to the window's first tile, base-2 logits, gated bias -(lam_j - ref)*log2e
 // with ref = lam at the tile's first query (lam_i left out of the exponent, added back to lse), lse in natural log.
 //
-// Warpgroup 0 is the producer: one warp loads each item's Q and its K/V tiles through TMA into a 2- or 3-stage ring
+// Warpgroup 0 is the producer: one warp loads each item's Q and its K/V tiles through TMA into a 2-stage ring
 // (128-byte swizzled, completing on mbarriers) and, gated, writes each key tile's bias into shared memory; its
 // registers go to the consumers (setmaxnreg, the schedule's split: 24 / 240 per tile, 40 / 232 persistent).
 // Warpgroups 1 and 2 each own 64 query rows and run, per key tile i:
