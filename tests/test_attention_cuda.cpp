@@ -2,9 +2,9 @@
 // reference run in double on the same bf16-rounded inputs. Every output is poisoned (NaN) before each
 // run and must come back finite; the backward's workspace is poisoned too. Each case runs once per
 // path (AttnParams::path): the mma.sync kernels (sm80, any GPU) and the sm_90a kernels (sm90, skipped unless
-// the GPU is compute capability 9.0), forward and backward; the backward takes that path's o and lse. The sm90
-// forward's other variants (AttnParams::sm90_variant 1, 2, ...: names end in _sm90v1, ...) run every case too,
-// forward only: they share the backward.
+// the GPU is compute capability 9.0), forward and backward; the backward takes that path's o and lse. On sm90 the
+// forward runs its default schedule for the head dim (AttnParams::sm90_schedule auto: names end in _sm90) and,
+// forward only (the backward is one kernel), the other one (_sm90_persistent at D 128, _sm90_per_tile at D 64).
 //
 // Error bounds (relative L2 against the double reference):
 //   o   1e-2: o is rounded to bf16 on output (rms relative error ~2^-9/sqrt(3) ~ 1e-3) and P is rounded to
@@ -111,16 +111,20 @@ struct RunOut {
   std::vector<double> o, lse, dq, dk, dv, dlam;
 };
 
-// The kernels a case runs on: a path and, on sm90, the forward's variant.
+// The kernels a case runs on: a path and, on sm90, the forward's schedule.
 struct Kernels {
   AttnPath path;
-  int variant = 0;
+  cuda::Sm90FwdSchedule schedule = cuda::Sm90FwdSchedule::automatic;
 };
+// "sm80", "sm90" (auto), "sm90_per_tile", "sm90_persistent" (test names take no '-').
 std::string kernels_name(const Kernels& k) {
-  return std::string(cuda::attn_path_name(k.path)) + (k.variant > 0 ? "v" + std::to_string(k.variant) : "");
+  std::string n = cuda::attn_path_name(k.path);
+  if (k.schedule != cuda::Sm90FwdSchedule::automatic) n += std::string("_") + cuda::sm90_fwd_schedule_name(k.schedule);
+  std::replace(n.begin(), n.end(), '-', '_');
+  return n;
 }
 
-// Runs one case end to end on the given kernels (variants other than 0: the forward only); asserts the errors and
+// Runs one case end to end on the given kernels (an explicit sm90 schedule: the forward only); asserts the errors and
 // returns the outputs.
 RunOut run_case(const Case& c, Kernels kernels) {
   const AttnPath path = kernels.path;
@@ -180,7 +184,7 @@ RunOut run_case(const Case& c, Kernels kernels) {
   p.window = c.W;
   p.mode = c.mode;
   p.path = path;
-  p.sm90_variant = kernels.variant;
+  p.sm90_schedule = kernels.schedule;
 
   d_o.poison();
   dlse.poison();
@@ -209,7 +213,7 @@ RunOut run_case(const Case& c, Kernels kernels) {
   e.lse = test::rel_l2(lse_gpu, lse_ref);
   EXPECT_LT(e.o, 1e-2);  // NaN fails too
   EXPECT_LT(e.lse, 1e-4);
-  if (kernels.variant != 0) {
+  if (kernels.schedule != cuda::Sm90FwdSchedule::automatic) {
     std::printf("  %-44s %s o %.1e lse %.1e\n", name(c).c_str(), kernels_name(kernels).c_str(), e.o, e.lse);
     return {o_gpu, lse_gpu, {}, {}, {}, {}};
   }
@@ -293,7 +297,8 @@ std::vector<Case> full_cases() {
   return cs;
 }
 
-// Every case on both paths and every sm90 forward variant; test names end in _sm80, _sm90, _sm90v1, ...
+// Every case on both paths and both sm90 forward schedules; test names end in _sm80, _sm90 (the default schedule for
+// the head dim, forward and backward) and _sm90_persistent (D 128) or _sm90_per_tile (D 64), the other one.
 class AttentionCuda : public ::testing::TestWithParam<std::tuple<Case, Kernels>> {};
 TEST_P(AttentionCuda, MatchesCpuReference) {
   const auto& [c, kernels] = GetParam();
@@ -301,9 +306,17 @@ TEST_P(AttentionCuda, MatchesCpuReference) {
   run_case(c, kernels);
 }
 auto on_both_paths(const std::vector<Case>& cs) {
-  std::vector<Kernels> ks{{AttnPath::sm80}};
-  for (int v = 0; v < cuda::kSm90FwdVariants; ++v) ks.push_back({AttnPath::sm90, v});
-  return ::testing::Combine(::testing::ValuesIn(cs), ::testing::ValuesIn(ks));
+  std::vector<std::tuple<Case, Kernels>> runs;
+  for (const Case& c : cs) {
+    cuda::AttnParams p{};
+    p.D = c.D;
+    const cuda::Sm90FwdSchedule other = cuda::sm90_fwd_schedule(p) == cuda::Sm90FwdSchedule::per_tile
+                                            ? cuda::Sm90FwdSchedule::persistent
+                                            : cuda::Sm90FwdSchedule::per_tile;
+    for (Kernels k : {Kernels{AttnPath::sm80}, Kernels{AttnPath::sm90}, Kernels{AttnPath::sm90, other}})
+      runs.emplace_back(c, k);
+  }
+  return ::testing::ValuesIn(runs);
 }
 std::string case_name(const ::testing::TestParamInfo<std::tuple<Case, Kernels>>& info) {
   return name(std::get<0>(info.param)) + "_" + kernels_name(std::get<1>(info.param));
@@ -323,7 +336,7 @@ INSTANTIATE_TEST_SUITE_P(LongT, AttentionCuda,
 // Windows of 127-257 keys span one to three key tiles and end inside or on a tile edge; T = 65 leaves the second
 // warpgroup one row (forward) or one key (backward), T = 64 none, T = 129 gives a second tile of one row. W = T = 1100:
 // 9 key tiles add into the last query tiles' dQ (the ordered accumulation), 8 query tiles per key tile at D = 128.
-// The persistent forward variants run several items per CTA only when there are more items (query tiles x heads x
+// The persistent forward schedule runs several items per CTA only when there are more items (query tiles x heads x
 // batch) than SMs (132 on an H100/H200): the last four cases have 270-450 items of 1-6 key tiles, so the ring, the Q
 // buffers and the ping-pong carry on across items of different lengths (at D 128 the items also fall into groups of
 // (batch, head) pairs, the last one smaller).
@@ -427,6 +440,35 @@ TEST(AttentionCudaApi, PathNamesParse) {
   EXPECT_FALSE(cuda::parse_attn_path("sm100", &unused));
 }
 
+TEST(AttentionCudaApi, Sm90ScheduleNamesParse) {
+  using cuda::Sm90FwdSchedule;
+  for (Sm90FwdSchedule s : {Sm90FwdSchedule::automatic, Sm90FwdSchedule::per_tile, Sm90FwdSchedule::persistent}) {
+    Sm90FwdSchedule back = Sm90FwdSchedule::automatic;
+    EXPECT_TRUE(cuda::parse_sm90_fwd_schedule(cuda::sm90_fwd_schedule_name(s), &back));
+    EXPECT_EQ(back, s);
+  }
+  Sm90FwdSchedule unused;
+  EXPECT_FALSE(cuda::parse_sm90_fwd_schedule("2", &unused));
+  EXPECT_FALSE(cuda::parse_sm90_fwd_schedule("per_tile", &unused));
+}
+
+// auto: one CTA per tile at D 128 (24 / 240 registers, measured faster there), persistent at D 64; an explicit
+// schedule is kept at either head dim (docs/kernel_notes.md v7).
+TEST(AttentionCudaApi, Sm90ScheduleDefaultsByHeadDim) {
+  using cuda::Sm90FwdSchedule;
+  cuda::AttnParams p{};
+  p.D = 128;
+  EXPECT_EQ(cuda::sm90_fwd_schedule(p), Sm90FwdSchedule::per_tile);
+  p.D = 64;
+  EXPECT_EQ(cuda::sm90_fwd_schedule(p), Sm90FwdSchedule::persistent);
+  for (int D : {64, 128})
+    for (Sm90FwdSchedule s : {Sm90FwdSchedule::per_tile, Sm90FwdSchedule::persistent}) {
+      p.D = D;
+      p.sm90_schedule = s;
+      EXPECT_EQ(cuda::sm90_fwd_schedule(p), s);
+    }
+}
+
 // A one-token swa call with H heads over Hkv and head dim D (null tensors: the shape is checked first).
 cuda::AttnParams one_token(int H, int Hkv, int D) {
   cuda::AttnParams p{};
@@ -454,12 +496,11 @@ TEST(AttentionCudaApi, RejectsKvHeadsThatDoNotDivideTheQueryHeads) {
 
 TEST(AttentionCudaApi, RejectsUnsupportedHeadDim) { expect_refused(one_token(1, 1, 96), "D=96"); }
 
-TEST(AttentionCudaApi, RejectsUnknownSm90Variant) {
-  for (int v : {-1, cuda::kSm90FwdVariants}) {
+TEST(AttentionCudaApi, RejectsUnknownSm90Schedule) {
+  for (int v : {-1, 3}) {
     cuda::AttnParams p = one_token(1, 1, 64);
-    p.sm90_variant = v;
-    expect_refused(p, "sm90_variant " + std::to_string(v) + " out of range (0 to " +
-                          std::to_string(cuda::kSm90FwdVariants - 1) + ")");
+    p.sm90_schedule = static_cast<cuda::Sm90FwdSchedule>(v);
+    expect_refused(p, "sm90_schedule " + std::to_string(v) + " unknown (auto, per-tile or persistent)");
   }
 }
 

@@ -1,8 +1,8 @@
 // `gfwa bench attention`: times the CUDA attention (forward, forward+backward) on random inputs with CUDA
 // events (warm-up, then the median of --iters runs) and reports TFLOP/s in the mask-pairs convention of
 // docs/gatedfwa.md section 5: fwd = 4*D*pairs*B*H, fwd+bwd = 3.5x that. --path picks the kernels, forward and
-// backward (AttnParams::path); --sm90-variant the sm90 forward's variant; the line reports the path that ran (and
-// the variant, on sm90).
+// backward (AttnParams::path); --sm90-schedule the sm90 forward's schedule; the line reports the path that ran (and
+// the schedule, on sm90, auto resolved).
 #ifdef GFWA_WITH_CUDA
 #include <cxxopts.hpp>
 
@@ -43,8 +43,9 @@ int bench_attention(int argc_in, char** argv_in) {
       "mode", "full | swa | gatedfwa", cxxopts::value<std::string>()->default_value("gatedfwa"))(
       "path", "kernels, forward and backward: auto (sm90 on compute capability 9.0, else sm80) | sm80 | sm90",
       cxxopts::value<std::string>()->default_value("auto"))(
-      "sm90-variant", "the sm90 forward's variant (kernels.md; docs/kernel_notes.md v7)",
-      cxxopts::value<int>()->default_value("0"))(
+      "sm90-schedule", "the sm90 forward's schedule: auto (per-tile at D 128, persistent at D 64) | per-tile | "
+      "persistent (docs/kernel_notes.md v7)",
+      cxxopts::value<std::string>()->default_value("auto"))(
       "fwd-only", "time the forward only")("iters", "timed runs", cxxopts::value<int>()->default_value("20"))(
       "warmup", "untimed runs first", cxxopts::value<int>()->default_value("3"))("h,help", "this help");
   const auto r = opts.parse(argc, argv);
@@ -61,6 +62,10 @@ int bench_attention(int argc_in, char** argv_in) {
   cuda::AttnPath path;
   if (!cuda::parse_attn_path(r["path"].as<std::string>(), &path))
     throw std::invalid_argument("--path: unknown path '" + r["path"].as<std::string>() + "' (auto, sm80 or sm90)");
+  cuda::Sm90FwdSchedule schedule;
+  if (!cuda::parse_sm90_fwd_schedule(r["sm90-schedule"].as<std::string>(), &schedule))
+    throw std::invalid_argument("--sm90-schedule: unknown schedule '" + r["sm90-schedule"].as<std::string>() +
+                                "' (auto, per-tile or persistent)");
   if (iters < 1 || warmup < 0) throw std::invalid_argument("--iters must be >= 1 and --warmup >= 0");
   const int W = r["W"].as<int>(), Hkv = r["kv-heads"].as<int>() > 0 ? r["kv-heads"].as<int>() : H;
   if (H < 1 || H % Hkv != 0)
@@ -83,7 +88,7 @@ int bench_attention(int argc_in, char** argv_in) {
   cuda::AttnParams fwd =
       cuda::attn_params(qkv.p, qkv.p + ld - size_t(Hkv) * D, lam.p, o.p, lse.p, B, T, H, Hkv, D, W, mode);
   fwd.path = path;
-  fwd.sm90_variant = r["sm90-variant"].as<int>();
+  fwd.sm90_schedule = schedule;
   DevBuf<float> ws((cuda::attention_bwd_workspace_bytes(fwd) + 3) / 4);
   const cuda::AttnBwdParams p = cuda::attn_bwd_params(fwd, dout.p, dqkv.p, dlam.p, ws.p);
 
@@ -92,7 +97,8 @@ int bench_attention(int argc_in, char** argv_in) {
   const double fwd_ms = median_ms(warmup, iters, s, [&] { cuda::attention_forward(p, s); });
   const cuda::AttnPath ran = cuda::attention_path(fwd);
   std::printf("bench attention mode=%s path=%s", attn_mode_name(mode), cuda::attn_path_name(ran));
-  if (ran == cuda::AttnPath::sm90) std::printf(" variant=%d", fwd.sm90_variant);
+  if (ran == cuda::AttnPath::sm90)
+    std::printf(" schedule=%s", cuda::sm90_fwd_schedule_name(cuda::sm90_fwd_schedule(fwd)));
   std::printf(" B=%d H=%d Hkv=%d T=%d D=%d W=%d fwd_ms=%.4f fwd_tflops=%.1f", B, H, Hkv, T, D, W, fwd_ms,
               fwd_flops / fwd_ms / 1e9);
   if (!fwd_only) {

@@ -47,12 +47,32 @@ inline bool parse_attn_path(const std::string& s, AttnPath* out) {
   return false;
 }
 
-// Variants of the sm90 forward, for timing them against each other (docs/kernel_notes.md, "v7"); all compute the same
-// o and lse, and the backward has one kernel. 0: one CTA per (query tile, head, batch) with a 2-stage K/V ring (v5).
-// 1-3: a persistent grid, one CTA per SM walking its share of the tiles longest first, whose producer loads the next
-// tile's K/V (and Q) while the consumers finish this one: 1 with one Q buffer (the next Q loads after the epilogue),
-// 2 with two (the next Q loads during this tile), 3 with a 3-stage ring (two Q buffers at D 64, one at D 128).
-constexpr int kSm90FwdVariants = 4;
+// The sm90 forward's schedule (docs/kernel_notes.md, "v7"); both compute the same o and lse, and the backward has one
+// kernel. per_tile: one CTA per (query tile, head, batch), producer 24 / consumers 240 registers (v5). persistent: one
+// CTA per SM walking its share of the tiles longest first, its producer loading the next tile's Q (into a second Q
+// buffer) and K/V while the consumers finish this one; producer 40 / consumers 232 registers (its item loop spills
+// at 24). automatic: per_tile at D 128 (the consumers' 240 registers are worth more there than the overlap),
+// persistent at D 64 (small tiles: the overlap wins).
+enum class Sm90FwdSchedule { automatic, per_tile, persistent };
+
+inline const char* sm90_fwd_schedule_name(Sm90FwdSchedule s) {
+  switch (s) {
+    case Sm90FwdSchedule::automatic: return "auto";
+    case Sm90FwdSchedule::per_tile: return "per-tile";
+    case Sm90FwdSchedule::persistent: return "persistent";
+  }
+  return "?";
+}
+
+// Returns false when `s` names no schedule ("auto", "per-tile", "persistent").
+inline bool parse_sm90_fwd_schedule(const std::string& s, Sm90FwdSchedule* out) {
+  for (Sm90FwdSchedule x : {Sm90FwdSchedule::automatic, Sm90FwdSchedule::per_tile, Sm90FwdSchedule::persistent})
+    if (s == sm90_fwd_schedule_name(x)) {
+      *out = x;
+      return true;
+    }
+  return false;
+}
 
 struct AttnParams {
   const __nv_bfloat16 *q, *k, *v;
@@ -64,8 +84,14 @@ struct AttnParams {
   int Hkv;  // K/V heads, divides H (H: multi-head, 1: multi-query)
   AttnMode mode;
   AttnPath path;  // which kernels (forward and backward); value-initialised to automatic
-  int sm90_variant;  // the sm90 forward's variant, 0 .. kSm90FwdVariants - 1 (value-initialised to 0)
+  Sm90FwdSchedule sm90_schedule;  // the sm90 forward's schedule; value-initialised to automatic
 };
+
+// The schedule the sm90 forward runs for `p`: p.sm90_schedule, automatic resolved by the head dim.
+inline Sm90FwdSchedule sm90_fwd_schedule(const AttnParams& p) {
+  if (p.sm90_schedule != Sm90FwdSchedule::automatic) return p.sm90_schedule;
+  return p.D == 128 ? Sm90FwdSchedule::per_tile : Sm90FwdSchedule::persistent;
+}
 
 // The forward's fields (its outputs o, lse are read here) plus the gradients.
 struct AttnBwdParams : AttnParams {

@@ -29,9 +29,9 @@ void check_rows(const void* ptr, int64_t stride, int heads, const AttnParams& p,
 void check(const AttnParams& p) {
   require(attention_kernel_mode(p.mode),
           std::string("mode ") + attn_mode_name(p.mode) + " is not an attention kernel's (NSA is nsa.h)");
-  require(p.sm90_variant >= 0 && p.sm90_variant < kSm90FwdVariants,
-          "sm90_variant " + std::to_string(p.sm90_variant) + " out of range (0 to " +
-              std::to_string(kSm90FwdVariants - 1) + ")");
+  require(p.sm90_schedule == Sm90FwdSchedule::automatic || p.sm90_schedule == Sm90FwdSchedule::per_tile ||
+              p.sm90_schedule == Sm90FwdSchedule::persistent,
+          "sm90_schedule " + std::to_string(int(p.sm90_schedule)) + " unknown (auto, per-tile or persistent)");
   require(cuda_attention_head_dim_supported(p.D), "head dim D=" + std::to_string(p.D) + " unsupported (64 or 128)");
   require(p.B >= 1 && p.T >= 1 && p.H >= 1,
           "B, T, H must be >= 1 (got " + std::to_string(p.B) + ", " + std::to_string(p.T) + ", " +

@@ -3,23 +3,23 @@
 // key tiles of 128 from the causal end down to the window's first tile, base-2 logits, gated bias -(lam_j - ref)*log2e
 // with ref = lam at the tile's first query (lam_i left out of the exponent, added back to lse), lse in natural log.
 //
-// Warpgroup 0 is the producer: one warp loads each item's Q and its K/V tiles through TMA into a 2- or 3-stage ring
+// Warpgroup 0 is the producer: one warp loads each item's Q and its K/V tiles through TMA into a 2-stage ring
 // (128-byte swizzled, completing on mbarriers) and, gated, writes each key tile's bias into shared memory; its
-// registers go to the consumers (setmaxnreg: 40 for the producer's item loop, 232 for the consumers, 0 spills).
+// registers go to the consumers (setmaxnreg, the schedule's split: 24 / 240 per tile, 40 / 232 persistent).
 // Warpgroups 1 and 2 each own 64 query rows and run, per key tile i:
 //   S_i = Q K_i^T (wgmma, both operands in shared memory)    -- issued, then while it runs:
 //   O *= exp2(m_old - m_new) of tile i-1;  O += P_{i-1} V_{i-1} (wgmma, P from registers)
 //   wait S_i; softmax of S_i (scale, bias, mask, row max, exp2, row sums) while P_{i-1} V_{i-1} still runs
 //   wait P V; release the stages; pack P_i to bf16
 // and the two warpgroups take turns issuing (named barriers 1 and 2: ping-pong), so one's softmax overlaps the
-// other's matrix products. Stage release: V after its P V; K (and its bias) after the softmax that read it (v5), or
-// as soon as S is done with the biases in a ring one slot deeper (kEarlyK, FlashAttention-3's order).
+// other's matrix products. Stage release: V after its P V; K (and its bias) after the softmax that read it (per
+// tile), or as soon as S is done with the biases in a ring one slot deeper (kEarlyK, FlashAttention-3's order;
+// persistent).
 //
-// Work items are (query tile, head, batch); a CTA runs items blockIdx.x, blockIdx.x + gridDim.x, ... The variants
-// (AttnParams::sm90_variant, docs/kernel_notes.md "v7") differ only in the grid and the ring sizes: one CTA per
-// item (v5's launch), or a persistent grid of one CTA per SM whose producer loads the next item's Q and K/V while
-// the consumers finish the current one (with kQBufs = 2 the next Q goes into the other buffer, during the epilogue
-// too; with one buffer it waits for the epilogue, which stages O in it).
+// Work items are (query tile, head, batch); a CTA runs items blockIdx.x, blockIdx.x + gridDim.x, ... The two
+// schedules (AttnParams::sm90_schedule, docs/kernel_notes.md "v7") differ in the grid, the Q buffers, the K release
+// and the register split: one CTA per item (v5), or a persistent grid of one CTA per SM whose producer loads the next
+// item's Q (into the other Q buffer, during this item's epilogue too) and K/V while the consumers finish this one.
 // The ring position and the Q buffer uses count on across items, so the barriers' phases simply continue.
 #pragma once
 #include <algorithm>
@@ -33,19 +33,25 @@
 
 namespace gfwa::cuda::detail {
 
-template <int D_, int kStages_, int kQBufs_, bool kEarlyK_>
+// Kernel traits: everything a schedule fixes (the tile shape, Q buffers, K release, grid, register split) and the
+// shared-memory layout that follows.
+template <int D_, int kQBufs_, bool kEarlyK_, bool kPersistent_, int kProducerRegs_, int kConsumerRegs_>
 struct Sm90FwdTraits {
   static constexpr int D = D_;
   static constexpr int BM = 128;          // query rows per item, 64 per consumer warpgroup
   static constexpr int BN = 128;          // keys per tile
-  static constexpr int kStages = kStages_;  // K/V ring depth
-  static constexpr int kQBufs = kQBufs_;    // Q buffers: 2 lets the next item's Q load during this one
+  static constexpr int kStages = 2;       // K/V ring depth (a third stage measured no faster: kernel_notes.md v7)
+  static constexpr int kQBufs = kQBufs_;  // Q buffers: 2 lets the next item's Q load during this one
   // K released as soon as S = Q K^T is done (FlashAttention-3), not after the softmax: the keys' biases, which the
   // softmax reads, then need a ring of kStages + 1 (the producer writes tile t's after tile t - kStages' release,
   // which each warp gives after its softmax of tile t - kStages - 1, the slot's previous user).
   static constexpr bool kEarlyK = kEarlyK_;
   static constexpr int kKbSlots = kEarlyK ? kStages + 1 : kStages;
+  static constexpr bool kPersistent = kPersistent_;  // one CTA per SM over many items, or one CTA per item
   static constexpr int kThreads = 384;    // warpgroup 0 produces (one warp works), 1 and 2 consume
+  // setmaxnreg: the producer warpgroup gives registers to the two consumer warpgroups (multiples of 8, 24-256, and
+  // all three warpgroups within the SM's 64K registers: one CTA per SM).
+  static constexpr int kProducerRegs = kProducerRegs_, kConsumerRegs = kConsumerRegs_;
   static constexpr int kSlabs = D / 64;   // 64-column slabs per row (128-byte swizzle rows)
   static constexpr int kTileBytes = BN * D * 2, kQBytes = BM * D * 2;
   // Shared memory from a 1024-byte aligned base (the swizzle atoms need it).
@@ -57,28 +63,20 @@ struct Sm90FwdTraits {
   static constexpr int kBytes = kBar + (2 * kQBufs + 4 * kStages) * 8 + 1024;  // + slack to align the base
   static_assert(BM == 128 && BN == 128 && D % 64 == 0, "tile shape: 2 consumer warpgroups x 64 rows, 64-column slabs");
   static_assert(kBytes <= 227 * 1024, "more shared memory than a CTA may have");
+  static_assert(kProducerRegs % 8 == 0 && kConsumerRegs % 8 == 0 && kProducerRegs >= 24 && kConsumerRegs <= 256,
+                "setmaxnreg counts: multiples of 8 in 24..256");
+  static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 65536, "register split over the SM's 64K registers");
 };
 
-// The variants (AttnParams::sm90_variant): persistent grid, ring depth, Q buffers, early K release. At D = 128 a
-// 3-stage ring leaves room for neither a second Q buffer nor the fourth bias slot, so variant 3 has neither there.
-template <int D, int kVariant>
-struct Sm90FwdVariant;
+// The schedules (AttnParams::sm90_schedule, docs/kernel_notes.md v7). Per tile: one Q buffer, K released after the
+// softmax, the v5 split. Persistent: two Q buffers and early K release (room for both at D 128 with a 2-stage ring);
+// its producer's item loop needs 40 registers (24 spilled in the gated D 64 build), the consumers get 232.
+template <int D, Sm90FwdSchedule kSchedule>
+struct Sm90FwdSchedTraits;
 template <int D>
-struct Sm90FwdVariant<D, 0> : Sm90FwdTraits<D, 2, 1, false> {
-  static constexpr bool kPersistent = false;
-};
+struct Sm90FwdSchedTraits<D, Sm90FwdSchedule::per_tile> : Sm90FwdTraits<D, 1, false, false, 24, 240> {};
 template <int D>
-struct Sm90FwdVariant<D, 1> : Sm90FwdTraits<D, 2, 1, true> {
-  static constexpr bool kPersistent = true;
-};
-template <int D>
-struct Sm90FwdVariant<D, 2> : Sm90FwdTraits<D, 2, 2, true> {
-  static constexpr bool kPersistent = true;
-};
-template <int D>
-struct Sm90FwdVariant<D, 3> : Sm90FwdTraits<D, 3, D == 64 ? 2 : 1, D == 64> {
-  static constexpr bool kPersistent = true;
-};
+struct Sm90FwdSchedTraits<D, Sm90FwdSchedule::persistent> : Sm90FwdTraits<D, 2, true, true, 40, 232> {};
 
 // Work item `item` -> (query tile, head, batch). Items come in groups of G (batch, head) pairs (G = 1: v5's order);
 // inside a group the query tiles go from the last to the first (the last see the most keys: longest first, for the
@@ -96,11 +94,11 @@ __device__ __forceinline__ Sm90FwdItem sm90_fwd_item(int item, int nq, int H, in
 // Named barriers: 1 + w is consumer warpgroup w's turn to issue; 3 + w its epilogue. 0 is __syncthreads'.
 constexpr int kSchedBar = 1, kEpilogueBar = 3;
 
-template <int D, int kVariant, bool kGated>
-__global__ void __launch_bounds__(Sm90FwdVariant<D, kVariant>::kThreads, 1)
+template <int D, Sm90FwdSchedule kSchedule, bool kGated>
+__global__ void __launch_bounds__(Sm90FwdSchedTraits<D, kSchedule>::kThreads, 1)
     attn_fwd_sm90_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
                          const __grid_constant__ CUtensorMap tm_v, const AttnParams p, const AttnConsts c, int G) {
-  using Tr = Sm90FwdVariant<D, kVariant>;
+  using Tr = Sm90FwdSchedTraits<D, kSchedule>;
   constexpr int BM = Tr::BM, BN = Tr::BN, S = Tr::kStages, QB = Tr::kQBufs, KB = Tr::kKbSlots;
   constexpr int kSlabQ = BM * 128, kSlabKV = BN * 128;
   extern __shared__ unsigned char smem_raw[];
@@ -146,7 +144,7 @@ __global__ void __launch_bounds__(Sm90FwdVariant<D, kVariant>::kThreads, 1)
 
   if (wg == 0) {
     // ---- producer ----
-    setmaxnreg_dec<40>();
+    setmaxnreg_dec<Tr::kProducerRegs>();
     if (warp == 0) {
       if (lane == 0) {
         tma_prefetch_map(&tm_q);
@@ -195,11 +193,14 @@ __global__ void __launch_bounds__(Sm90FwdVariant<D, kVariant>::kThreads, 1)
             mbar_arrive(full_k(s));
           }
         }
+        // Per tile the CTA has one item: a loop that visibly runs once keeps the producer within 24 registers (as a
+        // loop it spills in the gated builds).
+        if (!Tr::kPersistent) break;
       }
     }
   } else {
     // ---- consumers ----
-    setmaxnreg_inc<232>();
+    setmaxnreg_inc<Tr::kConsumerRegs>();
     const int cw = wg - 1, g = lane >> 2, tq = lane & 3;
     const int rw = 64 * cw + 16 * (warp & 3);  // this warp's first row in the item's query tile
     // Ping-pong: the warpgroups alternate issuing, tile after tile and item after item; warpgroup 0 goes first.
@@ -403,13 +404,13 @@ __global__ void __launch_bounds__(Sm90FwdVariant<D, kVariant>::kThreads, 1)
   }
 }
 
-template <int D, int kVariant>
-void launch_attn_fwd_sm90_variant(const AttnParams& p, const AttnConsts& c, cudaStream_t stream) {
-  using Tr = Sm90FwdVariant<D, kVariant>;
+template <int D, Sm90FwdSchedule kSchedule>
+void launch_attn_fwd_sm90_schedule(const AttnParams& p, const AttnConsts& c, cudaStream_t stream) {
+  using Tr = Sm90FwdSchedTraits<D, kSchedule>;
   const CUtensorMap q = attn_tensor_map(p.q, p.q_row_stride, p.B, p.T, p.H, D, Tr::BM);
   const CUtensorMap k = attn_tensor_map(p.k, p.k_row_stride, p.B, p.T, p.Hkv, D, Tr::BN);
   const CUtensorMap v = attn_tensor_map(p.v, p.v_row_stride, p.B, p.T, p.Hkv, D, Tr::BN);
-  auto kernel = c.gated ? attn_fwd_sm90_kernel<D, kVariant, true> : attn_fwd_sm90_kernel<D, kVariant, false>;
+  auto kernel = c.gated ? attn_fwd_sm90_kernel<D, kSchedule, true> : attn_fwd_sm90_kernel<D, kSchedule, false>;
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kBytes));
   const int n_hb = p.B * p.H, n_items = (p.T + Tr::BM - 1) / Tr::BM * n_hb;
   int grid = n_items, G = 1;
@@ -430,13 +431,10 @@ void launch_attn_fwd_sm90_variant(const AttnParams& p, const AttnConsts& c, cuda
 
 template <int D>
 void launch_attn_fwd_sm90(const AttnParams& p, const AttnConsts& c, cudaStream_t stream) {
-  static_assert(kSm90FwdVariants == 4, "one case per variant");
-  switch (p.sm90_variant) {
-    case 0: launch_attn_fwd_sm90_variant<D, 0>(p, c, stream); break;
-    case 1: launch_attn_fwd_sm90_variant<D, 1>(p, c, stream); break;
-    case 2: launch_attn_fwd_sm90_variant<D, 2>(p, c, stream); break;
-    default: launch_attn_fwd_sm90_variant<D, 3>(p, c, stream); break;
-  }
+  if (sm90_fwd_schedule(p) == Sm90FwdSchedule::persistent)
+    launch_attn_fwd_sm90_schedule<D, Sm90FwdSchedule::persistent>(p, c, stream);
+  else
+    launch_attn_fwd_sm90_schedule<D, Sm90FwdSchedule::per_tile>(p, c, stream);
 }
 
 }  // namespace gfwa::cuda::detail
