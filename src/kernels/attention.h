@@ -39,12 +39,8 @@ inline const char* attn_path_name(AttnPath p) {
 
 // Returns false when `s` names no path ("auto", "sm80", "sm90").
 inline bool parse_attn_path(const std::string& s, AttnPath* out) {
-  for (AttnPath p : {AttnPath::automatic, AttnPath::sm80, AttnPath::sm90})
-    if (s == attn_path_name(p)) {
-      *out = p;
-      return true;
-    }
-  return false;
+  constexpr AttnPath all[] = {AttnPath::automatic, AttnPath::sm80, AttnPath::sm90};
+  return parse_by_name(s, all, attn_path_name, out);
 }
 
 // The sm90 forward's schedule (docs/kernel_notes.md, "v7"); both compute the same o and lse, and the backward has one
@@ -66,12 +62,8 @@ inline const char* sm90_fwd_schedule_name(Sm90FwdSchedule s) {
 
 // Returns false when `s` names no schedule ("auto", "per-tile", "persistent").
 inline bool parse_sm90_fwd_schedule(const std::string& s, Sm90FwdSchedule* out) {
-  for (Sm90FwdSchedule x : {Sm90FwdSchedule::automatic, Sm90FwdSchedule::per_tile, Sm90FwdSchedule::persistent})
-    if (s == sm90_fwd_schedule_name(x)) {
-      *out = x;
-      return true;
-    }
-  return false;
+  constexpr Sm90FwdSchedule all[] = {Sm90FwdSchedule::automatic, Sm90FwdSchedule::per_tile, Sm90FwdSchedule::persistent};
+  return parse_by_name(s, all, sm90_fwd_schedule_name, out);
 }
 
 struct AttnParams {

@@ -3,6 +3,7 @@
 // of three branches (docs/nsa.md) whose sliding branch is one of swa, gatedfwa, so no attention
 // kernel takes it.
 #pragma once
+#include <cstddef>
 #include <string>
 
 namespace gfwa {
@@ -25,6 +26,17 @@ inline bool parse_attn_mode(const std::string& s, AttnMode* out) {
   if (s == "swa") { *out = AttnMode::swa; return true; }
   if (s == "gatedfwa") { *out = AttnMode::gatedfwa; return true; }
   if (s == "nsa") { *out = AttnMode::nsa; return true; }
+  return false;
+}
+
+// The value among `all` whose name(value) is `s`; false when none is (the kernels' option names: path, schedule).
+template <class E, size_t N>
+bool parse_by_name(const std::string& s, const E (&all)[N], const char* (*name)(E), E* out) {
+  for (E e : all)
+    if (s == name(e)) {
+      *out = e;
+      return true;
+    }
   return false;
 }
 
