@@ -3,8 +3,9 @@
 // run and must come back finite; the backward's workspace is poisoned too. Each case runs once per
 // path (AttnParams::path): the mma.sync kernels (sm80, any GPU) and the sm_90a kernels (sm90, skipped unless
 // the GPU is compute capability 9.0), forward and backward; the backward takes that path's o and lse. On sm90 the
-// forward runs its default schedule for the head dim (AttnParams::sm90_schedule auto: names end in _sm90) and,
-// forward only (the backward is one kernel), the other one (_sm90_persistent at D 128, _sm90_per_tile at D 64).
+// forward runs its default schedule for the mode and head dim (AttnParams::sm90_schedule auto: names end in _sm90) and,
+// forward only (the backward is one kernel), the other one (_sm90_persistent for full attention at D 128,
+// _sm90_per_tile otherwise).
 //
 // Error bounds (relative L2 against the double reference):
 //   o   1e-2: o is rounded to bf16 on output (rms relative error ~2^-9/sqrt(3) ~ 1e-3) and P is rounded to
@@ -298,7 +299,7 @@ std::vector<Case> full_cases() {
 }
 
 // Every case on both paths and both sm90 forward schedules; test names end in _sm80, _sm90 (the default schedule for
-// the head dim, forward and backward) and _sm90_persistent (D 128) or _sm90_per_tile (D 64), the other one.
+// the mode and head dim, forward and backward) and _sm90_per_tile or _sm90_persistent, the other one.
 class AttentionCuda : public ::testing::TestWithParam<std::tuple<Case, Kernels>> {};
 TEST_P(AttentionCuda, MatchesCpuReference) {
   const auto& [c, kernels] = GetParam();
@@ -310,6 +311,7 @@ auto on_both_paths(const std::vector<Case>& cs) {
   for (const Case& c : cs) {
     cuda::AttnParams p{};
     p.D = c.D;
+    p.mode = c.mode;
     const cuda::Sm90FwdSchedule other = cuda::sm90_fwd_schedule(p) == cuda::Sm90FwdSchedule::per_tile
                                             ? cuda::Sm90FwdSchedule::persistent
                                             : cuda::Sm90FwdSchedule::per_tile;
@@ -452,14 +454,20 @@ TEST(AttentionCudaApi, Sm90ScheduleNamesParse) {
   EXPECT_FALSE(cuda::parse_sm90_fwd_schedule("per_tile", &unused));
 }
 
-// auto: one CTA per tile at D 128 (24 / 240 registers, measured faster there), persistent at D 64; an explicit
-// schedule is kept at either head dim (docs/kernel_notes.md v7).
-TEST(AttentionCudaApi, Sm90ScheduleDefaultsByHeadDim) {
+// auto: one CTA per tile for full attention at D 128 (24 / 240 registers, measured faster there), persistent for
+// the windowed modes and at D 64; an explicit schedule is kept at either head dim (docs/kernel_notes.md v7).
+TEST(AttentionCudaApi, Sm90ScheduleDefaultsByModeAndHeadDim) {
   using cuda::Sm90FwdSchedule;
   cuda::AttnParams p{};
   p.D = 128;
+  p.mode = AttnMode::full;
   EXPECT_EQ(cuda::sm90_fwd_schedule(p), Sm90FwdSchedule::per_tile);
+  for (AttnMode m : {AttnMode::swa, AttnMode::gatedfwa}) {
+    p.mode = m;
+    EXPECT_EQ(cuda::sm90_fwd_schedule(p), Sm90FwdSchedule::persistent);
+  }
   p.D = 64;
+  p.mode = AttnMode::full;
   EXPECT_EQ(cuda::sm90_fwd_schedule(p), Sm90FwdSchedule::persistent);
   for (int D : {64, 128})
     for (Sm90FwdSchedule s : {Sm90FwdSchedule::per_tile, Sm90FwdSchedule::persistent}) {

@@ -47,8 +47,9 @@ inline bool parse_attn_path(const std::string& s, AttnPath* out) {
 // kernel. per_tile: one CTA per (query tile, head, batch), producer 24 / consumers 240 registers (v5). persistent: one
 // CTA per SM walking its share of the tiles longest first, its producer loading the next tile's Q (into a second Q
 // buffer) and K/V while the consumers finish this one; producer 40 / consumers 232 registers (its item loop spills
-// at 24). automatic: per_tile at D 128 (the consumers' 240 registers are worth more there than the overlap),
-// persistent at D 64 (small tiles: the overlap wins).
+// at 24). automatic: per_tile for full causal attention at D 128 (long key loops: the consumers' 240 registers are
+// worth more there than the overlap), persistent otherwise (windowed modes and D 64: the overlap of one tile's
+// epilogue with the next one's loads wins; measured in kernel_notes.md, "v7 re-measured").
 enum class Sm90FwdSchedule { automatic, per_tile, persistent };
 
 inline const char* sm90_fwd_schedule_name(Sm90FwdSchedule s) {
@@ -79,10 +80,10 @@ struct AttnParams {
   Sm90FwdSchedule sm90_schedule;  // the sm90 forward's schedule; value-initialised to automatic
 };
 
-// The schedule the sm90 forward runs for `p`: p.sm90_schedule, automatic resolved by the head dim.
+// The schedule the sm90 forward runs for `p`: p.sm90_schedule, automatic resolved by the mode and head dim.
 inline Sm90FwdSchedule sm90_fwd_schedule(const AttnParams& p) {
   if (p.sm90_schedule != Sm90FwdSchedule::automatic) return p.sm90_schedule;
-  return p.D == 128 ? Sm90FwdSchedule::per_tile : Sm90FwdSchedule::persistent;
+  return p.D == 128 && p.mode == AttnMode::full ? Sm90FwdSchedule::per_tile : Sm90FwdSchedule::persistent;
 }
 
 // The forward's fields (its outputs o, lse are read here) plus the gradients.
