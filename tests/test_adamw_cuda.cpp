@@ -132,8 +132,11 @@ TEST(AdamWCuda, VectorisedWalkMatchesCpuOnUnalignedTensors) {
         ASSERT_EQ(from_bf16(b[boffs[i] + k]), from_bf16(to_bf16(gp[offs[i] + k])))
             << what << ", tensor " << i << " elem " << k;
       }
-    for (size_t j = 0; j < Pb; ++j)
-      if (!written[j]) ASSERT_TRUE(std::isnan(from_bf16(b[j]))) << what << " wrote gap elem " << j;
+    for (size_t j = 0; j < Pb; ++j) {
+      if (!written[j]) {
+        ASSERT_TRUE(std::isnan(from_bf16(b[j]))) << what << " wrote gap elem " << j;
+      }
+    }
   };
   check_copy("adamw_step");
   db.poison();
