@@ -20,6 +20,30 @@ namespace {
 using namespace gfwa::test;
 using bf16 = __nv_bfloat16;
 
+// The cpu twin's tensors and their device copies over one chunk list; step() updates both.
+struct AdamWBoth {
+  std::vector<size_t> offs, boffs, numels;
+  std::vector<bool> decay;
+  std::vector<float> p, g, m, v;  // the cpu side
+  std::vector<cuda::AdamWChunk> chunks;
+  DeviceArray<cuda::AdamWChunk> dch;
+  DeviceArray<float> dp, dg, dm, dv;
+  DeviceArray<bf16> db;  // poisoned at the start
+  AdamWBoth(std::vector<size_t> o, std::vector<size_t> bo, std::vector<size_t> n, std::vector<bool> d,
+            std::vector<float> p0, std::vector<float> g0, std::vector<float> m0, std::vector<float> v0, size_t bf16_total)
+      : offs(std::move(o)), boffs(std::move(bo)), numels(std::move(n)), decay(std::move(d)), p(std::move(p0)),
+        g(std::move(g0)), m(std::move(m0)), v(std::move(v0)), chunks(cuda::adamw_chunks(offs, boffs, numels, decay)),
+        dch(chunks), dp(p), dg(g), dm(m), dv(v), db(bf16_total) {
+    db.poison();
+  }
+  void step(const AdamWStep& h) {
+    for (size_t i = 0; i < numels.size(); ++i)
+      cpu::adamw_update(p.data() + offs[i], g.data() + offs[i], m.data() + offs[i], v.data() + offs[i], numels[i], h,
+                        decay[i]);
+    cuda::adamw_step(nullptr, dch.get(), int(chunks.size()), h, dg.get(), dp.get(), dm.get(), dv.get(), db.get());
+  }
+};
+
 TEST(AdamWCuda, MatchesCpuOverTensorsWithDecayFlags) {
   GFWA_SKIP_WITHOUT_GPU();
   const std::vector<size_t> numels = {13, 20000, 1, 8193, 77};
@@ -33,21 +57,16 @@ TEST(AdamWCuda, MatchesCpuOverTensorsWithDecayFlags) {
     P += n;
     Pb += n;
   }
-  auto p = random_bf16_values(P, 51, 0.5), g = random_bf16_values(P, 52, 0.01);
-  auto m = random_bf16_values(P, 53, 0.001), v = random_bf16_values(P, 54, 0.001);
-  for (auto& x : v) x = x * x;
-  const auto chunks = cuda::adamw_chunks(offs, boffs, numels, decay);
-  DeviceArray<cuda::AdamWChunk> dch(chunks);
-  DeviceArray<float> dp(p), dg(g), dm(m), dv(v);
-  DeviceArray<bf16> db(Pb);
-  db.poison();
-  for (int64_t t = 1; t <= 3; ++t) {
-    const AdamWStep h{1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.8f, t};
-    for (size_t i = 0; i < numels.size(); ++i)
-      cpu::adamw_update(p.data() + offs[i], g.data() + offs[i], m.data() + offs[i], v.data() + offs[i], numels[i], h,
-                        decay[i]);
-    cuda::adamw_step(nullptr, dch.get(), int(chunks.size()), h, dg.get(), dp.get(), dm.get(), dv.get(), db.get());
-  }
+  auto v0 = random_bf16_values(P, 54, 0.001);
+  for (auto& x : v0) x = x * x;
+  AdamWBoth a(offs, boffs, numels, decay, random_bf16_values(P, 51, 0.5), random_bf16_values(P, 52, 0.01),
+              random_bf16_values(P, 53, 0.001), v0, Pb);
+  for (int64_t t = 1; t <= 3; ++t) a.step({1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.8f, t});
+  const auto &p = a.p, &m = a.m, &v = a.v;
+  auto &dp = a.dp, &dm = a.dm, &dv = a.dv;
+  auto& db = a.db;
+  auto& dch = a.dch;
+  const auto& chunks = a.chunks;
   EXPECT_LT(rel_err(dp.download(), p), 1e-6);
   EXPECT_LT(rel_err(dm.download(), m), 1e-6);
   EXPECT_LT(rel_err(dv.download(), v), 1e-6);
@@ -92,19 +111,15 @@ TEST(AdamWCuda, VectorisedWalkMatchesCpuOnUnalignedTensors) {
       for (size_t k = 0; k < numels[i]; ++k) y[offs[i] + k] = square ? x[offs[i] + k] * x[offs[i] + k] : x[offs[i] + k];
     return y;
   };
-  auto p = fill(81, 0.5, false), g = fill(82, 0.01, false), m = fill(83, 0.001, false), v = fill(84, 0.002, true);
-  const auto chunks = cuda::adamw_chunks(offs, boffs, numels, decay);
-  DeviceArray<cuda::AdamWChunk> dch(chunks);
-  DeviceArray<float> dp(p), dg(g), dm(m), dv(v);
-  DeviceArray<bf16> db(Pb);
-  db.poison();
-  for (int64_t t = 1; t <= 2; ++t) {
-    const AdamWStep h{3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, t == 1 ? 0.7f : 1.0f, t};
-    for (size_t i = 0; i < numels.size(); ++i)
-      cpu::adamw_update(p.data() + offs[i], g.data() + offs[i], m.data() + offs[i], v.data() + offs[i], numels[i], h,
-                        decay[i]);
-    cuda::adamw_step(nullptr, dch.get(), int(chunks.size()), h, dg.get(), dp.get(), dm.get(), dv.get(), db.get());
-  }
+  AdamWBoth a(offs, boffs, numels, decay, fill(81, 0.5, false), fill(82, 0.01, false), fill(83, 0.001, false),
+              fill(84, 0.002, true), Pb);
+  const std::vector<float> g = a.g;  // the gradient the device must leave unchanged
+  for (int64_t t = 1; t <= 2; ++t) a.step({3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, t == 1 ? 0.7f : 1.0f, t});
+  const auto &p = a.p, &m = a.m, &v = a.v;
+  auto &dp = a.dp, &dm = a.dm, &dv = a.dv, &dg = a.dg;
+  auto& db = a.db;
+  auto& dch = a.dch;
+  const auto& chunks = a.chunks;
   const auto gp = dp.download(), gm = dm.download(), gv = dv.download(), gg = dg.download();
   std::vector<bool> in_tensor(P, false);
   for (size_t i = 0; i < numels.size(); ++i)
