@@ -184,14 +184,22 @@ TEST_P(QkNormRopeCuda, ForwardBackwardMatchCpu) {
 }
 
 // With shift at T = 1 the shift-gate gradient is g . k_s / a with g nearly orthogonal to k_s (the
-// QK-norm Jacobian), pure cancellation: the smallest shift case uses T = 2 instead. At d = 768 the warp
-// path deals 3 groups of q and k to each lane (some lanes hold both), at d = 1024 (16 x 64, 8 x 128) 4.
+// QK-norm Jacobian), pure cancellation: the smallest shift case uses T = 2 instead. D % 16 == 0 takes the
+// group kernels (a thread per 16-channel rotation group of q and k: 96 threads at d 768, 256 at d 2048, 512 at
+// d 4096), the others the generic ones. The presets' widths (768, 1024, 1280, 2048 at head dims 64 and 128) and
+// the largest d; the Long cases have more tokens than blocks (backward: 512; forward: 1024), so a block walks
+// several tokens: the next token's loads in flight, the two shared slots taking turns.
 INSTANTIATE_TEST_SUITE_P(Shapes, QkNormRopeCuda,
                          ::testing::Values(Case{2, 7, 3, 10, 13, true}, Case{3, 65, 4, 64, 40, true},
                                            Case{2, 33, 2, 128, 8, false}, Case{1, 1, 1, 2, 3, false},
                                            Case{2, 2, 1, 2, 3, true}, Case{2, 17, 12, 64, 24, true},
-                                           Case{2, 9, 16, 64, 8, false}, Case{1, 5, 8, 128, 8, true}));
-// Grouped-query attention: k and v narrower than q, through the warp path (D % 16 == 0) and the generic one.
+                                           Case{2, 9, 16, 64, 8, false}, Case{1, 5, 8, 128, 8, true},
+                                           Case{2, 9, 20, 64, 8, true}, Case{2, 9, 16, 128, 8, false},
+                                           Case{1, 6, 16, 128, 8, true}, Case{1, 3, 32, 128, 8, false}));
+INSTANTIATE_TEST_SUITE_P(Long, QkNormRopeCuda,
+                         ::testing::Values(Case{4, 300, 12, 64, 8, true}, Case{3, 700, 4, 64, 8, false},
+                                           Case{2, 600, 8, 128, 8, true, 2}, Case{1, 1500, 3, 10, 5, true}));
+// Grouped-query attention: k and v narrower than q, through the group kernels (D % 16 == 0) and the generic ones.
 INSTANTIATE_TEST_SUITE_P(GroupedQuery, QkNormRopeCuda,
                          ::testing::Values(Case{3, 65, 4, 64, 40, true, 1}, Case{2, 17, 12, 64, 24, true, 4},
                                            Case{2, 33, 4, 128, 8, false, 2}, Case{2, 7, 6, 10, 13, true, 3},

@@ -1,5 +1,6 @@
 #include "kernels/qk_norm_rope.cuh"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -11,7 +12,8 @@
 namespace gfwa::cuda {
 namespace {
 
-constexpr int kPpt = 2;  // (c0, c0 + D/2) pairs per thread in the backward: d <= 2 * 1024 * kPpt
+constexpr int kPpt = 2;  // (c0, c0 + D/2) pairs per thread in the generic backward: d <= 2 * 1024 * kPpt
+constexpr int kQkForwardBlocks = 1024;  // the group forward's grid: ~8 blocks per SM at d 768, each a range of tokens
 
 __device__ __forceinline__ float sigm(float x) { return 1.0f / (1.0f + __expf(-x)); }
 
@@ -23,7 +25,7 @@ __device__ __forceinline__ float shifted(const __nv_bfloat16* x, size_t n, int t
   return a * cur + (1.0f - a) * prev;
 }
 
-// One warp per token.
+// The generic forward (any D): one warp per token.
 __global__ void qk_forward_kernel(QkvShape sh, const __nv_bfloat16* __restrict__ qkv, const float* __restrict__ pre_k,
                                   const float* __restrict__ pre_v, const __nv_bfloat16* __restrict__ q_w,
                                   const __nv_bfloat16* __restrict__ k_w, const float2* __restrict__ rope,
@@ -156,14 +158,14 @@ __global__ void qk_backward_kernel(QkvShape sh, const __nv_bfloat16* dout,  // m
   }
 }
 
-// The common case (D % 16 == 0, H*D <= 1024): one warp per token. The token's rotation-pair groups
-// (8 channels of a head's first half and the 8 they pair with), q's then k's, are dealt to the lanes
-// together, K per lane (96 groups = 3 per lane at d = 768 without GQA), read and written with 16-byte
-// accesses: a token costs one trip to memory and one paired warp reduction, with no block barrier.
-// A group keeps its normalised input in registers and its raw output gradient packed; the store pass
-// recomputes the weighted gradient from the latter. Weight-gradient partials stay in registers and are
-// merged across warps in shared memory, in warp order, at the end.
-constexpr int kQkWarps = 8;
+// The common case (D % 16 == 0): a block of one thread per rotation-pair group of a token walks a range of
+// tokens. A group is 8 channels of a head's first half and the 8 they pair with, q's groups then k's:
+// (H + Hkv) D / 16 of them (96 at d 768, 256 at d 2048, at most kQkMaxGroups for d <= 4096). Thread gi owns
+// group gi of every token: its channels are read and written with 16-byte accesses, its norm weights stay in
+// registers, the next token's loads are issued before this token's reductions (warp shuffles, then one
+// barrier: each warp's sums in a shared slot of the token's parity, added in warp order), and in the backward
+// its weight-gradient partials stay in registers, stored once per block.
+constexpr int kQkMaxGroups = 512;
 
 // Where group gi (of the q groups, then the k groups) of a token lives: its part's first column in a
 // [.., ld] row, its two channels c0 and c0 + D/2 within the part, its first pair index i0 in the head.
@@ -185,142 +187,222 @@ __device__ __forceinline__ QkGroup qk_group(const QkvShape& sh, int gi) {
   return g;
 }
 
-// The gradient of a group's normalised vector: dout rotated back (n), then times the weight (gw).
-__device__ __forceinline__ void qk_group_grad(const uint4 (&du)[2], const float2* cs, const __nv_bfloat16* wgt,
-                                              const QkGroup& g, float (&n)[16], float (&gw)[16]) {
-  const __nv_bfloat16* d0 = reinterpret_cast<const __nv_bfloat16*>(&du[0]);
-  const __nv_bfloat16* d1 = reinterpret_cast<const __nv_bfloat16*>(&du[1]);
-  const uint4 w0u = *reinterpret_cast<const uint4*>(wgt + g.c[0]);
-  const uint4 w1u = *reinterpret_cast<const uint4*>(wgt + g.c[1]);
-  const __nv_bfloat16* w0 = reinterpret_cast<const __nv_bfloat16*>(&w0u);
-  const __nv_bfloat16* w1 = reinterpret_cast<const __nv_bfloat16*>(&w1u);
+__device__ __forceinline__ void unpack8(const uint4& u, float* f) {
+  const __nv_bfloat16* h = reinterpret_cast<const __nv_bfloat16*>(&u);
 #pragma unroll
-  for (int e = 0; e < 8; ++e) {
-    const float2 r = cs[e];
-    const float a = to_f(d0[e]), b = to_f(d1[e]);
-    n[e] = a * r.x + b * r.y;
-    n[8 + e] = b * r.x - a * r.y;
-    gw[e] = n[e] * to_f(w0[e]);
-    gw[8 + e] = n[8 + e] * to_f(w1[e]);
+  for (int e = 0; e < 8; ++e) f[e] = to_f(h[e]);
+}
+
+__device__ __forceinline__ uint4 pack8(const float* f) {
+  uint4 u;
+  __nv_bfloat16* h = reinterpret_cast<__nv_bfloat16*>(&u);
+#pragma unroll
+  for (int e = 0; e < 8; ++e) h[e] = to_bf(f[e]);
+  return u;
+}
+
+// One token's loads for a group: its raw channels, the previous token's (k with token shift: the shifted k is
+// recomputed, a*k_t + (1-a)*k_{t-1}), and a (< 0: no shift).
+struct QkGroupIn {
+  uint4 x[2], prev[2];
+  float a;
+};
+
+template <bool kShift>
+__device__ __forceinline__ void load_group(const QkvShape& sh, const QkGroup& g, const __nv_bfloat16* qkv,
+                                           const float* pre_k, size_t n, int t, int ld, QkGroupIn& in) {
+  in.a = kShift && g.is_k ? sigm(pre_k[n * sh.pre_ld + g.h]) : -1.0f;
+#pragma unroll
+  for (int p = 0; p < 2; ++p) {
+    const size_t off = n * ld + g.col0 + g.c[p];
+    in.x[p] = *reinterpret_cast<const uint4*>(qkv + off);
+    if (kShift) in.prev[p] = in.a >= 0.0f && t > 0 ? *reinterpret_cast<const uint4*>(qkv + off - ld) : make_uint4(0, 0, 0, 0);
   }
 }
 
-template <int K>
-__global__ void __launch_bounds__(kQkWarps * 32) qk_backward_warp(
-    QkvShape sh, const __nv_bfloat16* dout,  // may alias dq / dk_s
+// The group's 16 input values (shifted where k is), in channel order c0.., c0 + D/2..
+template <bool kShift>
+__device__ __forceinline__ void group_values(const QkGroupIn& in, float (&x)[16]) {
+  unpack8(in.x[0], x);
+  unpack8(in.x[1], x + 8);
+  if (!kShift || in.a < 0.0f) return;
+  float pv[16];
+  unpack8(in.prev[0], pv);
+  unpack8(in.prev[1], pv + 8);
+#pragma unroll
+  for (int e = 0; e < 16; ++e) x[e] = in.a * x[e] + (1.0f - in.a) * pv[e];
+}
+
+__device__ __forceinline__ void load_weights(const QkGroup& g, const __nv_bfloat16* q_w, const __nv_bfloat16* k_w,
+                                             float (&w)[16]) {
+  const __nv_bfloat16* wgt = g.is_k ? k_w : q_w;
+  unpack8(*reinterpret_cast<const uint4*>(wgt + g.c[0]), w);
+  unpack8(*reinterpret_cast<const uint4*>(wgt + g.c[1]), w + 8);
+}
+
+// The group's 8 (cos, sin) pairs at position t.
+__device__ __forceinline__ void load_rope(const float2* rope, int t, int half, int i0, float2 (&cs)[8]) {
+  const float4* r4 = reinterpret_cast<const float4*>(rope + size_t(t) * half + i0);
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const float4 v = r4[e];
+    cs[2 * e] = make_float2(v.x, v.y);
+    cs[2 * e + 1] = make_float2(v.z, v.w);
+  }
+}
+
+// The q and k sums of every thread of the block, for one token: warp shuffles, then each warp's pair in the
+// token's parity slot and all warps' pairs added in warp order (one barrier: a slot is rewritten two tokens
+// later, after every warp has passed the next token's barrier, so after it has read this one).
+__device__ __forceinline__ float2 block_pair_sum(float q, float k, float2 (*slots)[kQkMaxGroups / 32], int parity) {
+  q = warp_sum(q);
+  k = warp_sum(k);
+  const int warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  if ((threadIdx.x & 31) == 0) slots[parity][warp] = make_float2(q, k);
+  __syncthreads();
+  float2 s = make_float2(0.0f, 0.0f);
+  for (int w = 0; w < nwarps; ++w) {
+    s.x += slots[parity][w].x;
+    s.y += slots[parity][w].y;
+  }
+  return s;
+}
+
+template <bool kShift>  // token shift of k and v (pre_k, pre_v not null)
+__global__ void __launch_bounds__(kQkMaxGroups) qk_forward_groups(
+    QkvShape sh, const __nv_bfloat16* __restrict__ qkv, const float* __restrict__ pre_k,
+    const float* __restrict__ pre_v, const __nv_bfloat16* __restrict__ q_w, const __nv_bfloat16* __restrict__ k_w,
+    const float2* __restrict__ rope, __nv_bfloat16* __restrict__ out, float* __restrict__ rstd_q,
+    float* __restrict__ rstd_k, int rows_per_block) {
+  __shared__ float2 slots[2][kQkMaxGroups / 32];
+  const int N = sh.B * sh.T, qd = sh.H * sh.D, kd = sh.Hkv * sh.D, half = sh.D / 2, ld = qd + 2 * kd;
+  const int gi = threadIdx.x;
+  const bool active = gi < (qd + kd) / 16;
+  const QkGroup g = qk_group(sh, active ? gi : 0);
+  float w[16];
+  load_weights(g, q_w, k_w, w);
+  const int r0 = blockIdx.x * rows_per_block, r1 = min(N, r0 + rows_per_block);
+  QkGroupIn next;
+  if (r0 < r1 && active) load_group<kShift>(sh, g, qkv, pre_k, size_t(r0), r0 % sh.T, ld, next);
+  for (int row = r0; row < r1; ++row) {
+    const size_t n = row;
+    const int t = row % sh.T;
+    const QkGroupIn in = next;
+    if (row + 1 < r1 && active) load_group<kShift>(sh, g, qkv, pre_k, n + 1, (row + 1) % sh.T, ld, next);
+    float x[16], ss = 0.0f;
+    if (active) {
+      group_values<kShift>(in, x);
+#pragma unroll
+      for (int e = 0; e < 16; ++e) ss += x[e] * x[e];
+    }
+    const float2 tot = block_pair_sum(g.is_k ? 0.0f : ss, g.is_k ? ss : 0.0f, slots, row & 1);
+    const float rq = rsqrtf(tot.x / qd + sh.eps), rk = rsqrtf(tot.y / kd + sh.eps);
+    if (active) {
+      const float r = g.is_k ? rk : rq;
+      float2 cs[8];
+      load_rope(rope, t, half, g.i0, cs);
+      float o[16];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const float y0 = x[e] * r * w[e], y1 = x[8 + e] * r * w[8 + e];
+        o[e] = y0 * cs[e].x - y1 * cs[e].y;
+        o[8 + e] = y1 * cs[e].x + y0 * cs[e].y;
+      }
+      *reinterpret_cast<uint4*>(out + n * ld + g.col0 + g.c[0]) = pack8(o);
+      *reinterpret_cast<uint4*>(out + n * ld + g.col0 + g.c[1]) = pack8(o + 8);
+    }
+    if (kShift && gi < kd / 8) {  // v's shifted copy, 8 channels a thread (kd / 8 <= the groups)
+      const size_t off = n * ld + qd + kd + 8 * gi;
+      const float a = sigm(pre_v[n * sh.pre_ld + 8 * gi / sh.D]);
+      float cur[8], prev[8] = {};
+      unpack8(*reinterpret_cast<const uint4*>(qkv + off), cur);
+      if (t > 0) unpack8(*reinterpret_cast<const uint4*>(qkv + off - ld), prev);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) cur[e] = a * cur[e] + (1.0f - a) * prev[e];
+      *reinterpret_cast<uint4*>(out + off) = pack8(cur);
+    }
+    if (gi == 0) {
+      rstd_q[n] = rq;
+      rstd_k[n] = rk;
+    }
+  }
+}
+
+template <bool kShift>  // token shift of k (pre_k not null)
+__global__ void __launch_bounds__(kQkMaxGroups) qk_backward_groups(
+    QkvShape sh, const __nv_bfloat16* dout,  // may alias dq / dk_s: a thread reads its channels before writing them
     const __nv_bfloat16* __restrict__ qkv, const float* __restrict__ pre_k, const __nv_bfloat16* __restrict__ q_w,
     const __nv_bfloat16* __restrict__ k_w, const float2* __restrict__ rope, const float* __restrict__ rstd_q,
     const float* __restrict__ rstd_k, __nv_bfloat16* dq, __nv_bfloat16* dk_s, float* __restrict__ dw_partial,
     int rows_per_block) {
-  extern __shared__ float red[];  // [kQkWarps][qd + kd]
+  __shared__ float2 slots[2][kQkMaxGroups / 32];
   const int N = sh.B * sh.T, qd = sh.H * sh.D, kd = sh.Hkv * sh.D, half = sh.D / 2, ld = qd + 2 * kd;
-  const int dw_ld = qd + kd, ngroups = dw_ld / 16;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  float dw[K][16];
-#pragma unroll
-  for (int k = 0; k < K; ++k)
-#pragma unroll
-    for (int e = 0; e < 16; ++e) dw[k][e] = 0.0f;
+  const int gi = threadIdx.x;
+  const bool active = gi < (qd + kd) / 16;
+  const QkGroup g = qk_group(sh, active ? gi : 0);
+  float w[16], dw[16] = {};
+  load_weights(g, q_w, k_w, w);
   const int r0 = blockIdx.x * rows_per_block, r1 = min(N, r0 + rows_per_block);
-  for (int row = r0 + warp; row < r1; row += kQkWarps) {
+  QkGroupIn next;
+  uint4 next_du[2];
+  float next_r = 0.0f;
+  auto load_token = [&](int row) {
+    const size_t n = row;
+    load_group<kShift>(sh, g, qkv, pre_k, n, row % sh.T, ld, next);
+#pragma unroll
+    for (int p = 0; p < 2; ++p) next_du[p] = *reinterpret_cast<const uint4*>(dout + n * ld + g.col0 + g.c[p]);
+    next_r = g.is_k ? rstd_k[n] : rstd_q[n];
+  };
+  if (r0 < r1 && active) load_token(r0);
+  for (int row = r0; row < r1; ++row) {
     const size_t n = row;
     const int t = row % sh.T;
-    const float rq = rstd_q[n], rk = rstd_k[n];
-    const float2* cs_t = rope + size_t(t) * half;
-    uint4 du[K][2];
-    float xs[K][16], dotq = 0.0f, dotk = 0.0f;
-#pragma unroll
-    for (int k = 0; k < K; ++k) {  // all loads of the token first
-      const int gi = lane + 32 * k;
-      if (gi >= ngroups) continue;
-      const QkGroup g = qk_group(sh, gi);
-      const float a = g.is_k && pre_k ? sigm(pre_k[n * sh.pre_ld + g.h]) : -1.0f;
-#pragma unroll
-      for (int p = 0; p < 2; ++p) {
-        const size_t off = n * ld + g.col0 + g.c[p];
-        du[k][p] = *reinterpret_cast<const uint4*>(dout + off);
-        const uint4 xu = *reinterpret_cast<const uint4*>(qkv + off);
-        const __nv_bfloat16* xh = reinterpret_cast<const __nv_bfloat16*>(&xu);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) xs[k][p * 8 + e] = to_f(xh[e]);
-        if (a >= 0.0f) {  // recompute the shifted k
-          uint4 pu = make_uint4(0, 0, 0, 0);
-          if (t > 0) pu = *reinterpret_cast<const uint4*>(qkv + off - ld);
-          const __nv_bfloat16* ph = reinterpret_cast<const __nv_bfloat16*>(&pu);
-#pragma unroll
-          for (int e = 0; e < 8; ++e) xs[k][p * 8 + e] = a * xs[k][p * 8 + e] + (1.0f - a) * to_f(ph[e]);
-        }
-      }
-    }
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int gi = lane + 32 * k;
-      if (gi >= ngroups) continue;
-      const QkGroup g = qk_group(sh, gi);
-      const float r = g.is_k ? rk : rq;
-      float nv[16], gw[16], dot = 0.0f;
-      qk_group_grad(du[k], cs_t + g.i0, g.is_k ? k_w : q_w, g, nv, gw);
+    const QkGroupIn in = next;
+    const uint4 du[2] = {next_du[0], next_du[1]};
+    const float r = next_r;
+    if (row + 1 < r1 && active) load_token(row + 1);
+    float x[16], gw[16], dot = 0.0f;
+    if (active) {
+      group_values<kShift>(in, x);
+      float d[16];
+      unpack8(du[0], d);
+      unpack8(du[1], d + 8);
+      float2 cs[8];
+      load_rope(rope, t, half, g.i0, cs);
 #pragma unroll
       for (int e = 0; e < 16; ++e) {
-        xs[k][e] *= r;
-        dot += gw[e] * xs[k][e];
-        dw[k][e] += nv[e] * xs[k][e];
-      }
-      if (g.is_k)
-        dotk += dot;
-      else
-        dotq += dot;
-    }
-    dotq = warp_sum(dotq) / qd;
-    dotk = warp_sum(dotk) / kd;
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int gi = lane + 32 * k;
-      if (gi >= ngroups) continue;
-      const QkGroup g = qk_group(sh, gi);
-      const float r = g.is_k ? rk : rq, dot = g.is_k ? dotk : dotq;
-      float nv[16], gw[16];
-      qk_group_grad(du[k], cs_t + g.i0, g.is_k ? k_w : q_w, g, nv, gw);
-      __nv_bfloat16* dst = g.is_k ? dk_s : dq;
-#pragma unroll
-      for (int p = 0; p < 2; ++p) {
-        uint4 out;
-        __nv_bfloat16* oh = reinterpret_cast<__nv_bfloat16*>(&out);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) oh[e] = to_bf(r * (gw[p * 8 + e] - xs[k][p * 8 + e] * dot));
-        *reinterpret_cast<uint4*>(dst + n * ld + g.c[p]) = out;
+        // inverse rotation: the gradient of the normalised vector
+        const float2 c = cs[e % 8];
+        const float nv = e < 8 ? d[e] * c.x + d[e + 8] * c.y : d[e] * c.x - d[e - 8] * c.y;
+        x[e] *= r;
+        gw[e] = nv * w[e];
+        dot += gw[e] * x[e];
+        dw[e] += nv * x[e];
       }
     }
-  }
+    const float2 tot = block_pair_sum(g.is_k ? 0.0f : dot, g.is_k ? dot : 0.0f, slots, row & 1);
+    if (!active) continue;
+    const float mean = g.is_k ? tot.y / kd : tot.x / qd;
+    float o[16];
 #pragma unroll
-  for (int k = 0; k < K; ++k) {
-    const int gi = lane + 32 * k;
-    if (gi >= ngroups) continue;
-    const QkGroup g = qk_group(sh, gi);
-#pragma unroll
-    for (int p = 0; p < 2; ++p)
-#pragma unroll
-      for (int e = 0; e < 8; ++e) red[warp * dw_ld + g.col0 + g.c[p] + e] = dw[k][p * 8 + e];
+    for (int e = 0; e < 16; ++e) o[e] = r * (gw[e] - x[e] * mean);
+    __nv_bfloat16* dst = g.is_k ? dk_s : dq;
+    *reinterpret_cast<uint4*>(dst + n * ld + g.c[0]) = pack8(o);
+    *reinterpret_cast<uint4*>(dst + n * ld + g.c[1]) = pack8(o + 8);
   }
-  __syncthreads();
-  for (int c = threadIdx.x; c < dw_ld; c += blockDim.x) {
-    float acc = 0.0f;
-    for (int w = 0; w < kQkWarps; ++w) acc += red[w * dw_ld + c];
-    dw_partial[size_t(blockIdx.x) * dw_ld + c] = acc;
-  }
+  if (!active) return;
+  const int dw_ld = qd + kd;
+  float4* dst = reinterpret_cast<float4*>(dw_partial + size_t(blockIdx.x) * dw_ld + g.col0);
+#pragma unroll
+  for (int p = 0; p < 2; ++p)
+#pragma unroll
+    for (int e = 0; e < 2; ++e)
+      dst[(g.c[p] >> 2) + e] = make_float4(dw[8 * p + 4 * e], dw[8 * p + 4 * e + 1], dw[8 * p + 4 * e + 2],
+                                           dw[8 * p + 4 * e + 3]);
 }
 
-template <int K>
-void launch_qk_backward_warp(cudaStream_t s, const QkvShape& sh, const __nv_bfloat16* dout, const __nv_bfloat16* qkv,
-                             const float* pre_k, const __nv_bfloat16* q_w, const __nv_bfloat16* k_w,
-                             const float2* rope, const float* rstd_q, const float* rstd_k, __nv_bfloat16* dq,
-                             __nv_bfloat16* dk_s, float* dw_partial, int N, int G) {
-  const size_t smem = size_t(kQkWarps) * (sh.H + sh.Hkv) * sh.D * sizeof(float);
-  if (smem > 48 * 1024)
-    CUDA_CHECK(cudaFuncSetAttribute(qk_backward_warp<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  qk_backward_warp<K><<<G, kQkWarps * 32, smem, s>>>(sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s,
-                                                      dw_partial, ceil_div(N, G));
-}
+// Threads of a group block: one per group, whole warps.
+int group_threads(const QkvShape& sh) { return ((sh.H + sh.Hkv) * sh.D / 16 + 31) / 32 * 32; }
 
 // One warp per (token, K/V head, k-or-v).
 __global__ void shift_backward_kernel(QkvShape sh, const __nv_bfloat16* __restrict__ qkv,
@@ -380,9 +462,17 @@ void qk_norm_rope_forward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat1
                           const float* pre_v, const __nv_bfloat16* q_w, const __nv_bfloat16* k_w, const float2* rope,
                           __nv_bfloat16* out, float* rstd_q, float* rstd_k) {
   check_heads(sh, "qk_norm_rope_forward", pre_k || pre_v);
+  if ((pre_k == nullptr) != (pre_v == nullptr))
+    throw std::invalid_argument("qk_norm_rope_forward: token shift needs both pre_k and pre_v (or neither)");
   const int N = sh.B * sh.T;
   if (N == 0) return;
-  qk_forward_kernel<<<ceil_div(N, 8), 256, 0, s>>>(sh, qkv, pre_k, pre_v, q_w, k_w, rope, out, rstd_q, rstd_k);
+  if (sh.D % 16 == 0 && (sh.H + sh.Hkv) * sh.D / 16 <= kQkMaxGroups) {
+    const int G = std::min(N, kQkForwardBlocks);
+    auto* kernel = pre_k ? qk_forward_groups<true> : qk_forward_groups<false>;
+    kernel<<<G, group_threads(sh), 0, s>>>(sh, qkv, pre_k, pre_v, q_w, k_w, rope, out, rstd_q, rstd_k, ceil_div(N, G));
+  } else {
+    qk_forward_kernel<<<ceil_div(N, 8), 256, 0, s>>>(sh, qkv, pre_k, pre_v, q_w, k_w, rope, out, rstd_q, rstd_k);
+  }
   CUDA_CHECK_LAUNCH();
 }
 
@@ -396,21 +486,10 @@ void qk_norm_rope_backward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat
     throw std::invalid_argument("qk_norm_rope_backward: d_model = " + std::to_string(d) + " > 4096");
   if (N == 0) return;
   const int G = partial_blocks(N);
-  if (sh.D % 16 == 0 && d <= 1024) {
-    switch (ceil_div((sh.H + sh.Hkv) * sh.D / 16, 32)) {  // q's and k's groups of 16 channels over 32 lanes
-      case 1:
-        launch_qk_backward_warp<1>(s, sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s, dw_partial, N, G);
-        break;
-      case 2:
-        launch_qk_backward_warp<2>(s, sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s, dw_partial, N, G);
-        break;
-      case 3:
-        launch_qk_backward_warp<3>(s, sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s, dw_partial, N, G);
-        break;
-      default:
-        launch_qk_backward_warp<4>(s, sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s, dw_partial, N, G);
-        break;
-    }
+  if (sh.D % 16 == 0) {  // (H + Hkv) D / 16 <= kQkMaxGroups for d <= kQkNormMaxDim
+    auto* kernel = pre_k ? qk_backward_groups<true> : qk_backward_groups<false>;
+    kernel<<<G, group_threads(sh), 0, s>>>(sh, dout, qkv, pre_k, q_w, k_w, rope, rstd_q, rstd_k, dq, dk_s, dw_partial,
+                                           ceil_div(N, G));
     CUDA_CHECK_LAUNCH();
     return;
   }

@@ -7,7 +7,7 @@
 //   out  [N, ld]  q_r | k_r | v_s   (v_s is written only with token shift; otherwise attention
 //                 reads v straight from qkv)
 //   pre_k, pre_v [N, Hkv] fp32 in rows of QkvShape::pre_ld (columns of the packed projection output):
-//                token-shift pre-activations x . ws (a = sigmoid(pre)); null = off.
+//                token-shift pre-activations x . ws (a = sigmoid(pre)); both null = off (one alone: invalid_argument).
 //   rope [T, D/2] float2 (cos, sin) of t * theta^(-2i/D), from rope_table.
 #pragma once
 #include <vector>
