@@ -187,8 +187,9 @@ TEST_P(QkNormRopeCuda, ForwardBackwardMatchCpu) {
 // QK-norm Jacobian), pure cancellation: the smallest shift case uses T = 2 instead. D % 16 == 0 takes the
 // group kernels (a thread per 16-channel rotation group of q and k: 96 threads at d 768, 256 at d 2048, 512 at
 // d 4096), the others the generic ones. The presets' widths (768, 1024, 1280, 2048 at head dims 64 and 128) and
-// the largest d; the Long cases have more tokens than blocks (backward: 512; forward: 1024), so a block walks
-// several tokens: the next token's loads in flight, the two shared slots taking turns.
+// the largest d; the Long cases have more tokens than blocks (backward: 512; forward: one per resident slot,
+// ~900 at 96 threads on an H200), so a block walks several tokens: the next token's loads in flight, the two
+// shared slots taking turns.
 INSTANTIATE_TEST_SUITE_P(Shapes, QkNormRopeCuda,
                          ::testing::Values(Case{2, 7, 3, 10, 13, true}, Case{3, 65, 4, 64, 40, true},
                                            Case{2, 33, 2, 128, 8, false}, Case{1, 1, 1, 2, 3, false},
@@ -197,7 +198,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, QkNormRopeCuda,
                                            Case{2, 9, 20, 64, 8, true}, Case{2, 9, 16, 128, 8, false},
                                            Case{1, 6, 16, 128, 8, true}, Case{1, 3, 32, 128, 8, false}));
 INSTANTIATE_TEST_SUITE_P(Long, QkNormRopeCuda,
-                         ::testing::Values(Case{4, 300, 12, 64, 8, true}, Case{3, 700, 4, 64, 8, false},
+                         ::testing::Values(Case{4, 300, 12, 64, 8, true}, Case{2, 2048, 12, 64, 8, false},
+                                           Case{3, 700, 4, 64, 8, false},
                                            Case{2, 600, 8, 128, 8, true, 2}, Case{1, 1500, 3, 10, 5, true}));
 // Grouped-query attention: k and v narrower than q, through the group kernels (D % 16 == 0) and the generic ones.
 INSTANTIATE_TEST_SUITE_P(GroupedQuery, QkNormRopeCuda,

@@ -13,7 +13,6 @@ namespace gfwa::cuda {
 namespace {
 
 constexpr int kPpt = 2;  // (c0, c0 + D/2) pairs per thread in the generic backward: d <= 2 * 1024 * kPpt
-constexpr int kQkForwardBlocks = 1024;  // the group forward's grid: ~8 blocks per SM at d 768, each a range of tokens
 
 __device__ __forceinline__ float sigm(float x) { return 1.0f / (1.0f + __expf(-x)); }
 
@@ -290,7 +289,9 @@ __global__ void __launch_bounds__(kQkMaxGroups) qk_forward_groups(
     const QkGroupIn in = next;
     if (row + 1 < r1 && active) load_group<kShift>(sh, g, qkv, pre_k, n + 1, (row + 1) % sh.T, ld, next);
     float x[16], ss = 0.0f;
+    float2 cs[8];
     if (active) {
+      load_rope(rope, t, half, g.i0, cs);  // in flight across the reduction
       group_values<kShift>(in, x);
 #pragma unroll
       for (int e = 0; e < 16; ++e) ss += x[e] * x[e];
@@ -299,8 +300,6 @@ __global__ void __launch_bounds__(kQkMaxGroups) qk_forward_groups(
     const float rq = rsqrtf(tot.x / qd + sh.eps), rk = rsqrtf(tot.y / kd + sh.eps);
     if (active) {
       const float r = g.is_k ? rk : rq;
-      float2 cs[8];
-      load_rope(rope, t, half, g.i0, cs);
       float o[16];
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
@@ -404,6 +403,17 @@ __global__ void __launch_bounds__(kQkMaxGroups) qk_backward_groups(
 // Threads of a group block: one per group, whole warps.
 int group_threads(const QkvShape& sh) { return ((sh.H + sh.Hkv) * sh.D / 16 + 31) / 32 * 32; }
 
+// Blocks of `threads` that the current device holds at once (the forward's grid: a block per resident slot,
+// each a range of tokens; a token's result does not depend on the block that computes it).
+template <typename Kernel>
+int resident_blocks(Kernel kernel, int threads) {
+  int device = 0, sms = 0, per_sm = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
+  return std::max(1, sms * per_sm);
+}
+
 // One warp per (token, K/V head, k-or-v).
 __global__ void shift_backward_kernel(QkvShape sh, const __nv_bfloat16* __restrict__ qkv,
                                       const float* __restrict__ pre_k, const float* __restrict__ pre_v,
@@ -467,8 +477,8 @@ void qk_norm_rope_forward(cudaStream_t s, const QkvShape& sh, const __nv_bfloat1
   const int N = sh.B * sh.T;
   if (N == 0) return;
   if (sh.D % 16 == 0 && (sh.H + sh.Hkv) * sh.D / 16 <= kQkMaxGroups) {
-    const int G = std::min(N, kQkForwardBlocks);
     auto* kernel = pre_k ? qk_forward_groups<true> : qk_forward_groups<false>;
+    const int G = std::min(N, resident_blocks(kernel, group_threads(sh)));  // one wave: no tail
     kernel<<<G, group_threads(sh), 0, s>>>(sh, qkv, pre_k, pre_v, q_w, k_w, rope, out, rstd_q, rstd_k, ceil_div(N, G));
   } else {
     qk_forward_kernel<<<ceil_div(N, 8), 256, 0, s>>>(sh, qkv, pre_k, pre_v, q_w, k_w, rope, out, rstd_q, rstd_k);
