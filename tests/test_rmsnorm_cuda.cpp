@@ -48,17 +48,31 @@ void run_case(int N, int C, uint64_t seed, bool accumulate = true) {
   EXPECT_LT(rel_err(dw.download(), dw_ref), 1e-5);
 }
 
+// d % 8 == 0 takes the group kernels (a thread per 8 channels; blocks walk ranges of rows: the backward's 512
+// partial blocks, the forward's one per resident slot), other widths the generic ones.
 TEST(RmsnormCuda, OddSizesMatchCpu) {
   GFWA_SKIP_WITHOUT_GPU();
   run_case(37, 24, 21);
-  run_case(777, 768, 25);   // the warp-per-row path at the 124m width
+  run_case(777, 768, 25);   // the 124m width
   run_case(5, 1024, 26);
   run_case(1031, 200, 22);  // more rows than partial blocks
   run_case(3, 1000, 23);
-  run_case(64, 4096, 24);   // the largest supported width
+  run_case(64, 4096, 24);   // the largest supported width: 512 threads
   run_case(777, 768, 27, false);
   run_case(9, 1000, 28, false);
-  run_case(300, 1024, 29);  // four 16-byte groups per lane
+  run_case(300, 1024, 29);
+  run_case(700, 1001, 33);  // generic kernels
+  run_case(50, 13, 34, false);
+}
+
+// The presets' widths (350m 1024, 774m 1280, 1.3b 2048) with several rows per block in both kernels.
+TEST(RmsnormCuda, PresetWidthsWithManyRowsPerBlockMatchCpu) {
+  GFWA_SKIP_WITHOUT_GPU();
+  run_case(5000, 768, 35);
+  run_case(1500, 1024, 36, false);
+  run_case(1500, 1280, 31);
+  run_case(2000, 2048, 30);
+  run_case(1100, 2048, 32, false);
 }
 
 }  // namespace

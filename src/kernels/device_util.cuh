@@ -1,7 +1,11 @@
-// Device helpers shared by the hand-written kernels: warp/block reductions and bf16 conversions.
-// Included only from .cu files.
+// Device helpers shared by the hand-written kernels: warp/block reductions, bf16 conversions and
+// packing, the resident grid of a kernel. Included only from .cu files.
 #pragma once
+#include <algorithm>
+
 #include <cuda_bf16.h>
+
+#include "kernels/cuda_check.h"
 
 namespace gfwa::cuda {
 
@@ -44,6 +48,50 @@ __device__ __forceinline__ float block_max(float v, float* scratch) {
   return r;
 }
 
+// Two sums over the block, for kernels whose block reduces once per row of a range of rows: each warp's pair
+// goes to the row's parity slot (slots: [2][32]) and all warps' pairs are added in warp order after one
+// barrier. No second barrier is needed: a slot is rewritten two rows later, after every warp has passed the
+// next row's barrier, so after every warp has read it.
+__device__ __forceinline__ float2 block_sum2_alternating(float a, float b, float2 (*slots)[32], int parity) {
+  a = warp_sum(a);
+  b = warp_sum(b);
+  const int nw = blockDim.x >> 5;
+  if ((threadIdx.x & 31) == 0) slots[parity][threadIdx.x >> 5] = make_float2(a, b);
+  __syncthreads();
+  float2 s = make_float2(0.0f, 0.0f);
+  for (int w = 0; w < nw; ++w) {
+    s.x += slots[parity][w].x;
+    s.y += slots[parity][w].y;
+  }
+  return s;
+}
+
+// 8 bf16 values in 16 bytes, to and from fp32.
+__device__ __forceinline__ void unpack8(const uint4& u, float* f) {
+  const __nv_bfloat16* h = reinterpret_cast<const __nv_bfloat16*>(&u);
+#pragma unroll
+  for (int e = 0; e < 8; ++e) f[e] = to_f(h[e]);
+}
+
+__device__ __forceinline__ uint4 pack8(const float* f) {
+  uint4 u;
+  __nv_bfloat16* h = reinterpret_cast<__nv_bfloat16*>(&u);
+#pragma unroll
+  for (int e = 0; e < 8; ++e) h[e] = to_bf(f[e]);
+  return u;
+}
+
 inline int ceil_div(long long a, long long b) { return int((a + b - 1) / b); }
+
+// Blocks of `threads` threads of `kernel` that the current device holds at once: the grid of a kernel whose
+// blocks each walk a range of rows (one wave, no tail), when a row's result does not depend on its block.
+template <typename Kernel>
+int resident_blocks(Kernel kernel, int threads) {
+  int device = 0, sms = 0, per_sm = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
+  return std::max(1, sms * per_sm);
+}
 
 }  // namespace gfwa::cuda

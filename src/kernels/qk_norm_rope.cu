@@ -161,9 +161,9 @@ __global__ void qk_backward_kernel(QkvShape sh, const __nv_bfloat16* dout,  // m
 // tokens. A group is 8 channels of a head's first half and the 8 they pair with, q's groups then k's:
 // (H + Hkv) D / 16 of them (96 at d 768, 256 at d 2048, at most kQkMaxGroups for d <= 4096). Thread gi owns
 // group gi of every token: its channels are read and written with 16-byte accesses, its norm weights stay in
-// registers, the next token's loads are issued before this token's reductions (warp shuffles, then one
-// barrier: each warp's sums in a shared slot of the token's parity, added in warp order), and in the backward
-// its weight-gradient partials stay in registers, stored once per block.
+// registers, the next token's loads are issued before this token's reductions (block_sum2_alternating: one
+// barrier a token), and in the backward its weight-gradient partials stay in registers, stored once per block.
+// The forward's grid is one block per resident slot (resident_blocks); the backward's the partial blocks.
 constexpr int kQkMaxGroups = 512;
 
 // Where group gi (of the q groups, then the k groups) of a token lives: its part's first column in a
@@ -184,20 +184,6 @@ __device__ __forceinline__ QkGroup qk_group(const QkvShape& sh, int gi) {
   g.c[0] = g.h * sh.D + g.i0;
   g.c[1] = g.c[0] + half;
   return g;
-}
-
-__device__ __forceinline__ void unpack8(const uint4& u, float* f) {
-  const __nv_bfloat16* h = reinterpret_cast<const __nv_bfloat16*>(&u);
-#pragma unroll
-  for (int e = 0; e < 8; ++e) f[e] = to_f(h[e]);
-}
-
-__device__ __forceinline__ uint4 pack8(const float* f) {
-  uint4 u;
-  __nv_bfloat16* h = reinterpret_cast<__nv_bfloat16*>(&u);
-#pragma unroll
-  for (int e = 0; e < 8; ++e) h[e] = to_bf(f[e]);
-  return u;
 }
 
 // One token's loads for a group: its raw channels, the previous token's (k with token shift: the shifted k is
@@ -250,30 +236,13 @@ __device__ __forceinline__ void load_rope(const float2* rope, int t, int half, i
   }
 }
 
-// The q and k sums of every thread of the block, for one token: warp shuffles, then each warp's pair in the
-// token's parity slot and all warps' pairs added in warp order (one barrier: a slot is rewritten two tokens
-// later, after every warp has passed the next token's barrier, so after it has read this one).
-__device__ __forceinline__ float2 block_pair_sum(float q, float k, float2 (*slots)[kQkMaxGroups / 32], int parity) {
-  q = warp_sum(q);
-  k = warp_sum(k);
-  const int warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  if ((threadIdx.x & 31) == 0) slots[parity][warp] = make_float2(q, k);
-  __syncthreads();
-  float2 s = make_float2(0.0f, 0.0f);
-  for (int w = 0; w < nwarps; ++w) {
-    s.x += slots[parity][w].x;
-    s.y += slots[parity][w].y;
-  }
-  return s;
-}
-
 template <bool kShift>  // token shift of k and v (pre_k, pre_v not null)
 __global__ void __launch_bounds__(kQkMaxGroups) qk_forward_groups(
     QkvShape sh, const __nv_bfloat16* __restrict__ qkv, const float* __restrict__ pre_k,
     const float* __restrict__ pre_v, const __nv_bfloat16* __restrict__ q_w, const __nv_bfloat16* __restrict__ k_w,
     const float2* __restrict__ rope, __nv_bfloat16* __restrict__ out, float* __restrict__ rstd_q,
     float* __restrict__ rstd_k, int rows_per_block) {
-  __shared__ float2 slots[2][kQkMaxGroups / 32];
+  __shared__ float2 slots[2][32];
   const int N = sh.B * sh.T, qd = sh.H * sh.D, kd = sh.Hkv * sh.D, half = sh.D / 2, ld = qd + 2 * kd;
   const int gi = threadIdx.x;
   const bool active = gi < (qd + kd) / 16;
@@ -296,7 +265,7 @@ __global__ void __launch_bounds__(kQkMaxGroups) qk_forward_groups(
 #pragma unroll
       for (int e = 0; e < 16; ++e) ss += x[e] * x[e];
     }
-    const float2 tot = block_pair_sum(g.is_k ? 0.0f : ss, g.is_k ? ss : 0.0f, slots, row & 1);
+    const float2 tot = block_sum2_alternating(g.is_k ? 0.0f : ss, g.is_k ? ss : 0.0f, slots, row & 1);
     const float rq = rsqrtf(tot.x / qd + sh.eps), rk = rsqrtf(tot.y / kd + sh.eps);
     if (active) {
       const float r = g.is_k ? rk : rq;
@@ -334,7 +303,7 @@ __global__ void __launch_bounds__(kQkMaxGroups) qk_backward_groups(
     const __nv_bfloat16* __restrict__ k_w, const float2* __restrict__ rope, const float* __restrict__ rstd_q,
     const float* __restrict__ rstd_k, __nv_bfloat16* dq, __nv_bfloat16* dk_s, float* __restrict__ dw_partial,
     int rows_per_block) {
-  __shared__ float2 slots[2][kQkMaxGroups / 32];
+  __shared__ float2 slots[2][32];
   const int N = sh.B * sh.T, qd = sh.H * sh.D, kd = sh.Hkv * sh.D, half = sh.D / 2, ld = qd + 2 * kd;
   const int gi = threadIdx.x;
   const bool active = gi < (qd + kd) / 16;
@@ -379,7 +348,7 @@ __global__ void __launch_bounds__(kQkMaxGroups) qk_backward_groups(
         dw[e] += nv * x[e];
       }
     }
-    const float2 tot = block_pair_sum(g.is_k ? 0.0f : dot, g.is_k ? dot : 0.0f, slots, row & 1);
+    const float2 tot = block_sum2_alternating(g.is_k ? 0.0f : dot, g.is_k ? dot : 0.0f, slots, row & 1);
     if (!active) continue;
     const float mean = g.is_k ? tot.y / kd : tot.x / qd;
     float o[16];
@@ -403,16 +372,6 @@ __global__ void __launch_bounds__(kQkMaxGroups) qk_backward_groups(
 // Threads of a group block: one per group, whole warps.
 int group_threads(const QkvShape& sh) { return ((sh.H + sh.Hkv) * sh.D / 16 + 31) / 32 * 32; }
 
-// Blocks of `threads` that the current device holds at once (the forward's grid: a block per resident slot,
-// each a range of tokens; a token's result does not depend on the block that computes it).
-template <typename Kernel>
-int resident_blocks(Kernel kernel, int threads) {
-  int device = 0, sms = 0, per_sm = 0;
-  CUDA_CHECK(cudaGetDevice(&device));
-  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
-  return std::max(1, sms * per_sm);
-}
 
 // One warp per (token, K/V head, k-or-v).
 __global__ void shift_backward_kernel(QkvShape sh, const __nv_bfloat16* __restrict__ qkv,

@@ -1,5 +1,6 @@
 #include "kernels/rmsnorm.cuh"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -10,9 +11,9 @@
 namespace gfwa::cuda {
 namespace {
 
-constexpr int kCpt = 4;  // channels per thread in the backward: d <= 1024 * kCpt
+constexpr int kCpt = 4;  // channels per thread in the generic backward: d <= 1024 * kCpt
 
-// One warp per row: the row is read twice (the second time from L1), written once.
+// The generic forward (any d): one warp per row; the row is read twice (the second time from L1), written once.
 __global__ void rmsnorm_forward_kernel(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
                                        __nv_bfloat16* __restrict__ y, float* __restrict__ rstd, int N, int d,
                                        float eps) {
@@ -31,7 +32,7 @@ __global__ void rmsnorm_forward_kernel(const __nv_bfloat16* __restrict__ x, cons
   if (lane == 0) rstd[row] = r;
 }
 
-// A block owns a fixed range of rows and, per thread, up to kCpt channels: it writes the input
+// The generic backward (any d): a block owns a fixed range of rows and, per thread, up to kCpt channels: it writes the input
 // gradient of each row and one partial row of the weight gradient (deterministic order).
 __global__ void rmsnorm_backward_kernel(const __nv_bfloat16* __restrict__ dy, const __nv_bfloat16* __restrict__ x,
                                         const __nv_bfloat16* __restrict__ w, const float* __restrict__ rstd,
@@ -80,100 +81,92 @@ __global__ void rmsnorm_backward_kernel(const __nv_bfloat16* __restrict__ dy, co
   }
 }
 
-// The common case (d % 8 == 0, d <= 256 * K): one warp per row, each lane owning K groups of 8
-// channels read with 16-byte accesses; no block barrier per row. A row's dy, x and (when
-// accumulating) dres are all loaded before its reduction, so each row costs one trip to memory; the
-// loads and the weight stay packed in registers and the store pass recomputes x-hat and dy*w from
-// them (up to d = 768 within 128 registers: two blocks per SM; d = 1024 needs ~170, one block). Warps keep their weight-gradient partials in
-// registers and merge them in shared memory, in warp order, at the end.
-constexpr int kWarps = 8;
+// The common case (d % 8 == 0, d <= 4096): a block of one thread per 8 channels of a row (96 threads at
+// d 768, 256 at d 2048) walks a range of rows. Thread j owns channels 8j..8j+7 of every row: read and
+// written with 16-byte accesses, its norm weights in registers, the next row's loads issued before this
+// row's reduction (block_sum2_alternating: one barrier a row). The backward keeps its weight-gradient
+// partials in the owning thread's registers and stores them once per block (no shared-memory merge).
+constexpr int kMaxGroupThreads = kRmsnormMaxDim / 8;
 
-template <int K>
-__global__ void __launch_bounds__(kWarps * 32, K <= 3 ? 2 : 1) rmsnorm_backward_warp(
-    const __nv_bfloat16* __restrict__ dy, const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
-    const float* __restrict__ rstd, __nv_bfloat16* __restrict__ dres, bool accumulate, float* __restrict__ dw_partial,
-    int N, int d, int rows_per_block) {
-  extern __shared__ float red[];  // [kWarps][d]
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  uint4 wv[K];  // the weight, packed
-  float dw[K][8];
-#pragma unroll
-  for (int k = 0; k < K; ++k) {
-    const int c = (lane + 32 * k) * 8;
-    wv[k] = c < d ? *reinterpret_cast<const uint4*>(w + c) : make_uint4(0, 0, 0, 0);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) dw[k][e] = 0.0f;
-  }
+int group_threads(int d) { return (d / 8 + 31) / 32 * 32; }
+
+__global__ void __launch_bounds__(kMaxGroupThreads) rmsnorm_forward_groups(
+    const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w, __nv_bfloat16* __restrict__ y,
+    float* __restrict__ rstd, int N, int d, float eps, int rows_per_block) {
+  __shared__ float2 slots[2][32];
+  const int c = 8 * threadIdx.x;
+  const bool active = c < d;
+  float wv[8] = {};
+  if (active) unpack8(*reinterpret_cast<const uint4*>(w + c), wv);
   const int r0 = blockIdx.x * rows_per_block, r1 = min(N, r0 + rows_per_block);
-  for (int row = r0 + warp; row < r1; row += kWarps) {
-    const float r = rstd[row];
-    const size_t base = size_t(row) * d;
-    uint4 dv[K], xv[K], pv[K];
+  uint4 next = make_uint4(0, 0, 0, 0);
+  if (r0 < r1 && active) next = *reinterpret_cast<const uint4*>(x + size_t(r0) * d + c);
+  for (int row = r0; row < r1; ++row) {
+    const uint4 cur = next;
+    if (row + 1 < r1 && active) next = *reinterpret_cast<const uint4*>(x + size_t(row + 1) * d + c);
+    float xv[8], ss = 0.0f;
+    unpack8(cur, xv);  // zeros past d
 #pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int c = (lane + 32 * k) * 8;
-      dv[k] = xv[k] = pv[k] = make_uint4(0, 0, 0, 0);
-      if (c >= d) continue;
-      dv[k] = *reinterpret_cast<const uint4*>(dy + base + c);
-      xv[k] = *reinterpret_cast<const uint4*>(x + base + c);
-      if (accumulate) pv[k] = *reinterpret_cast<const uint4*>(dres + base + c);
+    for (int e = 0; e < 8; ++e) ss += xv[e] * xv[e];
+    const float r = rsqrtf(block_sum2_alternating(ss, 0.0f, slots, row & 1).x / d + eps);
+    if (active) {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) xv[e] = xv[e] * r * wv[e];
+      *reinterpret_cast<uint4*>(y + size_t(row) * d + c) = pack8(xv);
     }
-    float dot = 0.0f;
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const __nv_bfloat16* dh = reinterpret_cast<const __nv_bfloat16*>(&dv[k]);
-      const __nv_bfloat16* xh = reinterpret_cast<const __nv_bfloat16*>(&xv[k]);
-      const __nv_bfloat16* wh = reinterpret_cast<const __nv_bfloat16*>(&wv[k]);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {  // channels past d hold zeros and add nothing
-        const float gy = to_f(dh[e]), xhat = to_f(xh[e]) * r;
-        dot += gy * to_f(wh[e]) * xhat;
-        dw[k][e] += gy * xhat;
-      }
-    }
-    dot = warp_sum(dot) / d;
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      const int c = (lane + 32 * k) * 8;
-      if (c >= d) continue;
-      const __nv_bfloat16* dh = reinterpret_cast<const __nv_bfloat16*>(&dv[k]);
-      const __nv_bfloat16* xh = reinterpret_cast<const __nv_bfloat16*>(&xv[k]);
-      const __nv_bfloat16* wh = reinterpret_cast<const __nv_bfloat16*>(&wv[k]);
-      const __nv_bfloat16* ph = reinterpret_cast<const __nv_bfloat16*>(&pv[k]);
-      uint4 out;
-      __nv_bfloat16* oh = reinterpret_cast<__nv_bfloat16*>(&out);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        const float dx = r * (to_f(dh[e]) * to_f(wh[e]) - to_f(xh[e]) * r * dot);
-        oh[e] = to_bf(accumulate ? to_f(ph[e]) + dx : dx);
-      }
-      *reinterpret_cast<uint4*>(dres + base + c) = out;
-    }
-  }
-#pragma unroll
-  for (int k = 0; k < K; ++k) {
-    const int c = (lane + 32 * k) * 8;
-    if (c >= d) continue;
-#pragma unroll
-    for (int e = 0; e < 8; ++e) red[warp * d + c + e] = dw[k][e];
-  }
-  __syncthreads();
-  for (int c = threadIdx.x; c < d; c += blockDim.x) {
-    float acc = 0.0f;
-    for (int wi = 0; wi < kWarps; ++wi) acc += red[wi * d + c];
-    dw_partial[size_t(blockIdx.x) * d + c] = acc;
+    if (threadIdx.x == 0) rstd[row] = r;
   }
 }
 
-template <int K>
-void launch_backward_warp(cudaStream_t s, const __nv_bfloat16* dy, const __nv_bfloat16* x, const __nv_bfloat16* w,
-                          const float* rstd, __nv_bfloat16* dres, bool accumulate, float* dw_partial, int N, int d,
-                          int G) {
-  const size_t smem = size_t(kWarps) * d * sizeof(float);
-  if (smem > 48 * 1024)
-    CUDA_CHECK(cudaFuncSetAttribute(rmsnorm_backward_warp<K>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  rmsnorm_backward_warp<K><<<G, kWarps * 32, smem, s>>>(dy, x, w, rstd, dres, accumulate, dw_partial, N, d,
-                                                        ceil_div(N, G));
+__global__ void __launch_bounds__(kMaxGroupThreads) rmsnorm_backward_groups(
+    const __nv_bfloat16* __restrict__ dy, const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
+    const float* __restrict__ rstd, __nv_bfloat16* __restrict__ dres, bool accumulate, float* __restrict__ dw_partial,
+    int N, int d, int rows_per_block) {
+  __shared__ float2 slots[2][32];
+  const int c = 8 * threadIdx.x;
+  const bool active = c < d;
+  float wv[8] = {}, dw[8] = {};
+  if (active) unpack8(*reinterpret_cast<const uint4*>(w + c), wv);
+  const int r0 = blockIdx.x * rows_per_block, r1 = min(N, r0 + rows_per_block);
+  uint4 ndy = make_uint4(0, 0, 0, 0), nx = ndy, nres = ndy;
+  float nr = 0.0f;
+  auto load = [&](int row) {
+    const size_t off = size_t(row) * d + c;
+    ndy = *reinterpret_cast<const uint4*>(dy + off);
+    nx = *reinterpret_cast<const uint4*>(x + off);
+    if (accumulate) nres = *reinterpret_cast<const uint4*>(dres + off);
+    nr = rstd[row];
+  };
+  if (r0 < r1 && active) load(r0);
+  for (int row = r0; row < r1; ++row) {
+    const uint4 cdy = ndy, cx = nx, cres = nres;
+    const float r = nr;
+    if (row + 1 < r1 && active) load(row + 1);
+    float g[8], xh[8], dot = 0.0f;
+    unpack8(cdy, g);  // zeros past d
+    unpack8(cx, xh);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      xh[e] *= r;
+      dw[e] += g[e] * xh[e];
+      g[e] *= wv[e];
+      dot += g[e] * xh[e];
+    }
+    dot = block_sum2_alternating(dot, 0.0f, slots, row & 1).x / d;
+    if (!active) continue;
+    float res[8];
+    unpack8(cres, res);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const float dx = r * (g[e] - xh[e] * dot);
+      g[e] = accumulate ? res[e] + dx : dx;
+    }
+    *reinterpret_cast<uint4*>(dres + size_t(row) * d + c) = pack8(g);
+  }
+  if (!active) return;
+  float4* dst = reinterpret_cast<float4*>(dw_partial + size_t(blockIdx.x) * d + c);
+  dst[0] = make_float4(dw[0], dw[1], dw[2], dw[3]);
+  dst[1] = make_float4(dw[4], dw[5], dw[6], dw[7]);
 }
 
 }  // namespace
@@ -181,7 +174,12 @@ void launch_backward_warp(cudaStream_t s, const __nv_bfloat16* dy, const __nv_bf
 void rmsnorm_forward(cudaStream_t s, const __nv_bfloat16* x, const __nv_bfloat16* w, __nv_bfloat16* y, float* rstd,
                      int N, int d, float eps) {
   if (N == 0) return;
-  rmsnorm_forward_kernel<<<ceil_div(N, 8), 256, 0, s>>>(x, w, y, rstd, N, d, eps);
+  if (d % 8 == 0 && d <= kRmsnormMaxDim) {
+    const int threads = group_threads(d), G = std::min(N, resident_blocks(rmsnorm_forward_groups, threads));
+    rmsnorm_forward_groups<<<G, threads, 0, s>>>(x, w, y, rstd, N, d, eps, ceil_div(N, G));
+  } else {
+    rmsnorm_forward_kernel<<<ceil_div(N, 8), 256, 0, s>>>(x, w, y, rstd, N, d, eps);
+  }
   CUDA_CHECK_LAUNCH();
 }
 
@@ -190,13 +188,9 @@ void rmsnorm_backward(cudaStream_t s, const __nv_bfloat16* dy, const __nv_bfloat
   if (d > kRmsnormMaxDim) throw std::invalid_argument("rmsnorm_backward: d = " + std::to_string(d) + " > 4096");
   if (N == 0) return;
   const int G = partial_blocks(N);
-  if (d % 8 == 0 && d <= 1024) {
-    switch (ceil_div(d, 256)) {
-      case 1: launch_backward_warp<1>(s, dy, x, w, rstd, dres, accumulate, dw_partial, N, d, G); break;
-      case 2: launch_backward_warp<2>(s, dy, x, w, rstd, dres, accumulate, dw_partial, N, d, G); break;
-      case 3: launch_backward_warp<3>(s, dy, x, w, rstd, dres, accumulate, dw_partial, N, d, G); break;
-      default: launch_backward_warp<4>(s, dy, x, w, rstd, dres, accumulate, dw_partial, N, d, G); break;
-    }
+  if (d % 8 == 0) {
+    rmsnorm_backward_groups<<<G, group_threads(d), 0, s>>>(dy, x, w, rstd, dres, accumulate, dw_partial, N, d,
+                                                           ceil_div(N, G));
     CUDA_CHECK_LAUNCH();
     return;
   }
