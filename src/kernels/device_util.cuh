@@ -52,14 +52,17 @@ __device__ __forceinline__ float block_max(float v, float* scratch) {
 // goes to the row's parity slot (slots: [2][32]) and all warps' pairs are added in warp order after one
 // barrier. No second barrier is needed: a slot is rewritten two rows later, after every warp has passed the
 // next row's barrier, so after every warp has read it.
-__device__ __forceinline__ float2 block_sum2_alternating(float a, float b, float2 (*slots)[32], int parity) {
+// With w0, nw: the sums over warps w0 .. w0 + nw - 1 only (a block of several row groups; every thread of the
+// block still takes part in the barrier).
+__device__ __forceinline__ float2 block_sum2_alternating(float a, float b, float2 (*slots)[32], int parity,
+                                                         int w0 = 0, int nw = 0) {
   a = warp_sum(a);
   b = warp_sum(b);
-  const int nw = blockDim.x >> 5;
+  if (nw == 0) nw = blockDim.x >> 5;
   if ((threadIdx.x & 31) == 0) slots[parity][threadIdx.x >> 5] = make_float2(a, b);
   __syncthreads();
   float2 s = make_float2(0.0f, 0.0f);
-  for (int w = 0; w < nw; ++w) {
+  for (int w = w0; w < w0 + nw; ++w) {
     s.x += slots[parity][w].x;
     s.y += slots[parity][w].y;
   }

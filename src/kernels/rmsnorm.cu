@@ -88,7 +88,7 @@ __global__ void rmsnorm_backward_kernel(const __nv_bfloat16* __restrict__ dy, co
 // partials in the owning thread's registers and stores them once per block (no shared-memory merge).
 constexpr int kMaxGroupThreads = kRmsnormMaxDim / 8;
 
-int group_threads(int d) { return (d / 8 + 31) / 32 * 32; }
+__host__ __device__ inline int group_threads(int d) { return (d / 8 + 31) / 32 * 32; }
 
 __global__ void __launch_bounds__(kMaxGroupThreads) rmsnorm_forward_groups(
     const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w, __nv_bfloat16* __restrict__ y,
@@ -118,12 +118,20 @@ __global__ void __launch_bounds__(kMaxGroupThreads) rmsnorm_forward_groups(
   }
 }
 
-__global__ void __launch_bounds__(kMaxGroupThreads) rmsnorm_backward_groups(
+// The backward's grid is the fixed partial_blocks(N) (512), so at small d a block takes R rows at a time
+// (R groups of group_threads(d) threads, up to kBwdBlockThreads in all: R = 4 at d 768, 1 at 2048) to keep
+// enough loads in flight; the R groups' weight-gradient partials are added in group order at the end.
+constexpr int kBwdBlockThreads = 384;
+
+int backward_row_groups(int d) { return std::max(1, kBwdBlockThreads / group_threads(d)); }
+
+__global__ void __launch_bounds__(kMaxGroupThreads, 2) rmsnorm_backward_groups(
     const __nv_bfloat16* __restrict__ dy, const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
     const float* __restrict__ rstd, __nv_bfloat16* __restrict__ dres, bool accumulate, float* __restrict__ dw_partial,
     int N, int d, int rows_per_block) {
   __shared__ float2 slots[2][32];
-  const int c = 8 * threadIdx.x;
+  extern __shared__ float merge[];  // [R - 1][d]: the other groups' partials
+  const int gt = group_threads(d), R = blockDim.x / gt, grp = threadIdx.x / gt, c = 8 * (threadIdx.x % gt);
   const bool active = c < d;
   float wv[8] = {}, dw[8] = {};
   if (active) unpack8(*reinterpret_cast<const uint4*>(w + c), wv);
@@ -137,13 +145,16 @@ __global__ void __launch_bounds__(kMaxGroupThreads) rmsnorm_backward_groups(
     if (accumulate) nres = *reinterpret_cast<const uint4*>(dres + off);
     nr = rstd[row];
   };
-  if (r0 < r1 && active) load(r0);
-  for (int row = r0; row < r1; ++row) {
+  if (r0 + grp < r1 && active) load(r0 + grp);
+  for (int first = r0, it = 0; first < r1; first += R, ++it) {  // the same trip count in every group
+    const int row = first + grp;
+    const bool mine = row < r1 && active;
     const uint4 cdy = ndy, cx = nx, cres = nres;
     const float r = nr;
-    if (row + 1 < r1 && active) load(row + 1);
+    ndy = nx = nres = make_uint4(0, 0, 0, 0);
+    if (row + R < r1 && active) load(row + R);
     float g[8], xh[8], dot = 0.0f;
-    unpack8(cdy, g);  // zeros past d
+    unpack8(cdy, g);  // zeros past d and past the block's rows
     unpack8(cx, xh);
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
@@ -152,8 +163,8 @@ __global__ void __launch_bounds__(kMaxGroupThreads) rmsnorm_backward_groups(
       g[e] *= wv[e];
       dot += g[e] * xh[e];
     }
-    dot = block_sum2_alternating(dot, 0.0f, slots, row & 1).x / d;
-    if (!active) continue;
+    dot = block_sum2_alternating(dot, 0.0f, slots, it & 1, grp * gt / 32, gt / 32).x / d;
+    if (!mine) continue;
     float res[8];
     unpack8(cres, res);
 #pragma unroll
@@ -163,7 +174,14 @@ __global__ void __launch_bounds__(kMaxGroupThreads) rmsnorm_backward_groups(
     }
     *reinterpret_cast<uint4*>(dres + size_t(row) * d + c) = pack8(g);
   }
-  if (!active) return;
+  if (grp > 0 && active)
+#pragma unroll
+    for (int e = 0; e < 8; ++e) merge[(grp - 1) * d + c + e] = dw[e];
+  __syncthreads();
+  if (grp > 0 || !active) return;
+  for (int o = 1; o < R; ++o)
+#pragma unroll
+    for (int e = 0; e < 8; ++e) dw[e] += merge[(o - 1) * d + c + e];
   float4* dst = reinterpret_cast<float4*>(dw_partial + size_t(blockIdx.x) * d + c);
   dst[0] = make_float4(dw[0], dw[1], dw[2], dw[3]);
   dst[1] = make_float4(dw[4], dw[5], dw[6], dw[7]);
@@ -189,8 +207,9 @@ void rmsnorm_backward(cudaStream_t s, const __nv_bfloat16* dy, const __nv_bfloat
   if (N == 0) return;
   const int G = partial_blocks(N);
   if (d % 8 == 0) {
-    rmsnorm_backward_groups<<<G, group_threads(d), 0, s>>>(dy, x, w, rstd, dres, accumulate, dw_partial, N, d,
-                                                           ceil_div(N, G));
+    const int R = backward_row_groups(d);
+    rmsnorm_backward_groups<<<G, R * group_threads(d), size_t(R - 1) * d * sizeof(float), s>>>(
+        dy, x, w, rstd, dres, accumulate, dw_partial, N, d, ceil_div(N, G));
     CUDA_CHECK_LAUNCH();
     return;
   }
