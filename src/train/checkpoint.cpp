@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <initializer_list>
 #include <sstream>
 
@@ -246,22 +247,33 @@ void begin_checkpoint(const std::string& root, const std::string& tmp) {
   if (::mkdir(tmp.c_str(), 0755) != 0) fail_errno("create directory", tmp, errno);
 }
 
+namespace {
+
+// The digest of two spans (the second may be empty), computed on its own thread: a 1.3b checkpoint's
+// 20 GB are hashed while they are written instead of after (SHA-256 and the write each take seconds).
+std::future<std::string> digest_async(const void* a, size_t na, const void* b = nullptr, size_t nb = 0) {
+  return std::async(std::launch::async, [=] {
+    Sha256 sha;
+    sha.update(a, na);
+    if (nb > 0) sha.update(b, nb);
+    return sha.hex_digest();
+  });
+}
+
+}  // namespace
+
 void write_checkpoint_files(const std::string& tmp, const CheckpointData& data) {
   const bool has_opt = !data.adam_m.empty() || !data.adam_v.empty();
   if (has_opt && (data.adam_m.size() != data.params.size() || data.adam_v.size() != data.params.size()))
     throw CheckpointError("checkpoint: optimizer state and parameters differ in size");
   const size_t n = data.params.size() * sizeof(float);
+  auto model_sha = digest_async(data.params.data(), n);
+  std::future<std::string> opt_sha;
+  if (has_opt) opt_sha = digest_async(data.adam_m.data(), n, data.adam_v.data(), n);
   write_file_durably(tmp + "/model.bin", {{data.params.data(), n}});
-  Sha256 model_sha;
-  model_sha.update(data.params.data(), n);
-  nlohmann::json files = {{"model.bin", file_entry(n, model_sha.hex_digest())}};
-  if (has_opt) {
-    write_file_durably(tmp + "/optimizer.bin", {{data.adam_m.data(), n}, {data.adam_v.data(), n}});
-    Sha256 opt_sha;
-    opt_sha.update(data.adam_m.data(), n);
-    opt_sha.update(data.adam_v.data(), n);
-    files["optimizer.bin"] = file_entry(2 * n, opt_sha.hex_digest());
-  }
+  if (has_opt) write_file_durably(tmp + "/optimizer.bin", {{data.adam_m.data(), n}, {data.adam_v.data(), n}});
+  nlohmann::json files = {{"model.bin", file_entry(n, model_sha.get())}};
+  if (has_opt) files["optimizer.bin"] = file_entry(2 * n, opt_sha.get());
   const std::string config_text = data.config.dump(2) + "\n";
   write_file_durably(tmp + "/config.json", config_text);
   files["config.json"] = file_entry(config_text.size(), sha256_hex(config_text));
@@ -280,11 +292,9 @@ void write_rank_part(const std::string& tmp, int rank, int world, const RankPart
   nlohmann::json j = {{"format", kFormat}, {"rank", rank}, {"world", world}, {"state", part.state}};
   if (!part.adam_m.empty()) {
     const size_t n = part.adam_m.size() * sizeof(float);
+    auto sha = digest_async(part.adam_m.data(), n, part.adam_v.data(), n);
     write_file_durably(stem + ".bin", {{part.adam_m.data(), n}, {part.adam_v.data(), n}});
-    Sha256 sha;
-    sha.update(part.adam_m.data(), n);
-    sha.update(part.adam_v.data(), n);
-    j["bin"] = file_entry(2 * n, sha.hex_digest());
+    j["bin"] = file_entry(2 * n, sha.get());
   }
   j["self_sha256"] = sha256_hex(j.dump());
   write_file_durably(stem + ".json", j.dump(2) + "\n");
