@@ -85,7 +85,7 @@ __global__ void rmsnorm_backward_kernel(const __nv_bfloat16* __restrict__ dy, co
 // d 768, 256 at d 2048) walks a range of rows. Thread j owns channels 8j..8j+7 of every row: read and
 // written with 16-byte accesses, its norm weights in registers, the next row's loads issued before this
 // row's reduction (block_sum2_alternating: one barrier a row). The backward keeps its weight-gradient
-// partials in the owning thread's registers and stores them once per block (no shared-memory merge).
+// partials in the owning thread's registers and stores them once per block (see backward_row_groups).
 constexpr int kMaxGroupThreads = kRmsnormMaxDim / 8;
 
 __host__ __device__ inline int group_threads(int d) { return (d / 8 + 31) / 32 * 32; }
