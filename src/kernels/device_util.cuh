@@ -2,6 +2,9 @@
 // packing, the resident grid of a kernel. Included only from .cu files.
 #pragma once
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include <cuda_bf16.h>
 
@@ -88,13 +91,25 @@ inline int ceil_div(long long a, long long b) { return int((a + b - 1) / b); }
 
 // Blocks of `threads` threads of `kernel` that the current device holds at once: the grid of a kernel whose
 // blocks each walk a range of rows (one wave, no tail), when a row's result does not depend on its block.
-template <typename Kernel>
-int resident_blocks(Kernel kernel, int threads) {
-  int device = 0, sms = 0, per_sm = 0;
+// Asked once per (kernel, threads, device) and kept: the callers launch per layer, and decode per token.
+inline int resident_blocks(const void* kernel, int threads) {
+  static std::mutex mu;
+  static std::map<std::tuple<const void*, int, int>, int> known;
+  int device = 0;
   CUDA_CHECK(cudaGetDevice(&device));
+  const std::lock_guard<std::mutex> lock(mu);
+  const auto key = std::make_tuple(kernel, threads, device);
+  const auto it = known.find(key);
+  if (it != known.end()) return it->second;
+  int sms = 0, per_sm = 0;
   CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
-  return std::max(1, sms * per_sm);
+  return known[key] = std::max(1, sms * per_sm);
+}
+
+template <typename Kernel>
+int resident_blocks(Kernel* kernel, int threads) {
+  return resident_blocks(reinterpret_cast<const void*>(kernel), threads);
 }
 
 }  // namespace gfwa::cuda

@@ -372,7 +372,6 @@ __global__ void __launch_bounds__(kQkMaxGroups) qk_backward_groups(
 // Threads of a group block: one per group, whole warps.
 int group_threads(const QkvShape& sh) { return ((sh.H + sh.Hkv) * sh.D / 16 + 31) / 32 * 32; }
 
-
 // One warp per (token, K/V head, k-or-v).
 __global__ void shift_backward_kernel(QkvShape sh, const __nv_bfloat16* __restrict__ qkv,
                                       const float* __restrict__ pre_k, const float* __restrict__ pre_v,
