@@ -1,0 +1,224 @@
+// The w13 GEMM with SwiGLU in its epilogue, sm_90a (gemm_swiglu.cuh; docs/cuda_backend.md, "SwiGLU in the w13 GEMM's
+// epilogue"). The structure of attention_fwd_sm90_kernel.cuh's persistent schedule:
+//
+// A tile is 128 rows of x (m0..m0+127) by 128 columns of g (j0..j0+127), i.e. columns j0.. of u's first half (a) and
+// F+j0.. of its second (b): per 64-column k-slab the producer loads, through TMA into one stage of a 4-deep ring,
+//   A  = x[m0 : m0+128, k : k+64]          16 KB
+//   B1 = W13[j0 : j0+128, k : k+64]        16 KB
+//   B3 = W13[F+j0 : F+j0+128, k : k+64]    16 KB   (48 KB a stage, 192 KB the ring)
+// all K-major and 128-byte swizzled (the Q K^T operands of the attention kernels). Warpgroup 0 is the producer (one
+// thread issues the loads; 40 registers); warpgroups 1 and 2 (232 registers) each own 64 rows of the tile and issue
+// per slab 4 k-steps of wgmma m64n128k16 against B1 into acc_a and 4 against B3 into acc_b (128 fp32 accumulators
+// a thread), keeping one slab's group in flight while the next is issued. The grid is persistent (one CTA per SM,
+// tiles blockIdx.x, blockIdx.x + gridDim.x, ...), so the producer loads the next tile's first stages while the
+// consumers run this tile's epilogue.
+//
+// Epilogue (straight from the accumulators, each thread 2 adjacent columns of 2 rows per 8-column group): a and b
+// rounded to bf16 and stored into u, g = swiglu_value of the ROUNDED a and b (swiglu_math.cuh, swiglu_forward's
+// expression) rounded to bf16 and stored; rows >= N are not stored (TMA read them as zeros).
+//
+// Tile order: groups of G m-tiles (G x 128 rows of x, about a quarter of the L2), inside a group the m-tile fastest,
+// then j. Concurrent CTAs then share B tiles (the same j), and each group's x rows stay in L2 while all of the
+// group's j-tiles pass; W13 is read once per group (at 124m all of it, 9.4 MB, stays in L2 anyway). Plain m-fastest
+// over all of N would re-read x (50 MB at N 32768, d 768: more than the L2) once per j-tile from DRAM.
+//
+// Barriers (mbarriers, one pair per stage s; a stage's use u = (its slab count on this CTA) / 4):
+//   full[s]   count 1: the producer thread's arrive.expect_tx(48 KB), then the three TMA loads complete 48 KB of
+//             transactions (rows past N are zero-filled and count in full). Consumers wait parity u & 1.
+//   empty[s]  count 8: lane 0 of each of the 8 consumer warps after its warpgroup's wgmma that read the stage is
+//             done (wgmma_wait<1> after the next slab's issue, or wait<0> after the tile's last slab). The producer
+//             waits parity (u & 1) ^ 1 before use u (use 0: the parity before phase 0, which passes at once).
+//   No barrier can run two phases ahead of a waiter: full[s] phase u+1 needs empty[s] phase u, which needs the
+//   arrivals of every consumer warp after its own wait on full[s] phase u (both warpgroups consume every slab);
+//   empty[s] phase u needs full[s] phase u, i.e. the producer's load after its wait on empty[s] phase u-1.
+//   Every thread walks the same tiles and slabs, so the producer's and the consumers' use counts agree. No named
+//   barriers: the consumers share nothing but the ring.
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/cuda_check.h"
+#include "kernels/gemm_swiglu.cuh"
+#include "kernels/mma_sm80.cuh"
+#include "kernels/swiglu_math.cuh"
+#include "kernels/tensor_map_sm90.h"
+#include "kernels/wgmma_sm90.cuh"
+
+namespace gfwa::cuda::detail {
+namespace {
+
+struct GemmSwigluTraits {
+  static constexpr int BM = 128, BJ = 128, BK = 64;  // rows of x, columns of g, k per stage (one swizzle row)
+  static constexpr int kStages = 4;
+  static constexpr int kThreads = 384;
+  static constexpr int kProducerRegs = 40, kConsumerRegs = 232;
+  static constexpr int kTileBytes = BM * BK * 2;  // one 128 x 64 operand: 16 KB
+  static constexpr int kStageBytes = 3 * kTileBytes;
+  static constexpr int kA = 0, kB1 = kTileBytes, kB3 = 2 * kTileBytes;  // offsets in a stage
+  static constexpr int kBar = kStages * kStageBytes;                     // full[kStages], empty[kStages]
+  static constexpr int kBytes = kBar + 2 * kStages * 8 + 1024;           // + slack to align the base to 1024
+  static_assert(BM == 2 * 64 && BJ == 128 && BK == 64, "2 consumer warpgroups x 64 rows, m64n128k16, 64-col slabs");
+  static_assert(kBytes <= 227 * 1024, "more shared memory than a CTA may have");
+  static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 65536, "register split over the SM's 64K registers");
+};
+
+struct GemmSwigluArgs {
+  __nv_bfloat16* u;
+  __nv_bfloat16* g;
+  int N, d, F, G;  // G: m-tiles per group of the tile order
+};
+
+struct Tile {
+  int m0, j0;
+};
+// Tile t -> (rows m0.., columns j0.. of g): groups of G m-tiles, the m-tile fastest inside a group.
+__device__ __forceinline__ Tile gemm_swiglu_tile(int t, int n_m, int n_j, int G) {
+  const int group = t / (G * n_j), r = t - group * G * n_j;
+  const int mg = group * G, gs = min(G, n_m - mg);
+  return {(mg + r % gs) * GemmSwigluTraits::BM, (r / gs) * GemmSwigluTraits::BJ};
+}
+
+__global__ void __launch_bounds__(GemmSwigluTraits::kThreads, 1)
+    gemm_swiglu_sm90_kernel(const __grid_constant__ CUtensorMap tm_x, const __grid_constant__ CUtensorMap tm_w,
+                            const GemmSwigluArgs p) {
+  using Tr = GemmSwigluTraits;
+  constexpr int S = Tr::kStages;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t raw = smem_addr(smem_raw), sbase = (raw + 1023) & ~1023u;
+  const uint32_t bar0 = sbase + Tr::kBar;
+  auto full = [&](int s) { return bar0 + 8 * s; };
+  auto empty = [&](int s) { return bar0 + 8 * (S + s); };
+  auto stage = [&](int s) { return sbase + s * Tr::kStageBytes; };
+
+  const int n_m = (p.N + Tr::BM - 1) / Tr::BM, n_j = p.F / Tr::BJ, n_tiles = n_m * n_j, n_k = p.d / Tr::BK;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, wg = threadIdx.x >> 7;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < S; ++s) {
+      mbar_init(full(s), 1);
+      mbar_init(empty(s), 8);
+    }
+    mbar_init_fence();
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // ---- producer: one thread ----
+    setmaxnreg_dec<Tr::kProducerRegs>();
+    if (threadIdx.x == 0) {
+      tma_prefetch_map(&tm_x);
+      tma_prefetch_map(&tm_w);
+      int it = 0;  // slabs loaded so far: stage it % S, use it / S
+      for (int t = blockIdx.x; t < n_tiles; t += gridDim.x) {
+        const Tile w = gemm_swiglu_tile(t, n_m, n_j, p.G);
+        for (int kb = 0; kb < n_k; ++kb, ++it) {
+          const int s = it % S, k = kb * Tr::BK;
+          mbar_wait(empty(s), ((it / S) & 1) ^ 1);
+          mbar_arrive_expect_tx(full(s), Tr::kStageBytes);
+          tma_load_2d(stage(s) + Tr::kA, &tm_x, full(s), k, w.m0);
+          tma_load_2d(stage(s) + Tr::kB1, &tm_w, full(s), k, w.j0);
+          tma_load_2d(stage(s) + Tr::kB3, &tm_w, full(s), k, p.F + w.j0);
+        }
+      }
+    }
+  } else {
+    // ---- consumers ----
+    setmaxnreg_inc<Tr::kConsumerRegs>();
+    const int cw = wg - 1, g = lane >> 2, tq = lane & 3;
+    const int rw = 64 * cw + 16 * (warp & 3);  // this warp's first row in the tile
+    // Descriptors of stage 0; stage s and k-step kk add s * kStageBytes + 32 * kk bytes. A: this warpgroup's 64 rows.
+    const uint64_t a_desc = smem_desc_sw128(sbase + Tr::kA + cw * 64 * 128, 16, 1024);
+    const uint64_t b1_desc = smem_desc_sw128(sbase + Tr::kB1, 16, 1024);
+    const uint64_t b3_desc = smem_desc_sw128(sbase + Tr::kB3, 16, 1024);
+    const int64_t ld_u = 2 * int64_t(p.F);
+
+    float acc_a[64], acc_b[64];
+    // One slab: 4 k-steps into acc_a (B1), 4 into acc_b (B3), one commit group. kFirst: the tile's first slab
+    // overwrites the accumulators (scale-d false on its first k-step).
+    auto issue = [&](int s, auto first) {
+      constexpr bool kFirst = decltype(first)::value;
+      const uint32_t so = uint32_t(s) * Tr::kStageBytes;
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        const uint32_t off = (so + 32 * kk) >> 4;
+        if (kFirst && kk == 0)
+          wgmma_m64n128k16_ss_first<0, 0>(acc_a, a_desc + off, b1_desc + off);
+        else
+          wgmma_m64n128k16_ss<0, 0>(acc_a, a_desc + off, b1_desc + off, 1);
+      }
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        const uint32_t off = (so + 32 * kk) >> 4;
+        if (kFirst && kk == 0)
+          wgmma_m64n128k16_ss_first<0, 0>(acc_b, a_desc + off, b3_desc + off);
+        else
+          wgmma_m64n128k16_ss<0, 0>(acc_b, a_desc + off, b3_desc + off, 1);
+      }
+      wgmma_commit();
+    };
+    auto release = [&](int s) {
+      __syncwarp();
+      if (lane == 0) mbar_arrive(empty(s));
+    };
+
+    int it = 0;  // slabs consumed so far (the producer's count)
+    for (int t = blockIdx.x; t < n_tiles; t += gridDim.x) {
+      const Tile w = gemm_swiglu_tile(t, n_m, n_j, p.G);
+      mbar_wait(full(it % S), (it / S) & 1);
+      issue(it % S, std::true_type{});
+      for (int kb = 1; kb < n_k; ++kb) {
+        const int s = (it + kb) % S;
+        mbar_wait(full(s), ((it + kb) / S) & 1);
+        issue(s, std::false_type{});
+        wgmma_wait<1>();  // the previous slab's products are done: its stage is free
+        release((it + kb - 1) % S);
+      }
+      wgmma_wait<0>();
+      fence_regs(acc_a);
+      fence_regs(acc_b);
+      release((it + n_k - 1) % S);
+      it += n_k;
+
+      // Epilogue: accumulator d[4n + e] is row rw + g + 8 * (e >> 1), column 8n + 2tq + (e & 1) of the tile.
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        const int row = w.m0 + rw + g + 8 * hr;
+        if (row >= p.N) continue;
+        __nv_bfloat16* ua = p.u + int64_t(row) * ld_u + w.j0 + 2 * tq;
+        __nv_bfloat16* ub = ua + p.F;
+        __nv_bfloat16* gr = p.g + int64_t(row) * p.F + w.j0 + 2 * tq;
+#pragma unroll
+        for (int n = 0; n < 16; ++n) {
+          const __nv_bfloat162 a2 = __floats2bfloat162_rn(acc_a[4 * n + 2 * hr], acc_a[4 * n + 2 * hr + 1]);
+          const __nv_bfloat162 b2 = __floats2bfloat162_rn(acc_b[4 * n + 2 * hr], acc_b[4 * n + 2 * hr + 1]);
+          const float2 a = __bfloat1622float2(a2), b = __bfloat1622float2(b2);
+          *reinterpret_cast<__nv_bfloat162*>(ua + 8 * n) = a2;
+          *reinterpret_cast<__nv_bfloat162*>(ub + 8 * n) = b2;
+          *reinterpret_cast<__nv_bfloat162*>(gr + 8 * n) =
+              __floats2bfloat162_rn(swiglu_value(a.x, b.x), swiglu_value(a.y, b.y));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void launch_gemm_swiglu_sm90(cudaStream_t s, const __nv_bfloat16* x, const __nv_bfloat16* w13, __nv_bfloat16* u,
+                             __nv_bfloat16* g, int N, int d, int F, int sms, int l2_bytes) {
+  using Tr = GemmSwigluTraits;
+  const CUtensorMap tm_x = matrix_tensor_map(x, N, d, Tr::BM, "gemm_swiglu x");
+  const CUtensorMap tm_w = matrix_tensor_map(w13, 2 * int64_t(F), d, Tr::BJ, "gemm_swiglu w13");
+  CUDA_CHECK(cudaFuncSetAttribute(gemm_swiglu_sm90_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kBytes));
+  const int n_m = (N + Tr::BM - 1) / Tr::BM, n_tiles = n_m * (F / Tr::BJ);
+  // A group's rows of x in a quarter of the L2 (the rest: W13, the outputs streaming through): 66 m-tiles at d 768
+  // and a 50 MB L2, 25 at d 2048.
+  const int64_t rows_bytes = int64_t(Tr::BM) * d * 2;
+  const int G = int(std::max<int64_t>(1, std::min<int64_t>(n_m, (int64_t(l2_bytes) / 4) / rows_bytes)));
+  const GemmSwigluArgs p{u, g, N, d, F, G};
+  gemm_swiglu_sm90_kernel<<<std::min(n_tiles, sms), Tr::kThreads, Tr::kBytes, s>>>(tm_x, tm_w, p);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace gfwa::cuda::detail
