@@ -43,8 +43,8 @@ int bench_attention(int argc_in, char** argv_in) {
       "mode", "full | swa | gatedfwa", cxxopts::value<std::string>()->default_value("gatedfwa"))(
       "path", "kernels, forward and backward: auto (sm90 on compute capability 9.0, else sm80) | sm80 | sm90",
       cxxopts::value<std::string>()->default_value("auto"))(
-      "sm90-schedule", "the sm90 forward's schedule: auto (per-tile at D 128, persistent at D 64) | per-tile | "
-      "persistent (docs/kernel_notes.md v7)",
+      "sm90-schedule", "the sm90 forward's schedule: auto (per-tile for full attention at D 128, else "
+      "persistent) | per-tile | persistent (docs/kernel_notes.md v7)",
       cxxopts::value<std::string>()->default_value("auto"))(
       "fwd-only", "time the forward only")("iters", "timed runs", cxxopts::value<int>()->default_value("20"))(
       "warmup", "untimed runs first", cxxopts::value<int>()->default_value("3"))("h,help", "this help");
