@@ -135,26 +135,21 @@ __global__ void __launch_bounds__(GemmSwigluTraits::kThreads, 1)
     float acc_a[64], acc_b[64];
     // One slab: 4 k-steps into acc_a (B1), 4 into acc_b (B3), one commit group. kFirst: the tile's first slab
     // overwrites the accumulators (scale-d false on its first k-step).
+    auto k_steps = [&](float(&acc)[64], uint64_t b_desc, uint32_t stage_off, auto first) {
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        const uint32_t off = (stage_off + 32 * kk) >> 4;
+        if (decltype(first)::value && kk == 0)
+          wgmma_m64n128k16_ss_first<0, 0>(acc, a_desc + off, b_desc + off);
+        else
+          wgmma_m64n128k16_ss<0, 0>(acc, a_desc + off, b_desc + off, 1);
+      }
+    };
     auto issue = [&](int s, auto first) {
-      constexpr bool kFirst = decltype(first)::value;
       const uint32_t so = uint32_t(s) * Tr::kStageBytes;
       wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        const uint32_t off = (so + 32 * kk) >> 4;
-        if (kFirst && kk == 0)
-          wgmma_m64n128k16_ss_first<0, 0>(acc_a, a_desc + off, b1_desc + off);
-        else
-          wgmma_m64n128k16_ss<0, 0>(acc_a, a_desc + off, b1_desc + off, 1);
-      }
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        const uint32_t off = (so + 32 * kk) >> 4;
-        if (kFirst && kk == 0)
-          wgmma_m64n128k16_ss_first<0, 0>(acc_b, a_desc + off, b3_desc + off);
-        else
-          wgmma_m64n128k16_ss<0, 0>(acc_b, a_desc + off, b3_desc + off, 1);
-      }
+      k_steps(acc_a, b1_desc, so, first);
+      k_steps(acc_b, b3_desc, so, first);
       wgmma_commit();
     };
     auto release = [&](int s) {
