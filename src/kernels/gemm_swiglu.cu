@@ -45,9 +45,9 @@ void require_aligned(const void* p, const char* name) {
 }  // namespace
 
 bool gemm_swiglu_shape_ok(int N, int d, int F) {
-  // The tile index (128 rows x 128 columns of g) is an int in the kernel.
+  // The tile index (128 rows x 128 columns of g) is an int in the kernel, stepped by the grid size.
   return N >= 1 && d >= 64 && d % 64 == 0 && F >= 128 && F % 128 == 0 &&
-         (int64_t(N) + 127) / 128 * (F / 128) <= int64_t(INT32_MAX);
+         (int64_t(N) + 127) / 128 * (F / 128) <= (int64_t(1) << 30);
 }
 
 bool gemm_swiglu_eligible(int N, int d, int F) { return gemm_swiglu_shape_ok(N, d, F) && device_facts().cc == 90; }

@@ -133,8 +133,8 @@ __global__ void __launch_bounds__(GemmSwigluTraits::kThreads, 1)
     const int64_t ld_u = 2 * int64_t(p.F);
 
     float acc_a[64], acc_b[64];
-    // One slab: 4 k-steps into acc_a (B1), 4 into acc_b (B3), one commit group. kFirst: the tile's first slab
-    // overwrites the accumulators (scale-d false on its first k-step).
+    // One slab: 4 k-steps into acc_a (B1), 4 into acc_b (B3), one commit group. first (std::true_type): the tile's
+    // first slab, which overwrites the accumulators (scale-d false on its first k-step).
     auto k_steps = [&](float(&acc)[64], uint64_t b_desc, uint32_t stage_off, auto first) {
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) {
