@@ -35,6 +35,9 @@
 //   barriers: the consumers share nothing but the ring.
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "kernels/cuda_check.h"
@@ -47,16 +50,26 @@
 namespace gfwa::cuda::detail {
 namespace {
 
-struct GemmSwigluTraits {
+struct GemmSwigluShape {
   static constexpr int BM = 128, BJ = 128, BK = 64;  // rows of x, columns of g, k per stage (one swizzle row)
-  static constexpr int kStages = 4;
+};
+// kEpiWarps: the epilogue variant (launch_gemm_swiglu_sm90 picks one; the header comment describes both).
+template <bool kEpiWarps>
+struct GemmSwigluTraits : GemmSwigluShape {
+  static constexpr int kStages = kEpiWarps ? 3 : 4;  // 3: the staging buffer takes the fourth stage's room
   static constexpr int kThreads = 384;
-  static constexpr int kProducerRegs = 40, kConsumerRegs = 232;
+  static constexpr int kProducerRegs = kEpiWarps ? 56 : 40, kConsumerRegs = kEpiWarps ? 224 : 232;
+  // (kEpiWarps: the epilogue warps spill 8 bytes at 40 registers and none at 48; the consumers none at 216.)
   static constexpr int kTileBytes = BM * BK * 2;  // one 128 x 64 operand: 16 KB
   static constexpr int kStageBytes = 3 * kTileBytes;
   static constexpr int kA = 0, kB1 = kTileBytes, kB3 = 2 * kTileBytes;  // offsets in a stage
-  static constexpr int kBar = kStages * kStageBytes;                     // full[kStages], empty[kStages]
-  static constexpr int kBytes = kBar + 2 * kStages * 8 + 1024;           // + slack to align the base to 1024
+  // Staging buffer (kEpiWarps): a tile's bf16 u, a row = a's 128 columns | b's 128 | 16 bytes of padding, so the
+  // consumers' 4-byte stores (8 rows x 4 column pairs a warp) hit 32 different banks (row pitch 132 words = 4 mod 32).
+  static constexpr int kOutPitch = 2 * BJ * 2 + 16;
+  static constexpr int kOut = kStages * kStageBytes;
+  static constexpr int kOutBytes = kEpiWarps ? BM * kOutPitch : 0;
+  static constexpr int kBar = kOut + kOutBytes;  // full[kStages], empty[kStages], out_full, out_empty
+  static constexpr int kBytes = kBar + (2 * kStages + 2) * 8 + 1024;  // + slack to align the base to 1024
   static_assert(BM == 2 * 64 && BJ == 128 && BK == 64, "2 consumer warpgroups x 64 rows, m64n128k16, 64-col slabs");
   static_assert(kBytes <= 227 * 1024, "more shared memory than a CTA may have");
   static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= 65536, "register split over the SM's 64K registers");
@@ -73,39 +86,60 @@ struct Tile {
 };
 // Tile t -> (rows m0.., columns j0.. of g): groups of G m-tiles, the m-tile fastest inside a group.
 __device__ __forceinline__ Tile gemm_swiglu_tile(int t, int n_m, int n_j, int G) {
+  constexpr int BM = GemmSwigluShape::BM, BJ = GemmSwigluShape::BJ;
   const int group = t / (G * n_j), r = t - group * G * n_j;
   const int mg = group * G, gs = min(G, n_m - mg);
-  return {(mg + r % gs) * GemmSwigluTraits::BM, (r / gs) * GemmSwigluTraits::BJ};
+  return {(mg + r % gs) * BM, (r / gs) * BJ};
 }
 
-__global__ void __launch_bounds__(GemmSwigluTraits::kThreads, 1)
+// g for 2 adjacent columns from the bf16 a and b of u (swiglu_forward's values: swiglu_math.cuh).
+__device__ __forceinline__ __nv_bfloat162 swiglu_pair(__nv_bfloat162 a2, __nv_bfloat162 b2) {
+  const float2 a = __bfloat1622float2(a2), b = __bfloat1622float2(b2);
+  return __floats2bfloat162_rn(swiglu_value(a.x, b.x), swiglu_value(a.y, b.y));
+}
+// The same on the 32-bit words that hold the pairs.
+__device__ __forceinline__ uint32_t swiglu_bits(uint32_t a2, uint32_t b2) {
+  const __nv_bfloat162 v =
+      swiglu_pair(*reinterpret_cast<const __nv_bfloat162*>(&a2), *reinterpret_cast<const __nv_bfloat162*>(&b2));
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+template <bool kEpiWarps>
+__global__ void __launch_bounds__(GemmSwigluTraits<kEpiWarps>::kThreads, 1)
     gemm_swiglu_sm90_kernel(const __grid_constant__ CUtensorMap tm_x, const __grid_constant__ CUtensorMap tm_w,
                             const GemmSwigluArgs p) {
-  using Tr = GemmSwigluTraits;
+  using Tr = GemmSwigluTraits<kEpiWarps>;
   constexpr int S = Tr::kStages;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = smem_addr(smem_raw), sbase = (raw + 1023) & ~1023u;
+  unsigned char* const out = smem_raw + (sbase - raw) + Tr::kOut;  // the staging buffer (kEpiWarps)
   const uint32_t bar0 = sbase + Tr::kBar;
   auto full = [&](int s) { return bar0 + 8 * s; };
   auto empty = [&](int s) { return bar0 + 8 * (S + s); };
+  const uint32_t out_full = bar0 + 8 * 2 * S, out_empty = out_full + 8;
   auto stage = [&](int s) { return sbase + s * Tr::kStageBytes; };
 
   const int n_m = (p.N + Tr::BM - 1) / Tr::BM, n_j = p.F / Tr::BJ, n_tiles = n_m * n_j, n_k = p.d / Tr::BK;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, wg = threadIdx.x >> 7;
+  const int64_t ld_u = 2 * int64_t(p.F);
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) {
       mbar_init(full(s), 1);
       mbar_init(empty(s), 8);
     }
+    if (kEpiWarps) {
+      mbar_init(out_full, 8);   // the 8 consumer warps staged the tile
+      mbar_init(out_empty, 3);  // the 3 epilogue warps read it
+    }
     mbar_init_fence();
   }
   __syncthreads();
 
   if (wg == 0) {
-    // ---- producer: one thread ----
     setmaxnreg_dec<Tr::kProducerRegs>();
     if (threadIdx.x == 0) {
+      // ---- producer: one thread ----
       tma_prefetch_map(&tm_x);
       tma_prefetch_map(&tm_w);
       int it = 0;  // slabs loaded so far: stage it % S, use it / S
@@ -120,6 +154,31 @@ __global__ void __launch_bounds__(GemmSwigluTraits::kThreads, 1)
           tma_load_2d(stage(s) + Tr::kB3, &tm_w, full(s), k, p.F + w.j0);
         }
       }
+    } else if (kEpiWarps && warp > 0) {
+      // ---- epilogue warps 1..3: staged tile -> u (16-byte stores) and g ----
+      // Item i = 16-byte chunk i % 16 (8 columns) of row i / 16 in both halves; a warp takes 32 consecutive items
+      // (2 rows: 256 contiguous bytes of each output row per half-warp).
+      const int e = threadIdx.x - 32;
+      int nt = 0;  // tiles so far: out_full's phase
+      for (int t = blockIdx.x; t < n_tiles; t += gridDim.x, ++nt) {
+        const Tile w = gemm_swiglu_tile(t, n_m, n_j, p.G);
+        mbar_wait(out_full, nt & 1);
+        for (int i = e; i < Tr::BM * 16; i += 96) {
+          const int r = i >> 4, c = i & 15, row = w.m0 + r;
+          if (row >= p.N) break;  // i only grows: the rest is past N too
+          const unsigned char* src = out + r * Tr::kOutPitch + 16 * c;
+          const uint4 a8 = *reinterpret_cast<const uint4*>(src);
+          const uint4 b8 = *reinterpret_cast<const uint4*>(src + 2 * Tr::BJ);
+          __nv_bfloat16* ua = p.u + int64_t(row) * ld_u + w.j0 + 8 * c;
+          *reinterpret_cast<uint4*>(ua) = a8;
+          *reinterpret_cast<uint4*>(ua + p.F) = b8;
+          const uint4 g8{swiglu_bits(a8.x, b8.x), swiglu_bits(a8.y, b8.y), swiglu_bits(a8.z, b8.z),
+                         swiglu_bits(a8.w, b8.w)};
+          *reinterpret_cast<uint4*>(p.g + int64_t(row) * p.F + w.j0 + 8 * c) = g8;
+        }
+        __syncwarp();
+        if (lane == 0) mbar_arrive(out_empty);
+      }
     }
   } else {
     // ---- consumers ----
@@ -130,7 +189,6 @@ __global__ void __launch_bounds__(GemmSwigluTraits::kThreads, 1)
     const uint64_t a_desc = smem_desc_sw128(sbase + Tr::kA + cw * 64 * 128, 16, 1024);
     const uint64_t b1_desc = smem_desc_sw128(sbase + Tr::kB1, 16, 1024);
     const uint64_t b3_desc = smem_desc_sw128(sbase + Tr::kB3, 16, 1024);
-    const int64_t ld_u = 2 * int64_t(p.F);
 
     float acc_a[64], acc_b[64];
     // One slab: 4 k-steps into acc_a (B1), 4 into acc_b (B3), one commit group. first (std::true_type): the tile's
@@ -158,7 +216,8 @@ __global__ void __launch_bounds__(GemmSwigluTraits::kThreads, 1)
     };
 
     int it = 0;  // slabs consumed so far (the producer's count)
-    for (int t = blockIdx.x; t < n_tiles; t += gridDim.x) {
+    int nt = 0;  // tiles so far (kEpiWarps: out_empty's phase)
+    for (int t = blockIdx.x; t < n_tiles; t += gridDim.x, ++nt) {
       const Tile w = gemm_swiglu_tile(t, n_m, n_j, p.G);
       mbar_wait(full(it % S), (it / S) & 1);
       issue(it % S, std::true_type{});
@@ -175,45 +234,86 @@ __global__ void __launch_bounds__(GemmSwigluTraits::kThreads, 1)
       release((it + n_k - 1) % S);
       it += n_k;
 
-      // Epilogue: accumulator d[4n + e] is row rw + g + 8 * (e >> 1), column 8n + 2tq + (e & 1) of the tile.
+      // Accumulator d[4n + e] is row rw + g + 8 * (e >> 1), column 8n + 2tq + (e & 1) of the tile.
+      if constexpr (kEpiWarps) {
+        // Round to bf16 into the staging buffer once the epilogue warps have read the previous tile, then hand over.
+        mbar_wait(out_empty, (nt & 1) ^ 1);
 #pragma unroll
-      for (int hr = 0; hr < 2; ++hr) {
-        const int row = w.m0 + rw + g + 8 * hr;
-        if (row >= p.N) continue;
-        __nv_bfloat16* ua = p.u + int64_t(row) * ld_u + w.j0 + 2 * tq;
-        __nv_bfloat16* ub = ua + p.F;
-        __nv_bfloat16* gr = p.g + int64_t(row) * p.F + w.j0 + 2 * tq;
+        for (int hr = 0; hr < 2; ++hr) {
+          unsigned char* dst = out + (rw + g + 8 * hr) * Tr::kOutPitch + 4 * tq;
 #pragma unroll
-        for (int n = 0; n < 16; ++n) {
-          const __nv_bfloat162 a2 = __floats2bfloat162_rn(acc_a[4 * n + 2 * hr], acc_a[4 * n + 2 * hr + 1]);
-          const __nv_bfloat162 b2 = __floats2bfloat162_rn(acc_b[4 * n + 2 * hr], acc_b[4 * n + 2 * hr + 1]);
-          const float2 a = __bfloat1622float2(a2), b = __bfloat1622float2(b2);
-          *reinterpret_cast<__nv_bfloat162*>(ua + 8 * n) = a2;
-          *reinterpret_cast<__nv_bfloat162*>(ub + 8 * n) = b2;
-          *reinterpret_cast<__nv_bfloat162*>(gr + 8 * n) =
-              __floats2bfloat162_rn(swiglu_value(a.x, b.x), swiglu_value(a.y, b.y));
+          for (int n = 0; n < 16; ++n) {
+            *reinterpret_cast<__nv_bfloat162*>(dst + 16 * n) =
+                __floats2bfloat162_rn(acc_a[4 * n + 2 * hr], acc_a[4 * n + 2 * hr + 1]);
+            *reinterpret_cast<__nv_bfloat162*>(dst + 2 * Tr::BJ + 16 * n) =
+                __floats2bfloat162_rn(acc_b[4 * n + 2 * hr], acc_b[4 * n + 2 * hr + 1]);
+          }
+        }
+        __syncwarp();
+        if (lane == 0) mbar_arrive(out_full);
+      } else {
+        // Straight from the accumulators: each thread 2 adjacent columns of 2 rows per 8-column group.
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+          const int row = w.m0 + rw + g + 8 * hr;
+          if (row >= p.N) continue;
+          __nv_bfloat16* ua = p.u + int64_t(row) * ld_u + w.j0 + 2 * tq;
+          __nv_bfloat16* ub = ua + p.F;
+          __nv_bfloat16* gr = p.g + int64_t(row) * p.F + w.j0 + 2 * tq;
+#pragma unroll
+          for (int n = 0; n < 16; ++n) {
+            const __nv_bfloat162 a2 = __floats2bfloat162_rn(acc_a[4 * n + 2 * hr], acc_a[4 * n + 2 * hr + 1]);
+            const __nv_bfloat162 b2 = __floats2bfloat162_rn(acc_b[4 * n + 2 * hr], acc_b[4 * n + 2 * hr + 1]);
+            *reinterpret_cast<__nv_bfloat162*>(ua + 8 * n) = a2;
+            *reinterpret_cast<__nv_bfloat162*>(ub + 8 * n) = b2;
+            *reinterpret_cast<__nv_bfloat162*>(gr + 8 * n) = swiglu_pair(a2, b2);
+          }
         }
       }
     }
   }
 }
 
+template <bool kEpiWarps>
+void launch_variant(cudaStream_t s, const CUtensorMap& tm_x, const CUtensorMap& tm_w, const GemmSwigluArgs& p,
+                    int n_tiles, int sms) {
+  using Tr = GemmSwigluTraits<kEpiWarps>;
+  CUDA_CHECK(cudaFuncSetAttribute(gemm_swiglu_sm90_kernel<kEpiWarps>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  Tr::kBytes));
+  gemm_swiglu_sm90_kernel<kEpiWarps><<<std::min(n_tiles, sms), Tr::kThreads, Tr::kBytes, s>>>(tm_x, tm_w, p);
+  CUDA_CHECK_LAUNCH();
+}
+
+// TEMPORARY, for one measurement call, removed before merge: GFWA_SWIGEMM_VARIANT 0 (default, unset) = epilogue
+// warps, 1 = epilogue from the consumers' registers. Read once.
+bool use_epilogue_warps() {
+  static const bool v = [] {
+    const char* e = std::getenv("GFWA_SWIGEMM_VARIANT");
+    const std::string s = e ? e : "0";
+    if (s != "0" && s != "1")
+      throw std::invalid_argument("GFWA_SWIGEMM_VARIANT: '" + s + "' is not a variant (0 or 1)");
+    return s == "0";
+  }();
+  return v;
+}
+
 }  // namespace
 
 void launch_gemm_swiglu_sm90(cudaStream_t s, const __nv_bfloat16* x, const __nv_bfloat16* w13, __nv_bfloat16* u,
                              __nv_bfloat16* g, int N, int d, int F, int sms, int l2_bytes) {
-  using Tr = GemmSwigluTraits;
-  const CUtensorMap tm_x = matrix_tensor_map(x, N, d, Tr::BM, "gemm_swiglu x");
-  const CUtensorMap tm_w = matrix_tensor_map(w13, 2 * int64_t(F), d, Tr::BJ, "gemm_swiglu w13");
-  CUDA_CHECK(cudaFuncSetAttribute(gemm_swiglu_sm90_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kBytes));
-  const int n_m = (N + Tr::BM - 1) / Tr::BM, n_tiles = n_m * (F / Tr::BJ);
+  constexpr int BM = GemmSwigluShape::BM, BJ = GemmSwigluShape::BJ;
+  const CUtensorMap tm_x = matrix_tensor_map(x, N, d, BM, "gemm_swiglu x");
+  const CUtensorMap tm_w = matrix_tensor_map(w13, 2 * int64_t(F), d, BJ, "gemm_swiglu w13");
+  const int n_m = (N + BM - 1) / BM, n_tiles = n_m * (F / BJ);
   // A group's rows of x in a quarter of the L2 (the rest: W13, the outputs streaming through): 66 m-tiles at d 768
   // and a 50 MB L2, 25 at d 2048.
-  const int64_t rows_bytes = int64_t(Tr::BM) * d * 2;
+  const int64_t rows_bytes = int64_t(BM) * d * 2;
   const int G = int(std::max<int64_t>(1, std::min<int64_t>(n_m, (int64_t(l2_bytes) / 4) / rows_bytes)));
   const GemmSwigluArgs p{u, g, N, d, F, G};
-  gemm_swiglu_sm90_kernel<<<std::min(n_tiles, sms), Tr::kThreads, Tr::kBytes, s>>>(tm_x, tm_w, p);
-  CUDA_CHECK_LAUNCH();
+  if (use_epilogue_warps())
+    launch_variant<true>(s, tm_x, tm_w, p, n_tiles, sms);
+  else
+    launch_variant<false>(s, tm_x, tm_w, p, n_tiles, sms);
 }
 
 }  // namespace gfwa::cuda::detail
