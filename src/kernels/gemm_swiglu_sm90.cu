@@ -2,37 +2,52 @@
 // epilogue"). The structure of attention_fwd_sm90_kernel.cuh's persistent schedule:
 //
 // A tile is 128 rows of x (m0..m0+127) by 128 columns of g (j0..j0+127), i.e. columns j0.. of u's first half (a) and
-// F+j0.. of its second (b): per 64-column k-slab the producer loads, through TMA into one stage of a 4-deep ring,
+// F+j0.. of its second (b): per 64-column k-slab the producer loads, through TMA into one stage of a ring of S,
 //   A  = x[m0 : m0+128, k : k+64]          16 KB
 //   B1 = W13[j0 : j0+128, k : k+64]        16 KB
-//   B3 = W13[F+j0 : F+j0+128, k : k+64]    16 KB   (48 KB a stage, 192 KB the ring)
-// all K-major and 128-byte swizzled (the Q K^T operands of the attention kernels). Warpgroup 0 is the producer (one
-// thread issues the loads; 40 registers); warpgroups 1 and 2 (232 registers) each own 64 rows of the tile and issue
-// per slab 4 k-steps of wgmma m64n128k16 against B1 into acc_a and 4 against B3 into acc_b (128 fp32 accumulators
-// a thread), keeping one slab's group in flight while the next is issued. The grid is persistent (one CTA per SM,
-// tiles blockIdx.x, blockIdx.x + gridDim.x, ...), so the producer loads the next tile's first stages while the
-// consumers run this tile's epilogue.
+//   B3 = W13[F+j0 : F+j0+128, k : k+64]    16 KB   (48 KB a stage)
+// all K-major and 128-byte swizzled (the Q K^T operands of the attention kernels). Warpgroup 0's thread 0 is the
+// producer; warpgroups 1 and 2 (the consumers) each own 64 rows of the tile and issue per slab 4 k-steps of wgmma
+// m64n128k16 against B1 into acc_a and 4 against B3 into acc_b (128 fp32 accumulators a thread), keeping one slab's
+// group in flight while the next is issued. The grid is persistent (one CTA per SM, tiles blockIdx.x,
+// blockIdx.x + gridDim.x, ...), so the producer loads the next tile's first stages while this tile's epilogue runs.
 //
-// Epilogue (straight from the accumulators, each thread 2 adjacent columns of 2 rows per 8-column group): a and b
-// rounded to bf16 and stored into u, g = swiglu_value of the ROUNDED a and b (swiglu_math.cuh, swiglu_forward's
-// expression) rounded to bf16 and stored; rows >= N are not stored (TMA read them as zeros).
+// Values: a and b rounded to bf16 and stored into u, g = swiglu_value of the ROUNDED a and b (swiglu_math.cuh,
+// swiglu_forward's expression) rounded to bf16 and stored; rows >= N are not stored (TMA read them as zeros). The
+// variants below compute the same values from the same accumulators (same wgmma sequence): the same bits.
 //
-// Tile order: groups of G m-tiles (G x 128 rows of x, about a quarter of the L2), inside a group the m-tile fastest,
-// then j. Concurrent CTAs then share B tiles (the same j), and each group's x rows stay in L2 while all of the
-// group's j-tiles pass; W13 is read once per group (at 124m all of it, 9.4 MB, stays in L2 anyway). Plain m-fastest
-// over all of N would re-read x (50 MB at N 32768, d 768: more than the L2) once per j-tile from DRAM.
+// Epilogue, two variants (kEpiWarps):
+//   true  (S 3, 208 KB with the staging buffer): the consumers round the accumulators to bf16 into a staging buffer
+//         (a tile's u, 66 KB) and go on to the next tile; warps 1-3 of warpgroup 0 (the epilogue warps) compute g
+//         from it and store u and g with 16-byte stores, half a warp per 256 contiguous bytes of a row. The tensor
+//         cores then idle only for the consumers' shared-memory stores (64 a thread), not for the g arithmetic and
+//         the ~6,000 partial-sector global stores a tile of the register epilogue.
+//   false (S 4, 192 KB): each consumer thread stores 2 adjacent columns of 2 rows per 8-column group of u and g
+//         straight from its accumulators.
+// Clusters (kCluster 2): the CTAs of a cluster take m-tiles 2i and 2i+1 of one j; each loads its own A and half of
+// the B1 and B3 rows (64 each), multicast into both CTAs: 32 KB from L2 a CTA a slab instead of 48.
 //
-// Barriers (mbarriers, one pair per stage s; a stage's use u = (its slab count on this CTA) / 4):
-//   full[s]   count 1: the producer thread's arrive.expect_tx(48 KB), then the three TMA loads complete 48 KB of
-//             transactions (rows past N are zero-filled and count in full). Consumers wait parity u & 1.
-//   empty[s]  count 8: lane 0 of each of the 8 consumer warps after its warpgroup's wgmma that read the stage is
-//             done (wgmma_wait<1> after the next slab's issue, or wait<0> after the tile's last slab). The producer
-//             waits parity (u & 1) ^ 1 before use u (use 0: the parity before phase 0, which passes at once).
+// Tile order: groups of G m-tiles (units of kCluster m-tiles; G x 128 rows of x about a quarter of the L2), inside a
+// group the m-tile fastest, then j. Concurrent CTAs then share B tiles (the same j), and each group's x rows stay in
+// L2 while all of the group's j-tiles pass; W13 is read once per group (at 124m all of it, 9.4 MB, stays in L2
+// anyway). Plain m-fastest over all of N would re-read x (50 MB at N 32768, d 768: more than the L2) once per j-tile.
+//
+// Barriers (mbarriers, one pair per stage s; a stage's use u = (its slab count on this CTA) / S):
+//   full[s]   count 1: the producer thread's arrive.expect_tx(48 KB), then the TMA loads complete 48 KB of
+//             transactions (rows past N are zero-filled and count in full; with clusters half of B comes from the
+//             peer's multicast, which may land before this CTA's expect_tx: the phase still waits for the arrival).
+//             Consumers wait parity u & 1.
+//   empty[s]  count 8 x kCluster: lane 0 of each of the 8 consumer warps of every CTA of the cluster, after its
+//             warpgroup's wgmma that read the stage is done (wgmma_wait<1> after the next slab's issue, or wait<0>
+//             after the tile's last slab). The producer waits parity (u & 1) ^ 1 before use u (use 0: the parity
+//             before phase 0, which passes at once); with clusters, it then writes into the peer's stage too.
 //   No barrier can run two phases ahead of a waiter: full[s] phase u+1 needs empty[s] phase u, which needs the
-//   arrivals of every consumer warp after its own wait on full[s] phase u (both warpgroups consume every slab);
-//   empty[s] phase u needs full[s] phase u, i.e. the producer's load after its wait on empty[s] phase u-1.
-//   Every thread walks the same tiles and slabs, so the producer's and the consumers' use counts agree. No named
-//   barriers: the consumers share nothing but the ring.
+//   arrivals of every consumer warp of the cluster after its own wait on full[s] phase u (both warpgroups consume
+//   every slab); empty[s] phase u needs full[s] phase u, i.e. the producer's load after its wait on empty[s] phase u-1.
+//   Every thread of the cluster walks the same tiles and slabs, so all use counts agree.
+//   out_full (kEpiWarps, count 8): the consumer warps staged tile n (phase n); out_empty (count 3): the epilogue warps
+//   read it. The consumers wait out_empty's phase n-1 before staging tile n; the epilogue warps out_full's phase n.
+//   Clusters: a cluster barrier after the barriers' init (the peer arrives and multicasts on them) and before exit.
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -40,6 +55,7 @@
 #include <string>
 #include <type_traits>
 
+#include "kernels/cluster_sm90.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/gemm_swiglu.cuh"
 #include "kernels/mma_sm80.cuh"
@@ -78,18 +94,18 @@ struct GemmSwigluTraits : GemmSwigluShape {
 struct GemmSwigluArgs {
   __nv_bfloat16* u;
   __nv_bfloat16* g;
-  int N, d, F, G;  // G: m-tiles per group of the tile order
+  int N, d, F, G;  // G: units (a cluster's m-tiles) per group of the tile order
 };
 
 struct Tile {
   int m0, j0;
 };
-// Tile t -> (rows m0.., columns j0.. of g): groups of G m-tiles, the m-tile fastest inside a group.
-__device__ __forceinline__ Tile gemm_swiglu_tile(int t, int n_m, int n_j, int G) {
-  constexpr int BM = GemmSwigluShape::BM, BJ = GemmSwigluShape::BJ;
+// Tile t of n_m x n_j tiles of `rows` rows (a cluster's m-tiles together) -> (rows m0.., columns j0.. of g): groups
+// of G m-tiles, the m-tile fastest inside a group.
+__device__ __forceinline__ Tile gemm_swiglu_tile(int t, int n_m, int n_j, int G, int rows) {
   const int group = t / (G * n_j), r = t - group * G * n_j;
   const int mg = group * G, gs = min(G, n_m - mg);
-  return {(mg + r % gs) * BM, (r / gs) * BJ};
+  return {(mg + r % gs) * rows, (r / gs) * GemmSwigluShape::BJ};
 }
 
 // g for 2 adjacent columns from the bf16 a and b of u (swiglu_forward's values: swiglu_math.cuh).
@@ -104,7 +120,8 @@ __device__ __forceinline__ uint32_t swiglu_bits(uint32_t a2, uint32_t b2) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-template <bool kEpiWarps>
+// kCluster 2: a cluster of 2 CTAs on m-tiles 2i and 2i+1 of one j; each loads half of the B rows and multicasts it.
+template <bool kEpiWarps, int kCluster>
 __global__ void __launch_bounds__(GemmSwigluTraits<kEpiWarps>::kThreads, 1)
     gemm_swiglu_sm90_kernel(const __grid_constant__ CUtensorMap tm_x, const __grid_constant__ CUtensorMap tm_w,
                             const GemmSwigluArgs p) {
@@ -119,14 +136,23 @@ __global__ void __launch_bounds__(GemmSwigluTraits<kEpiWarps>::kThreads, 1)
   const uint32_t out_full = bar0 + 8 * 2 * S, out_empty = out_full + 8;
   auto stage = [&](int s) { return sbase + s * Tr::kStageBytes; };
 
-  const int n_m = (p.N + Tr::BM - 1) / Tr::BM, n_j = p.F / Tr::BJ, n_tiles = n_m * n_j, n_k = p.d / Tr::BK;
+  constexpr int C = kCluster;
+  const int rank = C > 1 ? int(cluster_ctarank()) : 0;
+  // Tiles in units of C m-tiles (one per CTA of the cluster), the cluster's index and count.
+  const int n_m = (p.N + C * Tr::BM - 1) / (C * Tr::BM), n_j = p.F / Tr::BJ, n_tiles = n_m * n_j, n_k = p.d / Tr::BK;
+  const int first = blockIdx.x / C, step = gridDim.x / C;
+  auto tile_of = [&](int t) {
+    Tile w = gemm_swiglu_tile(t, n_m, n_j, p.G, C * Tr::BM);
+    w.m0 += rank * Tr::BM;
+    return w;
+  };
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, wg = threadIdx.x >> 7;
   const int64_t ld_u = 2 * int64_t(p.F);
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) {
       mbar_init(full(s), 1);
-      mbar_init(empty(s), 8);
+      mbar_init(empty(s), 8 * C);  // the consumer warps of every CTA of the cluster (each loads into all)
     }
     if (kEpiWarps) {
       mbar_init(out_full, 8);   // the 8 consumer warps staged the tile
@@ -134,7 +160,10 @@ __global__ void __launch_bounds__(GemmSwigluTraits<kEpiWarps>::kThreads, 1)
     }
     mbar_init_fence();
   }
-  __syncthreads();
+  if (C > 1)
+    cluster_sync();  // the peer's barriers exist before anything arrives on them
+  else
+    __syncthreads();
 
   if (wg == 0) {
     setmaxnreg_dec<Tr::kProducerRegs>();
@@ -143,15 +172,24 @@ __global__ void __launch_bounds__(GemmSwigluTraits<kEpiWarps>::kThreads, 1)
       tma_prefetch_map(&tm_x);
       tma_prefetch_map(&tm_w);
       int it = 0;  // slabs loaded so far: stage it % S, use it / S
-      for (int t = blockIdx.x; t < n_tiles; t += gridDim.x) {
-        const Tile w = gemm_swiglu_tile(t, n_m, n_j, p.G);
+      for (int t = first; t < n_tiles; t += step) {
+        const Tile w = tile_of(t);
         for (int kb = 0; kb < n_k; ++kb, ++it) {
           const int s = it % S, k = kb * Tr::BK;
           mbar_wait(empty(s), ((it / S) & 1) ^ 1);
           mbar_arrive_expect_tx(full(s), Tr::kStageBytes);
           tma_load_2d(stage(s) + Tr::kA, &tm_x, full(s), k, w.m0);
-          tma_load_2d(stage(s) + Tr::kB1, &tm_w, full(s), k, w.j0);
-          tma_load_2d(stage(s) + Tr::kB3, &tm_w, full(s), k, p.F + w.j0);
+          if constexpr (C == 1) {
+            tma_load_2d(stage(s) + Tr::kB1, &tm_w, full(s), k, w.j0);
+            tma_load_2d(stage(s) + Tr::kB3, &tm_w, full(s), k, p.F + w.j0);
+          } else {
+            // This CTA's 1/C of the B rows (tm_w's box: BJ / C rows) into every CTA of the cluster.
+            constexpr int rows = Tr::BJ / C;
+            constexpr uint16_t all = (1u << C) - 1;
+            const uint32_t off = uint32_t(rank) * rows * 128;
+            tma_load_2d_multicast(stage(s) + Tr::kB1 + off, &tm_w, full(s), k, w.j0 + rank * rows, all);
+            tma_load_2d_multicast(stage(s) + Tr::kB3 + off, &tm_w, full(s), k, p.F + w.j0 + rank * rows, all);
+          }
         }
       }
     } else if (kEpiWarps && warp > 0) {
@@ -160,8 +198,8 @@ __global__ void __launch_bounds__(GemmSwigluTraits<kEpiWarps>::kThreads, 1)
       // (2 rows: 256 contiguous bytes of each output row per half-warp).
       const int e = threadIdx.x - 32;
       int nt = 0;  // tiles so far: out_full's phase
-      for (int t = blockIdx.x; t < n_tiles; t += gridDim.x, ++nt) {
-        const Tile w = gemm_swiglu_tile(t, n_m, n_j, p.G);
+      for (int t = first; t < n_tiles; t += step, ++nt) {
+        const Tile w = tile_of(t);
         mbar_wait(out_full, nt & 1);
         for (int i = e; i < Tr::BM * 16; i += 96) {
           const int r = i >> 4, c = i & 15, row = w.m0 + r;
@@ -212,13 +250,18 @@ __global__ void __launch_bounds__(GemmSwigluTraits<kEpiWarps>::kThreads, 1)
     };
     auto release = [&](int s) {
       __syncwarp();
-      if (lane == 0) mbar_arrive(empty(s));
+      if (lane == 0) {
+        if constexpr (C == 1)
+          mbar_arrive(empty(s));
+        else
+          for (int r = 0; r < C; ++r) mbar_arrive_cluster(empty(s), r);
+      }
     };
 
     int it = 0;  // slabs consumed so far (the producer's count)
     int nt = 0;  // tiles so far (kEpiWarps: out_empty's phase)
-    for (int t = blockIdx.x; t < n_tiles; t += gridDim.x, ++nt) {
-      const Tile w = gemm_swiglu_tile(t, n_m, n_j, p.G);
+    for (int t = first; t < n_tiles; t += step, ++nt) {
+      const Tile w = tile_of(t);
       mbar_wait(full(it % S), (it / S) & 1);
       issue(it % S, std::true_type{});
       for (int kb = 1; kb < n_k; ++kb) {
@@ -272,27 +315,51 @@ __global__ void __launch_bounds__(GemmSwigluTraits<kEpiWarps>::kThreads, 1)
       }
     }
   }
+  // No CTA leaves while the peer may still arrive on its barriers or multicast into its shared memory.
+  if (C > 1) cluster_sync();
 }
 
-template <bool kEpiWarps>
+template <bool kEpiWarps, int kCluster>
 void launch_variant(cudaStream_t s, const CUtensorMap& tm_x, const CUtensorMap& tm_w, const GemmSwigluArgs& p,
-                    int n_tiles, int sms) {
+                    int units, int sms) {
   using Tr = GemmSwigluTraits<kEpiWarps>;
-  CUDA_CHECK(cudaFuncSetAttribute(gemm_swiglu_sm90_kernel<kEpiWarps>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  Tr::kBytes));
-  gemm_swiglu_sm90_kernel<kEpiWarps><<<std::min(n_tiles, sms), Tr::kThreads, Tr::kBytes, s>>>(tm_x, tm_w, p);
+  const auto kernel = gemm_swiglu_sm90_kernel<kEpiWarps, kCluster>;
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kBytes));
+  cudaLaunchConfig_t cfg{};
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = kCluster;
+  cluster.val.clusterDim.y = 1;
+  cluster.val.clusterDim.z = 1;
+  cfg.blockDim = dim3(Tr::kThreads);
+  cfg.dynamicSmemBytes = Tr::kBytes;
+  cfg.stream = s;
+  cfg.attrs = &cluster;
+  cfg.numAttrs = kCluster > 1 ? 1 : 0;
+  // Persistent: as many clusters as fit at once (pairs of SMs in a GPC for kCluster 2), asked once.
+  static const int resident = [&] {
+    if (kCluster == 1) return sms;
+    int clusters = 0;
+    cfg.gridDim = dim3(sms / kCluster * kCluster);
+    CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg));
+    if (clusters < 1) throw std::runtime_error("gemm_swiglu_forward: no cluster of 2 CTAs fits on this device");
+    return clusters * kCluster;
+  }();
+  cfg.gridDim = dim3(std::min(units, resident / kCluster) * kCluster);
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, tm_x, tm_w, p));
   CUDA_CHECK_LAUNCH();
 }
 
-// TEMPORARY, for one measurement call, removed before merge: GFWA_SWIGEMM_VARIANT 0 (default, unset) = epilogue
-// warps, 1 = epilogue from the consumers' registers. Read once.
-bool use_epilogue_warps() {
-  static const bool v = [] {
+// TEMPORARY, for one measurement call, removed before merge (docs/cuda_backend.md, "SwiGLU in the w13 GEMM's
+// epilogue"): GFWA_SWIGEMM_VARIANT 0 (default, unset) = epilogue warps, 1 = epilogue from the consumers' registers
+// (4 stages), 2 = epilogue warps and clusters of 2 CTAs sharing the W13 slabs. Read once.
+int swigemm_variant() {
+  static const int v = [] {
     const char* e = std::getenv("GFWA_SWIGEMM_VARIANT");
     const std::string s = e ? e : "0";
-    if (s != "0" && s != "1")
-      throw std::invalid_argument("GFWA_SWIGEMM_VARIANT: '" + s + "' is not a variant (0 or 1)");
-    return s == "0";
+    if (s != "0" && s != "1" && s != "2")
+      throw std::invalid_argument("GFWA_SWIGEMM_VARIANT: '" + s + "' is not a variant (0, 1 or 2)");
+    return s[0] - '0';
   }();
   return v;
 }
@@ -302,18 +369,22 @@ bool use_epilogue_warps() {
 void launch_gemm_swiglu_sm90(cudaStream_t s, const __nv_bfloat16* x, const __nv_bfloat16* w13, __nv_bfloat16* u,
                              __nv_bfloat16* g, int N, int d, int F, int sms, int l2_bytes) {
   constexpr int BM = GemmSwigluShape::BM, BJ = GemmSwigluShape::BJ;
+  const int variant = swigemm_variant(), cluster = variant == 2 ? 2 : 1;
   const CUtensorMap tm_x = matrix_tensor_map(x, N, d, BM, "gemm_swiglu x");
-  const CUtensorMap tm_w = matrix_tensor_map(w13, 2 * int64_t(F), d, BJ, "gemm_swiglu w13");
-  const int n_m = (N + BM - 1) / BM, n_tiles = n_m * (F / BJ);
+  // Each CTA of a cluster loads 1/cluster of the B rows.
+  const CUtensorMap tm_w = matrix_tensor_map(w13, 2 * int64_t(F), d, BJ / cluster, "gemm_swiglu w13");
+  const int n_m = (N + BM - 1) / BM, n_units = (n_m + cluster - 1) / cluster;  // units: a cluster's m-tiles
   // A group's rows of x in a quarter of the L2 (the rest: W13, the outputs streaming through): 66 m-tiles at d 768
-  // and a 50 MB L2, 25 at d 2048.
-  const int64_t rows_bytes = int64_t(BM) * d * 2;
-  const int G = int(std::max<int64_t>(1, std::min<int64_t>(n_m, (int64_t(l2_bytes) / 4) / rows_bytes)));
+  // and a 50 MB L2, 25 at d 2048 (G counts units of `cluster` m-tiles).
+  const int64_t rows_bytes = int64_t(BM) * cluster * d * 2;
+  const int G = int(std::max<int64_t>(1, std::min<int64_t>(n_units, (int64_t(l2_bytes) / 4) / rows_bytes)));
   const GemmSwigluArgs p{u, g, N, d, F, G};
-  if (use_epilogue_warps())
-    launch_variant<true>(s, tm_x, tm_w, p, n_tiles, sms);
+  if (variant == 0)
+    launch_variant<true, 1>(s, tm_x, tm_w, p, n_units * (F / BJ), sms);
+  else if (variant == 1)
+    launch_variant<false, 1>(s, tm_x, tm_w, p, n_units * (F / BJ), sms);
   else
-    launch_variant<false>(s, tm_x, tm_w, p, n_tiles, sms);
+    launch_variant<true, 2>(s, tm_x, tm_w, p, n_units * (F / BJ), sms);
 }
 
 }  // namespace gfwa::cuda::detail
