@@ -73,8 +73,9 @@ TEST_P(GemmSwigluCuda, MatchesCpuMatmulAndSwigluForwardBitwise) {
   EXPECT_TRUE(bits(g2.download()) == g_bits) << "g differs between two calls";
 }
 
-// Every N, d and F of the list at least once: one row; rows short of and just past one 128-row tile; one
-// 64-column k-slab (the 4-stage ring wraps within a tile's slabs and across tiles); more tiles than SMs (the
+// Every N, d and F of the list at least once: one row; rows short of and just past one 128-row tile (an odd
+// number of m-tiles: in clusters of 2, variant 2 of GFWA_SWIGEMM_VARIANT, the second CTA's tile lies past N); one
+// 64-column k-slab (the 3- or 4-stage ring wraps within a tile's slabs and across tiles); more tiles than SMs (the
 // persistent loop, N 4173 with F 3072: 792 tiles); N 8269 at d 1024 spans two groups of the tile order (50 m-tiles a
 // group at a 50 MB L2), the second one partial.
 INSTANTIATE_TEST_SUITE_P(Shapes, GemmSwigluCuda,
