@@ -40,7 +40,7 @@ TEST_P(GemmSwigluCuda, MatchesCpuMatmulAndSwigluForwardBitwise) {
   GFWA_SKIP_WITHOUT_GPU();
   if (!cuda_device_is_sm90()) GTEST_SKIP() << "the sm_90a GEMM needs a compute capability 9.0 GPU";
   const auto [N, d, F] = GetParam();
-  ASSERT_TRUE(cuda::gemm_swiglu_eligible(N, d, F));
+  ASSERT_TRUE(cuda::gemm_swiglu_shape_ok(N, d, F));
   const uint64_t seed = 77 + uint64_t(N) * 13 + d * 7 + F;
   const auto x = random_bf16_values(size_t(N) * d, seed);
   const auto w = random_bf16_values(size_t(2) * F * d, seed + 1, 1.0 / std::sqrt(double(d)));  // u ~ N(0, 1)
@@ -73,9 +73,9 @@ TEST_P(GemmSwigluCuda, MatchesCpuMatmulAndSwigluForwardBitwise) {
   EXPECT_TRUE(bits(g2.download()) == g_bits) << "g differs between two calls";
 }
 
-// Every N, d and F of the list at least once: one row; rows short of and just past one 128-row tile (an odd
-// number of m-tiles: in clusters of 2, variant 2 of GFWA_SWIGEMM_VARIANT, the second CTA's tile lies past N); one
-// 64-column k-slab (the 3- or 4-stage ring wraps within a tile's slabs and across tiles); more tiles than SMs (the
+// Every N, d and F of the list at least once (d below kGemmSwigluMinD too: the backend does not pick the kernel
+// there, but the kernel must stay correct): one row; rows short of and just past one 128-row tile; one 64-column
+// k-slab (the 3-stage ring wraps within a tile's slabs and across tiles); more tiles than SMs (the
 // persistent loop, N 4173 with F 3072: 792 tiles); N 8269 at d 1024 spans two groups of the tile order (50 m-tiles a
 // group at a 50 MB L2), the second one partial.
 INSTANTIATE_TEST_SUITE_P(Shapes, GemmSwigluCuda,
@@ -83,7 +83,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GemmSwigluCuda,
                                            Shape{1000, 64, 3072}, Shape{1000, 1024, 384}, Shape{4173, 64, 3072},
                                            Shape{4173, 768, 3072}, Shape{8269, 1024, 384}));
 
-TEST(GemmSwigluShape, EligibleOnlyForWholeTilesAndSlabs) {
+TEST(GemmSwigluShape, ShapeRulesAndEligibility) {
   for (const Shape& s : {Shape{1, 64, 128}, Shape{32768, 768, 3072}, Shape{32768, 2048, 8192}, Shape{77, 1024, 384}})
     EXPECT_TRUE(cuda::gemm_swiglu_shape_ok(s.N, s.d, s.F)) << s.N << " " << s.d << " " << s.F;
   // F % 128 (the small test models' 200), d % 64, no rows.
@@ -91,8 +91,12 @@ TEST(GemmSwigluShape, EligibleOnlyForWholeTilesAndSlabs) {
                          Shape{0, 64, 128}, Shape{100, 0, 128}, Shape{100, 64, 0}})
     EXPECT_FALSE(cuda::gemm_swiglu_shape_ok(s.N, s.d, s.F)) << s.N << " " << s.d << " " << s.F;
   if (!cuda_device_present()) return;
-  EXPECT_EQ(cuda::gemm_swiglu_eligible(100, 128, 256), cuda_device_is_sm90());
-  EXPECT_FALSE(cuda::gemm_swiglu_eligible(100, 128, 200));
+  // The backend's choice: the kernel's shapes from d 2048 up (faster than cuBLAS + swiglu_forward there), sm90 only.
+  EXPECT_EQ(cuda::gemm_swiglu_eligible(100, cuda::kGemmSwigluMinD, 256), cuda_device_is_sm90());
+  EXPECT_EQ(cuda::gemm_swiglu_eligible(32768, 4096, 16384), cuda_device_is_sm90());
+  EXPECT_FALSE(cuda::gemm_swiglu_eligible(100, cuda::kGemmSwigluMinD - 64, 256));  // a valid shape, below the bound
+  EXPECT_FALSE(cuda::gemm_swiglu_eligible(32768, 768, 3072));                       // 124m: measured slower
+  EXPECT_FALSE(cuda::gemm_swiglu_eligible(100, 2048, 200));
 }
 
 // The checks run before anything touches the device, so these need no GPU (the pointers are never dereferenced).

@@ -50,7 +50,9 @@ bool gemm_swiglu_shape_ok(int N, int d, int F) {
          (int64_t(N) + 127) / 128 * (F / 128) <= (int64_t(1) << 30);
 }
 
-bool gemm_swiglu_eligible(int N, int d, int F) { return gemm_swiglu_shape_ok(N, d, F) && device_facts().cc == 90; }
+bool gemm_swiglu_eligible(int N, int d, int F) {
+  return d >= kGemmSwigluMinD && gemm_swiglu_shape_ok(N, d, F) && device_facts().cc == 90;
+}
 
 void gemm_swiglu_forward(cudaStream_t s, const __nv_bfloat16* x, const __nv_bfloat16* w13, __nv_bfloat16* u,
                          __nv_bfloat16* g, int N, int d, int F) {

@@ -13,49 +13,35 @@
 // blockIdx.x + gridDim.x, ...), so the producer loads the next tile's first stages while this tile's epilogue runs.
 //
 // Values: a and b rounded to bf16 and stored into u, g = swiglu_value of the ROUNDED a and b (swiglu_math.cuh,
-// swiglu_forward's expression) rounded to bf16 and stored; rows >= N are not stored (TMA read them as zeros). The
-// variants below compute the same values from the same accumulators (same wgmma sequence): the same bits.
+// swiglu_forward's expression) rounded to bf16 and stored; rows >= N are not stored (TMA read them as zeros).
 //
-// Epilogue, two variants (kEpiWarps):
-//   true  (S 3, 208 KB with the staging buffer): the consumers round the accumulators to bf16 into a staging buffer
-//         (a tile's u, 66 KB) and go on to the next tile; warps 1-3 of warpgroup 0 (the epilogue warps) compute g
-//         from it and store u and g with 16-byte stores, half a warp per 256 contiguous bytes of a row. The tensor
-//         cores then idle only for the consumers' shared-memory stores (64 a thread), not for the g arithmetic and
-//         the ~6,000 partial-sector global stores a tile of the register epilogue.
-//   false (S 4, 192 KB): each consumer thread stores 2 adjacent columns of 2 rows per 8-column group of u and g
-//         straight from its accumulators.
-// Clusters (kCluster 2): the CTAs of a cluster take m-tiles 2i and 2i+1 of one j; each loads its own A and half of
-// the B1 and B3 rows (64 each), multicast into both CTAs: 32 KB from L2 a CTA a slab instead of 48.
+// Epilogue (S 3, 208 KB with the staging buffer): the consumers round the accumulators to bf16 into a staging buffer
+// (a tile's u, 66 KB) and go on to the next tile; warps 1-3 of warpgroup 0 (the epilogue warps) compute g from it and
+// store u and g with 16-byte stores, half a warp per 256 contiguous bytes of a row. The tensor cores then idle only
+// for the consumers' shared-memory stores (64 a thread), not for the g arithmetic and the ~6,000 partial-sector global
+// stores a tile of an epilogue from the consumers' registers (measured slower: docs/cuda_backend.md).
 //
-// Tile order: groups of G m-tiles (units of kCluster m-tiles; G x 128 rows of x about a quarter of the L2), inside a
+// Tile order: groups of G m-tiles (G x 128 rows of x about a quarter of the L2), inside a
 // group the m-tile fastest, then j. Concurrent CTAs then share B tiles (the same j), and each group's x rows stay in
 // L2 while all of the group's j-tiles pass; W13 is read once per group (at 124m all of it, 9.4 MB, stays in L2
 // anyway). Plain m-fastest over all of N would re-read x (50 MB at N 32768, d 768: more than the L2) once per j-tile.
 //
 // Barriers (mbarriers, one pair per stage s; a stage's use u = (its slab count on this CTA) / S):
 //   full[s]   count 1: the producer thread's arrive.expect_tx(48 KB), then the TMA loads complete 48 KB of
-//             transactions (rows past N are zero-filled and count in full; with clusters half of B comes from the
-//             peer's multicast, which may land before this CTA's expect_tx: the phase still waits for the arrival).
-//             Consumers wait parity u & 1.
-//   empty[s]  count 8 x kCluster: lane 0 of each of the 8 consumer warps of every CTA of the cluster, after its
-//             warpgroup's wgmma that read the stage is done (wgmma_wait<1> after the next slab's issue, or wait<0>
-//             after the tile's last slab). The producer waits parity (u & 1) ^ 1 before use u (use 0: the parity
-//             before phase 0, which passes at once); with clusters, it then writes into the peer's stage too.
+//             transactions (rows past N are zero-filled and count in full). Consumers wait parity u & 1.
+//   empty[s]  count 8: lane 0 of each of the 8 consumer warps, after its warpgroup's wgmma that read the stage is done
+//             (wgmma_wait<1> after the next slab's issue, or wait<0> after the tile's last slab). The producer waits
+//             parity (u & 1) ^ 1 before use u (use 0: the parity before phase 0, which passes at once).
 //   No barrier can run two phases ahead of a waiter: full[s] phase u+1 needs empty[s] phase u, which needs the
-//   arrivals of every consumer warp of the cluster after its own wait on full[s] phase u (both warpgroups consume
-//   every slab); empty[s] phase u needs full[s] phase u, i.e. the producer's load after its wait on empty[s] phase u-1.
-//   Every thread of the cluster walks the same tiles and slabs, so all use counts agree.
-//   out_full (kEpiWarps, count 8): the consumer warps staged tile n (phase n); out_empty (count 3): the epilogue warps
-//   read it. The consumers wait out_empty's phase n-1 before staging tile n; the epilogue warps out_full's phase n.
-//   Clusters: a cluster barrier after the barriers' init (the peer arrives and multicasts on them) and before exit.
+//   arrivals of every consumer warp after its own wait on full[s] phase u (both warpgroups consume every slab);
+//   empty[s] phase u needs full[s] phase u, i.e. the producer's load after its wait on empty[s] phase u-1.
+//   Every thread walks the same tiles and slabs, so all use counts agree.
+//   out_full (count 8): the consumer warps staged tile n (phase n); out_empty (count 3): the epilogue warps read it.
+//   The consumers wait out_empty's phase n-1 before staging tile n; the epilogue warps out_full's phase n.
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <stdexcept>
-#include <string>
 #include <type_traits>
 
-#include "kernels/cluster_sm90.cuh"
 #include "kernels/cuda_check.h"
 #include "kernels/gemm_swiglu.cuh"
 #include "kernels/mma_sm80.cuh"
@@ -66,24 +52,20 @@
 namespace gfwa::cuda::detail {
 namespace {
 
-struct GemmSwigluShape {
+struct GemmSwigluTraits {
   static constexpr int BM = 128, BJ = 128, BK = 64;  // rows of x, columns of g, k per stage (one swizzle row)
-};
-// kEpiWarps: the epilogue variant (launch_gemm_swiglu_sm90 picks one; the header comment describes both).
-template <bool kEpiWarps>
-struct GemmSwigluTraits : GemmSwigluShape {
-  static constexpr int kStages = kEpiWarps ? 3 : 4;  // 3: the staging buffer takes the fourth stage's room
+  static constexpr int kStages = 3;                  // the staging buffer takes a fourth stage's room
   static constexpr int kThreads = 384;
-  static constexpr int kProducerRegs = kEpiWarps ? 56 : 40, kConsumerRegs = kEpiWarps ? 224 : 232;
-  // (kEpiWarps: the epilogue warps spill 8 bytes at 40 registers and none at 48; the consumers none at 216.)
+  static constexpr int kProducerRegs = 56, kConsumerRegs = 224;
+  // (the epilogue warps spill 8 bytes at 40 registers and none at 48; the consumers none at 216.)
   static constexpr int kTileBytes = BM * BK * 2;  // one 128 x 64 operand: 16 KB
   static constexpr int kStageBytes = 3 * kTileBytes;
   static constexpr int kA = 0, kB1 = kTileBytes, kB3 = 2 * kTileBytes;  // offsets in a stage
-  // Staging buffer (kEpiWarps): a tile's bf16 u, a row = a's 128 columns | b's 128 | 16 bytes of padding, so the
+  // Staging buffer: a tile's bf16 u, a row = a's 128 columns | b's 128 | 16 bytes of padding, so the
   // consumers' 4-byte stores (8 rows x 4 column pairs a warp) hit 32 different banks (row pitch 132 words = 4 mod 32).
   static constexpr int kOutPitch = 2 * BJ * 2 + 16;
   static constexpr int kOut = kStages * kStageBytes;
-  static constexpr int kOutBytes = kEpiWarps ? BM * kOutPitch : 0;
+  static constexpr int kOutBytes = BM * kOutPitch;
   static constexpr int kBar = kOut + kOutBytes;  // full[kStages], empty[kStages], out_full, out_empty
   static constexpr int kBytes = kBar + (2 * kStages + 2) * 8 + 1024;  // + slack to align the base to 1024
   static_assert(BM == 2 * 64 && BJ == 128 && BK == 64, "2 consumer warpgroups x 64 rows, m64n128k16, 64-col slabs");
@@ -94,18 +76,17 @@ struct GemmSwigluTraits : GemmSwigluShape {
 struct GemmSwigluArgs {
   __nv_bfloat16* u;
   __nv_bfloat16* g;
-  int N, d, F, G;  // G: units (a cluster's m-tiles) per group of the tile order
+  int N, d, F, G;  // G: m-tiles per group of the tile order
 };
 
 struct Tile {
   int m0, j0;
 };
-// Tile t of n_m x n_j tiles of `rows` rows (a cluster's m-tiles together) -> (rows m0.., columns j0.. of g): groups
-// of G m-tiles, the m-tile fastest inside a group.
-__device__ __forceinline__ Tile gemm_swiglu_tile(int t, int n_m, int n_j, int G, int rows) {
+// Tile t of n_m x n_j tiles -> (rows m0.., columns j0.. of g): groups of G m-tiles, the m-tile fastest inside a group.
+__device__ __forceinline__ Tile gemm_swiglu_tile(int t, int n_m, int n_j, int G) {
   const int group = t / (G * n_j), r = t - group * G * n_j;
   const int mg = group * G, gs = min(G, n_m - mg);
-  return {(mg + r % gs) * rows, (r / gs) * GemmSwigluShape::BJ};
+  return {(mg + r % gs) * GemmSwigluTraits::BM, (r / gs) * GemmSwigluTraits::BJ};
 }
 
 // g for 2 adjacent columns from the bf16 a and b of u (swiglu_forward's values: swiglu_math.cuh).
@@ -120,50 +101,36 @@ __device__ __forceinline__ uint32_t swiglu_bits(uint32_t a2, uint32_t b2) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-// kCluster 2: a cluster of 2 CTAs on m-tiles 2i and 2i+1 of one j; each loads half of the B rows and multicasts it.
-template <bool kEpiWarps, int kCluster>
-__global__ void __launch_bounds__(GemmSwigluTraits<kEpiWarps>::kThreads, 1)
+__global__ void __launch_bounds__(GemmSwigluTraits::kThreads, 1)
     gemm_swiglu_sm90_kernel(const __grid_constant__ CUtensorMap tm_x, const __grid_constant__ CUtensorMap tm_w,
                             const GemmSwigluArgs p) {
-  using Tr = GemmSwigluTraits<kEpiWarps>;
+  using Tr = GemmSwigluTraits;
   constexpr int S = Tr::kStages;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = smem_addr(smem_raw), sbase = (raw + 1023) & ~1023u;
-  unsigned char* const out = smem_raw + (sbase - raw) + Tr::kOut;  // the staging buffer (kEpiWarps)
+  unsigned char* const out = smem_raw + (sbase - raw) + Tr::kOut;  // the staging buffer
   const uint32_t bar0 = sbase + Tr::kBar;
   auto full = [&](int s) { return bar0 + 8 * s; };
   auto empty = [&](int s) { return bar0 + 8 * (S + s); };
   const uint32_t out_full = bar0 + 8 * 2 * S, out_empty = out_full + 8;
   auto stage = [&](int s) { return sbase + s * Tr::kStageBytes; };
 
-  constexpr int C = kCluster;
-  const int rank = C > 1 ? int(cluster_ctarank()) : 0;
-  // Tiles in units of C m-tiles (one per CTA of the cluster), the cluster's index and count.
-  const int n_m = (p.N + C * Tr::BM - 1) / (C * Tr::BM), n_j = p.F / Tr::BJ, n_tiles = n_m * n_j, n_k = p.d / Tr::BK;
-  const int first = blockIdx.x / C, step = gridDim.x / C;
-  auto tile_of = [&](int t) {
-    Tile w = gemm_swiglu_tile(t, n_m, n_j, p.G, C * Tr::BM);
-    w.m0 += rank * Tr::BM;
-    return w;
-  };
+  const int n_m = (p.N + Tr::BM - 1) / Tr::BM, n_j = p.F / Tr::BJ, n_tiles = n_m * n_j, n_k = p.d / Tr::BK;
+  const int first = blockIdx.x, step = gridDim.x;
+  auto tile_of = [&](int t) { return gemm_swiglu_tile(t, n_m, n_j, p.G); };
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, wg = threadIdx.x >> 7;
   const int64_t ld_u = 2 * int64_t(p.F);
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < S; ++s) {
       mbar_init(full(s), 1);
-      mbar_init(empty(s), 8 * C);  // the consumer warps of every CTA of the cluster (each loads into all)
+      mbar_init(empty(s), 8);  // the 8 consumer warps
     }
-    if (kEpiWarps) {
-      mbar_init(out_full, 8);   // the 8 consumer warps staged the tile
-      mbar_init(out_empty, 3);  // the 3 epilogue warps read it
-    }
+    mbar_init(out_full, 8);   // the 8 consumer warps staged the tile
+    mbar_init(out_empty, 3);  // the 3 epilogue warps read it
     mbar_init_fence();
   }
-  if (C > 1)
-    cluster_sync();  // the peer's barriers exist before anything arrives on them
-  else
-    __syncthreads();
+  __syncthreads();
 
   if (wg == 0) {
     setmaxnreg_dec<Tr::kProducerRegs>();
@@ -179,20 +146,11 @@ __global__ void __launch_bounds__(GemmSwigluTraits<kEpiWarps>::kThreads, 1)
           mbar_wait(empty(s), ((it / S) & 1) ^ 1);
           mbar_arrive_expect_tx(full(s), Tr::kStageBytes);
           tma_load_2d(stage(s) + Tr::kA, &tm_x, full(s), k, w.m0);
-          if constexpr (C == 1) {
-            tma_load_2d(stage(s) + Tr::kB1, &tm_w, full(s), k, w.j0);
-            tma_load_2d(stage(s) + Tr::kB3, &tm_w, full(s), k, p.F + w.j0);
-          } else {
-            // This CTA's 1/C of the B rows (tm_w's box: BJ / C rows) into every CTA of the cluster.
-            constexpr int rows = Tr::BJ / C;
-            constexpr uint16_t all = (1u << C) - 1;
-            const uint32_t off = uint32_t(rank) * rows * 128;
-            tma_load_2d_multicast(stage(s) + Tr::kB1 + off, &tm_w, full(s), k, w.j0 + rank * rows, all);
-            tma_load_2d_multicast(stage(s) + Tr::kB3 + off, &tm_w, full(s), k, p.F + w.j0 + rank * rows, all);
-          }
+          tma_load_2d(stage(s) + Tr::kB1, &tm_w, full(s), k, w.j0);
+          tma_load_2d(stage(s) + Tr::kB3, &tm_w, full(s), k, p.F + w.j0);
         }
       }
-    } else if (kEpiWarps && warp > 0) {
+    } else if (warp > 0) {
       // ---- epilogue warps 1..3: staged tile -> u (16-byte stores) and g ----
       // Item i = 16-byte chunk i % 16 (8 columns) of row i / 16 in both halves; a warp takes 32 consecutive items
       // (2 rows: 256 contiguous bytes of each output row per half-warp).
@@ -250,18 +208,12 @@ __global__ void __launch_bounds__(GemmSwigluTraits<kEpiWarps>::kThreads, 1)
     };
     auto release = [&](int s) {
       __syncwarp();
-      if (lane == 0) {
-        if constexpr (C == 1)
-          mbar_arrive(empty(s));
-        else
-          for (int r = 0; r < C; ++r) mbar_arrive_cluster(empty(s), r);
-      }
+      if (lane == 0) mbar_arrive(empty(s));
     };
 
     int it = 0;  // slabs consumed so far (the producer's count)
-    int nt = 0;  // tiles so far (kEpiWarps: out_empty's phase)
+    int nt = 0;  // tiles so far: out_empty's phase
     for (int t = first; t < n_tiles; t += step, ++nt) {
-      const Tile w = tile_of(t);
       mbar_wait(full(it % S), (it / S) & 1);
       issue(it % S, std::true_type{});
       for (int kb = 1; kb < n_k; ++kb) {
@@ -277,114 +229,44 @@ __global__ void __launch_bounds__(GemmSwigluTraits<kEpiWarps>::kThreads, 1)
       release((it + n_k - 1) % S);
       it += n_k;
 
-      // Accumulator d[4n + e] is row rw + g + 8 * (e >> 1), column 8n + 2tq + (e & 1) of the tile.
-      if constexpr (kEpiWarps) {
-        // Round to bf16 into the staging buffer once the epilogue warps have read the previous tile, then hand over.
-        mbar_wait(out_empty, (nt & 1) ^ 1);
+      // Accumulator d[4n + e] is row rw + g + 8 * (e >> 1), column 8n + 2tq + (e & 1) of the tile. Round to bf16 into
+      // the staging buffer once the epilogue warps have read the previous tile, then hand over.
+      mbar_wait(out_empty, (nt & 1) ^ 1);
 #pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {
-          unsigned char* dst = out + (rw + g + 8 * hr) * Tr::kOutPitch + 4 * tq;
+      for (int hr = 0; hr < 2; ++hr) {
+        unsigned char* dst = out + (rw + g + 8 * hr) * Tr::kOutPitch + 4 * tq;
 #pragma unroll
-          for (int n = 0; n < 16; ++n) {
-            *reinterpret_cast<__nv_bfloat162*>(dst + 16 * n) =
-                __floats2bfloat162_rn(acc_a[4 * n + 2 * hr], acc_a[4 * n + 2 * hr + 1]);
-            *reinterpret_cast<__nv_bfloat162*>(dst + 2 * Tr::BJ + 16 * n) =
-                __floats2bfloat162_rn(acc_b[4 * n + 2 * hr], acc_b[4 * n + 2 * hr + 1]);
-          }
-        }
-        __syncwarp();
-        if (lane == 0) mbar_arrive(out_full);
-      } else {
-        // Straight from the accumulators: each thread 2 adjacent columns of 2 rows per 8-column group.
-#pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {
-          const int row = w.m0 + rw + g + 8 * hr;
-          if (row >= p.N) continue;
-          __nv_bfloat16* ua = p.u + int64_t(row) * ld_u + w.j0 + 2 * tq;
-          __nv_bfloat16* ub = ua + p.F;
-          __nv_bfloat16* gr = p.g + int64_t(row) * p.F + w.j0 + 2 * tq;
-#pragma unroll
-          for (int n = 0; n < 16; ++n) {
-            const __nv_bfloat162 a2 = __floats2bfloat162_rn(acc_a[4 * n + 2 * hr], acc_a[4 * n + 2 * hr + 1]);
-            const __nv_bfloat162 b2 = __floats2bfloat162_rn(acc_b[4 * n + 2 * hr], acc_b[4 * n + 2 * hr + 1]);
-            *reinterpret_cast<__nv_bfloat162*>(ua + 8 * n) = a2;
-            *reinterpret_cast<__nv_bfloat162*>(ub + 8 * n) = b2;
-            *reinterpret_cast<__nv_bfloat162*>(gr + 8 * n) = swiglu_pair(a2, b2);
-          }
+        for (int n = 0; n < 16; ++n) {
+          *reinterpret_cast<__nv_bfloat162*>(dst + 16 * n) =
+              __floats2bfloat162_rn(acc_a[4 * n + 2 * hr], acc_a[4 * n + 2 * hr + 1]);
+          *reinterpret_cast<__nv_bfloat162*>(dst + 2 * Tr::BJ + 16 * n) =
+              __floats2bfloat162_rn(acc_b[4 * n + 2 * hr], acc_b[4 * n + 2 * hr + 1]);
         }
       }
+      __syncwarp();
+      if (lane == 0) mbar_arrive(out_full);
     }
   }
-  // No CTA leaves while the peer may still arrive on its barriers or multicast into its shared memory.
-  if (C > 1) cluster_sync();
-}
-
-template <bool kEpiWarps, int kCluster>
-void launch_variant(cudaStream_t s, const CUtensorMap& tm_x, const CUtensorMap& tm_w, const GemmSwigluArgs& p,
-                    int units, int sms) {
-  using Tr = GemmSwigluTraits<kEpiWarps>;
-  const auto kernel = gemm_swiglu_sm90_kernel<kEpiWarps, kCluster>;
-  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kBytes));
-  cudaLaunchConfig_t cfg{};
-  cudaLaunchAttribute cluster{};
-  cluster.id = cudaLaunchAttributeClusterDimension;
-  cluster.val.clusterDim.x = kCluster;
-  cluster.val.clusterDim.y = 1;
-  cluster.val.clusterDim.z = 1;
-  cfg.blockDim = dim3(Tr::kThreads);
-  cfg.dynamicSmemBytes = Tr::kBytes;
-  cfg.stream = s;
-  cfg.attrs = &cluster;
-  cfg.numAttrs = kCluster > 1 ? 1 : 0;
-  // Persistent: as many clusters as fit at once (pairs of SMs in a GPC for kCluster 2), asked once.
-  static const int resident = [&] {
-    if (kCluster == 1) return sms;
-    int clusters = 0;
-    cfg.gridDim = dim3(sms / kCluster * kCluster);
-    CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg));
-    if (clusters < 1) throw std::runtime_error("gemm_swiglu_forward: no cluster of 2 CTAs fits on this device");
-    return clusters * kCluster;
-  }();
-  cfg.gridDim = dim3(std::min(units, resident / kCluster) * kCluster);
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, tm_x, tm_w, p));
-  CUDA_CHECK_LAUNCH();
-}
-
-// TEMPORARY, for one measurement call, removed before merge (docs/cuda_backend.md, "SwiGLU in the w13 GEMM's
-// epilogue"): GFWA_SWIGEMM_VARIANT 0 (default, unset) = epilogue warps, 1 = epilogue from the consumers' registers
-// (4 stages), 2 = epilogue warps and clusters of 2 CTAs sharing the W13 slabs. Read once.
-int swigemm_variant() {
-  static const int v = [] {
-    const char* e = std::getenv("GFWA_SWIGEMM_VARIANT");
-    const std::string s = e ? e : "0";
-    if (s != "0" && s != "1" && s != "2")
-      throw std::invalid_argument("GFWA_SWIGEMM_VARIANT: '" + s + "' is not a variant (0, 1 or 2)");
-    return s[0] - '0';
-  }();
-  return v;
 }
 
 }  // namespace
 
 void launch_gemm_swiglu_sm90(cudaStream_t s, const __nv_bfloat16* x, const __nv_bfloat16* w13, __nv_bfloat16* u,
                              __nv_bfloat16* g, int N, int d, int F, int sms, int l2_bytes) {
-  constexpr int BM = GemmSwigluShape::BM, BJ = GemmSwigluShape::BJ;
-  const int variant = swigemm_variant(), cluster = variant == 2 ? 2 : 1;
-  const CUtensorMap tm_x = matrix_tensor_map(x, N, d, BM, "gemm_swiglu x");
-  // Each CTA of a cluster loads 1/cluster of the B rows.
-  const CUtensorMap tm_w = matrix_tensor_map(w13, 2 * int64_t(F), d, BJ / cluster, "gemm_swiglu w13");
-  const int n_m = (N + BM - 1) / BM, n_units = (n_m + cluster - 1) / cluster;  // units: a cluster's m-tiles
+  using Tr = GemmSwigluTraits;
+  const CUtensorMap tm_x = matrix_tensor_map(x, N, d, Tr::BM, "gemm_swiglu x");
+  const CUtensorMap tm_w = matrix_tensor_map(w13, 2 * int64_t(F), d, Tr::BJ, "gemm_swiglu w13");
+  const int n_m = (N + Tr::BM - 1) / Tr::BM;
   // A group's rows of x in a quarter of the L2 (the rest: W13, the outputs streaming through): 66 m-tiles at d 768
-  // and a 50 MB L2, 25 at d 2048 (G counts units of `cluster` m-tiles).
-  const int64_t rows_bytes = int64_t(BM) * cluster * d * 2;
-  const int G = int(std::max<int64_t>(1, std::min<int64_t>(n_units, (int64_t(l2_bytes) / 4) / rows_bytes)));
+  // and a 50 MB L2, 25 at d 2048.
+  const int64_t rows_bytes = int64_t(Tr::BM) * d * 2;
+  const int G = int(std::max<int64_t>(1, std::min<int64_t>(n_m, (int64_t(l2_bytes) / 4) / rows_bytes)));
   const GemmSwigluArgs p{u, g, N, d, F, G};
-  if (variant == 0)
-    launch_variant<true, 1>(s, tm_x, tm_w, p, n_units * (F / BJ), sms);
-  else if (variant == 1)
-    launch_variant<false, 1>(s, tm_x, tm_w, p, n_units * (F / BJ), sms);
-  else
-    launch_variant<true, 2>(s, tm_x, tm_w, p, n_units * (F / BJ), sms);
+  CUDA_CHECK(cudaFuncSetAttribute(gemm_swiglu_sm90_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kBytes));
+  // Persistent: one CTA per SM, or one per tile if fewer.
+  const int ctas = int(std::min<int64_t>(sms, int64_t(n_m) * (F / Tr::BJ)));
+  gemm_swiglu_sm90_kernel<<<ctas, Tr::kThreads, Tr::kBytes, s>>>(tm_x, tm_w, p);
+  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace gfwa::cuda::detail
