@@ -19,6 +19,7 @@
 
 #include "cuda_layer_test_util.h"
 #include "eval/loglikelihood.h"
+#include "kernels/gemm_swiglu.cuh"
 #include "model_test_params.h"
 #include "model/cpu_backend.h"
 #include "model/cuda_backend.h"
@@ -63,6 +64,8 @@ struct ModeCase {
   AttnMode sliding = AttnMode::gatedfwa;  // nsa layers' sliding branch (blocks of 64, two selected)
   int T = kT;                // the parity tests' longest micro-batch (nsa: 200 lets tokens of block 2 choose)
   std::vector<LayerAttention> layers = {};  // model.attention.pattern as a list (instead of letters)
+  int ffn = 0;  // SwiGLU width; 0: small_config's 200 (F % 128 != 0: cuBLAS + swiglu_forward, not the fused GEMM)
+  int d_model = 0;  // 0: small_config's 2 heads; else one layer of d_model / 128 heads of 128
 };
 
 ModelConfig case_config(const ModeCase& c) {
@@ -70,6 +73,12 @@ ModelConfig case_config(const ModeCase& c) {
   cfg.attention.pattern.letters = c.pattern;
   cfg.attention.pattern.layers = c.layers;
   cfg.attention.nsa = NsaConfig{c.sliding, 64, 2};
+  if (c.ffn > 0) cfg.ffn_hidden = c.ffn;
+  if (c.d_model > 0) {
+    cfg.d_model = c.d_model;
+    cfg.n_heads = c.d_model / 128;
+    cfg.n_layers = 1;
+  }
   return cfg;
 }
 
@@ -201,6 +210,13 @@ INSTANTIATE_TEST_SUITE_P(NsaMixed, CudaBackendParity,
                                                     {{AttnMode::nsa, 0}, {AttnMode::gatedfwa, 0}}},
                                            ModeCase{AttnMode::nsa, false, 0, "", AttnMode::swa, 200,
                                                     {{AttnMode::gatedfwa, 0}, {AttnMode::nsa, 0}}}));
+
+// d kGemmSwigluMinD (2048: one layer of 16 heads) and F 256: the w13 GEMM with SwiGLU in its epilogue on a compute
+// capability 9.0 GPU (gemm_swiglu.cuh; two 128-row tiles at N 240, the second partial). RecomputationChangesNoBit then
+// also checks that selective recomputation's swiglu_forward gives the fused kernel's g bit for bit.
+INSTANTIATE_TEST_SUITE_P(SwigluInGemm, CudaBackendParity,
+                         ::testing::Values(ModeCase{AttnMode::gatedfwa, true, 0, "", AttnMode::gatedfwa, kT, {}, 256,
+                                                    cuda::kGemmSwigluMinD}));
 
 // `steps` optimizer steps on four batches in turn: AdamW, or with `muon` Muon on the hidden
 // matrices and AdamW on the rest (the cuda backend built for it).

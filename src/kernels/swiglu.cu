@@ -4,11 +4,10 @@
 
 #include "kernels/cuda_check.h"
 #include "kernels/device_util.cuh"
+#include "kernels/swiglu_math.cuh"
 
 namespace gfwa::cuda {
 namespace {
-
-__device__ __forceinline__ float sigmoidf_(float x) { return 1.0f / (1.0f + __expf(-x)); }
 
 __global__ void swiglu_forward_kernel(const __nv_bfloat16* __restrict__ u, __nv_bfloat16* __restrict__ g, int N,
                                       int F) {
@@ -16,7 +15,7 @@ __global__ void swiglu_forward_kernel(const __nv_bfloat16* __restrict__ u, __nv_
   if (i >= size_t(N) * F) return;
   const size_t n = i / F, j = i % F;
   const float a = to_f(u[n * 2 * F + j]), b = to_f(u[n * 2 * F + F + j]);
-  g[i] = to_bf(a * sigmoidf_(a) * b);
+  g[i] = to_bf(swiglu_value(a, b));
 }
 
 __global__ void swiglu_backward_kernel(const __nv_bfloat16* __restrict__ dg, __nv_bfloat16* __restrict__ u, int N,
@@ -25,7 +24,7 @@ __global__ void swiglu_backward_kernel(const __nv_bfloat16* __restrict__ dg, __n
   if (i >= size_t(N) * F) return;
   const size_t n = i / F, j = i % F;
   const float a = to_f(u[n * 2 * F + j]), b = to_f(u[n * 2 * F + F + j]), d = to_f(dg[i]);
-  const float sg = sigmoidf_(a), silu = a * sg;
+  const float sg = swiglu_sigmoid(a), silu = a * sg;
   u[n * 2 * F + j] = to_bf(d * b * sg * (1.0f + a * (1.0f - sg)));
   u[n * 2 * F + F + j] = to_bf(d * silu);
 }
@@ -44,7 +43,7 @@ __global__ void swiglu_forward_vec(const __nv_bfloat16* __restrict__ u, __nv_bfl
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const float2 a = __bfloat1622float2(a2[e]), b = __bfloat1622float2(b2[e]);
-      o2[e] = __floats2bfloat162_rn(a.x * sigmoidf_(a.x) * b.x, a.y * sigmoidf_(a.y) * b.y);
+      o2[e] = __floats2bfloat162_rn(swiglu_value(a.x, b.x), swiglu_value(a.y, b.y));
     }
     *reinterpret_cast<uint4*>(g + size_t(n) * F + j8 * 8) = out;
   }
@@ -66,7 +65,7 @@ __global__ void swiglu_backward_vec(const __nv_bfloat16* __restrict__ dg, __nv_b
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const float2 a = __bfloat1622float2(a2[e]), b = __bfloat1622float2(b2[e]), d = __bfloat1622float2(d2[e]);
-      const float sx = sigmoidf_(a.x), sy = sigmoidf_(a.y);
+      const float sx = swiglu_sigmoid(a.x), sy = swiglu_sigmoid(a.y);
       da2[e] = __floats2bfloat162_rn(d.x * b.x * sx * (1.0f + a.x * (1.0f - sx)), d.y * b.y * sy * (1.0f + a.y * (1.0f - sy)));
       db2[e] = __floats2bfloat162_rn(d.x * a.x * sx, d.y * a.y * sy);
     }

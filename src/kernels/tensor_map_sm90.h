@@ -1,4 +1,4 @@
-// TMA tensor maps (CUtensorMap) for the sm_90a attention kernels. Host side; the driver's encoder is reached through
+// TMA tensor maps (CUtensorMap) for the sm_90a kernels (attention, the w13 GEMM with SwiGLU). Host side; the driver's encoder is reached through
 // the runtime (cudaGetDriverEntryPointByVersion), so nothing links libcuda.
 #pragma once
 #include <cuda.h>
@@ -13,5 +13,10 @@ namespace gfwa::cuda::detail {
 // by 64 columns of one head, 128-byte swizzled (the layout of wgmma_sm90.cuh); rows at t >= T read as zero.
 // Throws naming the call and the driver's error code when the driver refuses the map.
 CUtensorMap attn_tensor_map(const __nv_bfloat16* base, int64_t row_stride, int B, int T, int heads, int D, int rows);
+
+// Map of a row-major [rows, cols] bf16 matrix (cols % 8 == 0: 16-byte row pitch) as a 2-d tensor (col, row). One
+// load is a box of `box_rows` consecutive rows by 64 columns, 128-byte swizzled; rows past `rows` read as zero.
+// Throws like attn_tensor_map; `what` names the matrix in the message.
+CUtensorMap matrix_tensor_map(const __nv_bfloat16* base, int64_t rows, int64_t cols, int box_rows, const char* what);
 
 }  // namespace gfwa::cuda::detail

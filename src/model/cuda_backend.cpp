@@ -16,6 +16,7 @@
 #include "kernels/embedding.cuh"
 #include "kernels/gate.h"
 #include "kernels/gate_cpu.h"
+#include "kernels/gemm_swiglu.cuh"
 #include "kernels/nsa_gates.cuh"
 #include "kernels/qk_norm_rope.cuh"
 #include "kernels/reduce.cuh"
@@ -242,10 +243,17 @@ void CudaBackend::forward_layer(int l, int B, int T, bool output) {
   mm_->linear(s, A.o, wb(b.wo), A.xm, OutType::bf16, N, d, d, 1.0f, A.x);  // xm = x + o Wo^T
   prof_.mark("gemm wo fwd", s);
   mlp_norm(A, l, N);
-  mm_->linear(s, A.h2, wb(b.w13), A.u, OutType::bf16, N, d, 2 * F_);
-  prof_.mark("gemm w13 fwd", s);
-  swiglu_forward(s, A.u, A.g, N, F_);
-  prof_.mark("swiglu fwd", s);
+  // u = h2 W13^T and g = swiglu(u): in one sm_90a kernel where the shape allows (g from the rounded u, the bits of
+  // swiglu_forward, so selective recomputation's swiglu_forward reproduces them), else cuBLAS then swiglu_forward.
+  if (gemm_swiglu_eligible(N, d, F_)) {
+    gemm_swiglu_forward(s, A.h2, wb(b.w13), A.u, A.g, N, d, F_);
+    prof_.mark("gemm w13+swiglu fwd", s);
+  } else {
+    mm_->linear(s, A.h2, wb(b.w13), A.u, OutType::bf16, N, d, 2 * F_);
+    prof_.mark("gemm w13 fwd", s);
+    swiglu_forward(s, A.u, A.g, N, F_);
+    prof_.mark("swiglu fwd", s);
+  }
   if (!output) return;
   mm_->linear(s, A.g, wb(b.w2), xout, OutType::bf16, N, F_, d, 1.0f, A.xm);  // x' = xm + g W2^T
   prof_.mark("gemm w2 fwd", s);

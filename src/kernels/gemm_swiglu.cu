@@ -1,0 +1,73 @@
+// Host side of the w13 GEMM with SwiGLU (gemm_swiglu.cuh): shape rules, argument checks and the device facts the
+// launch needs; the kernel and its launch are in gemm_swiglu_sm90.cu (built for sm_90a only).
+#include "kernels/gemm_swiglu.cuh"
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cuda_check.h"
+
+namespace gfwa::cuda {
+namespace {
+
+struct DeviceFacts {
+  int cc = 0, sms = 0, l2_bytes = 0;
+};
+
+// Per device, asked once: forward_layer checks eligibility on every call.
+DeviceFacts device_facts() {
+  static std::mutex mu;
+  static std::map<int, DeviceFacts> known;
+  int dev = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  const std::lock_guard<std::mutex> lock(mu);
+  const auto it = known.find(dev);
+  if (it != known.end()) return it->second;
+  int major = 0, minor = 0;
+  DeviceFacts f;
+  CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&f.sms, cudaDevAttrMultiProcessorCount, dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&f.l2_bytes, cudaDevAttrL2CacheSize, dev));
+  f.cc = major * 10 + minor;
+  return known[dev] = f;
+}
+
+void require_aligned(const void* p, const char* name) {
+  if (p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 != 0)
+    throw std::invalid_argument(std::string("gemm_swiglu_forward: ") + name +
+                                (p == nullptr ? " is null" : " is not 16-byte aligned"));
+}
+
+}  // namespace
+
+bool gemm_swiglu_shape_ok(int N, int d, int F) {
+  // The tile index (128 rows x 128 columns of g) is an int in the kernel, stepped by the grid size.
+  return N >= 1 && d >= 64 && d % 64 == 0 && F >= 128 && F % 128 == 0 &&
+         (int64_t(N) + 127) / 128 * (F / 128) <= (int64_t(1) << 30);
+}
+
+bool gemm_swiglu_eligible(int N, int d, int F) {
+  return d >= kGemmSwigluMinD && gemm_swiglu_shape_ok(N, d, F) && device_facts().cc == 90;
+}
+
+void gemm_swiglu_forward(cudaStream_t s, const __nv_bfloat16* x, const __nv_bfloat16* w13, __nv_bfloat16* u,
+                         __nv_bfloat16* g, int N, int d, int F) {
+  if (!gemm_swiglu_shape_ok(N, d, F))
+    throw std::invalid_argument("gemm_swiglu_forward: shape N " + std::to_string(N) + ", d " + std::to_string(d) +
+                                ", F " + std::to_string(F) + " unsupported (N >= 1, d % 64 == 0, F % 128 == 0)");
+  require_aligned(x, "x");
+  require_aligned(w13, "w13");
+  require_aligned(u, "u");
+  require_aligned(g, "g");
+  const DeviceFacts f = device_facts();
+  if (f.cc != 90)
+    throw std::runtime_error("gemm_swiglu_forward: needs a compute capability 9.0 GPU (sm_90a code); this device is " +
+                             std::to_string(f.cc / 10) + "." + std::to_string(f.cc % 10));
+  detail::launch_gemm_swiglu_sm90(s, x, w13, u, g, N, d, F, f.sms, f.l2_bytes);
+}
+
+}  // namespace gfwa::cuda
