@@ -211,7 +211,7 @@ INSTANTIATE_TEST_SUITE_P(NsaMixed, CudaBackendParity,
                                            ModeCase{AttnMode::nsa, false, 0, "", AttnMode::swa, 200,
                                                     {{AttnMode::gatedfwa, 0}, {AttnMode::nsa, 0}}}));
 
-// d kGemmSwigluMinD (2048: one layer of 16 heads) and F 256: the w13 GEMM with SwiGLU in its epilogue on a compute
+// d kGemmSwigluMinD (768: one layer of 6 heads) and F 256: the w13 GEMM with SwiGLU in its epilogue on a compute
 // capability 9.0 GPU (gemm_swiglu.cuh; two 128-row tiles at N 240, the second partial). RecomputationChangesNoBit then
 // also checks that selective recomputation's swiglu_forward gives the fused kernel's g bit for bit.
 INSTANTIATE_TEST_SUITE_P(SwigluInGemm, CudaBackendParity,

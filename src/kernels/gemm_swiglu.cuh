@@ -3,8 +3,8 @@
 //   u[N, 2F] = x W13^T                 (bf16, what Matmul::linear writes: fp32 accumulation, one rounding)
 //   g[N, F]  = silu(a) * b             (a, b = u's two halves of the row, the ROUNDED bf16 values)
 // with g computed by swiglu_forward's expression (swiglu_math.cuh), so g is bit for bit swiglu_forward(u). The
-// backward reads u and g as before. The backend uses it on compute capability 9.0 for eligible shapes (d >= 2048: below
-// it the kernel is correct but slower); elsewhere it runs Matmul::linear + swiglu_forward. Fixed tile-to-CTA mapping,
+// backward reads u and g as before. The backend uses it on compute capability 9.0 for eligible shapes (d >= 768: below
+// it the kernel is correct but not measured); elsewhere it runs Matmul::linear + swiglu_forward. Fixed tile-to-CTA mapping,
 // no split-K, no atomics: bitwise repeatable.
 #pragma once
 #include <cuda_bf16.h>
@@ -14,12 +14,10 @@ namespace gfwa::cuda {
 
 // The shapes the kernel takes: N >= 1, d % 64 == 0 (64-column k-slabs), F % 128 == 0 (128-column tiles of g).
 bool gemm_swiglu_shape_ok(int N, int d, int F);
-// The fused kernel is used from d_model 2048 up, where it measured faster than cuBLAS + swiglu_forward. Each 128 x 128
-// tile carries a fixed epilogue cost (~15 us) that only a long K hides. H200, per training step (docs/cuda_backend.md):
-// at 124m (d 768, F 3072, N 32768, 12 layers) it took 11.2 ms against 7.4 ms for cuBLAS + swiglu_forward (20 us a
-// tile against 13.4); at 1.3b (d 2048, F 8192, N 16384, 24 layers) 41.7 ms against 43.4 (28.0 us a tile against
-// 29.2), and the step ran 1.8% faster. A linear fit in d of both per-tile costs crosses at d ~1850.
-constexpr int kGemmSwigluMinD = 2048;
+// The fused kernel is used from d_model 768 up, the smallest width measured (H200, per training step,
+// docs/cuda_backend.md): 124m (d 768, F 3072, N 32768, 12 layers) 5.99 ms against 7.32 ms for cuBLAS +
+// swiglu_forward; 1.3b (d 2048) 41.7 against 43.4 ms before the epilogue's division got cheaper.
+constexpr int kGemmSwigluMinD = 768;
 // The backend's test: gemm_swiglu_shape_ok, d >= kGemmSwigluMinD, and the current device is compute capability 9.0
 // (where sm_90a code runs).
 bool gemm_swiglu_eligible(int N, int d, int F);
