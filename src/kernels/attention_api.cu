@@ -8,6 +8,7 @@
 #include "kernels/attention_launch.h"
 #include "kernels/attention_workspace.h"
 #include "kernels/cuda_check.h"
+#include "kernels/device_facts.h"
 
 namespace gfwa::cuda {
 namespace {
@@ -58,24 +59,15 @@ detail::AttnConsts consts(const AttnParams& p) {
   return c;
 }
 
-// The current device's compute capability as major * 10 + minor.
-int device_compute_capability(int* dev) {
-  int major = 0, minor = 0;
-  CUDA_CHECK(cudaGetDevice(dev));
-  CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, *dev));
-  CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, *dev));
-  return major * 10 + minor;
-}
-
 }  // namespace
 
 AttnPath attention_path(const AttnParams& p) {
   if (p.path == AttnPath::sm80) return AttnPath::sm80;
-  int dev = 0;
-  const int cc = device_compute_capability(&dev);
+  const DeviceFacts f = current_device_facts();
+  const int cc = f.cc;
   // sm_90a code (wgmma, setmaxnreg) runs on compute capability 9.0 only, not on later GPUs.
   require(p.path != AttnPath::sm90 || cc == 90,
-          "path sm90 needs a compute capability 9.0 GPU; device " + std::to_string(dev) + " is " +
+          "path sm90 needs a compute capability 9.0 GPU; device " + std::to_string(f.device) + " is " +
               std::to_string(cc / 10) + "." + std::to_string(cc % 10));
   return cc == 90 ? AttnPath::sm90 : AttnPath::sm80;
 }

@@ -27,6 +27,7 @@
 
 #include "kernels/attention_common.cuh"
 #include "kernels/cuda_check.h"
+#include "kernels/device_facts.h"
 #include "kernels/mma_sm80.cuh"
 #include "kernels/tensor_map_sm90.h"
 #include "kernels/wgmma_sm90.cuh"
@@ -415,10 +416,8 @@ void launch_attn_fwd_sm90_schedule(const AttnParams& p, const AttnConsts& c, cud
   const int n_hb = p.B * p.H, n_items = (p.T + Tr::BM - 1) / Tr::BM * n_hb;
   int grid = n_items, G = 1;
   if (Tr::kPersistent) {
-    int dev = 0, sms = 0, l2 = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
+    const DeviceFacts f = current_device_facts();
+    const int sms = f.sms, l2 = f.l2_bytes;
     grid = std::min(n_items, sms);
     // A group's whole K/V in a quarter of the L2 (the rest: Q, O, the previous group's last items): at T 32k and D 128
     // one pair per group (v5's order), at T 8k about three, at T 2k and D 64 about 25 (a 50 MB L2).

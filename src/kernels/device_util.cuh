@@ -9,6 +9,7 @@
 #include <cuda_bf16.h>
 
 #include "kernels/cuda_check.h"
+#include "kernels/device_facts.h"
 
 namespace gfwa::cuda {
 
@@ -95,16 +96,14 @@ inline int ceil_div(long long a, long long b) { return int((a + b - 1) / b); }
 inline int resident_blocks(const void* kernel, int threads) {
   static std::mutex mu;
   static std::map<std::tuple<const void*, int, int>, int> known;
-  int device = 0;
-  CUDA_CHECK(cudaGetDevice(&device));
+  const DeviceFacts f = current_device_facts();
   const std::lock_guard<std::mutex> lock(mu);
-  const auto key = std::make_tuple(kernel, threads, device);
+  const auto key = std::make_tuple(kernel, threads, f.device);
   const auto it = known.find(key);
   if (it != known.end()) return it->second;
-  int sms = 0, per_sm = 0;
-  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  int per_sm = 0;
   CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
-  return known[key] = std::max(1, sms * per_sm);
+  return known[key] = std::max(1, f.sms * per_sm);
 }
 
 template <typename Kernel>

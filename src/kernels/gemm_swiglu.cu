@@ -3,38 +3,13 @@
 #include "kernels/gemm_swiglu.cuh"
 
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 
-#include "kernels/cuda_check.h"
+#include "kernels/device_facts.h"
 
 namespace gfwa::cuda {
 namespace {
-
-struct DeviceFacts {
-  int cc = 0, sms = 0, l2_bytes = 0;
-};
-
-// Per device, asked once: forward_layer checks eligibility on every call.
-DeviceFacts device_facts() {
-  static std::mutex mu;
-  static std::map<int, DeviceFacts> known;
-  int dev = 0;
-  CUDA_CHECK(cudaGetDevice(&dev));
-  const std::lock_guard<std::mutex> lock(mu);
-  const auto it = known.find(dev);
-  if (it != known.end()) return it->second;
-  int major = 0, minor = 0;
-  DeviceFacts f;
-  CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-  CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
-  CUDA_CHECK(cudaDeviceGetAttribute(&f.sms, cudaDevAttrMultiProcessorCount, dev));
-  CUDA_CHECK(cudaDeviceGetAttribute(&f.l2_bytes, cudaDevAttrL2CacheSize, dev));
-  f.cc = major * 10 + minor;
-  return known[dev] = f;
-}
 
 void require_aligned(const void* p, const char* name) {
   if (p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 != 0)
@@ -51,7 +26,7 @@ bool gemm_swiglu_shape_ok(int N, int d, int F) {
 }
 
 bool gemm_swiglu_eligible(int N, int d, int F) {
-  return d >= kGemmSwigluMinD && gemm_swiglu_shape_ok(N, d, F) && device_facts().cc == 90;
+  return d >= kGemmSwigluMinD && gemm_swiglu_shape_ok(N, d, F) && current_device_facts().cc == 90;
 }
 
 void gemm_swiglu_forward(cudaStream_t s, const __nv_bfloat16* x, const __nv_bfloat16* w13, __nv_bfloat16* u,
@@ -63,7 +38,7 @@ void gemm_swiglu_forward(cudaStream_t s, const __nv_bfloat16* x, const __nv_bflo
   require_aligned(w13, "w13");
   require_aligned(u, "u");
   require_aligned(g, "g");
-  const DeviceFacts f = device_facts();
+  const DeviceFacts f = current_device_facts();
   if (f.cc != 90)
     throw std::runtime_error("gemm_swiglu_forward: needs a compute capability 9.0 GPU (sm_90a code); this device is " +
                              std::to_string(f.cc / 10) + "." + std::to_string(f.cc % 10));
