@@ -27,27 +27,6 @@ PFN_cuTensorMapEncodeTiled_v12000 encoder() {
   return fn;
 }
 
-}  // namespace
-
-CUtensorMap attn_tensor_map(const __nv_bfloat16* base, int64_t row_stride, int B, int T, int heads, int D, int rows) {
-  CUtensorMap map;
-  const cuuint64_t dims[4] = {cuuint64_t(D), cuuint64_t(heads), cuuint64_t(T), cuuint64_t(B)};
-  const cuuint64_t strides[3] = {cuuint64_t(D) * 2, cuuint64_t(row_stride) * 2, cuuint64_t(row_stride) * 2 * T};
-  const cuuint32_t box[4] = {64, 1, cuuint32_t(rows), 1};
-  const cuuint32_t elem_strides[4] = {1, 1, 1, 1};
-  const CUresult r = encoder()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, const_cast<__nv_bfloat16*>(base), dims,
-                               strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS)
-    throw std::runtime_error("attention sm90: cuTensorMapEncodeTiled failed with CUresult " + std::to_string(int(r)) +
-                             " (B " + std::to_string(B) + ", T " + std::to_string(T) + ", heads " +
-                             std::to_string(heads) + ", D " + std::to_string(D) + ", row stride " +
-                             std::to_string(row_stride) + ")");
-  return map;
-}
-
-namespace {
-
 CUtensorMap encode_matrix(const __nv_bfloat16* base, int64_t rows, int64_t cols, int box_rows, int box_cols,
                           CUtensorMapSwizzle swizzle, const char* what) {
   CUtensorMap map;
@@ -67,6 +46,23 @@ CUtensorMap encode_matrix(const __nv_bfloat16* base, int64_t rows, int64_t cols,
 }
 
 }  // namespace
+
+CUtensorMap attn_tensor_map(const __nv_bfloat16* base, int64_t row_stride, int B, int T, int heads, int D, int rows) {
+  CUtensorMap map;
+  const cuuint64_t dims[4] = {cuuint64_t(D), cuuint64_t(heads), cuuint64_t(T), cuuint64_t(B)};
+  const cuuint64_t strides[3] = {cuuint64_t(D) * 2, cuuint64_t(row_stride) * 2, cuuint64_t(row_stride) * 2 * T};
+  const cuuint32_t box[4] = {64, 1, cuuint32_t(rows), 1};
+  const cuuint32_t elem_strides[4] = {1, 1, 1, 1};
+  const CUresult r = encoder()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 4, const_cast<__nv_bfloat16*>(base), dims,
+                               strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw std::runtime_error("attention sm90: cuTensorMapEncodeTiled failed with CUresult " + std::to_string(int(r)) +
+                             " (B " + std::to_string(B) + ", T " + std::to_string(T) + ", heads " +
+                             std::to_string(heads) + ", D " + std::to_string(D) + ", row stride " +
+                             std::to_string(row_stride) + ")");
+  return map;
+}
 
 CUtensorMap matrix_tensor_map(const __nv_bfloat16* base, int64_t rows, int64_t cols, int box_rows, const char* what) {
   return encode_matrix(base, rows, cols, box_rows, 64, CU_TENSOR_MAP_SWIZZLE_128B, what);
