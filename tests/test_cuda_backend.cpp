@@ -211,9 +211,11 @@ INSTANTIATE_TEST_SUITE_P(NsaMixed, CudaBackendParity,
                                            ModeCase{AttnMode::nsa, false, 0, "", AttnMode::swa, 200,
                                                     {{AttnMode::gatedfwa, 0}, {AttnMode::nsa, 0}}}));
 
-// d kGemmSwigluMinD (768: one layer of 6 heads) and F 256: the w13 GEMM with SwiGLU in its epilogue on a compute
-// capability 9.0 GPU (gemm_swiglu.cuh; two 128-row tiles at N 240, the second partial). RecomputationChangesNoBit then
-// also checks that selective recomputation's swiglu_forward gives the fused kernel's g bit for bit.
+// d kGemmSwigluMinD (768: one layer of 6 heads) and F 256: the w13 GEMM with SwiGLU in its epilogue and the w2 dX GEMM
+// with SwiGLU's backward in its epilogue on a compute capability 9.0 GPU (gemm_swiglu.cuh; two 128-row tiles at N 240,
+// the second partial, by two 128-column tiles). RecomputationChangesNoBit then also checks that selective
+// recomputation's swiglu_forward gives the fused kernel's g bit for bit, and that the fused backward (which leaves the
+// dg workspace alone) gives the same gradients under each recomputation level.
 INSTANTIATE_TEST_SUITE_P(SwigluInGemm, CudaBackendParity,
                          ::testing::Values(ModeCase{AttnMode::gatedfwa, true, 0, "", AttnMode::gatedfwa, kT, {}, 256,
                                                     cuda::kGemmSwigluMinD}));

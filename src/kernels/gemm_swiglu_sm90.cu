@@ -21,21 +21,10 @@
 // for the consumers' shared-memory stores (64 a thread), not for the g arithmetic and the ~6,000 partial-sector global
 // stores a tile of an epilogue from the consumers' registers (measured slower: docs/cuda_backend.md).
 //
-// Tile order: groups of G m-tiles (G x 128 rows of x about a quarter of the L2), inside a
-// group the m-tile fastest, then j. Concurrent CTAs then share B tiles (the same j), and each group's x rows stay in
-// L2 while all of the group's j-tiles pass; W13 is read once per group (at 124m all of it, 9.4 MB, stays in L2
-// anyway). Plain m-fastest over all of N would re-read x (50 MB at N 32768, d 768: more than the L2) once per j-tile.
+// Tile order (gemm_ring_sm90.cuh): groups of G m-tiles (G x 128 rows of x about a quarter of the L2), inside a group
+// the m-tile fastest, then j; W13 is read once per group (at 124m all of it, 9.4 MB, stays in L2 anyway).
 //
-// Barriers (mbarriers, one pair per stage s; a stage's use u = (its slab count on this CTA) / S):
-//   full[s]   count 1: the producer thread's arrive.expect_tx(48 KB), then the TMA loads complete 48 KB of
-//             transactions (rows past N are zero-filled and count in full). Consumers wait parity u & 1.
-//   empty[s]  count 8: lane 0 of each of the 8 consumer warps, after its warpgroup's wgmma that read the stage is done
-//             (wgmma_wait<1> after the next slab's issue, or wait<0> after the tile's last slab). The producer waits
-//             parity (u & 1) ^ 1 before use u (use 0: the parity before phase 0, which passes at once).
-//   No barrier can run two phases ahead of a waiter: full[s] phase u+1 needs empty[s] phase u, which needs the
-//   arrivals of every consumer warp after its own wait on full[s] phase u (both warpgroups consume every slab);
-//   empty[s] phase u needs full[s] phase u, i.e. the producer's load after its wait on empty[s] phase u-1.
-//   Every thread walks the same tiles and slabs, so all use counts agree.
+// Barriers: the ring's full[s] / empty[s] (gemm_ring_sm90.cuh; 48 KB a stage), then
 //   out_full (count 8): the consumer warps staged tile n (phase n); out_empty (count 3): the epilogue warps read it.
 //   The consumers wait out_empty's phase n-1 before staging tile n; the epilogue warps out_full's phase n.
 #include <algorithm>
@@ -43,6 +32,7 @@
 #include <type_traits>
 
 #include "kernels/cuda_check.h"
+#include "kernels/gemm_ring_sm90.cuh"
 #include "kernels/gemm_swiglu.cuh"
 #include "kernels/mma_sm80.cuh"
 #include "kernels/swiglu_math.cuh"
@@ -53,7 +43,7 @@ namespace gfwa::cuda::detail {
 namespace {
 
 struct GemmSwigluTraits {
-  static constexpr int BM = 128, BJ = 128, BK = 64;  // rows of x, columns of g, k per stage (one swizzle row)
+  static constexpr int BM = kGemmTileRows, BJ = kGemmTileCols, BK = 64;  // rows of x, columns of g, k per stage
   static constexpr int kStages = 3;                  // the staging buffer takes a fourth stage's room
   static constexpr int kThreads = 384;
   static constexpr int kProducerRegs = 56, kConsumerRegs = 224;
@@ -66,7 +56,7 @@ struct GemmSwigluTraits {
   static constexpr int kOutPitch = 2 * BJ * 2 + 16;
   static constexpr int kOut = kStages * kStageBytes;
   static constexpr int kOutBytes = BM * kOutPitch;
-  static constexpr int kBar = kOut + kOutBytes;  // full[kStages], empty[kStages], out_full, out_empty
+  static constexpr int kBar = kOut + kOutBytes;  // the ring's 2 x kStages, out_full, out_empty
   static constexpr int kBytes = kBar + (2 * kStages + 2) * 8 + 1024;  // + slack to align the base to 1024
   static_assert(BM == 2 * 64 && BJ == 128 && BK == 64, "2 consumer warpgroups x 64 rows, m64n128k16, 64-col slabs");
   static_assert(kBytes <= 227 * 1024, "more shared memory than a CTA may have");
@@ -78,16 +68,6 @@ struct GemmSwigluArgs {
   __nv_bfloat16* g;
   int N, d, F, G;  // G: m-tiles per group of the tile order
 };
-
-struct Tile {
-  int m0, j0;
-};
-// Tile t of n_m x n_j tiles -> (rows m0.., columns j0.. of g): groups of G m-tiles, the m-tile fastest inside a group.
-__device__ __forceinline__ Tile gemm_swiglu_tile(int t, int n_m, int n_j, int G) {
-  const int group = t / (G * n_j), r = t - group * G * n_j;
-  const int mg = group * G, gs = min(G, n_m - mg);
-  return {(mg + r % gs) * GemmSwigluTraits::BM, (r / gs) * GemmSwigluTraits::BJ};
-}
 
 // g for 2 adjacent columns from the bf16 a and b of u (swiglu_forward's values: swiglu_math.cuh).
 __device__ __forceinline__ __nv_bfloat162 swiglu_pair(__nv_bfloat162 a2, __nv_bfloat162 b2) {
@@ -110,22 +90,18 @@ __global__ void __launch_bounds__(GemmSwigluTraits::kThreads, 1)
   const uint32_t raw = smem_addr(smem_raw), sbase = (raw + 1023) & ~1023u;
   unsigned char* const out = smem_raw + (sbase - raw) + Tr::kOut;  // the staging buffer
   const uint32_t bar0 = sbase + Tr::kBar;
-  auto full = [&](int s) { return bar0 + 8 * s; };
-  auto empty = [&](int s) { return bar0 + 8 * (S + s); };
+  const GemmRing<S> ring{bar0};
   const uint32_t out_full = bar0 + 8 * 2 * S, out_empty = out_full + 8;
   auto stage = [&](int s) { return sbase + s * Tr::kStageBytes; };
 
   const int n_m = (p.N + Tr::BM - 1) / Tr::BM, n_j = p.F / Tr::BJ, n_tiles = n_m * n_j, n_k = p.d / Tr::BK;
   const int first = blockIdx.x, step = gridDim.x;
-  auto tile_of = [&](int t) { return gemm_swiglu_tile(t, n_m, n_j, p.G); };
+  auto tile_of = [&](int t) { return gemm_tile(t, n_m, n_j, p.G); };
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, wg = threadIdx.x >> 7;
   const int64_t ld_u = 2 * int64_t(p.F);
 
   if (threadIdx.x == 0) {
-    for (int s = 0; s < S; ++s) {
-      mbar_init(full(s), 1);
-      mbar_init(empty(s), 8);  // the 8 consumer warps
-    }
+    ring.init();
     mbar_init(out_full, 8);   // the 8 consumer warps staged the tile
     mbar_init(out_empty, 3);  // the 3 epilogue warps read it
     mbar_init_fence();
@@ -138,18 +114,12 @@ __global__ void __launch_bounds__(GemmSwigluTraits::kThreads, 1)
       // ---- producer: one thread ----
       tma_prefetch_map(&tm_x);
       tma_prefetch_map(&tm_w);
-      int it = 0;  // slabs loaded so far: stage it % S, use it / S
-      for (int t = first; t < n_tiles; t += step) {
-        const Tile w = tile_of(t);
-        for (int kb = 0; kb < n_k; ++kb, ++it) {
-          const int s = it % S, k = kb * Tr::BK;
-          mbar_wait(empty(s), ((it / S) & 1) ^ 1);
-          mbar_arrive_expect_tx(full(s), Tr::kStageBytes);
-          tma_load_2d(stage(s) + Tr::kA, &tm_x, full(s), k, w.m0);
-          tma_load_2d(stage(s) + Tr::kB1, &tm_w, full(s), k, w.j0);
-          tma_load_2d(stage(s) + Tr::kB3, &tm_w, full(s), k, p.F + w.j0);
-        }
-      }
+      ring.produce(first, step, n_tiles, n_k, Tr::kStageBytes, tile_of, [&](int s, uint32_t full, GemmTile w, int kb) {
+        const int k = kb * Tr::BK;
+        tma_load_2d(stage(s) + Tr::kA, &tm_x, full, k, w.m0);
+        tma_load_2d(stage(s) + Tr::kB1, &tm_w, full, k, w.j0);
+        tma_load_2d(stage(s) + Tr::kB3, &tm_w, full, k, p.F + w.j0);
+      });
     } else if (warp > 0) {
       // ---- epilogue warps 1..3: staged tile -> u (16-byte stores) and g ----
       // Item i = 16-byte chunk i % 16 (8 columns) of row i / 16 in both halves; a warp takes 32 consecutive items
@@ -157,7 +127,7 @@ __global__ void __launch_bounds__(GemmSwigluTraits::kThreads, 1)
       const int e = threadIdx.x - 32;
       int nt = 0;  // tiles so far: out_full's phase
       for (int t = first; t < n_tiles; t += step, ++nt) {
-        const Tile w = tile_of(t);
+        const GemmTile w = tile_of(t);
         mbar_wait(out_full, nt & 1);
         for (int i = e; i < Tr::BM * 16; i += 96) {
           const int r = i >> 4, c = i & 15, row = w.m0 + r;
@@ -187,8 +157,7 @@ __global__ void __launch_bounds__(GemmSwigluTraits::kThreads, 1)
     const uint64_t b3_desc = smem_desc_sw128(sbase + Tr::kB3, 16, 1024);
 
     float acc_a[64], acc_b[64];
-    // One slab: 4 k-steps into acc_a (B1), 4 into acc_b (B3), one commit group. first (std::true_type): the tile's
-    // first slab, which overwrites the accumulators (scale-d false on its first k-step).
+    // One slab: 4 k-steps into acc_a (B1), 4 into acc_b (B3), one commit group (GemmRing::consume_tile's issue).
     auto k_steps = [&](float(&acc)[64], uint64_t b_desc, uint32_t stage_off, auto first) {
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) {
@@ -206,28 +175,13 @@ __global__ void __launch_bounds__(GemmSwigluTraits::kThreads, 1)
       k_steps(acc_b, b3_desc, so, first);
       wgmma_commit();
     };
-    auto release = [&](int s) {
-      __syncwarp();
-      if (lane == 0) mbar_arrive(empty(s));
-    };
 
     int it = 0;  // slabs consumed so far (the producer's count)
     int nt = 0;  // tiles so far: out_empty's phase
     for (int t = first; t < n_tiles; t += step, ++nt) {
-      mbar_wait(full(it % S), (it / S) & 1);
-      issue(it % S, std::true_type{});
-      for (int kb = 1; kb < n_k; ++kb) {
-        const int s = (it + kb) % S;
-        mbar_wait(full(s), ((it + kb) / S) & 1);
-        issue(s, std::false_type{});
-        wgmma_wait<1>();  // the previous slab's products are done: its stage is free
-        release((it + kb - 1) % S);
-      }
-      wgmma_wait<0>();
+      ring.consume_tile(it, n_k, lane, issue);
       fence_regs(acc_a);
       fence_regs(acc_b);
-      release((it + n_k - 1) % S);
-      it += n_k;
 
       // Accumulator d[4n + e] is row rw + g + 8 * (e >> 1), column 8n + 2tq + (e & 1) of the tile. Round to bf16 into
       // the staging buffer once the epilogue warps have read the previous tile, then hand over.
@@ -257,11 +211,7 @@ void launch_gemm_swiglu_sm90(cudaStream_t s, const __nv_bfloat16* x, const __nv_
   const CUtensorMap tm_x = matrix_tensor_map(x, N, d, Tr::BM, "gemm_swiglu x");
   const CUtensorMap tm_w = matrix_tensor_map(w13, 2 * int64_t(F), d, Tr::BJ, "gemm_swiglu w13");
   const int n_m = (N + Tr::BM - 1) / Tr::BM;
-  // A group's rows of x in a quarter of the L2 (the rest: W13, the outputs streaming through): 66 m-tiles at d 768
-  // and a 50 MB L2, 25 at d 2048.
-  const int64_t rows_bytes = int64_t(Tr::BM) * d * 2;
-  const int G = int(std::max<int64_t>(1, std::min<int64_t>(n_m, (int64_t(l2_bytes) / 4) / rows_bytes)));
-  const GemmSwigluArgs p{u, g, N, d, F, G};
+  const GemmSwigluArgs p{u, g, N, d, F, gemm_tile_group(n_m, d, l2_bytes)};
   CUDA_CHECK(cudaFuncSetAttribute(gemm_swiglu_sm90_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kBytes));
   // Persistent: one CTA per SM, or one per tile if fewer.
   const int ctas = int(std::min<int64_t>(sms, int64_t(n_m) * (F / Tr::BJ)));

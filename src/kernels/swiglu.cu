@@ -23,10 +23,10 @@ __global__ void swiglu_backward_kernel(const __nv_bfloat16* __restrict__ dg, __n
   const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= size_t(N) * F) return;
   const size_t n = i / F, j = i % F;
-  const float a = to_f(u[n * 2 * F + j]), b = to_f(u[n * 2 * F + F + j]), d = to_f(dg[i]);
-  const float sg = swiglu_sigmoid(a), silu = a * sg;
-  u[n * 2 * F + j] = to_bf(d * b * sg * (1.0f + a * (1.0f - sg)));
-  u[n * 2 * F + F + j] = to_bf(d * silu);
+  float da, db;
+  swiglu_grad(to_f(u[n * 2 * F + j]), to_f(u[n * 2 * F + F + j]), to_f(dg[i]), da, db);
+  u[n * 2 * F + j] = to_bf(da);
+  u[n * 2 * F + F + j] = to_bf(db);
 }
 
 // 8 features per thread with 16-byte accesses (F % 8 == 0); rows over grid.y, no 64-bit division.
@@ -56,19 +56,8 @@ __global__ void swiglu_backward_vec(const __nv_bfloat16* __restrict__ dg, __nv_b
     uint4* ap = reinterpret_cast<uint4*>(u + size_t(n) * 2 * F + j8 * 8);
     uint4* bp = reinterpret_cast<uint4*>(u + size_t(n) * 2 * F + F + j8 * 8);
     const uint4 av = *ap, bv = *bp, dv = *reinterpret_cast<const uint4*>(dg + size_t(n) * F + j8 * 8);
-    const __nv_bfloat162* a2 = reinterpret_cast<const __nv_bfloat162*>(&av);
-    const __nv_bfloat162* b2 = reinterpret_cast<const __nv_bfloat162*>(&bv);
-    const __nv_bfloat162* d2 = reinterpret_cast<const __nv_bfloat162*>(&dv);
     uint4 da, db;
-    __nv_bfloat162* da2 = reinterpret_cast<__nv_bfloat162*>(&da);
-    __nv_bfloat162* db2 = reinterpret_cast<__nv_bfloat162*>(&db);
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const float2 a = __bfloat1622float2(a2[e]), b = __bfloat1622float2(b2[e]), d = __bfloat1622float2(d2[e]);
-      const float sx = swiglu_sigmoid(a.x), sy = swiglu_sigmoid(a.y);
-      da2[e] = __floats2bfloat162_rn(d.x * b.x * sx * (1.0f + a.x * (1.0f - sx)), d.y * b.y * sy * (1.0f + a.y * (1.0f - sy)));
-      db2[e] = __floats2bfloat162_rn(d.x * a.x * sx, d.y * a.y * sy);
-    }
+    swiglu_grad8(av, bv, dv, da, db);
     *ap = da;
     *bp = db;
   }

@@ -8,7 +8,8 @@
 namespace gfwa::cuda {
 
 void swiglu_forward(cudaStream_t s, const __nv_bfloat16* u, __nv_bfloat16* g, int N, int F);
-// In place: u[n, :] <- [dg * b * silu'(a) | dg * silu(a)]
+// In place: u[n, :] <- [dg * b * silu'(a) | dg * silu(a)] (swiglu_math.cuh's swiglu_grad; gemm_swiglu_backward
+// computes the same from dres and W2 with dg on chip)
 void swiglu_backward(cudaStream_t s, const __nv_bfloat16* dg, __nv_bfloat16* u, int N, int F);
 
 }  // namespace gfwa::cuda

@@ -27,6 +27,24 @@ PFN_cuTensorMapEncodeTiled_v12000 encoder() {
   return fn;
 }
 
+CUtensorMap encode_matrix(const __nv_bfloat16* base, int64_t rows, int64_t cols, int box_rows, int box_cols,
+                          CUtensorMapSwizzle swizzle, const char* what) {
+  CUtensorMap map;
+  const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
+  const cuuint64_t strides[1] = {cuuint64_t(cols) * 2};
+  const cuuint32_t box[2] = {cuuint32_t(box_cols), cuuint32_t(box_rows)};
+  const cuuint32_t elem_strides[2] = {1, 1};
+  const CUresult r = encoder()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(base), dims,
+                               strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
+                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw std::runtime_error(std::string(what) + ": cuTensorMapEncodeTiled failed with CUresult " +
+                             std::to_string(int(r)) + " (rows " + std::to_string(rows) + ", cols " +
+                             std::to_string(cols) + ", box rows " + std::to_string(box_rows) + ", box cols " +
+                             std::to_string(box_cols) + ")");
+  return map;
+}
+
 }  // namespace
 
 CUtensorMap attn_tensor_map(const __nv_bfloat16* base, int64_t row_stride, int B, int T, int heads, int D, int rows) {
@@ -47,19 +65,12 @@ CUtensorMap attn_tensor_map(const __nv_bfloat16* base, int64_t row_stride, int B
 }
 
 CUtensorMap matrix_tensor_map(const __nv_bfloat16* base, int64_t rows, int64_t cols, int box_rows, const char* what) {
-  CUtensorMap map;
-  const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
-  const cuuint64_t strides[1] = {cuuint64_t(cols) * 2};
-  const cuuint32_t box[2] = {64, cuuint32_t(box_rows)};
-  const cuuint32_t elem_strides[2] = {1, 1};
-  const CUresult r = encoder()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(base), dims,
-                               strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS)
-    throw std::runtime_error(std::string(what) + ": cuTensorMapEncodeTiled failed with CUresult " +
-                             std::to_string(int(r)) + " (rows " + std::to_string(rows) + ", cols " +
-                             std::to_string(cols) + ", box rows " + std::to_string(box_rows) + ")");
-  return map;
+  return encode_matrix(base, rows, cols, box_rows, 64, CU_TENSOR_MAP_SWIZZLE_128B, what);
+}
+
+CUtensorMap matrix_tensor_map_plain(const __nv_bfloat16* base, int64_t rows, int64_t cols, int box_rows, int box_cols,
+                                    const char* what) {
+  return encode_matrix(base, rows, cols, box_rows, box_cols, CU_TENSOR_MAP_SWIZZLE_NONE, what);
 }
 
 }  // namespace gfwa::cuda::detail

@@ -1,5 +1,5 @@
-// TMA tensor maps (CUtensorMap) for the sm_90a kernels (attention, the w13 GEMM with SwiGLU). Host side; the driver's encoder is reached through
-// the runtime (cudaGetDriverEntryPointByVersion), so nothing links libcuda.
+// TMA tensor maps (CUtensorMap) for the sm_90a kernels (attention, the GEMMs with SwiGLU). Host side; the driver's
+// encoder is reached through the runtime (cudaGetDriverEntryPointByVersion), so nothing links libcuda.
 #pragma once
 #include <cuda.h>
 #include <cuda_bf16.h>
@@ -18,5 +18,10 @@ CUtensorMap attn_tensor_map(const __nv_bfloat16* base, int64_t row_stride, int B
 // load is a box of `box_rows` consecutive rows by 64 columns, 128-byte swizzled; rows past `rows` read as zero.
 // Throws like attn_tensor_map; `what` names the matrix in the message.
 CUtensorMap matrix_tensor_map(const __nv_bfloat16* base, int64_t rows, int64_t cols, int box_rows, const char* what);
+
+// The same matrix, unswizzled: one load is a box of `box_rows` rows by `box_cols` columns (box_cols % 8 == 0, both
+// <= 256) stored row after row, box_cols * 2 bytes a row; rows past `rows` read as zero.
+CUtensorMap matrix_tensor_map_plain(const __nv_bfloat16* base, int64_t rows, int64_t cols, int box_rows, int box_cols,
+                                    const char* what);
 
 }  // namespace gfwa::cuda::detail

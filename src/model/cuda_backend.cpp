@@ -315,10 +315,18 @@ void CudaBackend::backward_layer(int l, int B, int T) {
   // MLP; dres_ holds the gradient of the layer output.
   mm_->linear_dw(s, dres_, A.g, grads_ + o.w2, N, F, d);
   prof_.mark("gemm w2 dW", s);
-  mm_->linear_dx(s, dres_, wb(b.w2), g_, N, F, d);
-  prof_.mark("gemm w2 dX", s);
-  swiglu_backward(s, g_, A.u, N, F);
-  prof_.mark("swiglu bwd", s);
+  // du over u: dg = dres W2 and SwiGLU's backward in one sm_90a kernel where the forward takes its fused kernel (dg
+  // stays on chip; same bits as swiglu_backward of a bf16 dg), else cuBLAS's dg into g_ (read by w2's dW above
+  // under recomputation, no longer needed) then swiglu_backward.
+  if (gemm_swiglu_eligible(N, d, F)) {
+    gemm_swiglu_backward(s, dres_, wb(b.w2), A.u, N, d, F);
+    prof_.mark("gemm w2 dX+swiglu bwd", s);
+  } else {
+    mm_->linear_dx(s, dres_, wb(b.w2), g_, N, F, d);
+    prof_.mark("gemm w2 dX", s);
+    swiglu_backward(s, g_, A.u, N, F);
+    prof_.mark("swiglu bwd", s);
+  }
   mm_->linear_dw(s, A.u, A.h2, grads_ + o.w13, N, d, 2 * F);
   prof_.mark("gemm w13 dW", s);
   mm_->linear_dx(s, A.u, wb(b.w13), dh_, N, d, 2 * F);
