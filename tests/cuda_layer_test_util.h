@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -52,6 +53,12 @@ inline std::vector<__nv_bfloat16> to_bf16(const std::vector<float>& x) {
   std::vector<__nv_bfloat16> y(x.size());
   for (size_t i = 0; i < x.size(); ++i) y[i] = to_bf16(x[i]);
   return y;
+}
+// The raw 16-bit patterns, for bit-for-bit comparisons.
+inline std::vector<uint16_t> bits(const std::vector<__nv_bfloat16>& v) {
+  std::vector<uint16_t> b(v.size());
+  std::memcpy(b.data(), v.data(), v.size() * 2);
+  return b;
 }
 inline std::vector<double> to_double(const std::vector<__nv_bfloat16>& x) {
   std::vector<double> y(x.size());

@@ -5,7 +5,6 @@
 #ifdef GFWA_WITH_CUDA
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -31,12 +30,6 @@ constexpr uint16_t kSentinel = 0xFFFF;
 struct Shape {
   int N, d, F;
 };
-
-std::vector<uint16_t> bits(const std::vector<bf16>& v) {
-  std::vector<uint16_t> b(v.size());
-  std::memcpy(b.data(), v.data(), v.size() * 2);
-  return b;
-}
 
 // u's N rows from `rows` (bf16-exact values), then kSentinelRows rows of sentinel bits.
 std::vector<bf16> u_with_sentinels(const std::vector<float>& rows, int N, int F) {

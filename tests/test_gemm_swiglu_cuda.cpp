@@ -4,7 +4,6 @@
 #ifdef GFWA_WITH_CUDA
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -27,12 +26,6 @@ constexpr int kSentinelRows = 3;  // rows after N in u and g that the kernel mus
 struct Shape {
   int N, d, F;
 };
-
-std::vector<uint16_t> bits(const std::vector<bf16>& v) {
-  std::vector<uint16_t> b(v.size());
-  std::memcpy(b.data(), v.data(), v.size() * 2);
-  return b;
-}
 
 class GemmSwigluCuda : public ::testing::TestWithParam<Shape> {};
 
